@@ -1,0 +1,54 @@
+import { DataSource, type EntitySchema, type MixedList } from 'typeorm';
+import { CreateJournal1764000000000 } from './journal/journal.migration';
+import { JournalEntity } from './journal/journal.entity';
+
+export interface DatabaseOptions {
+  /** A file path, or ':memory:'. */
+  path: string;
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  entities?: EntitySchema[];
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  migrations?: MixedList<Function>;
+}
+
+/**
+ * One SQLite database per app: WAL (readers never block the writer), a busy timeout, and migrations
+ * run at start — never `synchronize` (DESIGN §6).
+ */
+export function createDataSource(opts: DatabaseOptions): DataSource {
+  return new DataSource({
+    type: 'better-sqlite3',
+    database: opts.path,
+    enableWAL: opts.path !== ':memory:',
+    timeout: 5000,
+    prepareDatabase: (db: { pragma(s: string): unknown }) => {
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+    },
+    entities: [JournalEntity, ...(opts.entities ?? [])],
+    migrations: [CreateJournal1764000000000, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+      Function
+    >,
+    migrationsRun: true,
+    synchronize: false,
+    logging: false,
+  });
+}
+
+/** A FIFO async mutex: the per-process write lock around transactions (TypeORM shares one connection). */
+export class WriteLock {
+  private tail: Promise<void> = Promise.resolve();
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}

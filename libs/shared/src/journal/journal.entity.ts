@@ -1,0 +1,42 @@
+import { EntitySchema } from 'typeorm';
+
+/** One journal row: an operation an app performed (or refused), in the order it committed. */
+export interface JournalRow {
+  seq: number;
+  app: string;
+  actor: string;
+  operation: string;
+  object: string | null;
+  args: string;
+  result: string | null;
+  errno: string | null;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  caller: string | null;
+  logical: number;
+  wallMs: number;
+  durationMs: number;
+}
+
+export const JournalEntity = new EntitySchema<JournalRow>({
+  name: 'JournalRow',
+  tableName: 'journal',
+  columns: {
+    seq: { type: 'integer', primary: true, generated: 'increment' },
+    app: { type: 'text' },
+    actor: { type: 'text' },
+    operation: { type: 'text' },
+    object: { type: 'text', nullable: true },
+    args: { type: 'text' },
+    result: { type: 'text', nullable: true },
+    errno: { type: 'text', nullable: true },
+    traceId: { type: 'text', name: 'trace_id' },
+    spanId: { type: 'text', name: 'span_id' },
+    parentSpanId: { type: 'text', name: 'parent_span_id', nullable: true },
+    caller: { type: 'text', nullable: true },
+    logical: { type: 'integer' },
+    wallMs: { type: 'integer', name: 'wall_ms' },
+    durationMs: { type: 'real', name: 'duration_ms' },
+  },
+});

@@ -1,0 +1,40 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * The journal table, append-only at the database level: triggers abort any UPDATE or DELETE,
+ * so not even a bug in the app can rewrite history.
+ */
+export class CreateJournal1764000000000 implements MigrationInterface {
+  name = 'CreateJournal1764000000000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`CREATE TABLE journal (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      app TEXT NOT NULL,
+      actor TEXT NOT NULL,
+      operation TEXT NOT NULL,
+      object TEXT,
+      args TEXT NOT NULL,
+      result TEXT,
+      errno TEXT,
+      trace_id TEXT NOT NULL,
+      span_id TEXT NOT NULL,
+      parent_span_id TEXT,
+      caller TEXT,
+      logical INTEGER NOT NULL,
+      wall_ms INTEGER NOT NULL,
+      duration_ms REAL NOT NULL
+    )`);
+    await q.query(`CREATE INDEX journal_trace ON journal (trace_id)`);
+    await q.query(`CREATE INDEX journal_wall ON journal (wall_ms)`);
+    await q.query(`CREATE INDEX journal_object ON journal (object)`);
+    await q.query(`CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+      BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END`);
+    await q.query(`CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+      BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TABLE journal`);
+  }
+}

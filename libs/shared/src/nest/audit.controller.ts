@@ -1,0 +1,68 @@
+import { Controller, Get, Header, Inject, Query } from '@nestjs/common';
+import { mergeEvents } from '../audit/merge';
+import { renderSequence } from '../audit/sequence';
+import type { CommonConfig } from '../config';
+import { KernelError } from '../errno';
+import { RestClient } from '../http/rest-client';
+import type { Journal, JournalEvent } from '../journal/journal';
+import { AuditQueryDto } from './audit.dto';
+import { Auth } from './auth';
+import { APP_CONFIG, JOURNAL } from './tokens';
+
+/** The audit plane (operator-facing): this app's journal, optionally merged with its peers'. */
+@Auth('none')
+@Controller({ path: 'audit', version: '1' })
+export class AuditController {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: CommonConfig,
+    @Inject(JOURNAL) private readonly journal: Journal,
+  ) {}
+
+  /** Journal rows, oldest first; `federate=true` adds the rows of peer apps (deduplicated). */
+  @Get('events')
+  events(@Query() q: AuditQueryDto): Promise<JournalEvent[]> {
+    return this.collect(q, q.federate ?? false);
+  }
+
+  /** A Mermaid `sequenceDiagram` of a trace (or a time range) across every app reachable from here. */
+  @Get('sequence')
+  @Header('content-type', 'text/plain; charset=utf-8')
+  async sequence(@Query() q: AuditQueryDto): Promise<string> {
+    if (!q.trace && q.since === undefined) throw new KernelError('EINVAL', 'give a trace id (trace=) or a time range (since=, until=)');
+    const events = await this.collect(q, q.federate ?? true);
+    return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined);
+  }
+
+  private async collect(q: AuditQueryDto, federate: boolean): Promise<JournalEvent[]> {
+    const local = await this.journal.events({
+      traceId: q.trace,
+      operation: q.operation,
+      object: q.object,
+      actor: q.actor,
+      since: q.since,
+      until: q.until,
+      limit: q.limit,
+    });
+    const depth = q.depth ?? 3;
+    if (!federate || depth === 0 || this.config.auditPeers.length === 0) return local;
+    const remote = await Promise.all(
+      this.config.auditPeers.map((url) =>
+        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000 })
+          .get<JournalEvent[]>('/v1/audit/events', {
+            trace: q.trace,
+            operation: q.operation,
+            object: q.object,
+            actor: q.actor,
+            since: q.since,
+            until: q.until,
+            limit: q.limit,
+            federate: true,
+            depth: depth - 1,
+          })
+          // A peer that is down leaves its part of the picture out, not the whole answer.
+          .catch(() => [] as JournalEvent[]),
+      ),
+    );
+    return mergeEvents([local, ...remote]);
+  }
+}

@@ -1,0 +1,68 @@
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+
+const toTime = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') return value;
+  return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+};
+const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
+const toBool = ({ value }: { value: unknown }): unknown => (value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value);
+
+export class AuditQueryDto {
+  /** W3C trace id (32 hex digits). */
+  @IsOptional()
+  @Matches(/^[0-9a-f]{32}$/)
+  trace?: string;
+
+  /** Operation name, e.g. `ioasid.alloc`. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  operation?: string;
+
+  /** Object the operation acted on, e.g. `ioasid:5`, `vm:1`. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(128)
+  object?: string;
+
+  /** Actor, e.g. `pid:3`, `vm:1`. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  actor?: string;
+
+  /** From this time: epoch milliseconds or ISO 8601. */
+  @IsOptional()
+  @Transform(toTime)
+  @IsInt()
+  since?: number;
+
+  /** Until this time: epoch milliseconds or ISO 8601. */
+  @IsOptional()
+  @Transform(toTime)
+  @IsInt()
+  until?: number;
+
+  /** At most this many rows per app (default 1000). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  limit?: number;
+
+  /** Also collect the matching rows of the peer apps (default true for `sequence`). */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  federate?: boolean;
+
+  /** How many hops federation may still go (internal). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(4)
+  depth?: number;
+}

@@ -1,0 +1,55 @@
+import { type CanActivate, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
+import type { Request } from 'express';
+import { KernelError } from '../errno';
+
+/** Who may call a route: a registered caller (process / VM) by its token, the admin, or anyone. */
+export type AuthKind = 'caller' | 'admin' | 'caller-or-admin' | 'none';
+export const AUTH_KIND = 'auth-kind';
+export const Auth = (kind: AuthKind): MethodDecorator & ClassDecorator => SetMetadata(AUTH_KIND, kind);
+
+export interface AuthenticatedRequest extends Request {
+  /** The caller's id (a pid on the host kernel, a VM id on the VMM); undefined for the admin. */
+  callerId?: number;
+  isAdmin?: boolean;
+}
+
+export function bearer(req: Request): string | null {
+  const h = req.header('authorization');
+  const m = h ? /^Bearer\s+(\S+)$/i.exec(h) : null;
+  return m ? m[1] : null;
+}
+
+export const CallerId = createParamDecorator((_data: unknown, ctx: ExecutionContext): number | undefined => {
+  return ctx.switchToHttp().getRequest<AuthenticatedRequest>().callerId;
+});
+
+/**
+ * The shared bearer-token guard: 401 (EACCES) for a missing or unknown token; a route naming
+ * `:param` (the pid / VM id) that is not the caller's own is 403 EPERM.
+ */
+export abstract class BearerGuard implements CanActivate {
+  protected abstract kindOf(ctx: ExecutionContext): AuthKind;
+  protected abstract callerForToken(token: string): number | undefined;
+  protected abstract isAdminToken(token: string): boolean;
+  protected abstract readonly ownParam: string;
+
+  canActivate(ctx: ExecutionContext): boolean {
+    const kind = this.kindOf(ctx);
+    if (kind === 'none') return true;
+    const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
+    const token = bearer(req);
+    if (!token) throw new KernelError('EACCES', 'missing bearer token', 401);
+    if ((kind === 'admin' || kind === 'caller-or-admin') && this.isAdminToken(token)) {
+      req.isAdmin = true;
+      return true;
+    }
+    if (kind === 'admin') throw new KernelError(this.callerForToken(token) === undefined ? 'EACCES' : 'EPERM', 'this call needs the admin token', this.callerForToken(token) === undefined ? 401 : undefined);
+    const caller = this.callerForToken(token);
+    if (caller === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
+    const own = req.params?.[this.ownParam];
+    if (own !== undefined && own !== String(caller))
+      throw new KernelError('EPERM', `token of ${this.ownParam} ${caller} cannot act on ${this.ownParam} ${own}`);
+    req.callerId = caller;
+    return true;
+  }
+}

@@ -1,0 +1,41 @@
+import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { KernelError } from '../errno';
+
+function flatten(errors: ValidationError[], prefix = ''): string[] {
+  return errors.flatMap((e) => {
+    const path = prefix ? `${prefix}.${e.property}` : e.property;
+    const own = Object.values(e.constraints ?? {}).map((m) => (m.startsWith(e.property) ? `${prefix ? `${prefix}.` : ''}${m}` : `${path}: ${m}`));
+    return [...own, ...flatten(e.children ?? [], path)];
+  });
+}
+
+/** Global validation: unknown fields are rejected, wrong types and ranges are EINVAL problems. */
+export function kernelValidationPipe(): ValidationPipe {
+  return new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    forbidUnknownValues: true,
+    transform: true,
+    transformOptions: { enableImplicitConversion: false },
+    exceptionFactory: (errors) => new KernelError('EINVAL', flatten(errors).join('; ') || 'invalid request'),
+  });
+}
+
+/** A body must be a JSON object: an array or a scalar is EINVAL before any DTO sees it. */
+@Injectable()
+export class ObjectBodyPipe implements PipeTransform {
+  transform(value: unknown, meta: ArgumentMetadata): unknown {
+    if (meta.type === 'body' && (value === null || typeof value !== 'object' || Array.isArray(value)))
+      throw new KernelError('EINVAL', 'the request body must be a JSON object');
+    return value;
+  }
+}
+
+/** A path parameter that must be a non-negative safe integer (fd, pid, ioasid, vcpu). */
+@Injectable()
+export class IntParamPipe implements PipeTransform<string, number> {
+  transform(value: string, meta: ArgumentMetadata): number {
+    if (!/^\d{1,15}$/.test(value)) throw new KernelError('EINVAL', `${meta.data ?? 'parameter'} must be a non-negative integer, got "${value}"`);
+    return Number(value);
+  }
+}
