@@ -1,0 +1,42 @@
+// x86-64 4-level paging constants (Intel SDM Vol. 3A §4.5, Tables 4-14..4-20; same format as VT-d first-stage, VT-d spec §9.7).
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+/** One paging-structure entry is 8 bytes; a table holds 512 of them. */
+export const PTE_SIZE = 8;
+export const PTES_PER_TABLE = PAGE_SIZE / PTE_SIZE;
+/** Each level consumes 9 bits of the linear address (SDM §4.5.4). */
+export const LEVEL_BITS = 9;
+export const PAGING_LEVELS = 4;
+
+/** Entry bits (SDM Table 4-19/4-20). */
+export const PTE_P = 1n << 0n;
+export const PTE_RW = 1n << 1n;
+export const PTE_US = 1n << 2n;
+export const PTE_PWT = 1n << 3n;
+export const PTE_PCD = 1n << 4n;
+export const PTE_A = 1n << 5n;
+export const PTE_D = 1n << 6n;
+/** PS in PDPTE/PDE (large page); PAT in a 4 KiB PTE; reserved in a PML4E (SDM Table 4-15). */
+export const PTE_PS = 1n << 7n;
+export const PTE_G = 1n << 8n;
+/** XD; valid because the model runs with IA32_EFER.NXE = 1 (SDM §4.6). */
+export const PTE_XD = 1n << 63n;
+
+/** Bits 51:12 hold the address field of the format (architectural MAXPHYADDR limit is 52). */
+export const PTE_ADDRESS_FIELD_BITS = 52;
+export const PTE_ADDRESS_MASK = ((1n << 52n) - 1n) & ~0xfffn;
+
+/**
+ * The model's physical address width: MAXPHYADDR for the CPU walk and HAW for the IOMMU (QEMU intel-iommu
+ * aw-bits=48). Address bits 51:48 of any entry are reserved (SDM §4.5.4 "bits 51:M", VT-d §9.7 "bits 51:HAW").
+ */
+export const PHYS_ADDR_BITS = 48;
+export const PHYS_ADDR_LIMIT = 2 ** PHYS_ADDR_BITS;
+export const PTE_RESERVED_MASK = ((1n << 52n) - 1n) & ~((1n << BigInt(PHYS_ADDR_BITS)) - 1n);
+
+/**
+ * Linear addresses are 48 bits, canonical when bits 63:47 equal bit 47 (SDM §3.3.7.1). JS numbers cannot
+ * hold upper-half addresses, so in this model a canonical address is one in [0, 2^47).
+ */
+export const CANONICAL_LIMIT = 2 ** 47;
