@@ -1,0 +1,22 @@
+import { commonConfig, ConfigError, type CommonConfig, envInt, envUrl } from '@app/shared/config';
+import { parseTraceparent } from '@app/shared/trace';
+
+export interface GuestConfig extends CommonConfig {
+  vmmUrl: string;
+  vmId: number;
+  vmToken: string;
+  /** Boot under this W3C traceparent (so a VM's creation and its guest's boot are one trace). */
+  bootTraceparent: string | null;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv): GuestConfig {
+  const vmmUrl = envUrl(env, 'VMM_URL', 'http://127.0.0.1:7200');
+  const common = commonConfig(env, 'guest', 7300, [vmmUrl]);
+  if (!env.VM_ID) throw new ConfigError('VM_ID is required (the id the VMM gave this guest\'s VM)');
+  const vmId = envInt(env, 'VM_ID', 0, 1, Number.MAX_SAFE_INTEGER);
+  const vmToken = env.VM_TOKEN ?? '';
+  if (!/^[A-Za-z0-9._~-]{8,128}$/.test(vmToken)) throw new ConfigError('VM_TOKEN is required (the per-VM token the VMM issued)');
+  const tp = env.TRACEPARENT || null;
+  if (tp && !parseTraceparent(tp)) throw new ConfigError(`TRACEPARENT "${tp}" is not a W3C traceparent`);
+  return { ...common, vmmUrl, vmId, vmToken, bootTraceparent: tp };
+}

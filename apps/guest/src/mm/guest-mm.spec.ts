@@ -1,0 +1,128 @@
+import { KernelError } from '@app/shared/errno';
+import { walk4Level, WalkMemory } from '@app/shared/x86/walk';
+import { FakeVmm } from '../iommu/fake-vmm';
+import { FrameAllocator } from './frame-allocator';
+import { GuestMm } from './guest-mm';
+import { MMAP_BASE, PAGE_SIZE } from './mm.constants';
+
+function setup(memoryMiB = 1): { vmm: FakeVmm; mm: GuestMm } {
+  const vmm = new FakeVmm({ memoryMiB, vcpus: 1, devices: [] });
+  return { vmm, mm: new GuestMm(vmm, new FrameAllocator(memoryMiB * 1024 * 1024)) };
+}
+
+/** A walker over the real guest RAM (not the guest's cache): what the IOMMU would see. */
+const ramWalker = (vmm: FakeVmm): WalkMemory => ({ readU64: (a) => vmm.ram.readBigUInt64LE(a) });
+
+describe('FrameAllocator', () => {
+  it('hands out frames lowest first, never page 0, and reuses the lowest freed frame', () => {
+    const fa = new FrameAllocator(16 * PAGE_SIZE);
+    expect([fa.alloc(), fa.alloc(), fa.alloc()]).toEqual([0x1000, 0x2000, 0x3000]);
+    fa.free(0x2000);
+    expect(fa.alloc()).toBe(0x2000);
+    expect(fa.freeFrames).toBe(12);
+  });
+
+  it('ENOMEM when full and allocMany is all-or-nothing; bad frees are EINVAL and change nothing', () => {
+    const fa = new FrameAllocator(4 * PAGE_SIZE);
+    expect(() => fa.allocMany(4)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+    expect(fa.freeFrames).toBe(3);
+    fa.allocMany(3);
+    expect(() => fa.alloc()).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+    for (const bad of [0, 0x1001, 0x8000]) expect(() => fa.free(bad)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    fa.free(0x1000);
+    expect(() => fa.free(0x1000)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(fa.freeFrames).toBe(1);
+  });
+});
+
+describe('GuestMm', () => {
+  it('gives each process its own zeroed PML4 and pids 1, 2, …', async () => {
+    const { vmm, mm } = setup();
+    vmm.ram.fill(0xaa, 0x1000, 0x3000);
+    const a = await mm.createProcess('a');
+    const b = await mm.createProcess('b');
+    expect([a.pid, b.pid]).toEqual([1, 2]);
+    expect(a.cr3).not.toBe(b.cr3);
+    expect(vmm.ram.subarray(a.cr3, a.cr3 + PAGE_SIZE).every((x) => x === 0)).toBe(true);
+    expect(() => mm.process(3)).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
+  });
+
+  it('mmap maps consecutive GVAs from MMAP_BASE to zeroed frames, user + writable, in guest RAM', async () => {
+    const { vmm, mm } = setup();
+    const p = await mm.createProcess('a');
+    vmm.ram.fill(0x55, 0x2000, 0x40000); // stale bytes the new frames must not show
+    const gva = await mm.mmap(p.pid, 3 * PAGE_SIZE - 100);
+    const gva2 = await mm.mmap(p.pid, 1);
+    expect(gva).toBe(MMAP_BASE);
+    expect(gva2).toBe(MMAP_BASE + 3 * PAGE_SIZE);
+    const frames = [...p.mappings[0].frames, ...p.mappings[1].frames];
+    expect(new Set(frames).size).toBe(4);
+    for (const [i, va] of [gva, gva + PAGE_SIZE, gva + 2 * PAGE_SIZE, gva2].entries()) {
+      const r = walk4Level(p.cr3, va + 12, { write: true }, ramWalker(vmm));
+      expect(r).toEqual({ ok: true, address: frames[i] + 12, writable: true, user: true, levels: 4 });
+      expect(vmm.ram.subarray(frames[i], frames[i] + PAGE_SIZE).every((x) => x === 0)).toBe(true);
+    }
+    expect(walk4Level(p.cr3, gva2 + PAGE_SIZE, { write: false }, ramWalker(vmm))).toMatchObject({ ok: false, reason: 'not-present' });
+  });
+
+  it('two processes at the same GVA reach different frames', async () => {
+    const { vmm, mm } = setup();
+    const a = await mm.createProcess('a');
+    const b = await mm.createProcess('b');
+    const ga = await mm.mmap(a.pid, 10);
+    const gb = await mm.mmap(b.pid, 10);
+    expect(ga).toBe(gb);
+    await mm.write(a.pid, ga, Buffer.from('from a'));
+    await mm.write(b.pid, gb, Buffer.from('from b'));
+    expect((await mm.read(a.pid, ga, 6)).toString()).toBe('from a');
+    expect((await mm.read(b.pid, gb, 6)).toString()).toBe('from b');
+    const ra = walk4Level(a.cr3, ga, { write: false }, ramWalker(vmm));
+    expect(ra.ok && vmm.ram.subarray(ra.address, ra.address + 6).toString()).toBe('from a');
+  });
+
+  it('read/write by GVA crosses pages; an unmapped byte is EFAULT before anything is written', async () => {
+    const { vmm, mm } = setup();
+    const p = await mm.createProcess('a');
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
+    const data = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff));
+    await mm.write(p.pid, gva + PAGE_SIZE - 150, data);
+    expect(await mm.read(p.pid, gva + PAGE_SIZE - 150, 300)).toEqual(data);
+    const before = Buffer.from(vmm.ram);
+    await expect(mm.write(p.pid, gva + 2 * PAGE_SIZE - 10, Buffer.alloc(20, 1))).rejects.toMatchObject({ errno: 'EFAULT' });
+    await expect(mm.read(p.pid, 0x1000, 4)).rejects.toMatchObject({ errno: 'EFAULT' });
+    expect(vmm.ram.equals(before)).toBe(true);
+  });
+
+  it('bad mmap input is EINVAL, exhaustion is ENOMEM, both leaving state unchanged', async () => {
+    const { mm } = setup();
+    const p = await mm.createProcess('a');
+    const free = mm.frames.freeFrames;
+    await expect(mm.mmap(p.pid, 0)).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(mm.mmap(p.pid, 1.5)).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(mm.mmap(p.pid, 2 * 1024 * 1024)).rejects.toMatchObject({ errno: 'ENOMEM' });
+    await expect(mm.mmap(99, 10)).rejects.toMatchObject({ errno: 'ESRCH' });
+    expect(mm.frames.freeFrames).toBe(free);
+    expect(p.mappings).toEqual([]);
+    expect(await mm.mmap(p.pid, 10)).toBe(MMAP_BASE);
+  });
+
+  it('munmap clears the PTEs in RAM, calls the IOTLB hook before freeing the frames', async () => {
+    const { vmm, mm } = setup();
+    const p = await mm.createProcess('a');
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
+    const frames = [...p.mappings[0].frames];
+    const seen: boolean[] = [];
+    mm.onUnmap = async (pid, va, len) => {
+      expect([pid, va, len]).toEqual([p.pid, gva, 2 * PAGE_SIZE]);
+      seen.push(mm.frames.isAllocated(frames[0]));
+      expect(walk4Level(p.cr3, gva, { write: false }, ramWalker(vmm))).toMatchObject({ ok: false, reason: 'not-present' });
+    };
+    await expect(mm.munmap(p.pid, gva, PAGE_SIZE)).rejects.toBeInstanceOf(KernelError);
+    await mm.munmap(p.pid, gva, 2 * PAGE_SIZE);
+    expect(seen).toEqual([true]);
+    expect(frames.every((f) => !mm.frames.isAllocated(f))).toBe(true);
+    await expect(mm.read(p.pid, gva, 1)).rejects.toMatchObject({ errno: 'EFAULT' });
+    // GVAs are not reused
+    expect(await mm.mmap(p.pid, 1)).toBe(gva + 2 * PAGE_SIZE);
+  });
+});

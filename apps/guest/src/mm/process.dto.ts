@@ -1,0 +1,46 @@
+import { Transform } from 'class-transformer';
+import { IsInt, IsNotEmpty, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value);
+
+export class CreateProcessDto {
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  @Matches(/^[\x20-\x7e]+$/)
+  name!: string;
+}
+
+export class MmapDto {
+  /** Bytes (rounded up to 4 KiB): anonymous, user, read-write. */
+  @IsInt()
+  @Min(1)
+  @Max(64 << 20)
+  length!: number;
+}
+
+export class WriteDto {
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  gva!: number;
+
+  /** base64 bytes. */
+  @IsString()
+  @MaxLength(6 << 20)
+  data!: string;
+}
+
+export class ReadQuery {
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  gva!: number;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(4 << 20)
+  length!: number;
+}

@@ -1,0 +1,46 @@
+// What the VMM needs from the host kernel (DESIGN §5, host-kernel table). Every method mirrors one REST
+// call; a failure rejects with the KernelError the host raised (errno preserved). The signatures match
+// libs/shared/src/http/host-kernel.client.ts, so a HostKernelClient satisfies this port as is.
+import type {
+  AllowMode,
+  Descriptor,
+  DeviceInfo,
+  EnqcmdResult,
+  PgtblSpec,
+  ProcessCreated,
+} from '@app/shared/contract/host-kernel';
+
+export interface HostKernelPort {
+  /** POST /v1/processes — registers a new host process; `as(token)` then acts as it. */
+  createProcess(comm: string): Promise<ProcessCreated>;
+  /** The same port acting as the process owning `token` (one bound port per VM). */
+  as(token: string): HostKernelPort;
+  /** DELETE /v1/processes/:pid — process death closes every fd it still holds. */
+  killProcess(pid: number): Promise<void>;
+  mmap(pid: number, length: number): Promise<number>;
+  closeFd(fd: number): Promise<void>;
+
+  openIoasid(): Promise<number>;
+  alloc(fd: number): Promise<number>;
+  bindPgtbl(fd: number, ioasid: number, spec: PgtblSpec): Promise<void>;
+  map(fd: number, ioasid: number, a: { iova: number; hva: number; length: number; read: boolean; write: boolean }): Promise<number>;
+  unmap(fd: number, ioasid: number, a: { iova: number; length: number } | { all: true }): Promise<number>;
+  invalidate(fd: number, ioasid: number, range?: { iova: number; length: number }): Promise<void>;
+  destroy(fd: number, ioasid: number): Promise<void>;
+
+  listDevices(): Promise<DeviceInfo[]>;
+  openDevice(bdf: string): Promise<number>;
+  allowIoasid(deviceFd: number, a: { ioasidFd: number; ioasid: number; mode: AllowMode }): Promise<void>;
+  disallowIoasid(deviceFd: number, a: { ioasidFd: number; ioasid: number }): Promise<void>;
+
+  createVm(): Promise<number>;
+  addMemslot(vmFd: number, a: { gpa: number; size: number; hva: number }): Promise<void>;
+  createVcpu(vmFd: number): Promise<number>;
+  readGuestMemory(vmFd: number, gpa: number, length: number): Promise<Buffer>;
+  writeGuestMemory(vmFd: number, gpa: number, data: Buffer): Promise<void>;
+  setPasidTranslation(vmFd: number, enabled: boolean): Promise<void>;
+  mapPasid(vmFd: number, a: { vpasid: number; ioasidFd: number; ioasid: number }): Promise<void>;
+  unmapPasid(vmFd: number, vpasid: number): Promise<void>;
+  vcpuWrmsr(vmFd: number, vcpu: number, value: number): Promise<void>;
+  vcpuEnqcmd(vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor): Promise<EnqcmdResult>;
+}

@@ -1,0 +1,17 @@
+import 'reflect-metadata';
+import { bootstrap, runMain } from '@app/shared/nest/bootstrap';
+import { AppModule } from './app.module';
+import { loadConfig } from './config';
+
+runMain('vmm', async () => {
+  const config = loadConfig(process.env);
+  await bootstrap({
+    config,
+    module: AppModule.forRoot(config),
+    title: 'ioasid-lab VMM',
+    description: 'The VMM: VMs as host processes, and the virtual hardware guests see — memory, vCPUs, a scalable-mode vIOMMU (DESIGN §3, §5).',
+    onListening: () => {
+      if (config.adminTokenGenerated) process.stdout.write(`ADMIN_TOKEN ${config.adminToken}\n`);
+    },
+  });
+});

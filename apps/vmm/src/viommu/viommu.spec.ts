@@ -1,0 +1,334 @@
+import { encodePasidDirEntry, encodePasidEntry, PasidEntry, pasidDirEntryOffset, pasidTableEntryOffset } from '@app/shared/vtd/pasid-entry';
+import { FakeHostKernel } from '../vm/fake-host-kernel';
+import { Vm, VmBuilder, VmSpec } from '../vm/vm-builder';
+import { hidePasid } from './fault-log';
+import { VtdFaultReason } from './viommu.constants';
+
+const DEV = (bdf: string, pasidWidth = 20) => ({ bdf, vendorId: 0x8086, deviceId: 0x0b25, pasidWidth, wqDepth: 32 });
+const SPEC: VmSpec = { name: 'vm', memoryMiB: 2, vcpus: 1, devices: ['0000:6a:01.0', '0000:6b:01.0'] };
+const RAM = 2 * 1024 * 1024;
+const VRID_A = 0x08;
+const VRID_B = 0x10;
+const DIR_A = 0x1000;
+const DIR_B = 0x2000;
+const TABLE_A = 0x3000;
+const TABLE_B = 0x4000;
+const CR3 = 0x10000;
+
+async function setup(opts: { quota?: number; widthB?: number } = {}): Promise<{ hk: FakeHostKernel; vm: Vm; builder: VmBuilder }> {
+  const hk = new FakeHostKernel([DEV('0000:6a:01.0'), DEV('0000:6b:01.0', opts.widthB ?? 20)]);
+  const builder = new VmBuilder(hk);
+  const vm = await builder.build({ ...SPEC, pasidQuota: opts.quota });
+  vm.viommu.setContext(VRID_A, DIR_A);
+  vm.viommu.setContext(VRID_B, DIR_B);
+  hk.calls.length = 0;
+  hk.log.length = 0;
+  return { hk, vm, builder };
+}
+
+function ram(hk: FakeHostKernel, vm: Vm, gpa: number, len: number): Buffer {
+  return hk.guestRam(vm.handles.vmFd, gpa, len);
+}
+
+function writeEntry(hk: FakeHostKernel, vm: Vm, dir: number, table: number, vpasid: number, e: PasidEntry | Buffer): void {
+  ram(hk, vm, dir + pasidDirEntryOffset(vpasid), 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: table }));
+  (Buffer.isBuffer(e) ? e : encodePasidEntry(e)).copy(ram(hk, vm, table + pasidTableEntryOffset(vpasid), 64));
+}
+
+const FL = (flptr = CR3): PasidEntry => ({ present: true, pgtt: 1, flpm: 0, flptr });
+const CLEAR: PasidEntry = { present: false, pgtt: 0, flpm: 0, flptr: 0 };
+const cacheWait = (vpasid: number) => [{ type: 'pasid-cache', vpasid }, { type: 'wait' }];
+
+describe('vIOMMU setContext', () => {
+  it('refuses an unknown vrid (ENODEV) and a bad directory (EINVAL), keeping the old context', async () => {
+    const { vm } = await setup();
+    expect(() => vm.viommu.setContext(0x18, DIR_A)).toThrow(expect.objectContaining({ errno: 'ENODEV' }));
+    expect(() => vm.viommu.setContext(VRID_A, 0x1001)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => vm.viommu.setContext(VRID_A, RAM)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => vm.viommu.setContext(VRID_A, -4096)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(vm.viommu.contextOf(VRID_A)).toBe(DIR_A);
+    expect(vm.viommu.contextOf(0x18)).toBeNull();
+  });
+});
+
+describe('vIOMMU pasid-cache: mirroring a PASID entry', () => {
+  it('a newly present entry is mirrored as exactly ALLOC, BIND_PGTBL(nested), ALLOW(pasid), MAP_PASID', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    const res = await vm.viommu.invalidate(cacheWait(5));
+    expect(res).toEqual({ completed: 2, faults: [] });
+    expect(hk.mutatingCalls()).toEqual(['alloc', 'bindPgtbl', 'allowIoasid', 'mapPasid']);
+    const [b] = vm.viommu.bindings();
+    const { ioasidFd, gpaIoasid, vmFd } = vm.handles;
+    expect(hk.log.find((c) => c.op === 'bindPgtbl')?.args).toEqual([ioasidFd, b.ioasid, { kind: 'nested', parent: gpaIoasid, root: CR3 }]);
+    expect(hk.log.find((c) => c.op === 'allowIoasid')?.args[1]).toEqual({ ioasidFd, ioasid: b.ioasid, mode: 'pasid' });
+    expect(hk.log.find((c) => c.op === 'mapPasid')?.args).toEqual([vmFd, { vpasid: 5, ioasidFd, ioasid: b.ioasid }]);
+    expect(b).toMatchObject({ vpasid: 5, vrids: [VRID_A], entry: { pgtt: 1, flptr: CR3 } });
+    expect(b.snapshots[VRID_A]).toBe(encodePasidEntry(FL()).toString('hex'));
+  });
+
+  it('a cleared entry is torn down as exactly UNMAP_PASID, DISALLOW, DESTROY', async () => {
+    const { hk, vm } = await setup();
+    const baseline = hk.held();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    hk.calls.length = 0;
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, CLEAR);
+    expect(await vm.viommu.invalidate(cacheWait(5))).toEqual({ completed: 2, faults: [] });
+    expect(hk.mutatingCalls()).toEqual(['unmapPasid', 'disallowIoasid', 'destroy']);
+    expect(vm.viommu.bindings()).toEqual([]);
+    expect(hk.held()).toEqual(baseline);
+  });
+
+  it('a changed pointer tears down then sets up again; an unchanged entry does nothing', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    hk.calls.length = 0;
+    await vm.viommu.invalidate(cacheWait(5));
+    expect(hk.mutatingCalls()).toEqual([]);
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL(0x20000));
+    await vm.viommu.invalidate(cacheWait(5));
+    expect(hk.mutatingCalls()).toEqual(['unmapPasid', 'disallowIoasid', 'destroy', 'alloc', 'bindPgtbl', 'allowIoasid', 'mapPasid']);
+    expect(vm.viommu.bindings()[0].entry).toEqual({ pgtt: 1, flptr: 0x20000 });
+  });
+
+  it('pass-through (PGTT 4) becomes a nested ioasid with no root', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 7, { present: true, pgtt: 4, flpm: 0, flptr: 0 });
+    await vm.viommu.invalidate(cacheWait(7));
+    expect(hk.log.find((c) => c.op === 'bindPgtbl')?.args[2]).toEqual({ kind: 'nested', parent: vm.handles.gpaIoasid });
+  });
+
+  it('the same vPASID on two vrids shares one host ioasid: the second only ALLOWs, removing one only DISALLOWs', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 3, FL());
+    await vm.viommu.invalidate(cacheWait(3));
+    hk.calls.length = 0;
+    writeEntry(hk, vm, DIR_B, TABLE_B, 3, FL());
+    await vm.viommu.invalidate(cacheWait(3));
+    expect(hk.mutatingCalls()).toEqual(['allowIoasid']);
+    expect(vm.viommu.bindings()[0].vrids).toEqual([VRID_A, VRID_B]);
+    hk.calls.length = 0;
+    writeEntry(hk, vm, DIR_A, TABLE_A, 3, CLEAR);
+    await vm.viommu.invalidate(cacheWait(3));
+    expect(hk.mutatingCalls()).toEqual(['disallowIoasid']);
+    expect(vm.viommu.bindings()[0].vrids).toEqual([VRID_B]);
+  });
+
+  it('a different entry for the same vPASID on another vrid is refused (EBUSY fault), the first stays', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 3, FL());
+    await vm.viommu.invalidate(cacheWait(3));
+    hk.calls.length = 0;
+    writeEntry(hk, vm, DIR_B, TABLE_B, 3, FL(0x20000));
+    const res = await vm.viommu.invalidate(cacheWait(3));
+    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_B, vpasid: 3, code: VtdFaultReason.VMM_ENTRY_CONFLICT.code, errno: 'EBUSY' })]);
+    expect(hk.mutatingCalls()).toEqual([]);
+    expect(vm.viommu.bindings()[0].vrids).toEqual([VRID_A]);
+  });
+
+  it('global pasid-cache (no vpasid) finds every present entry and every stale binding', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 1, FL());
+    writeEntry(hk, vm, DIR_A, 0x5000, 70, FL(0x20000));
+    expect(await vm.viommu.invalidate([{ type: 'pasid-cache' }])).toEqual({ completed: 1, faults: [] });
+    expect(vm.viommu.bindings().map((b) => b.vpasid)).toEqual([1, 70]);
+    writeEntry(hk, vm, DIR_A, 0x5000, 70, CLEAR);
+    await vm.viommu.invalidate([{ type: 'pasid-cache' }]);
+    expect(vm.viommu.bindings().map((b) => b.vpasid)).toEqual([1]);
+  });
+});
+
+describe('vIOMMU validation: every refusal is a fault with zero host state changes', () => {
+  const reserved = (): Buffer => {
+    const b = encodePasidEntry(FL());
+    b[8] = 1; // qword 1 must be zero
+    return b;
+  };
+  const cases: Array<[string, number, (hk: FakeHostKernel, vm: Vm) => void, keyof typeof VtdFaultReason, number | null]> = [
+    ['PGTT 2 (second-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 2 }), 'PASID_ENTRY_INV', VRID_A],
+    ['PGTT 3 (nested)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 3 }), 'PASID_ENTRY_INV', VRID_A],
+    ['PGTT 0', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 0 }), 'PASID_ENTRY_INV', VRID_A],
+    ['FLPM 1 (5-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), flpm: 1 }), 'PASID_ENTRY_INV', VRID_A],
+    ['FLPTR outside RAM', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL(RAM)), 'PASID_ENTRY_INV', VRID_A],
+    ['reserved bits in the entry', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, reserved()), 'PASID_ENTRY_RSVD', VRID_A],
+    ['PASID table outside RAM', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: RAM })), 'PASID_TABLE_ACCESS', VRID_A],
+    ['reserved bits in the directory entry', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: TABLE_A }) | 0x10n), 'PASID_DIR_ENTRY_RSVD', VRID_A],
+    ['vPASID 0 (RID_PASID)', 0, () => undefined, 'RID_PASID', null],
+    ['vPASID ≥ 2^15 (one directory page)', 1 << 15, () => undefined, 'PASID_TOO_LARGE', null],
+    ['vPASID ≥ 2^20', 1 << 20, () => undefined, 'PASID_TOO_LARGE', null],
+    ['vPASID beyond the device PASID width', 300, (hk, vm) => writeEntry(hk, vm, DIR_B, TABLE_B, 300, FL()), 'PASID_TOO_LARGE', VRID_B],
+  ];
+  it.each(cases)('%s', async (_name, vpasid, write, reason, vrid) => {
+    const { hk, vm } = await setup({ widthB: 8 });
+    const baseline = hk.held();
+    write(hk, vm);
+    const res = await vm.viommu.invalidate(cacheWait(vpasid));
+    expect(res.completed).toBe(2);
+    expect(res.faults).toEqual([expect.objectContaining({ vrid, vpasid, code: VtdFaultReason[reason].code, reason: VtdFaultReason[reason].name })]);
+    expect(hk.mutatingCalls()).toEqual([]);
+    expect(hk.held()).toEqual(baseline);
+    expect(vm.viommu.bindings()).toEqual([]);
+    expect(vm.viommu.faults()).toEqual(res.faults);
+  });
+
+  it('an entry that turns invalid tears the old binding down and faults', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    hk.calls.length = 0;
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 2 });
+    const res = await vm.viommu.invalidate(cacheWait(5));
+    expect(res.faults).toHaveLength(1);
+    expect(hk.mutatingCalls()).toEqual(['unmapPasid', 'disallowIoasid', 'destroy']);
+  });
+
+  it('per-VM quota: the vPASID beyond it faults with ENOSPC and no host call; another VM is unaffected', async () => {
+    const { hk, vm } = await setup({ quota: 2 });
+    for (const v of [1, 2, 3]) writeEntry(hk, vm, DIR_A, TABLE_A, v, FL(CR3 + v * 0x1000));
+    const res = await vm.viommu.invalidate([...cacheWait(1), ...cacheWait(2)]);
+    expect(res).toEqual({ completed: 4, faults: [] });
+    hk.calls.length = 0;
+    const over = await vm.viommu.invalidate(cacheWait(3));
+    expect(over.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 3, errno: 'ENOSPC', code: VtdFaultReason.VMM_PASID_QUOTA.code })]);
+    expect(hk.mutatingCalls()).toEqual([]);
+
+    const other = await setup({ quota: 2 });
+    writeEntry(other.hk, other.vm, DIR_A, TABLE_A, 3, FL());
+    expect(await other.vm.viommu.invalidate(cacheWait(3))).toEqual({ completed: 2, faults: [] });
+    // freeing one slot lets the refused vPASID in
+    writeEntry(hk, vm, DIR_A, TABLE_A, 1, CLEAR);
+    expect((await vm.viommu.invalidate([...cacheWait(1), ...cacheWait(3)])).faults).toEqual([]);
+    expect(vm.viommu.bindings().map((b) => b.vpasid)).toEqual([2, 3]);
+  });
+});
+
+describe('vIOMMU host failures while mirroring', () => {
+  it.each([
+    ['alloc', ['alloc']],
+    ['bindPgtbl', ['alloc', 'bindPgtbl', 'destroy']],
+    ['allowIoasid', ['alloc', 'bindPgtbl', 'allowIoasid', 'destroy']],
+    ['mapPasid', ['alloc', 'bindPgtbl', 'allowIoasid', 'mapPasid', 'disallowIoasid', 'destroy']],
+  ])('%s failing unwinds in reverse and becomes a fault carrying the host errno', async (op, expected) => {
+    const { hk, vm } = await setup();
+    const baseline = hk.held();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    hk.failWhen = (o) => (o === op ? 'ENOSPC' : null);
+    const res = await vm.viommu.invalidate(cacheWait(5));
+    expect(res.completed).toBe(2);
+    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 5, errno: 'ENOSPC', code: VtdFaultReason.VMM_HOST_REFUSED.code })]);
+    expect(JSON.stringify(res)).not.toContain('injected');
+    expect(hk.mutatingCalls()).toEqual(expected);
+    expect(hk.held()).toEqual(baseline);
+    expect(vm.viommu.bindings()).toEqual([]);
+  });
+});
+
+describe('vIOMMU invalidation queue', () => {
+  it('refuses a batch with an unknown type or bad field with EINVAL before running anything', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    for (const bad of [
+      [{ type: 'pasid-cache', vpasid: 5 }, { type: 'context-cache' }],
+      [{ type: 'pasid-cache', vpasid: 5 }, { type: 'piotlb' }],
+      [{ type: 'pasid-cache', vpasid: -1 }],
+      [{ type: 'pasid-cache', vpasid: 1.5 }],
+      [{ type: 'piotlb', vpasid: 5, addr: 0x1001, npages: 1 }],
+      [{ type: 'piotlb', vpasid: 5, addr: 0x1000 }],
+      [{ type: 'wait', extra: 1 }],
+      'not an array',
+    ]) {
+      await expect(vm.viommu.invalidate(bad)).rejects.toMatchObject({ errno: 'EINVAL' });
+    }
+    expect(hk.calls).toEqual([]);
+    expect(vm.viommu.bindings()).toEqual([]);
+  });
+
+  it('a lone wait completes at once', async () => {
+    const { hk, vm } = await setup();
+    expect(await vm.viommu.invalidate([{ type: 'wait' }])).toEqual({ completed: 1, faults: [] });
+    expect(await vm.viommu.invalidate([])).toEqual({ completed: 0, faults: [] });
+    expect(hk.calls).toEqual([]);
+  });
+
+  it('piotlb invalidates the vPASID\'s ioasid (range or all); an unbound vPASID is a no-op', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    const ioasid = vm.viommu.bindings()[0].ioasid;
+    await vm.viommu.invalidate([
+      { type: 'piotlb', vpasid: 5, addr: 0x7f0000000000, npages: 2 },
+      { type: 'piotlb', vpasid: 5, addr: 0x1000, length: 100 },
+      { type: 'piotlb', vpasid: 5 },
+      { type: 'piotlb', vpasid: 9 },
+      { type: 'wait' },
+    ]);
+    expect(hk.invalidations).toEqual([
+      { ioasid, range: { iova: 0x7f0000000000, length: 0x2000 } },
+      { ioasid, range: { iova: 0x1000, length: 0x1000 } },
+      { ioasid },
+    ]);
+  });
+
+  it('concurrent batches run one after another, in submission order', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    const a = vm.viommu.invalidate(cacheWait(5));
+    writeEntry(hk, vm, DIR_A, TABLE_A, 6, FL());
+    const b = vm.viommu.invalidate(cacheWait(6));
+    await Promise.all([a, b]);
+    expect(hk.mutatingCalls()).toEqual(['alloc', 'bindPgtbl', 'allowIoasid', 'mapPasid', 'alloc', 'bindPgtbl', 'allowIoasid', 'mapPasid']);
+  });
+});
+
+describe('vIOMMU and VM teardown, host faults', () => {
+  it('teardown first unbinds every vPASID (UNMAP_PASID, DISALLOW, DESTROY), then the VM; nothing left', async () => {
+    const { hk, vm, builder } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 1, FL());
+    writeEntry(hk, vm, DIR_B, TABLE_B, 1, FL());
+    writeEntry(hk, vm, DIR_A, TABLE_A, 2, FL(0x20000));
+    await vm.viommu.invalidate([...cacheWait(1), ...cacheWait(2)]);
+    hk.calls.length = 0;
+    expect(await builder.teardown(vm)).toEqual([]);
+    expect(hk.calls.slice(0, 7)).toEqual(['unmapPasid', 'disallowIoasid', 'destroy', 'unmapPasid', 'disallowIoasid', 'disallowIoasid', 'destroy']);
+    expect(hk.calls.at(-1)).toBe('killProcess');
+    expect(hk.held()).toEqual([]);
+    expect(hk.implicitReleases).toEqual([]);
+    await expect(vm.viommu.invalidate([{ type: 'wait' }])).rejects.toMatchObject({ errno: 'ENODEV' });
+  });
+
+  it('translates host fault records to virtual ids only', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    const ppasid = vm.viommu.bindings()[0].ioasid;
+    const f = vm.viommu.translateHostFault({ bdf: '0000:6a:01.0', pasid: ppasid, address: 0x7f0000001000, access: 'write', reason: `pasid ${ppasid} not present` });
+    expect(f).toMatchObject({ vrid: VRID_A, vpasid: 5, address: 0x7f0000001000, access: 'write', errno: 'EFAULT' });
+    expect(f?.detail).toBe('pasid v5 not present');
+    const known = vm.viommu.translateHostFault({ bdf: '0000:6b:01.0', pasid: null, address: 0x5000, access: 'read', reason: 'fl-not-present' });
+    expect(known).toMatchObject({ vrid: VRID_B, vpasid: 0, code: 0x71 });
+    expect(vm.viommu.translateHostFault({ bdf: '0000:99:01.0', pasid: ppasid, address: 0, access: 'read', reason: 'x' })).toBeNull();
+    expect(vm.viommu.translateHostFault({ bdf: '0000:6a:01.0', pasid: ppasid + 100, address: 0, access: 'read', reason: 'x' })).toBeNull();
+    expect(vm.viommu.faults()).toHaveLength(2);
+  });
+
+  it('hidePasid replaces decimal and hex spellings only', () => {
+    expect(hidePasid('pasid 12 (0xc) at 0x1200, id 120', 12, 3)).toBe('pasid v3 (v3) at 0x1200, id 120');
+  });
+});
+
+describe('vIOMMU page requests (stub)', () => {
+  it('queues a host page request in virtual ids and answers it once', async () => {
+    const { hk, vm } = await setup();
+    writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
+    await vm.viommu.invalidate(cacheWait(5));
+    const ppasid = vm.viommu.bindings()[0].ioasid;
+    const pr = vm.viommu.translateHostPageRequest({ bdf: '0000:6a:01.0', pasid: ppasid, address: 0x7f0000000000, access: 'write' });
+    expect(pr).toEqual({ seq: 1, vrid: VRID_A, vpasid: 5, address: 0x7f0000000000, access: 'write' });
+    expect(vm.viommu.pageRequests()).toEqual([pr]);
+    expect(vm.viommu.pageResponse(1, true)).toEqual({ bdf: '0000:6a:01.0', ppasid, address: 0x7f0000000000, success: true });
+    expect(() => vm.viommu.pageResponse(1, true)).toThrow(expect.objectContaining({ errno: 'ENOENT' }));
+    expect(vm.viommu.translateHostPageRequest({ bdf: '0000:6a:01.0', pasid: ppasid + 1, address: 0, access: 'read' })).toBeNull();
+  });
+});

@@ -1,0 +1,123 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
+import { KernelError } from '@app/shared/errno';
+import type { Journal } from '@app/shared/journal/journal';
+import { Auth } from '@app/shared/nest/auth';
+import { JOURNAL } from '@app/shared/nest/tokens';
+import { IntParamPipe } from '@app/shared/nest/validation';
+import { decodePayload, encodePayload } from '@app/shared/payload';
+import { Inject } from '@nestjs/common';
+import type { Machine } from '../machine/machine';
+import { CreateVmDto, GuestReadQuery, GuestWriteDto, VcpuEnqcmdDto, VcpuWrmsrDto } from './vm.dto';
+import { VmService, type VmView } from './vm.service';
+
+/** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
+@ApiTags('vms')
+@ApiBearerAuth()
+@Controller({ path: 'vms', version: '1' })
+export class VmController {
+  constructor(
+    private readonly vms: VmService,
+    @Inject(JOURNAL) private readonly journal: Journal,
+  ) {}
+
+  /** Builds a VM on the host: process, RAM, KVM VM, GPA ioasid, devices on their RIDs, PASID translation. */
+  @Post()
+  @Auth('admin')
+  create(@Body() dto: CreateVmDto): Promise<{ id: number; token: string }> {
+    return this.vms.create(dto);
+  }
+
+  @Get()
+  @Auth('admin')
+  list(): VmView[] {
+    return this.vms.list();
+  }
+
+  @Get(':id')
+  @Auth('caller-or-admin')
+  get(@Param('id', IntParamPipe) id: number): VmView {
+    return this.vms.get(id);
+  }
+
+  /** Tears the VM down in reverse (vIOMMU bindings, devices, GPA ioasid, KVM, process). */
+  @Delete(':id')
+  @Auth('admin')
+  @HttpCode(204)
+  remove(@Param('id', IntParamPipe) id: number): Promise<void> {
+    return this.vms.remove(id);
+  }
+
+  /** What the guest may know: RAM size, vCPUs, devices by virtual RID. */
+  @Get(':id/machine')
+  @Auth('caller-or-admin')
+  machine(@Param('id', IntParamPipe) id: number): Machine {
+    return this.vms.machine(id);
+  }
+
+  /** The guest's lifeline to its VMM: when it drops, the guest is dead and its vIOMMU bindings are torn down. */
+  @Get(':id/lifeline')
+  lifeline(@Param('id', IntParamPipe) id: number, @Req() req: Request, @Res() res: Response): void {
+    this.vms.attachGuest(id, res);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(`event: hello\ndata: ${JSON.stringify({ vm: id })}\n\n`);
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 15_000);
+    req.socket.setKeepAlive(true, 1000);
+    res.on('close', () => {
+      clearInterval(heartbeat);
+      void this.vms.guestDropped(id, res);
+    });
+  }
+
+  /** Guest-physical write (DMA-visible RAM). */
+  @Put(':id/memory')
+  @HttpCode(204)
+  async writeMemory(@Param('id', IntParamPipe) id: number, @Body() dto: GuestWriteDto): Promise<void> {
+    const vm = this.vms.running(id);
+    const data = decodePayload(dto.data);
+    await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa: dto.gpa, length: data.length } }, () => {
+      this.checkRam(vm.ramBytes, dto.gpa, data.length);
+      return vm.port.writeGuestMemory(vm.handles.vmFd, dto.gpa, data);
+    });
+  }
+
+  @Get(':id/memory')
+  async readMemory(@Param('id', IntParamPipe) id: number, @Query() q: GuestReadQuery): Promise<{ data: string }> {
+    const vm = this.vms.running(id);
+    this.checkRam(vm.ramBytes, q.gpa, q.length);
+    return encodePayload(await vm.port.readGuestMemory(vm.handles.vmFd, q.gpa, q.length));
+  }
+
+  /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */
+  @Post(':id/vcpus/:n/wrmsr')
+  @HttpCode(204)
+  async wrmsr(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuWrmsrDto): Promise<void> {
+    const vm = this.vms.running(id);
+    await this.journal.run({ operation: 'vcpu.wrmsr', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, () =>
+      vm.port.vcpuWrmsr(vm.handles.vmFd, this.vcpu(vm.handles.vcpus, n), dto.value),
+    );
+  }
+
+  /** ENQCMD on a vCPU to a device's portal: the guest gets ZF (accepted/retry) or #GP, never a host PASID. */
+  @Post(':id/vcpus/:n/enqcmd')
+  async enqcmd(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuEnqcmdDto): Promise<EnqcmdResult> {
+    const vm = this.vms.running(id);
+    return this.journal.run({ operation: 'vcpu.enqcmd', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, async () => {
+      const device = vm.handles.devices.find((d) => d.vrid === dto.vrid);
+      if (!device || device.deviceFd === undefined) throw new KernelError('ENODEV', `no device at vrid 0x${dto.vrid.toString(16)}`);
+      return vm.port.vcpuEnqcmd(vm.handles.vmFd, this.vcpu(vm.handles.vcpus, n), device.deviceFd, dto.descriptor);
+    });
+  }
+
+  private vcpu(vcpus: number[], n: number): number {
+    if (n >= vcpus.length) throw new KernelError('EINVAL', `no vcpu ${n}: the VM has ${vcpus.length}`);
+    return vcpus[n];
+  }
+
+  /** Guest RAM is [0, memoryMiB MiB): anything else is not this guest's to touch. */
+  private checkRam(ramBytes: number, gpa: number, length: number): void {
+    if (gpa + length > ramBytes) throw new KernelError('EFAULT', `gpa range [0x${gpa.toString(16)}, +${length}) is outside guest RAM`);
+  }
+}

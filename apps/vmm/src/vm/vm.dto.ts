@@ -1,0 +1,83 @@
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { DescriptorDto } from './descriptor.dto';
+
+const MAX_ADDR = Number.MAX_SAFE_INTEGER;
+
+export class CreateVmDto {
+  /** Unique VM name. */
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  @Matches(/^[A-Za-z0-9._-]+$/)
+  name!: string;
+
+  /** Guest RAM, seen by the guest at GPA [0, memoryMiB MiB). */
+  @IsInt()
+  @Min(1)
+  @Max(4096)
+  memoryMiB!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  vcpus!: number;
+
+  /** Host BDFs to assign, in virtual slot order. */
+  @IsArray()
+  @ArrayMaxSize(31)
+  @IsString({ each: true })
+  @Matches(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/, { each: true })
+  devices!: string[];
+}
+
+export class GuestWriteDto {
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  gpa!: number;
+
+  /** base64 bytes. */
+  @IsString()
+  @MaxLength(6 << 20)
+  data!: string;
+}
+
+export class GuestReadQuery {
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  gpa!: number;
+
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(4 << 20)
+  length!: number;
+}
+
+export class VcpuWrmsrDto {
+  @IsIn(['IA32_PASID'])
+  msr!: 'IA32_PASID';
+
+  /** Bits 19:0 the vPASID, bit 31 valid. */
+  @IsInt()
+  @Min(0)
+  @Max(0xffffffff)
+  value!: number;
+}
+
+export class VcpuEnqcmdDto {
+  /** Virtual RID of the device whose portal receives the descriptor. */
+  @IsInt()
+  @Min(0)
+  @Max(0xffff)
+  vrid!: number;
+
+  @IsObject()
+  @ValidateNested()
+  @Type(() => DescriptorDto)
+  descriptor!: DescriptorDto;
+
+}
