@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// `npm start`: builds if needed, runs the three apps under one supervisor (logs prefixed by app),
+// creates the demo VM, boots its guest, runs the guest demo, and prints where to look.
+// Ctrl-C stops all three cleanly (guest, then VMM, then host kernel).
+'use strict';
+const { spawn, execSync } = require('node:child_process');
+const { existsSync, statSync, readdirSync, mkdirSync } = require('node:fs');
+const { randomBytes } = require('node:crypto');
+const { join } = require('node:path');
+
+const ROOT = join(__dirname, '..');
+const APPS = ['host-kernel', 'vmm', 'guest'];
+const entry = (app) => join(ROOT, `dist/apps/${app}/apps/${app}/src/main.js`);
+const COLORS = { 'host-kernel': 36, vmm: 35, guest: 32, demo: 33 };
+const children = [];
+let stopping = false;
+
+function log(app, line) {
+  const tag = process.stdout.isTTY ? `\x1b[${COLORS[app]}m[${app}]\x1b[0m` : `[${app}]`;
+  process.stdout.write(`${tag} ${line}\n`);
+}
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function buildIfNeeded() {
+  const src = Math.max(newestSource(join(ROOT, 'apps')), newestSource(join(ROOT, 'libs')));
+  if (APPS.every((a) => existsSync(entry(a)) && statSync(entry(a)).mtimeMs > src)) return;
+  log('demo', 'building the three apps (npm run build)…');
+  execSync('npm run build', { cwd: ROOT, stdio: 'inherit' });
+}
+
+function start(app, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [entry(app)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push({ app, child });
+    let ready = false;
+    const pipe = (stream) => {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk) => {
+        partial += chunk;
+        const lines = partial.split('\n');
+        partial = lines.pop();
+        for (const line of lines) {
+          log(app, line);
+          if (!ready && line.startsWith('READY ')) {
+            ready = true;
+            resolve(JSON.parse(line.slice(6)).port);
+          }
+        }
+      });
+    };
+    pipe(child.stdout);
+    pipe(child.stderr);
+    child.on('exit', (code, signal) => {
+      if (!ready) reject(new Error(`${app} exited (${code ?? signal}) before it was ready`));
+      else if (!stopping) {
+        log(app, `exited (${code ?? signal}); stopping the stack`);
+        shutdown(1);
+      }
+    });
+  });
+}
+
+async function call(method, url, token, body, traceparent) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (traceparent) headers.traceparent = traceparent;
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const parsed = text ? (text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text) : undefined;
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text}`);
+  return parsed;
+}
+
+async function shutdown(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  for (const { app, child } of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill('SIGTERM');
+    await new Promise((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+      child.on('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    log(app, 'stopped');
+  }
+  process.exit(code);
+}
+
+async function main() {
+  process.on('SIGINT', () => shutdown(0));
+  process.on('SIGTERM', () => shutdown(0));
+  buildIfNeeded();
+  const dataDir = process.env.DATA_DIR || join(ROOT, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const hostAdmin = process.env.HOST_ADMIN_TOKEN || randomBytes(16).toString('hex');
+  const vmmAdmin = process.env.VMM_ADMIN_TOKEN || randomBytes(16).toString('hex');
+  const hostPort = await start('host-kernel', { PORT: process.env.HOST_KERNEL_PORT || '7100', DATA_DIR: dataDir, ADMIN_TOKEN: hostAdmin });
+  const hostUrl = `http://127.0.0.1:${hostPort}`;
+  const vmmPort = await start('vmm', { PORT: process.env.VMM_PORT || '7200', DATA_DIR: dataDir, ADMIN_TOKEN: vmmAdmin, HOST_KERNEL_URL: hostUrl });
+  const vmmUrl = `http://127.0.0.1:${vmmPort}`;
+
+  // The demo VM starts fresh on every run (journals and other VMs persist).
+  const devices = (await call('GET', `${hostUrl}/v1/vfio/devices`, hostAdmin)).map((d) => d.bdf);
+  for (const vm of await call('GET', `${vmmUrl}/v1/vms`, vmmAdmin)) {
+    if (vm.name === 'demo') await call('DELETE', `${vmmUrl}/v1/vms/${vm.id}`, vmmAdmin);
+  }
+  const traceId = randomBytes(16).toString('hex');
+  const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+  const vm = await call('POST', `${vmmUrl}/v1/vms`, vmmAdmin, { name: 'demo', memoryMiB: 64, vcpus: 2, devices }, traceparent);
+  log('demo', `created VM ${vm.id} with ${devices.join(', ')}`);
+  const guestPort = await start('guest', {
+    PORT: process.env.GUEST_PORT || '7300',
+    DATA_DIR: dataDir,
+    VMM_URL: vmmUrl,
+    VM_ID: String(vm.id),
+    VM_TOKEN: vm.token,
+    TRACEPARENT: traceparent,
+  });
+  const guestUrl = `http://127.0.0.1:${guestPort}`;
+  log('demo', `guest booted: ${JSON.stringify(await call('GET', `${guestUrl}/v1/status`))}`);
+
+  let demo = null;
+  try {
+    demo = require('./demo.js');
+  } catch {
+    /* no guest demo yet */
+  }
+  if (demo) await demo.run({ guestUrl, vmmUrl, hostUrl, hostAdmin, vmmAdmin, log: (l) => log('demo', l), call, root: ROOT });
+
+  log('demo', 'Swagger UIs:');
+  log('demo', `  host-kernel  ${hostUrl}/docs   (admin token ${hostAdmin})`);
+  log('demo', `  vmm          ${vmmUrl}/docs   (admin token ${vmmAdmin})`);
+  log('demo', `  guest        ${guestUrl}/docs`);
+  log('demo', `boot trace: ${guestUrl}/v1/audit/sequence?trace=${traceId}`);
+  log('demo', 'Ctrl-C stops all three.');
+}
+
+main().catch((err) => {
+  log('demo', `failed: ${err.message}`);
+  shutdown(1);
+});

@@ -1,0 +1,134 @@
+import { useStack } from './harness/hooks';
+import { eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
+
+interface Row {
+  app: string;
+  operation: string;
+  traceId: string;
+  errno: string | null;
+  actor: string;
+  args: Record<string, unknown>;
+  wallMs: number;
+  object: string | null;
+}
+
+const stack = useStack(async (s) => {
+  await s.startHost();
+  await s.startVmm();
+});
+
+async function events(url: string, query: string): Promise<Row[]> {
+  const res = await http('GET', `${url}/v1/audit/events?${query}`);
+  expect(res.status).toBe(200);
+  return res.body as Row[];
+}
+
+describe('the walking skeleton across three processes', () => {
+  it('create a VM and boot its guest: every journal holds that flow under one trace, drawn guest → vmm → host-kernel', async () => {
+    const s = stack();
+    const { traceId, traceparent } = newTraceparent();
+    const vm = await s.createVm({ name: 'trace-demo', vcpus: 2 }, traceparent);
+    const guest = await s.startGuest(vm, { TRACEPARENT: traceparent });
+
+    const status = await http('GET', `${guest.url}/v1/status`);
+    expect(status.body).toMatchObject({ booted: true, vmId: vm.id, machine: { memoryMiB: 16, vcpus: 2, devices: [] } });
+
+    const host = await events(s.host.url, `trace=${traceId}`);
+    const vmm = await events(s.vmmApp.url, `trace=${traceId}`);
+    const g = await events(guest.url, `trace=${traceId}`);
+    for (const rows of [host, vmm, g]) {
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.traceId === traceId && r.errno === null)).toBe(true);
+    }
+    expect(g.map((r) => r.operation)).toContain('guest.boot');
+    expect(vmm.map((r) => r.operation)).toEqual(expect.arrayContaining(['vm.create', 'vcpu.wrmsr']));
+    expect(host.map((r) => r.operation)).toEqual(expect.arrayContaining(['process.create', 'kvm.create_vm', 'kvm.vcpu_wrmsr']));
+    // Boot resets IA32_PASID on both vCPUs: two guest-driven wrmsr calls reach the host.
+    expect(host.filter((r) => r.operation === 'kvm.vcpu_wrmsr')).toHaveLength(2);
+
+    const seq = await http('GET', `${guest.url}/v1/audit/sequence?trace=${traceId}`);
+    expect(seq.status).toBe(200);
+    const lines = (seq.text as string).split('\n');
+    expect(lines[0]).toBe('sequenceDiagram');
+    const toVmm = lines.findIndex((l) => l.includes('guest->>vmm: vcpu.wrmsr'));
+    const toHost = lines.findIndex((l) => l.includes('vmm->>host-kernel: kvm.vcpu_wrmsr'));
+    expect(toVmm).toBeGreaterThan(0);
+    expect(toHost).toBeGreaterThan(toVmm);
+    expect(lines.findIndex((l) => l.includes('operator->>vmm: vm.create'))).toBeGreaterThan(0);
+    expect(lines.findIndex((l) => l.includes('vmm->>host-kernel: process.create'))).toBeGreaterThan(0);
+  });
+
+  it('a VMM restarted on the same data dir still lists its VMs', async () => {
+    const s = stack();
+    const vm = await s.createVm({ name: 'survivor' });
+    expect(await s.vmmApp.stop('SIGTERM')).toBe(0);
+    await s.startVmm();
+    const list = await http('GET', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN });
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual(expect.arrayContaining([expect.objectContaining({ id: vm.id, name: 'survivor', state: 'running' })]));
+    // The guest-facing token survived too.
+    const machine = await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}/machine`, { token: vm.token });
+    expect(machine.status).toBe(200);
+  });
+
+  it('SIGKILL of the VMM: the host kernel marks the VM process exited within a second (lifeline dropped)', async () => {
+    const s = stack();
+    await s.createVm({ name: 'doomed' });
+    const created = (await events(s.host.url, 'operation=process.create')).filter((r) => r.args.comm === 'vmm/doomed');
+    const pid = Number((created.at(-1)?.object ?? '').split(':')[1]);
+    expect(pid).toBeGreaterThan(0);
+    const before = await http('GET', `${s.host.url}/v1/processes/${pid}`, { token: HOST_ADMIN });
+    expect(before.body).toMatchObject({ pid, state: 'running' });
+
+    const killedAt = Date.now();
+    s.vmmApp.signal('SIGKILL');
+    await s.vmmApp.exited;
+    const exitRow = await eventually(async () => {
+      const rows = await events(s.host.url, `object=process:${pid}&operation=process.exit`);
+      return rows.length ? rows[0] : undefined;
+    });
+    expect(exitRow.args).toMatchObject({ reason: 'lifeline dropped' });
+    // The host's own clock says when it noticed: that is the reaction being measured, not our polling.
+    expect(exitRow.wallMs - killedAt).toBeLessThan(1000);
+    const after = await http('GET', `${s.host.url}/v1/processes/${pid}`, { token: HOST_ADMIN });
+    expect(after.body).toMatchObject({ pid, state: 'exited', fds: [] });
+    await s.startVmm();
+  });
+
+  it('no token, a wrong token, another process’s pid: 401/403 with an errno body, and no success journaled', async () => {
+    const s = stack();
+    const a = await s.hostProcess('a');
+    const b = await s.hostProcess('b');
+    const url = `${s.host.url}/v1/processes/${b.pid}/mmap`;
+    const none = await http('POST', url, { body: { length: 4096 } });
+    expect(none.status).toBe(401);
+    expect(none.body).toMatchObject({ errno: 'EACCES', code: 13 });
+    const wrong = await http('POST', url, { body: { length: 4096 }, token: 'not-a-token-of-anyone' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toMatchObject({ errno: 'EACCES' });
+    const other = await http('POST', url, { body: { length: 4096 }, token: a.token });
+    expect(other.status).toBe(403);
+    expect(other.body).toMatchObject({ errno: 'EPERM', code: 1 });
+    expect(typeof (other.body as { traceId: string }).traceId).toBe('string');
+    const admin = await http('GET', `${s.host.url}/v1/hw/pasids`, { token: a.token });
+    expect(admin.status).toBe(403);
+    const mmaps = await events(s.host.url, 'operation=mm.mmap');
+    expect(mmaps.filter((r) => r.errno === null && (r.actor === `pid:${b.pid}` || r.actor === `pid:${a.pid}`))).toEqual([]);
+    // The VMM: a VM token reaches only its own VM.
+    const v1 = await s.createVm({ name: 'auth-1' });
+    const v2 = await s.createVm({ name: 'auth-2' });
+    const cross = await http('GET', `${s.vmmApp.url}/v1/vms/${v2.id}/machine`, { token: v1.token });
+    expect(cross.status).toBe(403);
+    expect(cross.body).toMatchObject({ errno: 'EPERM' });
+    const manage = await http('DELETE', `${s.vmmApp.url}/v1/vms/${v2.id}`, { token: v1.token });
+    expect(manage.status).toBe(403);
+  });
+
+  it('a bad configuration stops an app with one clear line and no stack trace', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { ENTRY } = await import('./harness/apps');
+    const r = spawnSync(process.execPath, [ENTRY.vmm], { env: { PATH: process.env.PATH, PORT: 'seventy' }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['vmm: PORT must be an integer in [0, 65535], got "seventy"']);
+  });
+});

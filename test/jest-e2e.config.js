@@ -1,0 +1,20 @@
+// Multi-process end-to-end tests: the three built apps run as real processes on free ports and are
+// driven over HTTP. globalSetup builds them once; each test file starts its own stack.
+/** @type {import('jest').Config} */
+module.exports = {
+  rootDir: '..',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.e2e-spec.ts'],
+  reporters: ['default', ['<rootDir>/test/harness/totals-reporter.js', { name: 'e2e' }]],
+  testEnvironment: '<rootDir>/test/harness/environment.js',
+  globalSetup: '<rootDir>/test/harness/global-setup.js',
+  testTimeout: 60_000,
+  maxWorkers: 1,
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }],
+  },
+  moduleNameMapper: {
+    '^@app/shared$': '<rootDir>/libs/shared/src',
+    '^@app/shared/(.*)$': '<rootDir>/libs/shared/src/$1',
+  },
+};

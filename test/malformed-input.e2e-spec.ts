@@ -1,0 +1,83 @@
+import { useStack } from './harness/hooks';
+import { HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
+
+interface OpenApi {
+  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } }>>;
+  components: { schemas: Record<string, { properties?: Record<string, { type?: string }>; required?: string[] }> };
+}
+
+const stack = useStack(async (s) => {
+  await s.startHost();
+  await s.startVmm();
+  const vm = await s.createVm({ name: 'fuzz' });
+  await s.startGuest(vm);
+  ctx.vm = vm;
+});
+const ctx: { vm?: { id: number; token: string } } = {};
+
+/** Bodies no endpoint may take: wrong JSON, wrong shapes, wrong types, huge numbers, unknown fields. */
+function badBodies(schema: { properties?: Record<string, { type?: string }> } | undefined): Array<[string, string]> {
+  const out: Array<[string, string]> = [
+    ['invalid JSON', '{"a":'],
+    ['an array', '[1,2]'],
+    ['a string', '"hello"'],
+    ['null', 'null'],
+    ['unknown field only', '{"definitelyNotAField":1}'],
+  ];
+  for (const [name, prop] of Object.entries(schema?.properties ?? {})) {
+    const wrong = prop.type === 'string' ? 12345 : prop.type === 'array' ? 'not-an-array' : 'not-a-number';
+    out.push([`${name} of the wrong type`, JSON.stringify({ [name]: wrong })]);
+    if (prop.type === 'number' || prop.type === 'integer' || prop.type === undefined) {
+      out.push([`${name} huge`, JSON.stringify({ [name]: 1e300 })]);
+      out.push([`${name} 2^64`, `{"${name}": 18446744073709551616}`]);
+      out.push([`${name} negative`, JSON.stringify({ [name]: -1 })]);
+    }
+    out.push([`${name} plus an unknown field`, JSON.stringify({ [name]: wrong, extra: true })]);
+  }
+  return out;
+}
+
+async function sweep(base: string, tokens: string[], params: Record<string, string>): Promise<number> {
+  const doc = (await http('GET', `${base}/docs-json`)).body as OpenApi;
+  let checked = 0;
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      if (!op.requestBody) continue;
+      const ref = op.requestBody.content['application/json']?.schema.$ref;
+      const schema = ref ? doc.components.schemas[ref.split('/').pop() as string] : undefined;
+      const url = base + path.replace(/\{(\w+)\}/g, (_m, p: string) => params[p] ?? '3');
+      for (const [what, raw] of [['empty body', ''] as [string, string], ...badBodies(schema)]) {
+        // Try each token until one gets past authentication: the point is what validation answers.
+        let res = await http(method.toUpperCase(), url, { rawBody: raw, token: tokens[0] });
+        for (const t of tokens.slice(1)) if (res.status === 401 || res.status === 403) res = await http(method.toUpperCase(), url, { rawBody: raw, token: t });
+        const where = `${method.toUpperCase()} ${path} with ${what}: ${res.status} ${res.text}`;
+        expect([where, res.status >= 400 && res.status < 500]).toEqual([where, true]);
+        expect([where, res.body]).toEqual([where, expect.objectContaining({ errno: expect.stringMatching(/^E[A-Z]+$/), code: expect.any(Number) })]);
+        checked += 1;
+      }
+    }
+  }
+  return checked;
+}
+
+describe('malformed bodies on every endpoint: a 4xx with an errno body, never a 500', () => {
+  it('host kernel', async () => {
+    const s = stack();
+    const p = await s.hostProcess('fuzzer');
+    const n = await sweep(s.host.url, [p.token, HOST_ADMIN], { pid: String(p.pid), bdf: '0000:6a:01.0' });
+    expect(n).toBeGreaterThan(100);
+  });
+
+  it('vmm', async () => {
+    const s = stack();
+    const vm = ctx.vm!;
+    const n = await sweep(s.vmmApp.url, [vm.token, VMM_ADMIN], { id: String(vm.id), vrid: '8' });
+    expect(n).toBeGreaterThan(30);
+  });
+
+  it('guest', async () => {
+    const s = stack();
+    const n = await sweep(s.guests[0].url, [], { pid: '1' });
+    expect(n).toBeGreaterThanOrEqual(0);
+  });
+});
