@@ -71,6 +71,7 @@ function start(app, env) {
 }
 
 async function call(method, url, token, body, traceparent) {
+  // (token may be undefined for the guest's own API)
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (traceparent) headers.traceparent = traceparent;
@@ -107,9 +108,10 @@ async function main() {
   mkdirSync(dataDir, { recursive: true });
   const hostAdmin = process.env.HOST_ADMIN_TOKEN || randomBytes(16).toString('hex');
   const vmmAdmin = process.env.VMM_ADMIN_TOKEN || randomBytes(16).toString('hex');
-  const hostPort = await start('host-kernel', { PORT: process.env.HOST_KERNEL_PORT || '7100', DATA_DIR: dataDir, ADMIN_TOKEN: hostAdmin });
+  const audit = process.env.AUDIT_TOKEN || randomBytes(16).toString('hex');
+  const hostPort = await start('host-kernel', { PORT: process.env.HOST_KERNEL_PORT || '7100', DATA_DIR: dataDir, ADMIN_TOKEN: hostAdmin, AUDIT_TOKEN: audit });
   const hostUrl = `http://127.0.0.1:${hostPort}`;
-  const vmmPort = await start('vmm', { PORT: process.env.VMM_PORT || '7200', DATA_DIR: dataDir, ADMIN_TOKEN: vmmAdmin, HOST_KERNEL_URL: hostUrl });
+  const vmmPort = await start('vmm', { PORT: process.env.VMM_PORT || '7200', DATA_DIR: dataDir, ADMIN_TOKEN: vmmAdmin, AUDIT_TOKEN: audit, HOST_KERNEL_URL: hostUrl });
   const vmmUrl = `http://127.0.0.1:${vmmPort}`;
 
   // The demo VM starts fresh on every run (journals and other VMs persist).
@@ -128,23 +130,18 @@ async function main() {
     VM_ID: String(vm.id),
     VM_TOKEN: vm.token,
     TRACEPARENT: traceparent,
+    AUDIT_TOKEN: audit,
   });
   const guestUrl = `http://127.0.0.1:${guestPort}`;
   log('demo', `guest booted: ${JSON.stringify(await call('GET', `${guestUrl}/v1/status`))}`);
 
-  let demo = null;
-  try {
-    demo = require('./demo.js');
-  } catch {
-    /* no guest demo yet */
-  }
-  if (demo) await demo.run({ guestUrl, vmmUrl, hostUrl, hostAdmin, vmmAdmin, log: (l) => log('demo', l), call, root: ROOT });
+  await require('./demo.js').run({ guestUrl, vmmUrl, hostUrl, hostAdmin, vmmAdmin, audit, log: (l) => log('demo', l), call, root: ROOT });
 
   log('demo', 'Swagger UIs:');
   log('demo', `  host-kernel  ${hostUrl}/docs   (admin token ${hostAdmin})`);
   log('demo', `  vmm          ${vmmUrl}/docs   (admin token ${vmmAdmin})`);
   log('demo', `  guest        ${guestUrl}/docs`);
-  log('demo', `boot trace: ${guestUrl}/v1/audit/sequence?trace=${traceId}`);
+  log('demo', `audit token ${audit}; boot trace: ${guestUrl}/v1/audit/sequence?trace=${traceId}`);
   log('demo', 'Ctrl-C stops all three.');
 }
 

@@ -1,5 +1,5 @@
 import { useStack } from './harness/hooks';
-import { eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
+import { AUDIT, eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
 
 interface Row {
   app: string;
@@ -18,7 +18,7 @@ const stack = useStack(async (s) => {
 });
 
 async function events(url: string, query: string): Promise<Row[]> {
-  const res = await http('GET', `${url}/v1/audit/events?${query}`);
+  const res = await http('GET', `${url}/v1/audit/events?${query}`, { token: AUDIT });
   expect(res.status).toBe(200);
   return res.body as Row[];
 }
@@ -46,7 +46,7 @@ describe('the walking skeleton across three processes', () => {
     // Boot resets IA32_PASID on both vCPUs: two guest-driven wrmsr calls reach the host.
     expect(host.filter((r) => r.operation === 'kvm.vcpu_wrmsr')).toHaveLength(2);
 
-    const seq = await http('GET', `${guest.url}/v1/audit/sequence?trace=${traceId}`);
+    const seq = await http('GET', `${guest.url}/v1/audit/sequence?trace=${traceId}`, { token: AUDIT });
     expect(seq.status).toBe(200);
     const lines = (seq.text as string).split('\n');
     expect(lines[0]).toBe('sequenceDiagram');
@@ -122,6 +122,10 @@ describe('the walking skeleton across three processes', () => {
     expect(cross.body).toMatchObject({ errno: 'EPERM' });
     const manage = await http('DELETE', `${s.vmmApp.url}/v1/vms/${v2.id}`, { token: v1.token });
     expect(manage.status).toBe(403);
+    // The audit plane (which names host PASIDs) is the operator's, not a guest's.
+    const audit = await http('GET', `${s.vmmApp.url}/v1/audit/events?federate=true`, { token: v1.token });
+    expect(audit.status).toBe(401);
+    expect(audit.body).toMatchObject({ errno: 'EACCES' });
   });
 
   it('a bad configuration stops an app with one clear line and no stack trace', async () => {

@@ -9,6 +9,7 @@ import { type AppProcess, killAll, spawnApp } from './apps';
 
 export const HOST_ADMIN = 'host-admin-token-e2e';
 export const VMM_ADMIN = 'vmm-admin-token-e2e';
+export const AUDIT = 'audit-token-e2e';
 
 export interface RawResponse {
   status: number;
@@ -60,7 +61,7 @@ export class Stack {
   guests: AppProcess[] = [];
 
   async startHost(env: Record<string, string> = {}): Promise<AppProcess> {
-    this.host = await spawnApp('host-kernel', { DATA_DIR: join(this.dataDir, 'host'), ADMIN_TOKEN: HOST_ADMIN, MEMORY_MIB: '1024', ...env });
+    this.host = await spawnApp('host-kernel', { DATA_DIR: join(this.dataDir, 'host'), ADMIN_TOKEN: HOST_ADMIN, AUDIT_TOKEN: AUDIT, MEMORY_MIB: '1024', ...env });
     return this.host;
   }
 
@@ -68,6 +69,7 @@ export class Stack {
     this.vmm = await spawnApp('vmm', {
       DATA_DIR: join(this.dataDir, 'vmm'),
       ADMIN_TOKEN: VMM_ADMIN,
+      AUDIT_TOKEN: AUDIT,
       HOST_KERNEL_URL: this.host.url,
       ...env,
     });
@@ -80,6 +82,7 @@ export class Stack {
       VMM_URL: this.vmmApp.url,
       VM_ID: String(vm.id),
       VM_TOKEN: vm.token,
+      AUDIT_TOKEN: AUDIT,
       ...env,
     });
     this.guests.push(guest);

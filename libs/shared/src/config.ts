@@ -67,6 +67,8 @@ export interface CommonConfig {
   dbPath: string;
   /** Apps whose journals `/v1/audit/*` federates (downstream peers by default). */
   auditPeers: string[];
+  /** When set, `/v1/audit/*` needs it as bearer token, and federation sends it to the peers. */
+  auditToken: string | null;
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -76,5 +78,6 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     port: envPort(env, 'PORT', defaultPort),
     dbPath: envDbPath(env, app),
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
+    auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
   };
 }

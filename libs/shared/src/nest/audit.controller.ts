@@ -1,4 +1,5 @@
-import { Controller, Get, Header, Inject, Query } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Query, Req } from '@nestjs/common';
+import type { Request } from 'express';
 import { mergeEvents } from '../audit/merge';
 import { renderSequence } from '../audit/sequence';
 import type { CommonConfig } from '../config';
@@ -6,7 +7,7 @@ import { KernelError } from '../errno';
 import { RestClient } from '../http/rest-client';
 import type { Journal, JournalEvent } from '../journal/journal';
 import { AuditQueryDto } from './audit.dto';
-import { Auth } from './auth';
+import { Auth, bearer } from './auth';
 import { APP_CONFIG, JOURNAL } from './tokens';
 
 /** The audit plane (operator-facing): this app's journal, optionally merged with its peers'. */
@@ -20,17 +21,27 @@ export class AuditController {
 
   /** Journal rows, oldest first; `federate=true` adds the rows of peer apps (deduplicated). */
   @Get('events')
-  events(@Query() q: AuditQueryDto): Promise<JournalEvent[]> {
+  events(@Query() q: AuditQueryDto, @Req() req: Request): Promise<JournalEvent[]> {
+    this.authorize(req);
     return this.collect(q, q.federate ?? false);
   }
 
   /** A Mermaid `sequenceDiagram` of a trace (or a time range) across every app reachable from here. */
   @Get('sequence')
   @Header('content-type', 'text/plain; charset=utf-8')
-  async sequence(@Query() q: AuditQueryDto): Promise<string> {
+  async sequence(@Query() q: AuditQueryDto, @Req() req: Request): Promise<string> {
+    this.authorize(req);
     if (!q.trace && q.since === undefined) throw new KernelError('EINVAL', 'give a trace id (trace=) or a time range (since=, until=)');
     const events = await this.collect(q, q.federate ?? true);
     return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined);
+  }
+
+  /** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it. */
+  private authorize(req: Request): void {
+    if (!this.config.auditToken) return;
+    const token = bearer(req);
+    if (!token) throw new KernelError('EACCES', 'the audit plane needs the audit token', 401);
+    if (token !== this.config.auditToken) throw new KernelError('EACCES', 'not the audit token', 401);
   }
 
   private async collect(q: AuditQueryDto, federate: boolean): Promise<JournalEvent[]> {
@@ -47,7 +58,7 @@ export class AuditController {
     if (!federate || depth === 0 || this.config.auditPeers.length === 0) return local;
     const remote = await Promise.all(
       this.config.auditPeers.map((url) =>
-        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000 })
+        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000, token: this.config.auditToken ?? undefined })
           .get<JournalEvent[]>('/v1/audit/events', {
             trace: q.trace,
             operation: q.operation,
