@@ -6,6 +6,8 @@ export interface VmmConfig extends CommonConfig {
   adminToken: string;
   adminTokenGenerated: boolean;
   pasidQuota: number;
+  /** Crash-test knob: the host call the VMM hangs before (see vm/debug-stall.ts). */
+  debugStallBefore: string | null;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): VmmConfig {
@@ -18,5 +20,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): VmmConfig {
     adminToken: admin.token,
     adminTokenGenerated: admin.generated,
     pasidQuota: envInt(env, 'PASID_QUOTA', 64, 0, 1 << 20),
+    debugStallBefore: env.DEBUG_STALL_BEFORE || null,
   };
 }

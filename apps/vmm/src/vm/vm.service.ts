@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { VmmConfig } from '../config';
 import type { Machine } from '../machine/machine';
 import { VmEntity, type VmRow } from '../persistence/vm.entity';
+import { withStall } from './debug-stall';
 import { type Vm, VmBuilder } from './vm-builder';
 
 /** One VM as the VMM runs it: its record, its host side (null when stopped) and its two lifelines. */
@@ -56,7 +57,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
     @Inject(CLOCK) clock: LamportClock,
     private readonly ds: DataSource,
   ) {
-    this.host = new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock }));
+    this.host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
     this.builder = new VmBuilder(this.host);
   }
 
