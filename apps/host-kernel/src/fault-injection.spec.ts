@@ -1,0 +1,141 @@
+import { KernelError } from '@app/shared/errno';
+import { FaultInjector, Kernel } from './kernel';
+import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace } from './kernel.testing';
+
+/** A VMM with a GPA ioasid on DSA0's RID, a nested SVA ioasid on DSA0/DSA1 PASID routes, mapped in KVM as vPASID 9. */
+interface World {
+  pid: number;
+  fd: number;
+  gpa: number;
+  sva: number;
+  hva: number;
+  vm: number;
+  dev0: number;
+  dev1: number;
+  /** an hva a flow's prep mapped */
+  extra?: number;
+}
+
+function world(k: Kernel): World {
+  const { pid, fd, gpa, hva } = vmmWithGpaSpace(k, 4);
+  const vm = k.createVm(pid);
+  k.addMemslot(pid, vm, { gpa: 0, size: 4 * PAGE, hva });
+  k.createVcpu(pid, vm);
+  const dev0 = k.openDevice(pid, DSA0);
+  const dev1 = k.openDevice(pid, DSA1);
+  k.allowIoasid(pid, dev0, { ioasidFd: fd, ioasid: gpa, mode: 'rid' });
+  const sva = k.alloc(pid, fd);
+  k.bindPgtbl(pid, fd, sva, { kind: 'nested', parent: gpa, root: 0x1000 });
+  k.allowIoasid(pid, dev0, { ioasidFd: fd, ioasid: sva, mode: 'pasid' });
+  k.allowIoasid(pid, dev1, { ioasidFd: fd, ioasid: sva, mode: 'pasid' });
+  k.setPasidTranslation(pid, vm, true);
+  k.mapPasid(pid, vm, { vpasid: 9, ioasidFd: fd, ioasid: sva });
+  return { pid, fd, gpa, sva, hva, vm, dev0, dev1 };
+}
+
+interface Flow {
+  name: string;
+  op(k: Kernel, w: World): void;
+  /** optional extra setup after world() */
+  prep?(k: Kernel, w: World): void;
+}
+
+const mapArgs = (w: World) => ({ iova: 0x100000, hva: w.hva, length: 4 * PAGE, read: true, write: true });
+
+const FLOWS: Flow[] = [
+  { name: 'createProcess', op: (k) => void k.createProcess('new') },
+  { name: 'mmap', op: (k, w) => void k.mmap(w.pid, 3 * PAGE) },
+  {
+    name: 'writeMemory (faults pages in)',
+    prep: (k, w) => void (w.extra = k.mmap(w.pid, 3 * PAGE)),
+    op: (k, w) => k.writeMemory(w.pid, (w.extra as number) + 8, Buffer.alloc(2 * PAGE, 7)),
+  },
+  { name: 'openIoasid', op: (k, w) => void k.openIoasid(w.pid) },
+  { name: 'alloc', op: (k, w) => void k.alloc(w.pid, w.fd) },
+  { name: 'bind iova', prep: (k, w) => void k.alloc(w.pid, w.fd), op: (k, w) => k.bindPgtbl(w.pid, w.fd, 3, { kind: 'iova' }) },
+  { name: 'bind mm', prep: (k, w) => void k.alloc(w.pid, w.fd), op: (k, w) => k.bindPgtbl(w.pid, w.fd, 3, { kind: 'mm' }) },
+  { name: 'bind nested (pins the parent)', prep: (k, w) => void k.alloc(w.pid, w.fd), op: (k, w) => k.bindPgtbl(w.pid, w.fd, 3, { kind: 'nested', parent: w.gpa }) },
+  { name: 'map (pins frames)', op: (k, w) => void k.map(w.pid, w.fd, w.gpa, mapArgs(w)) },
+  {
+    name: 'unmap of several areas',
+    prep: (k, w) => {
+      k.map(w.pid, w.fd, w.gpa, mapArgs(w));
+      k.map(w.pid, w.fd, w.gpa, { ...mapArgs(w), iova: 0x200000 });
+    },
+    op: (k, w) => void k.unmap(w.pid, w.fd, w.gpa, { iova: 0x100000, length: 0x200000 }),
+  },
+  { name: 'unmap all', op: (k, w) => void k.unmap(w.pid, w.fd, w.gpa, { all: true }) },
+  { name: 'openDevice', prep: (k, w) => k.closeFd(w.pid, w.dev1), op: (k, w) => void k.openDevice(w.pid, DSA1) },
+  { name: 'allow rid', op: (k, w) => k.allowIoasid(w.pid, w.dev1, { ioasidFd: w.fd, ioasid: w.gpa, mode: 'rid' }) },
+  { name: 'allow pasid', op: (k, w) => k.allowIoasid(w.pid, w.dev0, { ioasidFd: w.fd, ioasid: w.gpa, mode: 'pasid' }) },
+  { name: 'disallow', op: (k, w) => void k.disallowIoasid(w.pid, w.dev1, { ioasidFd: w.fd, ioasid: w.sva }) },
+  {
+    name: 'disallow of a parked ioasid (frees it and unpins its parent)',
+    prep: (k, w) => {
+      k.unmapPasid(w.pid, w.vm, 9);
+      k.disallowIoasid(w.pid, w.dev1, { ioasidFd: w.fd, ioasid: w.sva });
+      k.destroy(w.pid, w.fd, w.sva);
+      k.disallowIoasid(w.pid, w.dev0, { ioasidFd: w.fd, ioasid: w.gpa });
+      k.destroy(w.pid, w.fd, w.gpa);
+    },
+    op: (k, w) => void k.disallowIoasid(w.pid, w.dev0, { ioasidFd: w.fd, ioasid: w.sva }),
+  },
+  { name: 'destroy (parks: device and KVM still hold it)', op: (k, w) => k.destroy(w.pid, w.fd, w.sva) },
+  { name: 'destroy (frees at once)', prep: (k, w) => void k.alloc(w.pid, w.fd), op: (k, w) => k.destroy(w.pid, w.fd, 3) },
+  { name: 'createVm', op: (k, w) => void k.createVm(w.pid) },
+  { name: 'addMemslot', op: (k, w) => k.addMemslot(w.pid, w.vm, { gpa: 0x100000, size: 2 * PAGE, hva: w.hva }) },
+  { name: 'createVcpu', op: (k, w) => void k.createVcpu(w.pid, w.vm) },
+  {
+    name: 'writeGuestMemory (across memslots, faults pages in)',
+    prep: (k, w) => k.addMemslot(w.pid, w.vm, { gpa: 4 * PAGE, size: 4 * PAGE, hva: k.mmap(w.pid, 4 * PAGE) }),
+    op: (k, w) => k.writeGuestMemory(w.pid, w.vm, 4 * PAGE - 4, Buffer.alloc(PAGE + 8, 3)),
+  },
+  { name: 'vcpuWrmsr', op: (k, w) => k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', 0x8000_0009) },
+  { name: 'mapPasid', op: (k, w) => k.mapPasid(w.pid, w.vm, { vpasid: 10, ioasidFd: w.fd, ioasid: w.gpa }) },
+  { name: 'unmapPasid', op: (k, w) => k.unmapPasid(w.pid, w.vm, 9) },
+  { name: 'close the ioasid fd', op: (k, w) => k.closeFd(w.pid, w.fd) },
+  { name: 'close a device fd', op: (k, w) => k.closeFd(w.pid, w.dev0) },
+  { name: 'close the VM fd', op: (k, w) => k.closeFd(w.pid, w.vm) },
+  { name: 'process death', op: (k, w) => k.killProcess(w.pid, 'fail_nth') },
+];
+
+/**
+ * iommufd's fail_nth: fail the 1st, 2nd, 3rd… internal step of the call until a run completes. After
+ * every failed run the kernel must be exactly as before the call; the run that completes must end in
+ * the same state as on a kernel that never saw a fault (so failed runs consumed no id of any kind).
+ */
+describe('fail_nth: every mutating call is all-or-nothing', () => {
+  it.each(FLOWS.map((f) => [f.name, f] as const))('%s', (_name, flow) => {
+    const reference = newKernel();
+    const rw = world(reference);
+    flow.prep?.(reference, rw);
+    flow.op(reference, rw);
+
+    const faults = new FaultInjector();
+    const k = newKernel({ faults });
+    const w = world(k);
+    flow.prep?.(k, w);
+    let failures = 0;
+    for (let nth = 1; ; nth++) {
+      const before = k.snapshot();
+      faults.arm(nth);
+      let error: unknown;
+      try {
+        flow.op(k, w);
+      } catch (err) {
+        error = err;
+      }
+      faults.disarm();
+      if (faults.fired === null) {
+        expect(error).toBeUndefined();
+        break;
+      }
+      expect(error).toBeInstanceOf(KernelError);
+      expect((error as KernelError).errno).toBe('ENOMEM');
+      expect(k.snapshot()).toEqual(before);
+      failures++;
+    }
+    expect(failures).toBeGreaterThan(0);
+    expect(k.snapshot()).toEqual(reference.snapshot());
+  });
+});

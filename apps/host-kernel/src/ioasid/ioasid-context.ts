@@ -1,0 +1,187 @@
+import { KernelError } from '@app/shared/errno';
+import { Tx } from '../fault-injection';
+import { AddressSpace } from '../memory/address-space';
+import { pageAligned } from '../memory/memory.constants';
+import { KernelFile } from '../process/fd-table';
+import { IovaPageTable, MapArgs } from './io-pagetable';
+import { childKey, Ioasid, IoasidHolders, IoasidState } from './ioasid';
+import { NESTED_ROOT_LIMIT } from './ioasid.constants';
+import type { IoasidLayer } from './ioasid-layer';
+import { MmPageTable, NestedPageTable, PageTable } from './page-tables';
+import { BindSpec } from './pgtbl';
+
+export interface IoasidInfo {
+  ioasid: number;
+  state: IoasidState;
+  pgtbl: null | { kind: PageTable['kind']; id: number; parent?: number; root?: number | null; mappedBytes?: number };
+  refs: number;
+  holders: IoasidHolders;
+}
+
+export type UnmapArgs = { iova: number; length: number } | { all: true };
+
+/**
+ * An open /dev/ioasid fd: many ioasids behind one fd (drivers/iommu/iommufd/ioas.c analogue).
+ * Only ioasids not yet destroyed are visible here; parked ones live on in the IoasidLayer.
+ */
+export class IoasidContext implements KernelFile {
+  readonly kind = 'ioasid';
+  readonly ioasids = new Map<number, Ioasid>();
+  closed = false;
+
+  constructor(
+    private readonly layer: IoasidLayer,
+    readonly ctxId: number,
+    readonly pid: number,
+    readonly fd: number,
+    private readonly mm: AddressSpace,
+  ) {}
+
+  lookup(id: number): Ioasid {
+    const ioasid = this.ioasids.get(id);
+    if (!ioasid) throw new KernelError('ENOENT', `ioasid ${id} does not exist in ioasid fd ${this.fd}`);
+    return ioasid;
+  }
+
+  /** IOASID_ALLOC */
+  alloc(tx: Tx): number {
+    const ioasid = this.layer.allocPasid(tx, this);
+    tx.do('ctx.insert', () => this.ioasids.set(ioasid.id, ioasid), () => this.ioasids.delete(ioasid.id));
+    return ioasid.id;
+  }
+
+  list(): { ioasid: number; state: IoasidState }[] {
+    return [...this.ioasids.values()].sort((a, b) => a.id - b.id).map((i) => ({ ioasid: i.id, state: i.state }));
+  }
+
+  info(id: number): IoasidInfo {
+    const ioasid = this.lookup(id);
+    const t = ioasid.pgtbl;
+    let pgtbl: IoasidInfo['pgtbl'] = null;
+    if (t?.kind === 'iova') pgtbl = { kind: t.kind, id: t.id, mappedBytes: t.mappedBytes };
+    else if (t?.kind === 'mm') pgtbl = { kind: t.kind, id: t.id };
+    else if (t?.kind === 'nested') pgtbl = { kind: t.kind, id: t.id, parent: t.parent.ppasid, root: t.root };
+    return { ioasid: id, state: ioasid.state, pgtbl, refs: ioasid.refs, holders: ioasid.describeHolders() };
+  }
+
+  /** IOASID_BIND_PGTBL: once per ioasid (EBUSY); a nested one pins its iova parent. */
+  bind(tx: Tx, id: number, spec: BindSpec): void {
+    const ioasid = this.lookup(id);
+    if (typeof spec !== 'object' || spec === null) throw new KernelError('EINVAL', `BIND_PGTBL needs a page-table spec`);
+    if (ioasid.state !== 'allocated') throw new KernelError('EBUSY', `ioasid ${id} already has a ${ioasid.pgtbl?.kind} page table`);
+    let parent: Ioasid | null = null;
+    let root: number | null = null;
+    if (spec.kind === 'nested') {
+      const p = this.ioasids.get(spec.parent);
+      if (!p || p.state !== 'bound' || p.pgtbl?.kind !== 'iova') {
+        throw new KernelError('EINVAL', `nested parent ${spec.parent} is not a bound iova ioasid of ioasid fd ${this.fd}`);
+      }
+      parent = p;
+      if (spec.root !== undefined && spec.root !== null) {
+        if (!pageAligned(spec.root) || spec.root >= NESTED_ROOT_LIMIT) {
+          throw new KernelError('EINVAL', `nested root 0x${Number(spec.root).toString(16)} is not a 4 KiB aligned GPA below 2^52`);
+        }
+        root = spec.root;
+      }
+    } else if (spec.kind !== 'mm' && spec.kind !== 'iova') {
+      throw new KernelError('EINVAL', `unknown page-table kind ${String((spec as { kind: unknown }).kind)}`);
+    }
+    const pgtblId = this.layer.newPgtblId(tx);
+    let pgtbl: PageTable;
+    if (spec.kind === 'mm') pgtbl = new MmPageTable(pgtblId, id, this.pid, this.mm);
+    else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id, this.layer.memory);
+    else pgtbl = new NestedPageTable(pgtblId, id, root, (parent as Ioasid).pgtbl as IovaPageTable);
+    if (parent) this.layer.hold(tx, parent, { kind: 'child', key: childKey(id), ioasid: id });
+    tx.do(
+      'ioasid.bind',
+      () => {
+        ioasid.state = 'bound';
+        ioasid.pgtbl = pgtbl;
+        ioasid.parent = parent;
+      },
+      () => {
+        ioasid.state = 'allocated';
+        ioasid.pgtbl = null;
+        ioasid.parent = null;
+      },
+    );
+  }
+
+  /** IOASID_MAP_DMA (iommufd IOAS_MAP with a fixed IOVA); pins the frames behind hva. */
+  map(tx: Tx, id: number, a: MapArgs): number {
+    return this.boundIova(id).map(tx, this.mm, a);
+  }
+
+  /** IOASID_UNMAP_DMA: whole areas only, or everything; returns the bytes unmapped. */
+  unmap(tx: Tx, id: number, a: UnmapArgs): number {
+    const table = this.boundIova(id);
+    let bytes: number;
+    let range: { iova: number; length: number } | null = null;
+    if ('all' in a) {
+      if (a.all !== true) throw new KernelError('EINVAL', `unmap: "all" must be true`);
+      bytes = table.unmapAll(tx);
+    } else {
+      bytes = table.unmap(tx, a.iova, a.length);
+      range = { iova: a.iova, length: a.length };
+    }
+    const ioasid = this.lookup(id);
+    if (bytes > 0) tx.defer(() => this.layer.flush(ioasid, range, 'unmap'));
+    return bytes;
+  }
+
+  /** IOASID_INVALIDATE: flush the IOTLB for a bound ioasid (the guest changed its first-level table). */
+  invalidate(id: number, range?: { iova: number; length: number }): void {
+    const ioasid = this.lookup(id);
+    if (ioasid.state !== 'bound') throw new KernelError('EINVAL', `ioasid ${id} has no page table to invalidate`);
+    if (range !== undefined && (!Number.isSafeInteger(range.iova) || !Number.isSafeInteger(range.length) || range.iova < 0 || range.length <= 0)) {
+      throw new KernelError('EINVAL', `invalidate range needs iova >= 0 and length > 0`);
+    }
+    this.layer.flush(ioasid, range ?? null, 'invalidate');
+  }
+
+  /** IOASID_DESTROY: EBUSY while live nested children sit on it; otherwise park it. */
+  destroy(tx: Tx, id: number): void {
+    const ioasid = this.lookup(id);
+    const live = ioasid.describeHolders().children.filter((c) => this.ioasids.has(c));
+    if (live.length > 0) throw new KernelError('EBUSY', `ioasid ${id} is the parent of nested ioasid(s) ${live.join(', ')}; destroy them first`);
+    this.park(tx, ioasid);
+  }
+
+  /** fd close: destroy every ioasid of this fd, nested children before their parents. */
+  release(tx: Tx): void {
+    const order = [...this.ioasids.values()].sort((a, b) => Number(b.pgtbl?.kind === 'nested') - Number(a.pgtbl?.kind === 'nested') || a.id - b.id);
+    for (const ioasid of order) this.park(tx, ioasid);
+    tx.do('ioasid.close', () => (this.closed = true), () => (this.closed = false));
+  }
+
+  /**
+   * Drop the fd's reference: block and drain every device route at once, wipe the table (unpinning
+   * its pages), hide the id. It stays parked, out of the pool, until its last holder lets go.
+   */
+  private park(tx: Tx, ioasid: Ioasid): void {
+    for (const holder of [...ioasid.holders.values()]) if (holder.kind === 'device') holder.revoke(tx);
+    const pgtbl = ioasid.pgtbl;
+    if (pgtbl) {
+      tx.do('pgtbl.destroy', () => (pgtbl.destroyed = true), () => (pgtbl.destroyed = false));
+      if (pgtbl.kind === 'iova') pgtbl.unmapAll(tx);
+    }
+    this.layer.park(
+      tx,
+      ioasid,
+      () => this.ioasids.delete(ioasid.id),
+      () => this.ioasids.set(ioasid.id, ioasid),
+    );
+    tx.defer(() => {
+      this.layer.flush(ioasid, null, 'destroy');
+      this.layer.hooks.onEvent({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
+    });
+    this.layer.freeIfUnused(tx, ioasid);
+  }
+
+  private boundIova(id: number): IovaPageTable {
+    const ioasid = this.lookup(id);
+    if (ioasid.state !== 'bound' || !ioasid.pgtbl) throw new KernelError('EINVAL', `ioasid ${id} has no page table (BIND_PGTBL first)`);
+    if (ioasid.pgtbl.kind !== 'iova') throw new KernelError('EINVAL', `ioasid ${id} is bound to a ${ioasid.pgtbl.kind} table; MAP/UNMAP need iova`);
+    return ioasid.pgtbl;
+  }
+}

@@ -1,0 +1,233 @@
+import { KernelError } from '@app/shared/errno';
+import { Tx } from '../fault-injection';
+import { AddressSpace } from '../memory/address-space';
+import { PhysicalMemory } from '../memory/physical-memory';
+import { FdTable } from '../process/fd-table';
+import { IdAllocator } from './id-allocator';
+import { childKey, Holder, Ioasid, IoasidHolders, IoasidState } from './ioasid';
+import { IoasidContext } from './ioasid-context';
+import { NO_PASID, PASID_LIMIT } from './ioasid.constants';
+import { PageTable } from './page-tables';
+import { PageTableHandle } from './pgtbl';
+
+export interface InvalidateRequest {
+  pgtblId: number;
+  ppasid: number;
+  kind: PageTable['kind'];
+  /** null = the whole table */
+  range: { iova: number; length: number } | null;
+  reason: 'invalidate' | 'unmap' | 'destroy';
+}
+
+export interface IoasidHooks {
+  onEvent(e: { kind: string; pid?: number; [k: string]: unknown }): void;
+  /** IOTLB flush; the data plane fills it in. */
+  onInvalidate(req: InvalidateRequest): void;
+}
+
+export interface PasidInfo {
+  pasid: number;
+  state: 'free' | 'allocated' | 'parked';
+  ioasidState?: IoasidState;
+  owner?: { pid: number; fd: number };
+  refs?: number;
+  holders?: IoasidHolders;
+}
+
+/**
+ * What VFIO and KVM may see of an ioasid, obtained only through IoasidLayer.fdget (the
+ * eventfd_ctx_fdget analogue): its id, state and page table, and taking/dropping a reference.
+ */
+export class IoasidRef {
+  constructor(
+    private readonly layer: IoasidLayer,
+    private readonly ioasid: Ioasid,
+  ) {}
+
+  get ppasid(): number {
+    return this.ioasid.id;
+  }
+
+  get state(): IoasidState {
+    return this.ioasid.state;
+  }
+
+  get pgtbl(): PageTableHandle | null {
+    return this.ioasid.pgtbl;
+  }
+
+  /** Allowed on at least one device (KVM MAP_PASID requires it). */
+  get allowedOnDevice(): boolean {
+    return this.ioasid.hasHolder('device');
+  }
+
+  hold(tx: Tx, holder: Holder): void {
+    this.layer.hold(tx, this.ioasid, holder);
+  }
+
+  release(tx: Tx, holderKey: string): void {
+    this.layer.put(tx, this.ioasid, holderKey);
+  }
+}
+
+/**
+ * The global side of /dev/ioasid: the pPASID pool, every live or parked ioasid by id (O(1) Map), the
+ * reference counting that parks and frees them, and the one lookup helper VFIO and KVM use.
+ */
+export class IoasidLayer {
+  private readonly pool: IdAllocator;
+  /** allocated, bound and parked ioasids; a freed id is absent. */
+  private readonly ioasids = new Map<number, Ioasid>();
+  private nextPgtblId = 1;
+  private nextCtxId = 1;
+  private parkedCount = 0;
+
+  /** pasidLimit: 2^(IOMMU PASID width); VT-d reports it in ECAP.PSS, 20 bits on current parts. */
+  constructor(
+    readonly memory: PhysicalMemory,
+    readonly hooks: IoasidHooks,
+    readonly pasidLimit = PASID_LIMIT,
+  ) {
+    if (!Number.isInteger(pasidLimit) || pasidLimit < 2 || pasidLimit > PASID_LIMIT) throw new KernelError('EINVAL', `PASID space ${pasidLimit} outside [2, 2^20]`);
+    this.pool = new IdAllocator(pasidLimit);
+    this.pool.reserve(NO_PASID);
+  }
+
+  /** open("/dev/ioasid") */
+  open(tx: Tx, fds: FdTable, pid: number, mm: AddressSpace): number {
+    const ctxId = tx.do('ioasid.open', () => this.nextCtxId++, () => this.nextCtxId--);
+    return fds.install(tx, (fd) => new IoasidContext(this, ctxId, pid, fd, mm)).fd;
+  }
+
+  /** The lowest free pPASID, as a new ioasid owned by ctx; ENOSPC when the space is exhausted. */
+  allocPasid(tx: Tx, ctx: IoasidContext): Ioasid {
+    const id = tx.do(
+      'pasid.alloc',
+      () => {
+        const id = this.pool.alloc();
+        if (id === null) throw new KernelError('ENOSPC', `all ${this.pasidLimit - 1} PASIDs are allocated or parked`);
+        return id;
+      },
+      (id) => this.pool.release(id),
+    );
+    const ioasid = new Ioasid(id, { ctxId: ctx.ctxId, pid: ctx.pid, fd: ctx.fd });
+    tx.do('ioasid.insert', () => this.ioasids.set(id, ioasid), () => this.ioasids.delete(id));
+    return ioasid;
+  }
+
+  newPgtblId(tx: Tx): number {
+    return tx.do('pgtbl.alloc', () => this.nextPgtblId++, () => this.nextPgtblId--);
+  }
+
+  hold(tx: Tx, ioasid: Ioasid, holder: Holder): void {
+    if (ioasid.holders.has(holder.key)) throw new KernelError('EBUSY', `ioasid ${ioasid.id} is already held by ${holder.key}`);
+    tx.do('ioasid.get', () => ioasid.holders.set(holder.key, holder), () => ioasid.holders.delete(holder.key));
+  }
+
+  put(tx: Tx, ioasid: Ioasid, holderKey: string): void {
+    const holder = ioasid.holders.get(holderKey);
+    if (!holder) throw new Error(`ioasid ${ioasid.id} has no holder ${holderKey}`);
+    tx.do('ioasid.put', () => ioasid.holders.delete(holderKey), () => ioasid.holders.set(holderKey, holder));
+    this.freeIfUnused(tx, ioasid);
+  }
+
+  /** A destroyed ioasid whose last holder let go: the pPASID returns to the pool, the parent is unpinned. */
+  freeIfUnused(tx: Tx, ioasid: Ioasid): void {
+    if (ioasid.state !== 'destroyed' || ioasid.holders.size > 0) return;
+    tx.do(
+      'pasid.free',
+      () => {
+        this.ioasids.delete(ioasid.id);
+        this.pool.release(ioasid.id);
+        this.parkedCount--;
+      },
+      () => {
+        this.pool.reserve(ioasid.id);
+        this.ioasids.set(ioasid.id, ioasid);
+        this.parkedCount++;
+      },
+    );
+    tx.defer(() => this.hooks.onEvent({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id }));
+    if (ioasid.parent) this.put(tx, ioasid.parent, childKey(ioasid.id));
+  }
+
+  /**
+   * The one helper VFIO and KVM use (cf. eventfd_ctx_fdget): fd must be an ioasid fd of the caller
+   * (EBADF), the ioasid must belong to it and be visible (ENOENT). `parked` also finds a destroyed
+   * ioasid of that fd, for the calls that let go of one (disallow).
+   */
+  fdget(fds: FdTable, fd: number, ioasid: number, opts: { parked?: boolean } = {}): IoasidRef {
+    const ctx = fds.get(fd, 'ioasid', IoasidContext);
+    let found = ctx.ioasids.get(ioasid);
+    if (!found && opts.parked) {
+      const parked = this.ioasids.get(ioasid);
+      if (parked && parked.state === 'destroyed' && parked.owner.ctxId === ctx.ctxId) found = parked;
+    }
+    if (!found) throw new KernelError('ENOENT', `ioasid ${ioasid} does not exist in ioasid fd ${fd}`);
+    return new IoasidRef(this, found);
+  }
+
+  /** fdget, but an unknown ioasid is null instead of ENOENT (a bad fd is still EBADF). */
+  fdgetOrNull(fds: FdTable, fd: number, ioasid: number, opts: { parked?: boolean } = {}): IoasidRef | null {
+    try {
+      return this.fdget(fds, fd, ioasid, opts);
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** IOTLB flush of one table; an iova parent's nested children cache translations through it too. */
+  flush(ioasid: Ioasid, range: InvalidateRequest['range'], reason: InvalidateRequest['reason']): void {
+    const pgtbl = ioasid.pgtbl;
+    if (!pgtbl) return;
+    this.hooks.onInvalidate({ pgtblId: pgtbl.id, ppasid: ioasid.id, kind: pgtbl.kind, range, reason });
+    for (const child of ioasid.describeHolders().children) {
+      const nested = this.ioasids.get(child)?.pgtbl;
+      if (nested) this.hooks.onInvalidate({ pgtblId: nested.id, ppasid: child, kind: nested.kind, range: null, reason });
+    }
+  }
+
+  /** DESTROY hides the ioasid from its fd (the caller's part) and marks it parked here. */
+  park(tx: Tx, ioasid: Ioasid, hide: () => void, unhide: () => void): void {
+    const previous = ioasid.state;
+    tx.do(
+      'ioasid.park',
+      () => {
+        ioasid.state = 'destroyed';
+        this.parkedCount++;
+        hide();
+      },
+      () => {
+        ioasid.state = previous;
+        this.parkedCount--;
+        unhide();
+      },
+    );
+  }
+
+  pasidPool(): { allocated: number; parked: number; free: number } {
+    return { allocated: this.ioasids.size - this.parkedCount, parked: this.parkedCount, free: this.pool.free };
+  }
+
+  pasidInfo(ppasid: number): PasidInfo {
+    if (!Number.isInteger(ppasid) || ppasid <= NO_PASID || ppasid >= this.pasidLimit) {
+      throw new KernelError('EINVAL', `pPASID ${ppasid} is outside [1, ${this.pasidLimit})`);
+    }
+    const ioasid = this.ioasids.get(ppasid);
+    if (!ioasid) return { pasid: ppasid, state: 'free' };
+    return {
+      pasid: ppasid,
+      state: ioasid.state === 'destroyed' ? 'parked' : 'allocated',
+      ioasidState: ioasid.state,
+      owner: { pid: ioasid.owner.pid, fd: ioasid.owner.fd },
+      refs: ioasid.refs,
+      holders: ioasid.describeHolders(),
+    };
+  }
+
+  /** Every allocated or parked ioasid (audits, tests). */
+  all(): Ioasid[] {
+    return [...this.ioasids.values()].sort((a, b) => a.id - b.id);
+  }
+}

@@ -1,0 +1,71 @@
+import { Tx } from '../fault-injection';
+import { PageTable } from './page-tables';
+
+export type IoasidState = 'allocated' | 'bound' | 'destroyed';
+
+/**
+ * A reference on an ioasid besides its owning fd. The ioasid layer knows holders only by key and kind;
+ * a device holder brings its own revoke() (block the route + drain) so DESTROY can cut it off without
+ * the ioasid layer knowing anything about PCI.
+ */
+export type Holder =
+  | { kind: 'device'; key: string; bdf: string; mode: 'rid' | 'pasid'; revoke(tx: Tx): void }
+  | { kind: 'kvm'; key: string; vmFd: number; vpasid: number }
+  | { kind: 'child'; key: string; ioasid: number };
+
+/** Who opened the ioasid fd that allocated it (kept after the fd closes, for audits). */
+export interface IoasidOwner {
+  ctxId: number;
+  pid: number;
+  fd: number;
+}
+
+export interface IoasidHolders {
+  /** "bdf/rid" or "bdf/pasid" */
+  devices: string[];
+  kvm: { vmFd: number; vpasid: number }[];
+  children: number[];
+}
+
+/**
+ * An I/O address space whose id is its pPASID. References = the owning fd (until DESTROY or close)
+ * + every holder; the pPASID goes back to the pool when a destroyed ioasid's last holder lets go.
+ */
+export class Ioasid {
+  state: IoasidState = 'allocated';
+  pgtbl: PageTable | null = null;
+  /** The ioasid a nested table sits on (this one holds a 'child' reference on it). */
+  parent: Ioasid | null = null;
+  readonly holders = new Map<string, Holder>();
+
+  constructor(
+    readonly id: number,
+    readonly owner: IoasidOwner,
+  ) {}
+
+  /** The kref: 1 for the owning fd while not destroyed, plus one per holder. */
+  get refs(): number {
+    return (this.state === 'destroyed' ? 0 : 1) + this.holders.size;
+  }
+
+  hasHolder(kind: Holder['kind']): boolean {
+    for (const h of this.holders.values()) if (h.kind === kind) return true;
+    return false;
+  }
+
+  describeHolders(): IoasidHolders {
+    const out: IoasidHolders = { devices: [], kvm: [], children: [] };
+    for (const h of this.holders.values()) {
+      if (h.kind === 'device') out.devices.push(`${h.bdf}/${h.mode}`);
+      else if (h.kind === 'kvm') out.kvm.push({ vmFd: h.vmFd, vpasid: h.vpasid });
+      else out.children.push(h.ioasid);
+    }
+    out.devices.sort();
+    out.kvm.sort((a, b) => a.vmFd - b.vmFd || a.vpasid - b.vpasid);
+    out.children.sort((a, b) => a - b);
+    return out;
+  }
+}
+
+/** Holder key of the reference a nested ioasid holds on its parent. */
+export const childKey = (ioasid: number): string => `child:${ioasid}`;

@@ -1,0 +1,169 @@
+import { KernelError } from '@app/shared/errno';
+import { Tx } from '../fault-injection';
+import { PhysicalMemory } from './physical-memory';
+import { MEMORY_IO_MAX, MMAP_BASE, MMAP_MAX_LENGTH, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
+
+interface Vma {
+  start: number;
+  end: number;
+}
+
+/** What the MMU (or an IOMMU walking this mm for SVA) finds at a virtual address. */
+export interface MmTranslation {
+  hpa: number;
+  writable: boolean;
+}
+
+/**
+ * A process's user address space: anonymous read/write mappings whose pages get a frame on first
+ * touch (a read of an untouched page sees zeros without allocating, like the zero page).
+ */
+export class AddressSpace {
+  private readonly vmas: Vma[] = [];
+  private readonly pages = new Map<number, number>(); // virtual page number → pfn
+  private nextHva = MMAP_BASE;
+  private alive = true;
+
+  constructor(private readonly memory: PhysicalMemory) {}
+
+  /** Anonymous mmap: length rounded up to pages (Linux do_mmap); 0 → EINVAL. */
+  mmap(tx: Tx, length: number): number {
+    if (!Number.isSafeInteger(length) || length <= 0) throw new KernelError('EINVAL', `mmap length must be a positive integer, got ${length}`);
+    if (length > MMAP_MAX_LENGTH) throw new KernelError('ENOMEM', `mmap of ${length} bytes exceeds the ${MMAP_MAX_LENGTH}-byte limit`);
+    const size = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    const vma = { start: this.nextHva, end: this.nextHva + size };
+    tx.do(
+      'mm.mmap',
+      () => {
+        this.vmas.push(vma);
+        this.nextHva = vma.end;
+      },
+      () => {
+        this.vmas.pop();
+        this.nextHva = vma.start;
+      },
+    );
+    return vma.start;
+  }
+
+  /** True if every byte of [hva, hva + length) lies in a mapping. */
+  isMapped(hva: number, length: number): boolean {
+    if (!Number.isSafeInteger(hva) || !Number.isSafeInteger(length) || hva < 0 || length < 0) return false;
+    let at = hva;
+    const end = hva + length;
+    while (at < end) {
+      const vma = this.findVma(at);
+      if (!vma) return false;
+      at = vma.end;
+    }
+    return true;
+  }
+
+  /** Fault in and pin every page of a page-aligned mapped range (GUP with FOLL_LONGTERM); returns the pfns. */
+  pinRange(tx: Tx, hva: number, length: number): number[] {
+    this.requireMapped(hva, length);
+    const pfns: number[] = [];
+    for (let vpn = pageIndex(hva); vpn < pageIndex(hva + length); vpn++) {
+      const pfn = this.populate(tx, vpn);
+      this.memory.pin(tx, pfn);
+      pfns.push(pfn);
+    }
+    return pfns;
+  }
+
+  read(hva: number, length: number): Buffer {
+    this.checkIo(hva, length);
+    const out = Buffer.alloc(length);
+    for (let done = 0; done < length; ) {
+      const at = hva + done;
+      const n = Math.min(PAGE_SIZE - pageOffset(at), length - done);
+      const pfn = this.pages.get(pageIndex(at));
+      if (pfn !== undefined) this.memory.read(pfn * PAGE_SIZE + pageOffset(at), n).copy(out, done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Write: checks the whole range first (EFAULT, nothing written), faults pages in, then copies. */
+  write(tx: Tx, hva: number, data: Buffer): void {
+    this.prepareWrite(tx, hva, data.length);
+    for (let done = 0; done < data.length; ) {
+      const at = hva + done;
+      const n = Math.min(PAGE_SIZE - pageOffset(at), data.length - done);
+      const pfn = this.pages.get(pageIndex(at)) as number;
+      this.memory.write(pfn * PAGE_SIZE + pageOffset(at), data.subarray(done, done + n));
+      done += n;
+    }
+  }
+
+  /** Check a write of [hva, hva + length) and fault its pages in, so the copy itself cannot fail. */
+  prepareWrite(tx: Tx, hva: number, length: number): void {
+    this.checkIo(hva, length);
+    const end = hva + length;
+    for (let vpn = pageIndex(hva); vpn * PAGE_SIZE < end; vpn++) this.populate(tx, vpn);
+  }
+
+  /**
+   * The mm page table seen by an IOMMU doing SVA: a mapped page not yet present is faulted in on the
+   * spot (a page request the kernel resolves at once); unmapped, out of memory or a dead mm → null.
+   */
+  translate(hva: number): MmTranslation | null {
+    if (!this.alive || !this.findVma(hva)) return null;
+    const vpn = pageIndex(hva);
+    let pfn = this.pages.get(vpn);
+    if (pfn === undefined) {
+      try {
+        pfn = this.memory.allocFrameNow();
+      } catch {
+        return null;
+      }
+      this.pages.set(vpn, pfn);
+    }
+    return { hpa: pfn * PAGE_SIZE + pageOffset(hva), writable: true };
+  }
+
+  /** exit_mmap: free every frame (after the fds are closed, so none is pinned any more). */
+  teardown(): void {
+    this.alive = false;
+    for (const pfn of this.pages.values()) this.memory.freeFrame(pfn);
+    this.pages.clear();
+    this.vmas.length = 0;
+  }
+
+  get residentPages(): number {
+    return this.pages.size;
+  }
+
+  private populate(tx: Tx, vpn: number): number {
+    const present = this.pages.get(vpn);
+    if (present !== undefined) return present;
+    const pfn = this.memory.allocFrame(tx);
+    this.pages.set(vpn, pfn);
+    tx.onUndo(() => this.pages.delete(vpn));
+    return pfn;
+  }
+
+  private requireMapped(hva: number, length: number): void {
+    if (!this.isMapped(hva, length)) throw new KernelError('EFAULT', `hva range [0x${hva.toString(16)}, +${length}) is not mapped`);
+  }
+
+  private checkIo(hva: number, length: number): void {
+    if (!Number.isSafeInteger(length) || length < 0 || length > MEMORY_IO_MAX) {
+      throw new KernelError('EINVAL', `memory access of ${length} bytes (max ${MEMORY_IO_MAX})`);
+    }
+    this.requireMapped(hva, length);
+  }
+
+  private findVma(hva: number): Vma | undefined {
+    let lo = 0;
+    let hi = this.vmas.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const vma = this.vmas[mid];
+      if (hva < vma.start) hi = mid - 1;
+      else if (hva >= vma.end) lo = mid + 1;
+      else return vma;
+    }
+    return undefined;
+  }
+}

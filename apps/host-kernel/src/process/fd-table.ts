@@ -1,0 +1,61 @@
+import { KernelError } from '@app/shared/errno';
+import { Tx } from '../fault-injection';
+
+export type FdKind = 'ioasid' | 'device' | 'kvm-vm';
+
+/** An open file: what an fd points to. release() is the file's ->release, run when the fd closes. */
+export interface KernelFile {
+  readonly kind: FdKind;
+  release(tx: Tx): void;
+}
+
+/** Order in which process death closes fds: leaf-first (KVM mappings → device attachments → ioasids). */
+export const CLOSE_ORDER: readonly FdKind[] = ['kvm-vm', 'device', 'ioasid'];
+
+/** First fd handed out (0-2 are stdio, as in Linux). */
+export const FIRST_FD = 3;
+
+/** One process's fd table: lowest free number from 3 (Linux alloc_fd), typed lookup (EBADF). */
+export class FdTable {
+  private readonly files = new Map<number, KernelFile>();
+
+  constructor(private readonly pid: number) {}
+
+  /** Install the file make(fd) builds at the lowest free fd. */
+  install<F extends KernelFile>(tx: Tx, make: (fd: number) => F): { fd: number; file: F } {
+    let fd = FIRST_FD;
+    while (this.files.has(fd)) fd++;
+    const file = make(fd);
+    tx.do('fd.install', () => this.files.set(fd, file), () => this.files.delete(fd));
+    return { fd, file };
+  }
+
+  /** The file behind fd, which must be of `kind` (class `type`): missing or wrong kind → EBADF. */
+  get<T extends KernelFile>(fd: number, kind: FdKind, type: abstract new (...args: never[]) => T): T {
+    const file = this.files.get(fd);
+    if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
+    if (file.kind !== kind || !(file instanceof type)) {
+      throw new KernelError('EBADF', `fd ${fd} of process ${this.pid} is a ${file.kind} fd, not ${kind}`);
+    }
+    return file;
+  }
+
+  /** close(fd): drop it from the table, then release the file. */
+  close(tx: Tx, fd: number): void {
+    const file = this.files.get(fd);
+    if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
+    tx.do('fd.close', () => this.files.delete(fd), () => this.files.set(fd, file));
+    file.release(tx);
+  }
+
+  list(): { fd: number; kind: FdKind }[] {
+    return [...this.files.entries()].sort(([a], [b]) => a - b).map(([fd, file]) => ({ fd, kind: file.kind }));
+  }
+
+  /** Every fd, in process-death order. */
+  closeOrder(): number[] {
+    return this.list()
+      .sort((a, b) => CLOSE_ORDER.indexOf(a.kind) - CLOSE_ORDER.indexOf(b.kind) || a.fd - b.fd)
+      .map((e) => e.fd);
+  }
+}

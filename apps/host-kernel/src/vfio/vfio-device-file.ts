@@ -1,0 +1,94 @@
+import { KernelError } from '@app/shared/errno';
+import { Tx } from '../fault-injection';
+import { AttachTable } from '../iommu/attach-table';
+import { IoasidRef } from '../ioasid/ioasid-layer';
+import { KernelFile } from '../process/fd-table';
+import { VfioDevice } from './vfio-device';
+
+export type AllowMode = 'rid' | 'pasid';
+
+/** Called before a route is removed: finish or abort in-flight DMA and page requests on it. */
+export type DrainHook = (bdf: string, ppasid: number | null) => void;
+
+interface Attachment {
+  mode: AllowMode;
+  /** null for the RID route */
+  routePasid: number | null;
+  ref: IoasidRef;
+  holderKey: string;
+}
+
+/**
+ * An open VFIO device fd. DEVICE_ALLOW_IOASID / DISALLOW: the device's routes (RID, RID+PASID) to
+ * ioasid page tables, each holding a reference on its ioasid. Only this layer knows the PCI device.
+ */
+export class VfioDeviceFile implements KernelFile {
+  readonly kind = 'device';
+  private readonly attachments = new Map<string, Attachment>();
+
+  constructor(
+    readonly device: VfioDevice,
+    readonly fd: number,
+    private readonly iommu: AttachTable,
+    private readonly drain: DrainHook,
+  ) {}
+
+  get bdf(): string {
+    return this.device.bdf;
+  }
+
+  allow(tx: Tx, ref: IoasidRef, mode: AllowMode): void {
+    if (mode !== 'rid' && mode !== 'pasid') throw new KernelError('EINVAL', `allow mode must be "rid" or "pasid"`);
+    if (ref.state !== 'bound' || !ref.pgtbl) throw new KernelError('EINVAL', `ioasid ${ref.ppasid} is ${ref.state}: BIND_PGTBL before allowing a device`);
+    const routePasid = mode === 'rid' ? null : ref.ppasid;
+    if (mode === 'pasid' && !this.device.canUsePasid(ref.ppasid)) {
+      const width = this.device.config.pasidWidth;
+      throw new KernelError('EINVAL', width === 0 ? `device ${this.bdf} has no PASID capability` : `pPASID ${ref.ppasid} exceeds device ${this.bdf}'s ${width}-bit PASID width`);
+    }
+    const key = routeKey(routePasid);
+    const existing = this.attachments.get(key);
+    if (existing) throw new KernelError('EBUSY', `device ${this.bdf} ${mode === 'rid' ? 'RID' : `PASID ${routePasid}`} is already routed to ioasid ${existing.ref.ppasid}`);
+    const holderKey = `dev:${this.bdf}/${mode}`;
+    this.iommu.attach(tx, this.bdf, routePasid, ref.pgtbl);
+    ref.hold(tx, { kind: 'device', key: holderKey, bdf: this.bdf, mode, revoke: (t) => this.quiesce(t, routePasid) });
+    const attachment: Attachment = { mode, routePasid, ref, holderKey };
+    tx.do('vfio.attach', () => this.attachments.set(key, attachment), () => this.attachments.delete(key));
+  }
+
+  /** Remove every route of this device to the ioasid; false if there was none (a no-op). */
+  disallow(tx: Tx, ref: IoasidRef): boolean {
+    const hits = [...this.attachments.values()].filter((a) => a.ref.ppasid === ref.ppasid);
+    for (const a of hits.sort(byPasidFirst)) this.detach(tx, a);
+    return hits.length > 0;
+  }
+
+  /** Device fd close: disallow everything it allowed (PASID routes before the RID one). */
+  release(tx: Tx): void {
+    for (const a of [...this.attachments.values()].sort(byPasidFirst)) this.detach(tx, a);
+    const opener = this.device.openedBy;
+    tx.do('vfio.close', () => (this.device.openedBy = null), () => (this.device.openedBy = opener));
+  }
+
+  allowed(): { mode: AllowMode; ioasid: number }[] {
+    return [...this.attachments.values()].sort(byPasidFirst).map((a) => ({ mode: a.mode, ioasid: a.ref.ppasid }));
+  }
+
+  /** block → drain → remove the route → drop the reference (VT-d: clear PASID entry, flush, drain PRQ). */
+  private detach(tx: Tx, a: Attachment): void {
+    this.quiesce(tx, a.routePasid);
+    this.iommu.detach(tx, this.bdf, a.routePasid);
+    const key = routeKey(a.routePasid);
+    tx.do('vfio.detach', () => this.attachments.delete(key), () => this.attachments.set(key, a));
+    a.ref.release(tx, a.holderKey);
+  }
+
+  /** Block the route so new requests fault, then drain what is in flight (also used by DESTROY). */
+  private quiesce(tx: Tx, routePasid: number | null): void {
+    this.iommu.block(tx, this.bdf, routePasid);
+    tx.step('vfio.drain');
+    this.drain(this.bdf, routePasid);
+  }
+}
+
+const routeKey = (routePasid: number | null): string => (routePasid === null ? 'rid' : `pasid:${routePasid}`);
+const byPasidFirst = (a: Attachment, b: Attachment): number => Number(a.routePasid === null) - Number(b.routePasid === null) || (a.routePasid ?? 0) - (b.routePasid ?? 0);
