@@ -1,0 +1,312 @@
+import { KernelError } from '@app/shared/errno';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type Descriptor, type DsaOp } from '@app/shared/dsa/descriptor';
+import { DESCRIPTOR_SIZE, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
+import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { ENGINE_BATCH_PER_TICK, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
+
+/** Every device memory access goes through this (the IOMMU, tagged with the requester's PASID or RID). */
+export interface DmaPort {
+  access(ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
+}
+
+export type AcceleratorEvent =
+  | { kind: 'completion'; ppasid: number | null; op: DsaOp | null; status: number; bytesCompleted: number; completionAddress: number | null }
+  | { kind: 'fault'; ppasid: number | null; address: number; write: boolean; reason: string; stage: 'source' | 'destination' | 'completion-record' }
+  /** A descriptor the device cannot report on (misaligned completion address): a software error (DSA SWERR). */
+  | { kind: 'error'; ppasid: number | null; status: number; message: string };
+
+export interface AcceleratorOptions {
+  dma: DmaPort;
+  wqDepth?: number;
+  maxTransferSize?: number;
+  batchPerTick?: number;
+  /** Runs the engine later; default setImmediate. */
+  scheduler?: (run: () => void) => void;
+  onEvent?: (event: AcceleratorEvent) => void;
+  /** Start paused (tests, "stalled device"). */
+  paused?: boolean;
+}
+
+export interface AcceleratorStats {
+  wqDepth: number;
+  queued: number;
+  inFlight: number;
+  submitted: number;
+  retried: number;
+  completed: number;
+  faulted: number;
+  aborted: number;
+  /** Descriptors rejected by validation (status 0x10+). */
+  invalid: number;
+}
+
+interface Queued {
+  ppasid: number | null;
+  descriptor: Buffer;
+}
+
+interface Outcome {
+  status: number;
+  result?: number;
+  faultInfo?: number;
+  bytesCompleted: number;
+  faultAddress?: number;
+}
+
+const defaultScheduler = (run: () => void): void => void setImmediate(run);
+
+/**
+ * A DSA-like device with one shared work queue. submit() is the ENQCMD portal write (ZF=1 'retry' when the
+ * WQ is full); the engine executes descriptors in order, each synchronously, all memory through the DmaPort,
+ * and writes the completion record by DMA. drainPasid() aborts a PASID's queued work before its route goes.
+ */
+export class Accelerator {
+  readonly wqDepth: number;
+  readonly maxTransferSize: number;
+  private readonly queue: Queued[] = [];
+  private readonly batchPerTick: number;
+  private readonly schedule: (run: () => void) => void;
+  private scheduled = false;
+  private running = false;
+  private isPaused: boolean;
+  private counters = { submitted: 0, retried: 0, completed: 0, faulted: 0, aborted: 0, invalid: 0 };
+
+  constructor(private readonly options: AcceleratorOptions) {
+    this.wqDepth = options.wqDepth ?? WQ_DEFAULT_DEPTH;
+    this.maxTransferSize = options.maxTransferSize ?? WQ_MAX_TRANSFER_SIZE;
+    this.batchPerTick = options.batchPerTick ?? ENGINE_BATCH_PER_TICK;
+    for (const [name, v] of [['wqDepth', this.wqDepth], ['maxTransferSize', this.maxTransferSize], ['batchPerTick', this.batchPerTick]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new KernelError('EINVAL', `accelerator ${name} ${v} must be a positive integer`);
+    }
+    this.schedule = options.scheduler ?? defaultScheduler;
+    this.isPaused = options.paused ?? false;
+  }
+
+  /** ENQCMD/ENQCMDS to the portal: the PASID is the one the CPU put in the request, not the descriptor's field. */
+  submit(ppasid: number | null, descriptor: Buffer): 'accepted' | 'retry' {
+    checkPasid(ppasid);
+    if (!Buffer.isBuffer(descriptor) || descriptor.length !== DESCRIPTOR_SIZE) {
+      throw new KernelError('EINVAL', `descriptor must be ${DESCRIPTOR_SIZE} bytes`);
+    }
+    if (this.queue.length >= this.wqDepth) {
+      this.counters.retried++;
+      return 'retry';
+    }
+    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor) });
+    this.counters.submitted++;
+    this.kick();
+    return 'accepted';
+  }
+
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  pause(): void {
+    this.isPaused = true;
+  }
+
+  resume(): void {
+    this.isPaused = false;
+    this.kick();
+  }
+
+  /** Executes the oldest descriptor now, paused or not. Returns false when the queue was empty. */
+  step(): boolean {
+    const next = this.queue.shift();
+    if (!next) return false;
+    this.running = true;
+    try {
+      this.execute(next);
+    } finally {
+      this.running = false;
+    }
+    return true;
+  }
+
+  /**
+   * Aborts every queued descriptor of ppasid (null = RID requests): each gets completion status 4 written by DMA
+   * now, while the route still exists, and leaves the queue. Execution is synchronous, so when this returns no
+   * DMA for that PASID remains pending. Returns how many were aborted.
+   */
+  drainPasid(ppasid: number | null): number {
+    checkPasid(ppasid);
+    return this.abortWhere((q) => q.ppasid === ppasid);
+  }
+
+  /** Aborts everything queued (device reset / WQ disable). */
+  abortAll(): number {
+    return this.abortWhere(() => true);
+  }
+
+  queuedFor(ppasid: number | null): number {
+    return this.queue.filter((q) => q.ppasid === ppasid).length;
+  }
+
+  get stats(): AcceleratorStats {
+    return { wqDepth: this.wqDepth, queued: this.queue.length, inFlight: this.running ? 1 : 0, ...this.counters };
+  }
+
+  private abortWhere(match: (q: Queued) => boolean): number {
+    const victims = this.queue.filter(match);
+    for (let i = this.queue.length - 1; i >= 0; i--) if (match(this.queue[i])) this.queue.splice(i, 1);
+    for (const q of victims) {
+      this.counters.aborted++;
+      const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
+      const completion = decoded.ok ? decoded.descriptor.completion : decoded.completion;
+      const op = decoded.ok ? decoded.descriptor.op : null;
+      this.report(q.ppasid, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
+    }
+    return victims.length;
+  }
+
+  private kick(): void {
+    if (this.isPaused || this.scheduled || this.queue.length === 0) return;
+    this.scheduled = true;
+    this.schedule(() => this.tick());
+  }
+
+  private tick(): void {
+    this.scheduled = false;
+    for (let n = 0; n < this.batchPerTick && !this.isPaused && this.queue.length > 0; n++) this.step();
+    this.kick();
+  }
+
+  private execute(q: Queued): void {
+    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
+    if (!decoded.ok) {
+      this.counters.invalid++;
+      if (decoded.completion === null) {
+        this.emit({ kind: 'error', ppasid: q.ppasid, status: decoded.status, message: decoded.message });
+        return;
+      }
+      this.report(q.ppasid, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
+      return;
+    }
+    const d = decoded.descriptor;
+    const outcome = this.run(q.ppasid, d);
+    if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
+    else this.counters.completed++;
+    const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
+    this.report(q.ppasid, d.op, d.completion, outcome, always || d.requestCompletion);
+  }
+
+  private run(ppasid: number | null, d: Descriptor): Outcome {
+    switch (d.op) {
+      case 'noop':
+        return { status: CompletionStatus.success, bytesCompleted: 0 };
+      case 'memmove':
+        return this.memmove(ppasid, d);
+      case 'fill':
+        return this.fill(ppasid, d);
+      case 'compare':
+        return this.compare(ppasid, d);
+    }
+  }
+
+  /** Chunks never cross a page of src or dst, so a fault leaves every byte of the faulting page untouched. */
+  private memmove(ppasid: number | null, d: Descriptor): Outcome {
+    // Overlap with dst above src copies from the end (DSA reports the direction in `result`).
+    const backward = d.dst > d.src && d.dst < d.src + d.length;
+    let done = 0;
+    while (done < d.length) {
+      const remaining = d.length - done;
+      let size: number;
+      let srcAt: number;
+      let dstAt: number;
+      if (!backward) {
+        srcAt = d.src + done;
+        dstAt = d.dst + done;
+        size = Math.min(remaining, PAGE_SIZE - (srcAt % PAGE_SIZE), PAGE_SIZE - (dstAt % PAGE_SIZE));
+      } else {
+        const srcEnd = d.src + remaining;
+        const dstEnd = d.dst + remaining;
+        size = Math.min(remaining, ((srcEnd - 1) % PAGE_SIZE) + 1, ((dstEnd - 1) % PAGE_SIZE) + 1);
+        srcAt = srcEnd - size;
+        dstAt = dstEnd - size;
+      }
+      const r = this.dma(ppasid, srcAt, size, false, undefined, 'source');
+      if (!r.ok) return this.pageFault(r.address, false, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
+      const w = this.dma(ppasid, dstAt, size, true, r.data, 'destination');
+      if (!w.ok) return this.pageFault(w.address, true, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
+      done += size;
+    }
+    return { status: CompletionStatus.success, bytesCompleted: done };
+  }
+
+  private fill(ppasid: number | null, d: Descriptor): Outcome {
+    const pattern = Buffer.alloc(8);
+    pattern.writeBigUInt64LE(d.pattern, 0);
+    let done = 0;
+    while (done < d.length) {
+      const at = d.dst + done;
+      const size = Math.min(d.length - done, PAGE_SIZE - (at % PAGE_SIZE));
+      const chunk = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) chunk[i] = pattern[(done + i) % 8];
+      const w = this.dma(ppasid, at, size, true, chunk, 'destination');
+      if (!w.ok) return this.pageFault(w.address, true, done, 0);
+      done += size;
+    }
+    return { status: CompletionStatus.success, bytesCompleted: done };
+  }
+
+  /** Mismatch: status 3, result 1, bytesCompleted = offset of the first differing byte (DSA semantics). */
+  private compare(ppasid: number | null, d: Descriptor): Outcome {
+    let done = 0;
+    while (done < d.length) {
+      const a = d.src + done;
+      const b = d.dst + done;
+      const size = Math.min(d.length - done, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
+      const r1 = this.dma(ppasid, a, size, false, undefined, 'source');
+      if (!r1.ok) return this.pageFault(r1.address, false, done, 0);
+      const r2 = this.dma(ppasid, b, size, false, undefined, 'source');
+      if (!r2.ok) return this.pageFault(r2.address, false, done, 0);
+      const x = r1.data as Buffer;
+      const y = r2.data as Buffer;
+      for (let i = 0; i < size; i++) {
+        if (x[i] !== y[i]) return { status: CompletionStatus.compareMismatch, result: RESULT_COMPARE_MISMATCH, bytesCompleted: done + i };
+      }
+      done += size;
+    }
+    return { status: CompletionStatus.success, bytesCompleted: done };
+  }
+
+  private pageFault(address: number, write: boolean, done: number, result: number): Outcome {
+    return { status: CompletionStatus.pageFault, result, faultInfo: write ? FAULT_INFO_WRITE : 0, bytesCompleted: done, faultAddress: address };
+  }
+
+  private dma(
+    ppasid: number | null,
+    address: number,
+    length: number,
+    write: boolean,
+    data: Buffer | undefined,
+    stage: 'source' | 'destination' | 'completion-record',
+  ): { ok: true; data?: Buffer } | { ok: false; address: number } {
+    const r = this.options.dma.access(ppasid, address, length, write, data);
+    if (r.ok) return r;
+    this.emit({ kind: 'fault', ppasid, address: r.address, write, reason: r.reason, stage });
+    return r;
+  }
+
+  /** Writes the completion record (if wanted and possible), then tells onEvent. */
+  private report(ppasid: number | null, op: DsaOp | null, completion: number | null, outcome: Outcome, write: boolean): void {
+    if (completion !== null && write) {
+      const record = encodeCompletion({ ...outcome });
+      // A fault on the record itself has already been emitted as a 'fault' event; the record is dropped.
+      this.dma(ppasid, completion, COMPLETION_RECORD_SIZE, true, record, 'completion-record');
+    }
+    this.emit({ kind: 'completion', ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
+  }
+
+  private emit(event: AcceleratorEvent): void {
+    this.options.onEvent?.(event);
+  }
+}
+
+function checkPasid(ppasid: number | null): void {
+  if (ppasid !== null && (!Number.isInteger(ppasid) || ppasid < 1 || ppasid >= PASID_LIMIT)) {
+    throw new KernelError('EINVAL', `PASID ${ppasid} is outside [1, 2^20)`);
+  }
+}

@@ -1,0 +1,109 @@
+import type { FaultRecord } from '@app/shared/contract/host-kernel';
+import { NO_PASID } from '../ioasid/ioasid.constants';
+import type { InvalidateRequest } from '../ioasid/ioasid-layer';
+import type { PageTableHandle } from '../ioasid/pgtbl';
+import { AttachTable } from './attach-table';
+import { FAULT_LOG_CAPACITY, FAULT_REASONS, IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
+import { Iotlb } from './iotlb';
+import { dmaAccess, type PageTableView, type PhysicalMemoryPort } from './translate';
+
+export type IommuAccessResult = { ok: true; data?: Buffer } | { ok: false; address: number; reason: string; fault: FaultRecord };
+
+export interface IommuOptions {
+  memory: PhysicalMemoryPort;
+  /** Every fault, after it is logged; `route` is the table the request was routed to (null: no route). */
+  onFault?: (fault: FaultRecord, route: PageTableHandle | null) => void;
+  faultLogCapacity?: number;
+  iotlbCapacity?: number;
+}
+
+/** A blocked route translates like a destroyed table: every request faults 'translation-blocked'. */
+const BLOCKED: PageTableView = { kind: 'iova', id: 0, destroyed: true, lookup: () => null };
+
+/**
+ * The host IOMMU (VT-d scalable mode): the per-device attach table VFIO programs, one IOTLB shared by every
+ * device, and the fault log. access() is the path of every device-initiated request (bdf, PASID or RID, address,
+ * read/write): route lookup → page-table walk (iommu/translate.ts) → physical memory, or a fault record.
+ */
+export class Iommu {
+  readonly table = new AttachTable();
+  readonly iotlb: Iotlb;
+  private readonly log: FaultRecord[] = [];
+  private readonly capacity: number;
+  private head = 0;
+  private lost = 0;
+  /** The route whose drain is running: its own completion writes still pass the block (see drainWith). */
+  private draining: { bdf: string; ppasid: number | null } | null = null;
+
+  constructor(private readonly options: IommuOptions) {
+    this.iotlb = new Iotlb(options.iotlbCapacity ?? IOTLB_DEFAULT_CAPACITY);
+    this.capacity = options.faultLogCapacity ?? FAULT_LOG_CAPACITY;
+  }
+
+  addDevice(bdf: string): void {
+    this.table.addDevice(bdf);
+  }
+
+  /** One device request. Nothing moves unless every page translates (dmaAccess); a fault is logged and reported. */
+  access(bdf: string, ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer): IommuAccessResult {
+    const key = ppasid === NO_PASID ? null : ppasid;
+    const route = this.table.find(bdf, key);
+    let view: PageTableView | null = null;
+    if (route) view = route.blocked && !this.isDraining(bdf, key) ? BLOCKED : route.pgtbl;
+    const r = dmaAccess(view, address, length, write, data, this.options.memory, this.iotlb);
+    if (r.ok) return r;
+    const fault: FaultRecord = { bdf, pasid: key, address: r.address, access: write ? 'write' : 'read', reason: r.reason, code: FAULT_REASONS[r.reason].code };
+    this.record(fault);
+    this.options.onFault?.({ ...fault }, route?.pgtbl ?? null);
+    return { ok: false, address: r.address, reason: r.reason, fault };
+  }
+
+  /**
+   * Runs a device drain for (bdf, ppasid). VFIO blocks the route before draining; the requests the drain itself
+   * issues (aborted descriptors' completion records) still complete, as a device finishes its in-flight work for
+   * a PASID before the PASID entry is torn down (Linux: idxd drains the PASID before iommu_sva_unbind_device).
+   * The route's cached translations are flushed afterwards, as intel_pasid_tear_down_entry does.
+   */
+  drainWith(bdf: string, ppasid: number | null, drain: () => void): void {
+    const key = ppasid === NO_PASID ? null : ppasid;
+    const outer = this.draining;
+    this.draining = { bdf, ppasid: key };
+    try {
+      drain();
+    } finally {
+      this.draining = outer;
+    }
+    const route = this.table.find(bdf, key);
+    if (route) this.iotlb.invalidate(route.pgtbl.id);
+  }
+
+  /** The control plane's IOTLB flush (INVALIDATE, UNMAP, DESTROY); nested children arrive as their own requests. */
+  invalidate(req: InvalidateRequest): number {
+    return req.range ? this.iotlb.invalidate(req.pgtblId, req.range.iova, req.range.length) : this.iotlb.invalidate(req.pgtblId);
+  }
+
+  /** The fault log, oldest first. */
+  faults(): FaultRecord[] {
+    const ordered = this.log.length < this.capacity ? this.log : [...this.log.slice(this.head), ...this.log.slice(0, this.head)];
+    return ordered.map((f) => ({ ...f }));
+  }
+
+  /** Faults overwritten because the log was full. */
+  get overwritten(): number {
+    return this.lost;
+  }
+
+  private record(fault: FaultRecord): void {
+    if (this.log.length < this.capacity) {
+      this.log.push(fault);
+      return;
+    }
+    this.log[this.head] = fault;
+    this.head = (this.head + 1) % this.capacity;
+    this.lost++;
+  }
+
+  private isDraining(bdf: string, ppasid: number | null): boolean {
+    return this.draining !== null && this.draining.bdf === bdf && this.draining.ppasid === ppasid;
+  }
+}

@@ -1,0 +1,66 @@
+import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
+import { encodeDescriptor } from '@app/shared/dsa/descriptor';
+import { DESC_PASID_MASK, DESC_PRIV_BIT } from '@app/shared/dsa/dsa.constants';
+import { KernelError } from '@app/shared/errno';
+import { NO_PASID } from '../ioasid/ioasid.constants';
+import { decodeIa32Pasid } from './msr';
+
+/** The device side of ENQCMD: a shared work queue portal. */
+export interface EnqcmdPortal {
+  bdf: string;
+  pasidCapable: boolean;
+  submit(ppasid: number, descriptor: Buffer): 'accepted' | 'retry';
+}
+
+/** What ENQCMD on a vCPU needs from the VM: its PASID translation table (the VMCS one). */
+export interface VpasidTranslation {
+  enabled: boolean;
+  /** vPASID → pPASID; null on a miss or once the ioasid is destroyed. */
+  translate(vpasid: number): number | null;
+}
+
+/**
+ * Checks done before the instruction "executes" (errno, nothing queued): the portal must belong to a device
+ * with a PASID capability (a shared WQ needs PASID-tagged work; EOPNOTSUPP otherwise) and the JSON descriptor
+ * must encode (EINVAL/ERANGE). Returns the 64-byte descriptor.
+ */
+export function prepareEnqcmd(portal: EnqcmdPortal, descriptor: Descriptor): Buffer {
+  if (!portal.pasidCapable) throw new KernelError('EOPNOTSUPP', `device ${portal.bdf} has no PASID capability: it has no ENQCMD portal`);
+  if (typeof descriptor !== 'object' || descriptor === null) throw new KernelError('EINVAL', `descriptor must be an object`);
+  return encodeDescriptor({ ...descriptor, pasid: 0, privileged: false });
+}
+
+/**
+ * ENQCMD from a host process (SDM ENQCMD): IA32_PASID.valid clear → #GP; else the PASID in bits 19:0 goes
+ * untranslated into the descriptor's PASID field (privilege bit cleared) and the portal answers ZF.
+ * PASID 0 is never handed out (it is RID_PASID), so a valid IA32_PASID holding 0 is treated as invalid.
+ */
+export function hostEnqcmd(ia32Pasid: number, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
+  const msr = decodeIa32Pasid(ia32Pasid);
+  if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
+  return post(portal, msr.pasid, descriptor);
+}
+
+/**
+ * ENQCMD on a vCPU: IA32_PASID invalid → #GP in the guest without a VM exit. With PASID translation on, the CPU
+ * looks the vPASID up in the VM's table; a miss is a VM exit that KVM answers by injecting #GP. With translation
+ * off the guest's PASID is used as is (the guest then runs with host PASIDs, as before PASID translation existed).
+ */
+export function guestEnqcmd(ia32Pasid: number, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
+  const msr = decodeIa32Pasid(ia32Pasid);
+  if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
+  let ppasid = msr.pasid;
+  if (vm.enabled) {
+    const translated = vm.translate(msr.pasid);
+    if (translated === null) return { result: 'gp', reason: 'vpasid-unmapped' };
+    ppasid = translated;
+  }
+  return post(portal, ppasid, descriptor);
+}
+
+function post(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer): EnqcmdResult {
+  const tagged = Buffer.from(descriptor);
+  const dword0 = tagged.readUInt32LE(0);
+  tagged.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid) >>> 0, 0);
+  return portal.submit(ppasid, tagged) === 'accepted' ? { result: 'accepted' } : { result: 'retry', reason: 'queue-full' };
+}
