@@ -43,13 +43,32 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   const document = buildOpenApi(app, opts);
   const server = app.getHttpAdapter();
   server.get('/docs-json', (_req: express.Request, res: express.Response) => res.json(document));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: opts.title }));
   await app.listen(opts.config.port, opts.config.host);
   const address = app.getHttpServer().address() as { port: number };
+  // Graceful shutdown: end lifelines, close the server and the database, then exit 0.
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    const force = setTimeout(() => {
+      process.stderr.write(`${opts.config.app}: ${signal}: shutdown took too long\n`);
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    app
+      .close()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        process.stderr.write(`${opts.config.app}: shutdown: ${String(err)}\n`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   await opts.onListening?.(app, address.port);
   process.stdout.write(`READY ${JSON.stringify({ app: opts.config.app, port: address.port })}\n`);
   return app;

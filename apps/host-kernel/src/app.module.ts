@@ -1,0 +1,24 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { CoreModule } from '@app/shared/nest/core.module';
+import type { HostKernelConfig } from './config';
+import { HwController } from './hw/hw.controller';
+import { IoasidController } from './ioasid/ioasid.controller';
+import { KernelService } from './kernel.service';
+import { KvmController } from './kvm/kvm.controller';
+import { CreateProcess1764000000001, ProcessEntity } from './persistence/process.entity';
+import { HostAuthGuard } from './process/host-auth.guard';
+import { ProcessController } from './process/process.controller';
+import { VfioController } from './vfio/vfio.controller';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: HostKernelConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: [CreateProcess1764000000001] })],
+      controllers: [ProcessController, IoasidController, VfioController, KvmController, HwController],
+      providers: [KernelService, { provide: APP_GUARD, useClass: HostAuthGuard }],
+    };
+  }
+}

@@ -1,0 +1,46 @@
+import { Type } from 'class-transformer';
+import { IsBoolean, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+
+export class PasidQuery {
+  /** One host PASID to describe instead of the pool counts. */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max((1 << 20) - 1)
+  pasid?: number;
+}
+
+export class RawDmaDto {
+  /** The PASID the device tags the request with; absent = an untagged (RID) request. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max((1 << 20) - 1)
+  pasid?: number;
+
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  address!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max(1 << 20)
+  length!: number;
+
+  @IsBoolean()
+  write!: boolean;
+
+  /** For a write: the bytes, base64 (length must match). */
+  @IsOptional()
+  @IsString()
+  @MaxLength(2 << 20)
+  data?: string;
+}
+
+export class EngineDto {
+  /** false stalls the device's engine (descriptors stay queued), true resumes it. */
+  @IsBoolean()
+  running!: boolean;
+}

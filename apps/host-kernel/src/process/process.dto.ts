@@ -1,0 +1,71 @@
+import { Transform } from 'class-transformer';
+import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+
+/** Largest memory payload of one read or write (bytes). */
+export const MAX_IO_BYTES = 4 << 20;
+const MAX_ADDR = Number.MAX_SAFE_INTEGER;
+const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value);
+
+export class CreateProcessDto {
+  /** The process name, like /proc/PID/comm. */
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  @Matches(/^[\x20-\x7e]+$/)
+  comm!: string;
+}
+
+export class MmapDto {
+  /** Bytes to map (rounded up to 4 KiB); anonymous, read-write. */
+  @IsInt()
+  @Min(1)
+  @Max(1 << 30)
+  length!: number;
+}
+
+export class WriteMemoryDto {
+  /** Host virtual address in the caller's address space. */
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  hva!: number;
+
+  /** The bytes, base64 (default) or hex. */
+  @IsString()
+  @MaxLength(Math.ceil((MAX_IO_BYTES * 4) / 3) + 4)
+  data!: string;
+
+  @IsOptional()
+  @IsIn(['base64', 'hex'])
+  encoding?: 'base64' | 'hex';
+}
+
+export class ReadMemoryQuery {
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  hva!: number;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_IO_BYTES)
+  length!: number;
+
+  @IsOptional()
+  @IsIn(['base64', 'hex'])
+  encoding?: 'base64' | 'hex';
+}
+
+export class WrmsrDto {
+  /** Only IA32_PASID (MSR 0xd93) is modelled. */
+  @IsIn(['IA32_PASID'])
+  msr!: 'IA32_PASID';
+
+  /** Bits 19:0 the PASID, bit 31 valid; other bits are reserved (#GP on real hardware → EINVAL here). */
+  @IsInt()
+  @Min(0)
+  @Max(0xffffffff)
+  value!: number;
+}

@@ -1,0 +1,30 @@
+import { IsIn, IsInt, Max, Min } from 'class-validator';
+
+export class AllowIoasidDto {
+  /** The caller's /dev/ioasid fd that owns the ioasid. */
+  @IsInt()
+  @Min(0)
+  @Max(1 << 20)
+  ioasidFd!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max((1 << 20) - 1)
+  ioasid!: number;
+
+  /** `rid`: the device's untagged requests; `pasid`: requests tagged with PASID = ioasid. */
+  @IsIn(['rid', 'pasid'])
+  mode!: 'rid' | 'pasid';
+}
+
+export class DisallowIoasidDto {
+  @IsInt()
+  @Min(0)
+  @Max(1 << 20)
+  ioasidFd!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max((1 << 20) - 1)
+  ioasid!: number;
+}
