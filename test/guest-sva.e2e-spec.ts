@@ -1,0 +1,122 @@
+import { guestCall, hostRows, pasidState, pool, ppasidOfTrace, processWithBuffers, readGuest } from './harness/guest';
+import { useStack } from './harness/hooks';
+import { eventually, http, newTraceparent } from './harness/stack';
+
+const DEV_A = '0000:6a:01.0';
+const DEV_B = '0000:6b:01.0';
+const VALID = 0x8000_0000;
+
+const world: { a?: { id: number; token: string; url: string }; b?: { id: number; token: string; url: string } } = {};
+const stack = useStack(async (s) => {
+  await s.startHost();
+  await s.startVmm();
+  const a = await s.createVm({ name: 'guest-a', memoryMiB: 32, devices: [DEV_A] });
+  const b = await s.createVm({ name: 'guest-b', memoryMiB: 32, devices: [DEV_B] });
+  world.a = { ...a, url: (await s.startGuest(a)).url };
+  world.b = { ...b, url: (await s.startGuest(b)).url };
+});
+
+async function vridOf(url: string): Promise<number> {
+  const st = await guestCall<{ machine: { devices: Array<{ vrid: number }> } }>(url, 'GET', '/v1/status');
+  return st.machine.devices[0].vrid;
+}
+
+describe('a guest binds a process to a device and submits work with ENQCMD', () => {
+  it('bind → memmove 64 KiB → bytes verified → unbind → the same ENQCMD gets #GP → the pPASID is back in the pool', async () => {
+    const s = stack();
+    const { url, id, token } = world.a!;
+    const vrid = await vridOf(url);
+    const len = 64 * 1024;
+    const p = await processWithBuffers(url, 'copier', len, (i) => i * 7 + (i >> 8));
+
+    const bindTrace = newTraceparent();
+    const { vpasid } = await guestCall<{ vpasid: number }>(url, 'POST', '/v1/sva/bind', { pid: p.pid, vrid }, bindTrace.traceparent);
+    expect(vpasid).toBeGreaterThanOrEqual(1);
+    const ppasid = await ppasidOfTrace(s.host.url, bindTrace.traceId);
+    expect(await pasidState(s.host.url, ppasid)).toBe('allocated');
+
+    const done = await guestCall<{ result: string; status: number; bytes: number }>(url, 'POST', `/v1/processes/${p.pid}/submit`, {
+      vrid,
+      descriptor: { op: 'memmove', src: p.src, dst: p.dst, length: len },
+    });
+    expect(done).toMatchObject({ result: 'accepted', status: 1, bytes: len });
+    expect((await readGuest(url, p.pid, p.dst, len)).equals(p.bytes)).toBe(true);
+
+    const unbindTrace = newTraceparent();
+    await guestCall(url, 'POST', '/v1/sva/unbind', { pid: p.pid, vrid }, unbindTrace.traceparent);
+
+    // The guest driver no longer has a vPASID for the process: IA32_PASID invalid → #GP, no exit.
+    const again = await guestCall<{ result: string; reason: string }>(url, 'POST', `/v1/processes/${p.pid}/submit`, {
+      vrid,
+      descriptor: { op: 'memmove', src: p.src, dst: p.dst, length: len },
+    });
+    expect(again).toMatchObject({ result: 'gp' });
+    // The very same ENQCMD with the old vPASID in IA32_PASID: KVM's table has no entry → exit → #GP.
+    const vmm = s.vmmGuestClient({ id, token });
+    await vmm.wrmsr(0, 'IA32_PASID', VALID + vpasid);
+    const raw = await vmm.enqcmd(0, vrid, { op: 'noop', completion: p.dst });
+    expect(raw).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
+    expect(await pasidState(s.host.url, ppasid)).toBe('free');
+  });
+
+  it('setup on the host is exactly ALLOC, BIND_PGTBL, ALLOW, MAP_PASID; teardown exactly UNMAP_PASID, DISALLOW, DESTROY', async () => {
+    const s = stack();
+    const { url } = world.a!;
+    const vrid = await vridOf(url);
+    const { pid } = await guestCall<{ pid: number }>(url, 'POST', '/v1/processes', { name: 'order' });
+    const bind = newTraceparent();
+    await guestCall(url, 'POST', '/v1/sva/bind', { pid, vrid }, bind.traceparent);
+    const unbind = newTraceparent();
+    await guestCall(url, 'POST', '/v1/sva/unbind', { pid, vrid }, unbind.traceparent);
+    const KINDS = ['ioasid.alloc', 'ioasid.bind_pgtbl', 'vfio.allow_ioasid', 'kvm.map_pasid', 'kvm.unmap_pasid', 'vfio.disallow_ioasid', 'ioasid.destroy'];
+    const ops = async (traceId: string): Promise<string[]> =>
+      (await hostRows(s.host.url, traceId)).filter((r) => KINDS.includes(r.operation) && r.errno === null).map((r) => r.operation);
+    expect(await ops(bind.traceId)).toEqual(['ioasid.alloc', 'ioasid.bind_pgtbl', 'vfio.allow_ioasid', 'kvm.map_pasid']);
+    expect(await ops(unbind.traceId)).toEqual(['kvm.unmap_pasid', 'vfio.disallow_ioasid', 'ioasid.destroy']);
+    const rows = await hostRows(s.host.url, bind.traceId);
+    expect(rows.find((r) => r.operation === 'ioasid.bind_pgtbl')?.args).toMatchObject({ kind: 'nested' });
+    expect(rows.find((r) => r.operation === 'vfio.allow_ioasid')?.args).toMatchObject({ mode: 'pasid' });
+  });
+
+  it('two VMs bind the same vPASID on the same kind of device: different pPASIDs, isolated bytes', async () => {
+    const s = stack();
+    const results: Array<{ vpasid: number; ppasid: number; ok: boolean }> = [];
+    for (const [g, seed] of [
+      [world.a!, 0x11],
+      [world.b!, 0x77],
+    ] as const) {
+      const vrid = await vridOf(g.url);
+      const p = await processWithBuffers(g.url, 'iso', 8192, (i) => seed ^ i);
+      const t = newTraceparent();
+      const { vpasid } = await guestCall<{ vpasid: number }>(g.url, 'POST', '/v1/sva/bind', { pid: p.pid, vrid }, t.traceparent);
+      const ppasid = await ppasidOfTrace(s.host.url, t.traceId);
+      const r = await guestCall<{ status: number }>(g.url, 'POST', `/v1/processes/${p.pid}/submit`, {
+        vrid,
+        descriptor: { op: 'memmove', src: p.src, dst: p.dst, length: 8192 },
+      });
+      const dst = await readGuest(g.url, p.pid, p.dst, 8192);
+      results.push({ vpasid, ppasid, ok: r.status === 1 && dst.equals(p.bytes) });
+    }
+    expect(results[0].vpasid).toBe(results[1].vpasid);
+    expect(results[0].ppasid).not.toBe(results[1].ppasid);
+    expect(results.every((r) => r.ok)).toBe(true);
+  });
+
+  it('killing the guest tears its bindings down: the pPASID returns to the host pool', async () => {
+    const s = stack();
+    const { url } = world.b!;
+    const vrid = await vridOf(url);
+    const { pid } = await guestCall<{ pid: number }>(url, 'POST', '/v1/processes', { name: 'victim' });
+    const t = newTraceparent();
+    await guestCall(url, 'POST', '/v1/sva/bind', { pid, vrid }, t.traceparent);
+    const ppasid = await ppasidOfTrace(s.host.url, t.traceId);
+    expect(await pasidState(s.host.url, ppasid)).toBe('allocated');
+    const guest = s.guests.find((g) => g.url === url)!;
+    guest.signal('SIGKILL');
+    await guest.exited;
+    await eventually(async () => ((await pasidState(s.host.url, ppasid)) === 'free' ? true : undefined), 5000, `pPASID ${ppasid} freed`);
+    const vmView = await http('GET', `${s.vmmApp.url}/v1/vms/${world.b!.id}`, { token: world.b!.token });
+    expect(vmView.body).toMatchObject({ state: 'running', guestAttached: false });
+    expect((await pool(s.host.url)).parked).toBe(0);
+  });
+});
