@@ -65,4 +65,9 @@ describe('sequence diagrams', () => {
     const host = ev('host-kernel', 'process.create', 'h9', 'zz', 5, { caller: 'vmm', result: { pid: 4 } });
     expect(renderSequence([host])).toContain('vmm->>host-kernel: process.create\n  host-kernel-->>vmm: pid=4');
   });
+
+  it('prints addresses in hex and other numbers in decimal', () => {
+    const row = ev('host-kernel', 'kvm.write_guest', 'h5', null, 1, { args: { gpa: 0x27000, length: 4096 } });
+    expect(renderSequence([row])).toContain('operator->>host-kernel: kvm.write_guest gpa=0x27000 length=4096');
+  });
 });

@@ -53,13 +53,20 @@ function label(text: string): string {
   return text.replace(/[;#\n\r]/g, ' ').slice(0, 120);
 }
 
+/** Fields that hold addresses read better in hex, as in a kernel log. */
+const ADDRESS_KEYS = new Set(['gpa', 'hva', 'iova', 'gva', 'root', 'address', 'src', 'dst', 'completion', 'pasidDirGpa', 'flptr']);
+
+function show(key: string, v: unknown): string {
+  return ADDRESS_KEYS.has(key) && typeof v === 'number' ? `0x${v.toString(16)}` : String(v);
+}
+
 function summarize(value: unknown): string {
   if (value === null || value === undefined) return 'ok';
   if (typeof value !== 'object') return String(value);
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => typeof v !== 'object' || v === null)
     .slice(0, 4)
-    .map(([k, v]) => `${k}=${String(v)}`);
+    .map(([k, v]) => `${k}=${show(k, v)}`);
   return entries.length ? entries.join(' ') : 'ok';
 }
 
