@@ -1,9 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export type AppName = 'host-kernel' | 'vmm' | 'guest';
 
-const ROOT = join(__dirname, '..', '..');
+/** The repository root: the nearest folder up with nest-cli.json (this file also runs compiled, from dist/bench). */
+function repoRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) if (existsSync(join(dir, 'nest-cli.json'))) return dir;
+  throw new Error(`no nest-cli.json above ${from}`);
+}
+
+const ROOT = repoRoot(__dirname);
 export const ENTRY: Record<AppName, string> = {
   'host-kernel': join(ROOT, 'dist/apps/host-kernel/apps/host-kernel/src/main.js'),
   vmm: join(ROOT, 'dist/apps/vmm/apps/vmm/src/main.js'),

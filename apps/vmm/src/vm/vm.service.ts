@@ -25,6 +25,8 @@ interface VmRuntime {
   guestLifeline: Response | null;
   /** Set while the VMM itself tears the host side down, so the host's end of the lifeline is expected. */
   stopping: boolean;
+  /** False while `create` is still building it: the id is reserved but the VM does not exist yet. */
+  ready: boolean;
 }
 
 export interface VmView {
@@ -64,7 +66,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
   async onModuleInit(): Promise<void> {
     const rows = await this.ds.getRepository(VmEntity).find({ order: { id: 'ASC' } });
     for (const row of rows) {
-      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false });
+      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true });
       this.byToken.set(row.token, row.id);
     }
     for (const rt of this.vms.values()) {
@@ -96,7 +98,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   list(): VmView[] {
-    return [...this.vms.values()].map((rt) => view(rt));
+    return [...this.vms.values()].filter((rt) => rt.ready).map((rt) => view(rt));
   }
 
   get(id: number): VmView {
@@ -140,17 +142,23 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
             hostPid: null,
             createdMs: Date.now(),
           };
-          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false };
+          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false };
           // Reserve the id and name before the first await, so two concurrent creates cannot share them.
           this.vms.set(id, rt);
           await this.start(rt);
-          this.byToken.set(row.token, id);
           return { id, token: row.token };
         },
         async (em) => {
           if (rt) await em.getRepository(VmEntity).insert(rt.row);
         },
-      );
+      ).then((r) => {
+        const created = rt as VmRuntime | null;
+        if (created) {
+          created.ready = true;
+          this.byToken.set(created.row.token, created.row.id);
+        }
+        return r;
+      });
     } catch (err) {
       // All-or-nothing: whatever was built is torn down and the id is not consumed.
       const failed = rt as VmRuntime | null;
@@ -267,7 +275,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
 
   private runtime(id: number): VmRuntime {
     const rt = this.vms.get(id);
-    if (!rt || (rt.row.state === 'running' && !rt.vm && !this.byToken.has(rt.row.token))) throw new KernelError('ENOENT', `no vm ${id}`);
+    if (!rt || !rt.ready) throw new KernelError('ENOENT', `no vm ${id}`);
     return rt;
   }
 }

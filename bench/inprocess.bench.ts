@@ -1,0 +1,236 @@
+import { decodeCompletion } from '@app/shared/dsa/descriptor';
+import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
+import { KernelError } from '@app/shared/errno';
+import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { PASID_POOL_SIZE } from '../apps/host-kernel/src/ioasid/ioasid.constants';
+import type { Kernel } from '../apps/host-kernel/src/kernel';
+import { BENCH_DSA, benchKernel, GVA_DONE, GVA_DST, GVA_SRC, hostSvaWorld, memmove4k, nestedWorld, pattern } from './inprocess.setup';
+import { type BenchRow, type Timing, timeSync } from './table';
+
+/**
+ * The host kernel domain driven directly (no HTTP, no Nest): ioasid allocation to exhaustion, the
+ * alloc → bind → allow → disallow → destroy cycle, and ENQCMD memmoves run synchronously on a stalled engine
+ * (submit + step() = translate + copy + completion record), each beside a floor measured here, in this run.
+ */
+export async function inProcessRows(opts: { cycles?: number; descriptors?: number } = {}): Promise<BenchRow[]> {
+  const cycles = opts.cycles ?? 100_000;
+  const descriptors = opts.descriptors ?? 40_000;
+  return [...allocAllRows(), cycleRow(cycles), ...memmoveRows(descriptors)];
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** heapUsed after a full collection (when node runs with --expose-gc; otherwise a raw, noisier reading). */
+function heapUsed(): number {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+const elapsedUs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1000;
+
+// ---- 1. all 2^20 − 1 ioasids of one ioasid fd ----
+
+function allocAllRows(): BenchRow[] {
+  const total = PASID_POOL_SIZE; // 2^20 − 1: PASID 0 is RID_PASID, never handed out
+  // Floor: the bare xarray analogue, id → small object in a Map.
+  let map: Map<number, { id: number; state: string }> | null = new Map();
+  const mapHeap0 = heapUsed();
+  let t0 = process.hrtime.bigint();
+  for (let id = 1; id <= total; id++) map.set(id, { id, state: 'allocated' });
+  const mapUs = elapsedUs(t0);
+  const mapBytes = (heapUsed() - mapHeap0) / total;
+  if (map.size !== total) throw new Error(`floor map holds ${map.size} entries, expected ${total}`);
+  map = null;
+
+  let k: Kernel | null = benchKernel();
+  const { pid } = k.createProcess('bench/alloc-all');
+  const fd = k.openIoasid(pid);
+  const heap0 = heapUsed();
+  let last = 0;
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < total; i++) last = k.alloc(pid, fd);
+  const allocUs = elapsedUs(t0);
+  const heapBytes = (heapUsed() - heap0) / total;
+  let errno: string | undefined;
+  try {
+    k.alloc(pid, fd);
+  } catch (err) {
+    if (!(err instanceof KernelError)) throw err;
+    errno = err.errno;
+  }
+  const pool = k.pasidPool();
+  if (errno !== 'ENOSPC' || last !== total || pool.allocated !== total || pool.free !== 0) {
+    throw new Error(`alloc-all: last id ${last}, pool ${JSON.stringify(pool)}, alloc #${total + 1} → ${errno ?? 'success'} (expected ENOSPC)`);
+  }
+  k = null;
+  heapUsed(); // give the 2^20 ioasids back before the next section
+
+  const heapNote = gc ? 'heapUsed delta after global.gc()' : 'heapUsed delta WITHOUT gc (run node with --expose-gc)';
+  return [
+    {
+      name: `alloc all 2^20−1 ioasids (Kernel.alloc)`,
+      value: allocUs / total,
+      unit: 'µs/ioasid',
+      floorName: 'Map.set small object (same count)',
+      floor: mapUs / total,
+      note: `${total} allocs in ${(allocUs / 1e6).toFixed(2)} s; alloc #2^20 → ENOSPC, pool ${pool.allocated} allocated / ${pool.free} free`,
+    },
+    {
+      name: 'heap per ioasid (2^20−1 live)',
+      value: heapBytes,
+      unit: 'B/ioasid',
+      floorName: 'Map.set small object (same count)',
+      floor: mapBytes,
+      note: `${heapNote}: ${((heapBytes * total) / 2 ** 20).toFixed(0)} MiB vs ${((mapBytes * total) / 2 ** 20).toFixed(0)} MiB`,
+    },
+  ];
+}
+
+// ---- 2. the control-plane life cycle of one ioasid ----
+
+function cycleRow(n: number): BenchRow {
+  const k = benchKernel();
+  const { pid } = k.createProcess('bench/cycle');
+  const fd = k.openIoasid(pid);
+  const dev = k.openDevice(pid, BENCH_DSA);
+  let changed = true;
+  const cycle = (): void => {
+    const id = k.alloc(pid, fd);
+    k.bindPgtbl(pid, fd, id, { kind: 'iova' });
+    k.allowIoasid(pid, dev, { ioasidFd: fd, ioasid: id, mode: 'pasid' });
+    changed = k.disallowIoasid(pid, dev, { ioasidFd: fd, ioasid: id }).changed && changed;
+    k.destroy(pid, fd, id);
+  };
+  const t = timeSync(n, cycle);
+  const pool = k.pasidPool();
+  if (!changed || pool.allocated !== 0 || pool.parked !== 0 || k.list(pid, fd).length !== 0 || k.snapshot().routes.length !== 0) {
+    throw new Error(`cycle left state behind: changed ${changed}, pool ${JSON.stringify(pool)}, routes ${k.snapshot().routes.length}`);
+  }
+  // Floor: the five objects the cycle creates and drops (ioasid, page table, route, holder, attachment), as
+  // Map set/delete pairs of a small object: the bookkeeping with none of the checks or the undo log.
+  const m = new Map<number, { id: number; step: number }>();
+  const floor = timeSync(n, (i) => {
+    for (let step = 0; step < 5; step++) {
+      m.set(step, { id: i, step });
+      m.delete(step);
+    }
+  });
+  return {
+    name: 'alloc → bind(iova) → allow(pasid) → disallow → destroy',
+    value: t.perOpUs,
+    unit: 'µs/cycle',
+    floorName: '5 Map set/delete pairs',
+    floor: floor.perOpUs,
+    note: `${n} cycles, ${(1e6 / t.perOpUs).toFixed(0)} cycles/s; pool empty after`,
+  };
+}
+
+// ---- 3/4. ENQCMD memmove of 4 KiB, synchronously: submit + translate + copy + completion record ----
+
+interface MemmovePath {
+  /** ENQCMD of the 4 KiB memmove descriptor (must be accepted). */
+  submit(): void;
+  /** Completion record and destination bytes after the last descriptor. */
+  record(): Buffer;
+  dst(): Buffer;
+  zeroRecord(): void;
+}
+
+function memmoveRows(n: number): BenchRow[] {
+  const floor = copyFloor(n * 10);
+  const rows: BenchRow[] = [];
+  const k = benchKernel();
+  const w = nestedWorld(k);
+  const payload = pattern(PAGE_SIZE, 3);
+  k.writeGuestMemory(w.pid, w.vm, w.src, payload);
+  const nested: MemmovePath = {
+    submit: () => {
+      if (k.vcpuEnqcmd(w.pid, w.vm, 0, w.dev, memmove4k(GVA_SRC, GVA_DST, GVA_DONE)).result !== 'accepted') throw new Error('nested ENQCMD not accepted');
+    },
+    record: () => k.readGuestMemory(w.pid, w.vm, w.done, 32),
+    dst: () => k.readGuestMemory(w.pid, w.vm, w.dst, PAGE_SIZE),
+    zeroRecord: () => k.writeGuestMemory(w.pid, w.vm, w.done, Buffer.alloc(32)),
+  };
+  rows.push(memmoveRow(k, nested, payload, n, floor, 'memmove 4 KiB, nested (guest SVA), IOTLB hit', null));
+  const flushInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.ppasid)).perOpUs;
+  rows.push(
+    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'memmove 4 KiB, nested, IOTLB miss (INVALIDATE nested)', {
+      flush: () => k.invalidate(w.pid, w.fd, w.ppasid),
+      flushUs: flushInvUs,
+      what: 'first stage re-walked, table reads hit the parent IOTLB',
+    }),
+  );
+  const parentInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.gpa)).perOpUs;
+  rows.push(
+    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'memmove 4 KiB, nested, full 2-D miss (INVALIDATE parent)', {
+      flush: () => k.invalidate(w.pid, w.fd, w.gpa),
+      flushUs: parentInvUs,
+      what: 'parent + nested flushed: every table read walks the second stage too',
+    }),
+  );
+
+  // VFIO devices are opened exclusively: the host SVA process gets a kernel of its own.
+  const k2 = benchKernel();
+  const h = hostSvaWorld(k2);
+  k2.writeMemory(h.pid, h.buf, payload);
+  const sva: MemmovePath = {
+    submit: () => {
+      if (k2.enqcmd(h.pid, h.dev, memmove4k(h.buf, h.buf + PAGE_SIZE, h.buf + 2 * PAGE_SIZE)).result !== 'accepted') throw new Error('host SVA ENQCMD not accepted');
+    },
+    record: () => k2.readMemory(h.pid, h.buf + 2 * PAGE_SIZE, 32),
+    dst: () => k2.readMemory(h.pid, h.buf + PAGE_SIZE, PAGE_SIZE),
+    zeroRecord: () => k2.writeMemory(h.pid, h.buf + 2 * PAGE_SIZE, Buffer.alloc(32)),
+  };
+  rows.splice(1, 0, memmoveRow(k2, sva, payload, n, floor, 'memmove 4 KiB, host SVA (mm), IOTLB hit', null));
+  for (const kernel of [k, k2]) if (kernel.faults().length !== 0) throw new Error(`memmove benchmarks faulted: ${JSON.stringify(kernel.faults()[0])}`);
+  return rows;
+}
+
+/** Plain Buffer.copy of 4 KiB between two buffers: what moving the bytes costs at least. */
+function copyFloor(n: number): Timing {
+  const a = pattern(PAGE_SIZE, 5);
+  const b = Buffer.alloc(PAGE_SIZE);
+  const t = timeSync(n, () => a.copy(b));
+  if (!b.equals(a)) throw new Error('Buffer.copy floor did not copy');
+  return t;
+}
+
+function memmoveRow(
+  k: Kernel,
+  path: MemmovePath,
+  payload: Buffer,
+  n: number,
+  floor: Timing,
+  name: string,
+  miss: { flush: () => void; flushUs: number; what: string } | null,
+): BenchRow {
+  const engine = k.accelerators.accelerator(BENCH_DSA);
+  const one = (): void => {
+    miss?.flush();
+    path.submit();
+    if (!engine.step()) throw new Error('engine had nothing to run');
+  };
+  for (let i = 0; i < 1000; i++) one(); // warm-up (JIT), and fills the IOTLB for the hit row
+  const before = k.iommu.iotlb.stats;
+  const t = timeSync(n, one, 0);
+  const after = k.iommu.iotlb.stats;
+  const missesPerDesc = (after.misses - before.misses) / n;
+  if (miss ? missesPerDesc < 3 : missesPerDesc !== 0) throw new Error(`${name}: ${missesPerDesc} IOTLB misses per descriptor`);
+  path.zeroRecord();
+  one();
+  const rec = decodeCompletion(path.record());
+  if (rec.status !== CompletionStatus.success || rec.bytesCompleted !== PAGE_SIZE || !path.dst().equals(payload)) {
+    throw new Error(`${name}: completion ${rec.statusName} (${rec.bytesCompleted} bytes), dst ${path.dst().equals(payload) ? 'ok' : 'wrong'}`);
+  }
+  const rate = (us: number): string => `${(1e6 / us / 1000).toFixed(1)}k desc/s, ${(PAGE_SIZE / us / 1000).toFixed(3)} GB/s`;
+  const flush = miss ? `; incl. INVALIDATE ${miss.flushUs.toFixed(2)} µs (${miss.what})` : '';
+  return {
+    name,
+    value: t.perOpUs,
+    unit: 'µs/desc',
+    floorName: 'Buffer.copy 4 KiB',
+    floor: floor.perOpUs,
+    note: `${rate(t.perOpUs)} vs copy ${(PAGE_SIZE / floor.perOpUs / 1000).toFixed(2)} GB/s; ${missesPerDesc.toFixed(1)} IOTLB misses/desc${flush}`,
+  };
+}
