@@ -2,36 +2,12 @@
 // the machine description and the scalable-mode vIOMMU. Each method is one REST call; a failure rejects
 // with the KernelError the VMM raised (errno preserved). Only virtual ids cross this boundary.
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
-import type { Errno } from '@app/shared/errno';
+import type { GuestMachine, InvalidationDescriptor, InvalidationResult, VirtualFault } from '@app/shared/contract/vmm';
 
-export interface GuestMachine {
-  memoryMiB: number;
-  vcpus: number;
-  devices: Array<{ vrid: number; bdf: string }>;
-}
+export type { GuestMachine, InvalidationDescriptor, InvalidationResult };
+/** A vIOMMU fault record as the guest sees it (virtual ids only). */
+export type GuestFault = VirtualFault;
 
-export type InvalidationDescriptor =
-  | { type: 'pasid-cache'; vpasid?: number }
-  | { type: 'piotlb'; vpasid: number; addr?: number; npages?: number; length?: number }
-  | { type: 'wait' };
-
-/** A vIOMMU fault record (virtual ids only). */
-export interface GuestFault {
-  seq: number;
-  vrid: number | null;
-  vpasid: number;
-  address?: number;
-  access?: 'read' | 'write';
-  code: number;
-  reason: string;
-  errno: Errno;
-  detail?: string;
-}
-
-export interface InvalidationResult {
-  completed: number;
-  faults: GuestFault[];
-}
 
 export interface VmmPort {
   machine(): Promise<GuestMachine>;

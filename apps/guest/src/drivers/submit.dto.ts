@@ -1,37 +1,7 @@
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsObject, IsOptional, Max, Min, ValidateNested } from 'class-validator';
+import { IsInt, IsObject, IsOptional, Max, Min, ValidateNested } from 'class-validator';
+import { WorkDescriptorDto } from '@app/shared/nest/shared.dto';
 
-const MAX_ADDR = Number.MAX_SAFE_INTEGER;
-
-/** The work itself; the driver adds the completion record. Addresses are the process's GVAs. */
-export class WorkDto {
-  @IsIn(['noop', 'memmove', 'fill', 'compare'])
-  op!: 'noop' | 'memmove' | 'fill' | 'compare';
-
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_ADDR)
-  src?: number;
-
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_ADDR)
-  dst?: number;
-
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(0xffffffff)
-  length?: number;
-
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_ADDR)
-  pattern?: number;
-}
 
 export class SubmitDto {
   @IsInt()
@@ -41,8 +11,8 @@ export class SubmitDto {
 
   @IsObject()
   @ValidateNested()
-  @Type(() => WorkDto)
-  descriptor!: WorkDto;
+  @Type(() => WorkDescriptorDto)
+  descriptor!: WorkDescriptorDto;
 
   /** The vCPU the process runs on (default 0). */
   @IsOptional()

@@ -1,7 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
-import { KernelError } from '@app/shared/errno';
 import { Auth } from '@app/shared/nest/auth';
 import { decodePayload } from '@app/shared/payload';
 import { KernelService } from '../kernel.service';
@@ -32,7 +31,6 @@ export class HwController {
   dma(@Param('bdf') bdf: string, @Body() dto: RawDmaDto): Promise<unknown> {
     return this.ks.exec({ operation: 'hw.dma', actor: 'admin', object: `device:${bdf}`, args: { ...dto, data: dto.data ? `${dto.data.length}b64` : undefined } }, (k) => {
       const data = dto.data === undefined ? undefined : decodePayload(dto.data);
-      if (dto.write && (!data || data.length !== dto.length)) throw new KernelError('EINVAL', 'a write needs data of exactly `length` bytes');
       const r = k.deviceDma(bdf, { pasid: dto.pasid ?? null, address: dto.address, length: dto.length, write: dto.write, data });
       return r.ok ? { data: r.data ? r.data.toString('base64') : undefined } : { fault: r.fault };
     });

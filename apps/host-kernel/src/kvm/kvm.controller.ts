@@ -4,9 +4,9 @@ import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { CallerId } from '@app/shared/nest/auth';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
-import { WrmsrDto } from '../process/process.dto';
+import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { KernelService } from '../kernel.service';
-import { EnqcmdDto, GuestReadQuery, GuestWriteDto, MapPasidDto, MemslotDto, PasidTranslationDto, UnmapPasidDto } from './kvm.dto';
+import { EnqcmdDto, MapPasidDto, MemslotDto, PasidTranslationDto, UnmapPasidDto } from './kvm.dto';
 
 /** KVM: VM fds with memslots and vCPUs, and the VMCS vPASID→pPASID table ENQCMD translates through. */
 @ApiTags('kvm')

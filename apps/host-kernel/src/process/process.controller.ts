@@ -2,12 +2,14 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, 
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Auth, CallerId } from '@app/shared/nest/auth';
+import { openEventStream } from '@app/shared/nest/event-stream';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { EnqcmdDto } from '../kvm/kvm.dto';
 import { KernelService } from '../kernel.service';
-import { CreateProcessDto, MmapDto, ReadMemoryQuery, WriteMemoryDto, WrmsrDto } from './process.dto';
+import { WrmsrDto } from '@app/shared/nest/shared.dto';
+import { CreateProcessDto, MmapDto, ReadMemoryQuery, WriteMemoryDto } from './process.dto';
 
 @ApiTags('processes')
 @ApiBearerAuth()
@@ -46,14 +48,7 @@ export class ProcessController {
   @Get('processes/:pid/lifeline')
   lifeline(@Param('pid', IntParamPipe) pid: number, @Req() req: Request, @Res() res: Response): void {
     this.ks.attachLifeline(pid, res);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    res.write(`event: hello\ndata: ${JSON.stringify({ pid })}\n\n`);
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 15_000);
-    req.socket.setKeepAlive(true, 1000);
-    res.on('close', () => {
-      clearInterval(heartbeat);
-      void this.ks.lifelineDropped(pid, res);
-    });
+    openEventStream(req, res, { pid }, () => void this.ks.lifelineDropped(pid, res));
   }
 
   /** Kills the process: every fd closes, leaf first (KVM mappings, device attachments, ioasids). */

@@ -58,14 +58,3 @@ export class ReadMemoryQuery {
   encoding?: 'base64' | 'hex';
 }
 
-export class WrmsrDto {
-  /** Only IA32_PASID (MSR 0xd93) is modelled. */
-  @IsIn(['IA32_PASID'])
-  msr!: 'IA32_PASID';
-
-  /** Bits 19:0 the PASID, bit 31 valid; other bits are reserved (#GP on real hardware → EINVAL here). */
-  @IsInt()
-  @Min(0)
-  @Max(0xffffffff)
-  value!: number;
-}

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
@@ -6,11 +6,12 @@ import { KernelError } from '@app/shared/errno';
 import type { Journal } from '@app/shared/journal/journal';
 import { Auth } from '@app/shared/nest/auth';
 import { JOURNAL } from '@app/shared/nest/tokens';
+import { openEventStream } from '@app/shared/nest/event-stream';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
-import { Inject } from '@nestjs/common';
 import type { Machine } from '../machine/machine';
-import { CreateVmDto, GuestReadQuery, GuestWriteDto, VcpuEnqcmdDto, VcpuWrmsrDto } from './vm.dto';
+import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
+import { CreateVmDto, VcpuEnqcmdDto } from './vm.dto';
 import { VmService, type VmView } from './vm.service';
 
 /** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
@@ -61,14 +62,7 @@ export class VmController {
   @Get(':id/lifeline')
   lifeline(@Param('id', IntParamPipe) id: number, @Req() req: Request, @Res() res: Response): void {
     this.vms.attachGuest(id, res);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    res.write(`event: hello\ndata: ${JSON.stringify({ vm: id })}\n\n`);
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 15_000);
-    req.socket.setKeepAlive(true, 1000);
-    res.on('close', () => {
-      clearInterval(heartbeat);
-      void this.vms.guestDropped(id, res);
-    });
+    openEventStream(req, res, { vm: id }, () => void this.vms.guestDropped(id, res));
   }
 
   /** Guest-physical write (DMA-visible RAM). */
@@ -76,7 +70,7 @@ export class VmController {
   @HttpCode(204)
   async writeMemory(@Param('id', IntParamPipe) id: number, @Body() dto: GuestWriteDto): Promise<void> {
     const vm = this.vms.running(id);
-    const data = decodePayload(dto.data);
+    const data = decodePayload(dto.data, dto.encoding);
     await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa: dto.gpa, length: data.length } }, () => {
       this.checkRam(vm.ramBytes, dto.gpa, data.length);
       return vm.port.writeGuestMemory(vm.handles.vmFd, dto.gpa, data);
@@ -87,13 +81,13 @@ export class VmController {
   async readMemory(@Param('id', IntParamPipe) id: number, @Query() q: GuestReadQuery): Promise<{ data: string }> {
     const vm = this.vms.running(id);
     this.checkRam(vm.ramBytes, q.gpa, q.length);
-    return encodePayload(await vm.port.readGuestMemory(vm.handles.vmFd, q.gpa, q.length));
+    return encodePayload(await vm.port.readGuestMemory(vm.handles.vmFd, q.gpa, q.length), q.encoding);
   }
 
   /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */
   @Post(':id/vcpus/:n/wrmsr')
   @HttpCode(204)
-  async wrmsr(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuWrmsrDto): Promise<void> {
+  async wrmsr(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: WrmsrDto): Promise<void> {
     const vm = this.vms.running(id);
     await this.journal.run({ operation: 'vcpu.wrmsr', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, () =>
       vm.port.vcpuWrmsr(vm.handles.vmFd, this.vcpu(vm.handles.vcpus, n), dto.value),

@@ -1,8 +1,7 @@
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
-import { DescriptorDto } from './descriptor.dto';
+import { ArrayMaxSize, IsArray, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { DescriptorDto } from '@app/shared/nest/shared.dto';
 
-const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
 export class CreateVmDto {
   /** Unique VM name. */
@@ -31,42 +30,8 @@ export class CreateVmDto {
   devices!: string[];
 }
 
-export class GuestWriteDto {
-  @IsInt()
-  @Min(0)
-  @Max(MAX_ADDR)
-  gpa!: number;
 
-  /** base64 bytes. */
-  @IsString()
-  @MaxLength(6 << 20)
-  data!: string;
-}
 
-export class GuestReadQuery {
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
-  @Max(MAX_ADDR)
-  gpa!: number;
-
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(4 << 20)
-  length!: number;
-}
-
-export class VcpuWrmsrDto {
-  @IsIn(['IA32_PASID'])
-  msr!: 'IA32_PASID';
-
-  /** Bits 19:0 the vPASID, bit 31 valid. */
-  @IsInt()
-  @Min(0)
-  @Max(0xffffffff)
-  value!: number;
-}
 
 export class VcpuEnqcmdDto {
   /** Virtual RID of the device whose portal receives the descriptor. */

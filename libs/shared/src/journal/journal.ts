@@ -41,11 +41,6 @@ export interface JournalEvent extends Omit<JournalRow, 'args' | 'result'> {
   result: unknown;
 }
 
-interface Scope {
-  em: EntityManager;
-  children: ChildRow[];
-}
-
 /**
  * The append-only journal of one app. `run` wraps one operation: it opens a span (outbound calls made
  * inside carry it as their parent), runs the operation, then commits the state it persists and its

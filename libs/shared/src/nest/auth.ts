@@ -1,4 +1,6 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
+import type { Reflector } from '@nestjs/core';
+import { timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { KernelError } from '../errno';
 
@@ -28,10 +30,28 @@ export const CallerId = createParamDecorator((_data: unknown, ctx: ExecutionCont
  * `:param` (the pid / VM id) that is not the caller's own is 403 EPERM.
  */
 export abstract class BearerGuard implements CanActivate {
-  protected abstract kindOf(ctx: ExecutionContext): AuthKind;
+  /** The caller's id (pid, VM id) for a token, or undefined if no caller holds it. */
   protected abstract callerForToken(token: string): number | undefined;
-  protected abstract isAdminToken(token: string): boolean;
-  protected abstract readonly ownParam: string;
+
+  /**
+   * @param ownParam the route parameter naming the caller's own object (`pid`, `id`)
+   * @param adminToken the app's admin token
+   */
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly ownParam: string,
+    private readonly adminToken: string,
+  ) {}
+
+  private kindOf(ctx: ExecutionContext): AuthKind {
+    return this.reflector.getAllAndOverride<AuthKind>(AUTH_KIND, [ctx.getHandler(), ctx.getClass()]) ?? 'caller';
+  }
+
+  private isAdminToken(token: string): boolean {
+    const a = Buffer.from(token);
+    const b = Buffer.from(this.adminToken);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
 
   canActivate(ctx: ExecutionContext): boolean {
     const kind = this.kindOf(ctx);

@@ -1,0 +1,52 @@
+// The guest-facing VMM contract (DESIGN §3, §5 VMM table): what a guest sends to and gets from its
+// VMM's virtual hardware. Nothing here carries a host PASID, host pid or fd.
+import type { Errno } from '../errno';
+
+/** The machine description a guest boots on: devices known only by virtual RID. */
+export interface GuestMachine {
+  memoryMiB: number;
+  vcpus: number;
+  devices: Array<{ vrid: number; bdf: string }>;
+}
+
+/** Invalidation queue descriptors (VT-d §6.5.2: PASID-cache, PASID-based IOTLB, invalidation wait). */
+export type InvalidationDescriptor =
+  /** PASID-selective when `vpasid` is given, global (every registered directory) otherwise. */
+  | { type: 'pasid-cache'; vpasid?: number }
+  /** All of the vPASID's translations, or the range [addr, addr + npages*4K) / [addr, addr + length). */
+  | { type: 'piotlb'; vpasid: number; addr?: number; npages?: number; length?: number }
+  | { type: 'wait' };
+
+export interface InvalidationResult {
+  /** Descriptors completed, in queue order. */
+  completed: number;
+  /** Faults raised while processing this batch (also kept in the fault log). */
+  faults: VirtualFault[];
+}
+
+/** A fault record as the guest sees it: virtual ids only. */
+export interface VirtualFault {
+  seq: number;
+  /** Virtual RID, or null when the refusal concerns no single device (e.g. a vPASID out of range). */
+  vrid: number | null;
+  vpasid: number;
+  /** DMA address (guest virtual for a first-level PASID) when the fault comes from a DMA. */
+  address?: number;
+  access?: 'read' | 'write';
+  /** VT-d fault reason code (software-defined codes ≥ 0xf0) and its name. */
+  code: number;
+  reason: string;
+  /** The errno a guest driver should return for this refusal. */
+  errno: Errno;
+  /** What was refused, for humans. */
+  detail?: string;
+}
+
+/** A page request as the guest sees it (stub: the host queue is not wired yet). */
+export interface VirtualPageRequest {
+  seq: number;
+  vrid: number;
+  vpasid: number;
+  address: number;
+  access: 'read' | 'write';
+}

@@ -1,0 +1,91 @@
+// DTOs more than one app takes (class-validator only; the Swagger CLI plugin derives their schema).
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+
+const MAX_ADDR = Number.MAX_SAFE_INTEGER;
+
+export class WrmsrDto {
+  /** Only IA32_PASID (MSR 0xd93) is modelled. */
+  @IsIn(['IA32_PASID'])
+  msr!: 'IA32_PASID';
+
+  /** Bits 19:0 the PASID, bit 31 valid; other bits are reserved (#GP on real hardware → EINVAL here). */
+  @IsInt()
+  @Min(0)
+  @Max(0xffffffff)
+  value!: number;
+}
+
+/** The work of a DSA-like descriptor; addresses are in the submitting PASID's address space. */
+export class WorkDescriptorDto {
+  @IsIn(['noop', 'memmove', 'fill', 'compare'])
+  op!: 'noop' | 'memmove' | 'fill' | 'compare';
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  src?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  dst?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(0xffffffff)
+  length?: number;
+
+  /** fill: the 8-byte pattern, as a number below 2^53. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  pattern?: number;
+}
+
+/** A whole descriptor as the CPU submits it: the work plus where the device writes its completion record. */
+export class DescriptorDto extends WorkDescriptorDto {
+  /** Address of the 32-byte completion record (32-byte aligned). */
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  completion!: number;
+}
+
+export class GuestWriteDto {
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  gpa!: number;
+
+  /** The bytes, base64 (default) or hex. */
+  @IsString()
+  @MaxLength(6 << 20)
+  data!: string;
+
+  @IsOptional()
+  @IsIn(['base64', 'hex'])
+  encoding?: 'base64' | 'hex';
+}
+
+export class GuestReadQuery {
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(MAX_ADDR)
+  gpa!: number;
+
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(4 << 20)
+  length!: number;
+
+  @IsOptional()
+  @IsIn(['base64', 'hex'])
+  encoding?: 'base64' | 'hex';
+}
