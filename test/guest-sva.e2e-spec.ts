@@ -102,6 +102,34 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     expect(results.every((r) => r.ok)).toBe(true);
   });
 
+  it('munmap flushes the IOTLB before the frames go: the device cannot use a stale translation, and its fault reaches the guest with virtual ids only', async () => {
+    const s = stack();
+    const { url, id, token } = world.a!;
+    const vrid = await vridOf(url);
+    const p = await processWithBuffers(url, 'unmapper', 8192, (i) => i ^ 0x5a);
+    const t = newTraceparent();
+    const { vpasid } = await guestCall<{ vpasid: number }>(url, 'POST', '/v1/sva/bind', { pid: p.pid, vrid }, t.traceparent);
+    const ppasid = await ppasidOfTrace(s.host.url, t.traceId);
+    const copy = { vrid, descriptor: { op: 'memmove', src: p.src, dst: p.dst, length: 8192 } };
+    // The first copy caches the source translations in the IOTLB.
+    expect(await guestCall(url, 'POST', `/v1/processes/${p.pid}/submit`, copy)).toMatchObject({ result: 'accepted', status: 1, bytes: 8192 });
+    const unmap = newTraceparent();
+    await guestCall(url, 'POST', `/v1/processes/${p.pid}/munmap`, { gva: p.src, length: 8192 }, unmap.traceparent);
+    // The guest's mmu_notifier sent a PASID-based IOTLB invalidation that became a host INVALIDATE.
+    const rows = await hostRows(s.host.url, unmap.traceId);
+    expect(rows.some((r) => r.operation === 'ioasid.invalidate' && r.errno === null && r.object === `ioasid:${ppasid}`)).toBe(true);
+    // The same copy now faults on the first source page (status 2 at that GVA), instead of reading freed frames.
+    expect(await guestCall(url, 'POST', `/v1/processes/${p.pid}/submit`, copy)).toMatchObject({ result: 'accepted', status: 2, faultAddress: p.src });
+    const vmm = s.vmmGuestClient({ id, token });
+    const fault = await eventually(async () => {
+      const all = await vmm.faults<Record<string, unknown>>();
+      return all.find((f) => f.vpasid === vpasid && f.address === p.src);
+    }, 5000, 'the DMA fault in the vIOMMU fault log');
+    expect(fault).toMatchObject({ vrid, vpasid, access: 'read' });
+    expect(JSON.stringify(fault)).not.toMatch(/ppasid|ioasid/);
+    await guestCall(url, 'POST', '/v1/sva/unbind', { pid: p.pid, vrid });
+  });
+
   it('killing the guest tears its bindings down: the pPASID returns to the host pool', async () => {
     const s = stack();
     const { url } = world.b!;

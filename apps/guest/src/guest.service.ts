@@ -72,9 +72,13 @@ export class GuestService implements BeforeApplicationShutdown {
     this.lifeline?.close();
   }
 
-  /** The VMM is gone (or dropped us): the machine under this OS vanished. */
+  /**
+   * The VMM is gone (or dropped us): the machine under this OS vanished, as a guest dies with its
+   * QEMU. This guest OS instance shuts down; a new one boots when the VM is started again.
+   */
   private vmmLost(reason: string): void {
     this.vmmAttached = false;
-    this.logger.error(`lost the VMM: ${reason}`);
+    this.logger.error(`lost the VMM (${reason}): the machine is gone, shutting down`);
+    process.kill(process.pid, 'SIGTERM');
   }
 }

@@ -3,7 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import { GuestService } from '../guest.service';
-import { CreateProcessDto, MmapDto, ReadQuery, WriteDto } from './process.dto';
+import { CreateProcessDto, MmapDto, MunmapDto, ReadQuery, WriteDto } from './process.dto';
 
 /** Guest processes: each has its own x86-64 4-level page table in guest memory. */
 @ApiTags('processes')
@@ -22,6 +22,16 @@ export class ProcessController {
   @Post(':pid/mmap')
   mmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MmapDto): Promise<{ gva: number }> {
     return this.guest.run({ operation: 'mm.mmap', args: dto, object: `gpid:${pid}` }, async () => ({ gva: await this.guest.os.mmap(pid, dto.length) }));
+  }
+
+  /**
+   * Unmaps a whole mapping: clears the PTEs, then (the SVA mmu_notifier) a PASID-based IOTLB
+   * invalidation + wait for every device the process is bound to, and only then frees the frames.
+   */
+  @Post(':pid/munmap')
+  @HttpCode(204)
+  async munmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MunmapDto): Promise<void> {
+    await this.guest.run({ operation: 'mm.munmap', args: dto, object: `gpid:${pid}` }, () => this.guest.os.munmap(pid, dto.gva, dto.length));
   }
 
   /** Writes process memory by GVA (walks the process's page table; EFAULT and nothing written if unmapped). */

@@ -19,6 +19,19 @@ export class MmapDto {
   length!: number;
 }
 
+export class MunmapDto {
+  /** Start of a whole mapping made by mmap. */
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  gva!: number;
+
+  @IsInt()
+  @Min(1)
+  @Max(64 << 20)
+  length!: number;
+}
+
 export class WriteDto {
   @IsInt()
   @Min(0)
