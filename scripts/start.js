@@ -4,7 +4,7 @@
 // Ctrl-C stops all three cleanly (guest, then VMM, then host kernel).
 'use strict';
 const { spawn, execSync } = require('node:child_process');
-const { existsSync, statSync, readdirSync, mkdirSync } = require('node:fs');
+const { existsSync, statSync, readdirSync, mkdirSync, writeFileSync } = require('node:fs');
 const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
 
@@ -133,6 +133,8 @@ async function main() {
     AUDIT_TOKEN: audit,
   });
   const guestUrl = `http://127.0.0.1:${guestPort}`;
+  // Where the CLI (npm run cli) finds this stack.
+  writeFileSync(join(dataDir, 'stack.json'), JSON.stringify({ host: hostUrl, vmm: vmmUrl, guest: guestUrl, hostAdmin, vmmAdmin, audit }, null, 2));
   log('demo', `guest booted: ${JSON.stringify(await call('GET', `${guestUrl}/v1/status`))}`);
 
   await require('./demo.js').run({ guestUrl, vmmUrl, hostUrl, hostAdmin, vmmAdmin, audit, log: (l) => log('demo', l), call, root: ROOT });
@@ -142,7 +144,7 @@ async function main() {
   log('demo', `  vmm          ${vmmUrl}/docs   (admin token ${vmmAdmin})`);
   log('demo', `  guest        ${guestUrl}/docs`);
   log('demo', `audit token ${audit}; boot trace: ${guestUrl}/v1/audit/sequence?trace=${traceId}`);
-  log('demo', 'Ctrl-C stops all three.');
+  log('demo', 'Explore: npm run cli -- status | events | sequence <trace> | pasids | history <pPASID>. Ctrl-C stops all three.');
 }
 
 main().catch((err) => {

@@ -9,6 +9,9 @@ import type { HostKernelConfig } from './config';
 import { Kernel, type KernelEvent } from './kernel';
 import { ProcessEntity, type ProcessRow } from './persistence/process.entity';
 
+/** Pids below this look like system processes (init is 1); ours start here and are never reused. */
+const FIRST_PID = 100;
+
 /**
  * The Nest side of the kernel: owns the one `Kernel` (plain domain object), journals every call on
  * it, keeps the process table in SQLite, and routes kernel events to the owning process's lifeline.
@@ -35,7 +38,7 @@ export class KernelService implements OnModuleInit, BeforeApplicationShutdown {
     await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
       this.journal.run(
         { operation: 'kernel.boot', actor: 'kernel', args: { memoryMiB: this.config.memoryMiB, devices: this.config.devices.length } },
-        () => ({ firstPid: maxPid + 1, exitedAtBoot: survivors }),
+        () => ({ firstPid: Math.max(FIRST_PID, maxPid + 1), exitedAtBoot: survivors }),
         async (em) => {
           if (survivors.length)
             await em.getRepository(ProcessEntity).update({ state: 'running' }, { state: 'exited', exitedMs: Date.now(), exitReason: 'host-kernel restart' });
@@ -45,7 +48,7 @@ export class KernelService implements OnModuleInit, BeforeApplicationShutdown {
     this.kernel = new Kernel({
       memoryMiB: this.config.memoryMiB,
       devices: this.config.devices,
-      firstPid: maxPid + 1,
+      firstPid: Math.max(FIRST_PID, maxPid + 1),
       onEvent: (e) => this.onKernelEvent(e),
     });
   }
@@ -137,7 +140,14 @@ function childRow(e: KernelEvent): ChildRow {
   return {
     operation: `event.${kind}`,
     actor: typeof pid === 'number' ? `pid:${pid}` : 'hw',
-    object: typeof rest.object === 'string' ? rest.object : typeof pid === 'number' ? `process:${pid}` : null,
+    object:
+      typeof rest.ppasid === 'number'
+        ? `ioasid:${rest.ppasid}`
+        : typeof rest.object === 'string'
+          ? rest.object
+          : typeof pid === 'number'
+            ? `process:${pid}`
+            : null,
     args: rest,
   };
 }

@@ -304,9 +304,10 @@ export class Kernel {
     this.run((tx) => vm.mapPasid(tx, a.vpasid, ref));
   }
 
-  unmapPasid(pid: number, vmFd: number, vpasid: number): void {
+  /** UNMAP_PASID; returns the pPASID whose reference it dropped (the journal names it, the caller gets 204). */
+  unmapPasid(pid: number, vmFd: number, vpasid: number): number {
     const vm = this.vm(pid, vmFd);
-    this.run((tx) => vm.unmapPasid(tx, vpasid));
+    return this.run((tx) => vm.unmapPasid(tx, vpasid));
   }
 
   /** For ENQCMD: vPASID → pPASID, null on a miss, with translation off, or once the ioasid is destroyed. */

@@ -113,11 +113,14 @@ export class KvmVm implements KernelFile {
     tx.do('kvm.map-pasid', () => this.setEntry(vpasid, entry), () => this.clearEntry(vpasid, entry));
   }
 
-  unmapPasid(tx: Tx, vpasid: number): void {
+  /** Clears the entry and drops its reference; returns the pPASID it pointed to (for the journal). */
+  unmapPasid(tx: Tx, vpasid: number): number {
     const entry = this.pasidTable.get(vpasid);
     if (!entry) throw new KernelError('ENOENT', `vPASID ${vpasid} is not mapped in VM fd ${this.fd}`);
+    const ppasid = entry.ref.ppasid;
     tx.do('kvm.unmap-pasid', () => this.clearEntry(vpasid, entry), () => this.setEntry(vpasid, entry));
     entry.ref.release(tx, entry.holderKey);
+    return ppasid;
   }
 
   /** vPASID → pPASID for ENQCMD; null on a miss, with translation off, or once the ioasid is destroyed. */

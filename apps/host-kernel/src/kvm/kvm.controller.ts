@@ -72,8 +72,9 @@ export class KvmController {
   @Post(':fd/unmap-pasid')
   @HttpCode(204)
   async unmapPasid(@CallerId() pid: number, @Param('fd', IntParamPipe) fd: number, @Body() dto: UnmapPasidDto): Promise<void> {
-    await this.ks.exec({ operation: 'kvm.unmap_pasid', actor: `pid:${pid}`, object: `vpasid:${pid}/${fd}/${dto.vpasid}`, args: { vmFd: fd, ...dto } }, (k) =>
-      k.unmapPasid(pid, fd, dto.vpasid),
+    await this.ks.exec(
+      { operation: 'kvm.unmap_pasid', actor: `pid:${pid}`, object: (ppasid) => `ioasid:${ppasid}`, args: { vmFd: fd, ...dto }, recordResult: (ppasid) => ({ ioasid: ppasid }) },
+      (k) => k.unmapPasid(pid, fd, dto.vpasid),
     );
   }
 
