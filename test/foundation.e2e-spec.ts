@@ -128,6 +128,31 @@ describe('the walking skeleton across three processes', () => {
     expect(audit.body).toMatchObject({ errno: 'EACCES' });
   });
 
+  it('a VM whose build fails half-way is unwound on the host: no PASID, no device, no process left, and no id consumed', async () => {
+    const s = stack();
+    const holder = await s.createVm({ name: 'holder', devices: ['0000:6a:01.0'] });
+    const pool = async (): Promise<unknown> => (await http('GET', `${s.host.url}/v1/hw/pasids`, { token: HOST_ADMIN })).body;
+    const before = await pool();
+    // The second device is already open by `holder`: VFIO says EBUSY after the VMM built RAM, KVM and the GPA ioasid.
+    const res = await http('POST', `${s.vmmApp.url}/v1/vms`, {
+      token: VMM_ADMIN,
+      body: { name: 'loser', memoryMiB: 16, vcpus: 1, devices: ['0000:6b:01.0', '0000:6a:01.0'] },
+    });
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({ errno: 'EBUSY' });
+    expect(await pool()).toEqual(before);
+    const created = (await events(s.host.url, 'operation=process.create')).filter((r) => r.args.comm === 'vmm/loser');
+    expect(created).toHaveLength(1);
+    const pid = Number(created[0].object?.split(':')[1]);
+    const proc = await http('GET', `${s.host.url}/v1/processes/${pid}`, { token: HOST_ADMIN });
+    expect(proc.body).toMatchObject({ state: 'exited', fds: [] });
+    // 6b was opened by the failed build and closed again: another VM can have it.
+    const next = await s.createVm({ name: 'winner', devices: ['0000:6b:01.0'] });
+    expect(next.id).toBe(holder.id + 1);
+    const list = (await http('GET', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN })).body as Array<{ name: string }>;
+    expect(list.map((v) => v.name)).not.toContain('loser');
+  });
+
   it('a bad configuration stops an app with one clear line and no stack trace', async () => {
     const { spawnSync } = await import('node:child_process');
     const { ENTRY } = await import('./harness/apps');
