@@ -130,6 +130,28 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     await guestCall(url, 'POST', '/v1/sva/unbind', { pid: p.pid, vrid });
   });
 
+  it('ENQCMDS from the guest kernel: the descriptor’s vPASID is translated by KVM too; an unbound one exits → #GP', async () => {
+    const s = stack();
+    const { url, id, token } = world.a!;
+    const vrid = await vridOf(url);
+    const p = await processWithBuffers(url, 'kernel-work', 4096, (i) => i);
+    const { vpasid } = await guestCall<{ vpasid: number }>(url, 'POST', '/v1/sva/bind', { pid: p.pid, vrid });
+    const enqcmds = (pasid: number): Promise<{ status: number; body: unknown }> =>
+      http('POST', `${s.vmmApp.url}/v1/vms/${id}/vcpus/0/enqcmds`, {
+        token,
+        body: { vrid, pasid, privileged: true, descriptor: { op: 'fill', dst: p.dst, length: 4096, pattern: 0x0101010101, completion: p.src } },
+      });
+    expect((await enqcmds(vpasid + 100)).body).toEqual({ result: 'gp', reason: 'vpasid-unmapped' });
+    expect((await enqcmds(vpasid)).body).toEqual({ result: 'accepted' });
+    const record = await eventually(async () => {
+      const r = await readGuest(url, p.pid, p.src, 32);
+      return r[0] !== 0 ? r : undefined;
+    });
+    expect(record[0]).toBe(1);
+    expect((await readGuest(url, p.pid, p.dst, 16)).toString('hex')).toBe('01010101010000000101010101000000');
+    await guestCall(url, 'POST', '/v1/sva/unbind', { pid: p.pid, vrid });
+  });
+
   it('killing the guest tears its bindings down: the pPASID returns to the host pool', async () => {
     const s = stack();
     const { url } = world.b!;

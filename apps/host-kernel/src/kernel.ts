@@ -11,7 +11,7 @@ import { IoasidContext, IoasidInfo, UnmapArgs } from './ioasid/ioasid-context';
 import { InvalidateRequest, IoasidLayer, PasidInfo } from './ioasid/ioasid-layer';
 import { PASID_BITS } from './ioasid/ioasid.constants';
 import { BindSpec, PageTableHandle } from './ioasid/pgtbl';
-import { EnqcmdPortal, guestEnqcmd, hostEnqcmd, prepareEnqcmd } from './kvm/enqcmd';
+import { EnqcmdPortal, guestEnqcmd, guestEnqcmds, hostEnqcmd, prepareEnqcmd } from './kvm/enqcmd';
 import { KvmVm } from './kvm/kvm-vm';
 import { Memslot } from './kvm/memslots';
 import { checkIa32PasidWrite, checkMsr } from './kvm/msr';
@@ -340,6 +340,22 @@ export class Kernel {
     const portal = this.portal(pid, deviceFd);
     const table = { enabled: vm.pasidTranslation, translate: (vpasid: number) => vm.translate(vpasid) };
     return guestEnqcmd(ia32Pasid, table, portal, prepareEnqcmd(portal, descriptor));
+  }
+
+  /** ENQCMDS by a host process: it runs at CPL 3, where ENQCMDS is #GP (supervisor-only). Nothing is submitted. */
+  enqcmds(pid: number, deviceFd: number, descriptor: Descriptor): EnqcmdResult {
+    this.caller(pid);
+    prepareEnqcmd(this.portal(pid, deviceFd), descriptor);
+    return { result: 'gp', reason: 'cpl3' };
+  }
+
+  /** ENQCMDS on a vCPU (guest kernel mode): the descriptor's PASID, translated through the VM's table. */
+  vcpuEnqcmds(pid: number, vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor, pasid: number, privileged: boolean): EnqcmdResult {
+    const vm = this.vm(pid, vmFd);
+    vm.vcpuRdmsr(vcpu, 'IA32_PASID'); // the vCPU must exist (ENOENT), as for ENQCMD
+    const portal = this.portal(pid, deviceFd);
+    const table = { enabled: vm.pasidTranslation, translate: (vpasid: number) => vm.translate(vpasid) };
+    return guestEnqcmds(table, portal, prepareEnqcmd(portal, descriptor), pasid, privileged);
   }
 
   /** The IOMMU fault log, oldest first. */

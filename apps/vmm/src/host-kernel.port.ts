@@ -43,4 +43,5 @@ export interface HostKernelPort {
   unmapPasid(vmFd: number, vpasid: number): Promise<void>;
   vcpuWrmsr(vmFd: number, vcpu: number, value: number): Promise<void>;
   vcpuEnqcmd(vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor): Promise<EnqcmdResult>;
+  vcpuEnqcmds(vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor, pasid: number, privileged: boolean): Promise<EnqcmdResult>;
 }

@@ -157,3 +157,37 @@ describe('ENQCMD outcomes', () => {
     expect(errnoOf(() => k.enqcmd(a.pid, a.dev, noop))).toBeUndefined();
   });
 });
+
+describe('ENQCMDS (supervisor mode: the PASID comes from the descriptor)', () => {
+  it('vCPU: ignores IA32_PASID, translates the descriptor PASID through the VM table, a miss exits → #GP', () => {
+    const k = stalled();
+    const w = guestWorld(k);
+    const noop = { op: 'noop' as const, completion: 0x2000 };
+    const dev = k.accelerators.accelerator(DSA0);
+    // IA32_PASID is left invalid: ENQCMD would #GP, ENQCMDS does not read it.
+    expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, noop, 9, true)).toEqual({ result: 'gp', reason: 'vpasid-unmapped' });
+    const ppasid = bindGuestSva(k, w, 9);
+    k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', 0);
+    expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, noop, 9, true)).toEqual({ result: 'accepted' });
+    expect(dev.queuedFor(ppasid)).toBe(1);
+    expect(dev.queuedFor(9)).toBe(0);
+    expect(errnoOf(() => k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, noop, 1 << 20, false))).toBe('EINVAL');
+    expect(errnoOf(() => k.vcpuEnqcmds(w.pid, w.vm, 7, w.dev, noop, 9, false))).toBe('ENOENT');
+    expect(dev.queuedFor(ppasid)).toBe(1);
+  });
+
+  it('vCPU with translation off: the descriptor PASID goes to the device as is', () => {
+    const k = stalled();
+    const w = guestWorld(k);
+    k.setPasidTranslation(w.pid, w.vm, false);
+    expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 }, 321, false)).toEqual({ result: 'accepted' });
+    expect(k.accelerators.accelerator(DSA0).queuedFor(321)).toBe(1);
+  });
+
+  it('host process: ENQCMDS at CPL 3 is #GP and submits nothing', () => {
+    const k = stalled();
+    const a = hostSva(k, DSA0);
+    expect(k.enqcmds(a.pid, a.dev, { op: 'noop', completion: a.buf })).toEqual({ result: 'gp', reason: 'cpl3' });
+    expect(k.accelerators.accelerator(DSA0).stats.queued).toBe(0);
+  });
+});

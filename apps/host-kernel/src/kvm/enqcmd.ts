@@ -58,9 +58,26 @@ export function guestEnqcmd(ia32Pasid: number, vm: VpasidTranslation, portal: En
   return post(portal, ppasid, descriptor);
 }
 
-function post(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer): EnqcmdResult {
+/**
+ * ENQCMDS (SDM ENQCMDS): supervisor-only — at CPL 3 (a host process) it raises #GP. The PASID and the
+ * privilege bit come from the descriptor the kernel wrote, not from IA32_PASID. In a VM with PASID
+ * translation on, that PASID is translated like ENQCMD's (a miss is a VM exit that KVM answers with #GP);
+ * with translation off it is used as is.
+ */
+export function guestEnqcmds(vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer, pasid: number, privileged: boolean): EnqcmdResult {
+  if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('EINVAL', `PASID ${pasid} does not fit the descriptor's 20-bit PASID field`);
+  let ppasid = pasid;
+  if (vm.enabled) {
+    const translated = vm.translate(pasid);
+    if (translated === null) return { result: 'gp', reason: 'vpasid-unmapped' };
+    ppasid = translated;
+  }
+  return post(portal, ppasid, descriptor, privileged);
+}
+
+function post(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {
   const tagged = Buffer.from(descriptor);
   const dword0 = tagged.readUInt32LE(0);
-  tagged.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid) >>> 0, 0);
+  tagged.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
   return portal.submit(ppasid, tagged) === 'accepted' ? { result: 'accepted' } : { result: 'retry', reason: 'queue-full' };
 }

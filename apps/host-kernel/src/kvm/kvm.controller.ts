@@ -6,7 +6,7 @@ import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { KernelService } from '../kernel.service';
-import { EnqcmdDto, MapPasidDto, MemslotDto, PasidTranslationDto, UnmapPasidDto } from './kvm.dto';
+import { EnqcmdDto, EnqcmdsDto, MapPasidDto, MemslotDto, PasidTranslationDto, UnmapPasidDto } from './kvm.dto';
 
 /** KVM: VM fds with memslots and vCPUs, and the VMCS vPASID→pPASID table ENQCMD translates through. */
 @ApiTags('kvm')
@@ -92,6 +92,14 @@ export class KvmController {
   enqcmd(@CallerId() pid: number, @Param('fd', IntParamPipe) fd: number, @Param('n', IntParamPipe) n: number, @Body() dto: EnqcmdDto): Promise<EnqcmdResult> {
     return this.ks.exec({ operation: 'kvm.vcpu_enqcmd', actor: `pid:${pid}`, object: `vcpu:${pid}/${fd}/${n}`, args: dto }, (k) =>
       k.vcpuEnqcmd(pid, fd, n, dto.deviceFd, dto.descriptor),
+    );
+  }
+
+  /** ENQCMDS on a vCPU (guest kernel mode): the PASID comes from the descriptor and is translated like ENQCMD's. */
+  @Post(':fd/vcpus/:n/enqcmds')
+  enqcmds(@CallerId() pid: number, @Param('fd', IntParamPipe) fd: number, @Param('n', IntParamPipe) n: number, @Body() dto: EnqcmdsDto): Promise<EnqcmdResult> {
+    return this.ks.exec({ operation: 'kvm.vcpu_enqcmds', actor: `pid:${pid}`, object: `vcpu:${pid}/${fd}/${n}`, args: dto }, (k) =>
+      k.vcpuEnqcmds(pid, fd, n, dto.deviceFd, dto.descriptor, dto.pasid, dto.privileged),
     );
   }
 }

@@ -68,3 +68,15 @@ export class EnqcmdDto {
   @Type(() => DescriptorDto)
   descriptor!: DescriptorDto;
 }
+
+export class EnqcmdsDto extends EnqcmdDto {
+  /** ENQCMDS: the PASID the (guest) kernel put in the descriptor — a vPASID, translated when translation is on. */
+  @IsInt()
+  @Min(0)
+  @Max(MAX_PASID)
+  pasid!: number;
+
+  /** The descriptor's privilege bit (supervisor request). */
+  @IsBoolean()
+  privileged!: boolean;
+}

@@ -100,6 +100,12 @@ export class ProcessController {
     return this.ks.exec({ operation: 'cpu.enqcmd', actor: `pid:${pid}`, args: dto }, (k) => k.enqcmd(pid, dto.deviceFd, dto.descriptor));
   }
 
+  /** ENQCMDS from a host process: supervisor-only, so at CPL 3 it is #GP and nothing is submitted. */
+  @Post('processes/:pid/enqcmds')
+  enqcmds(@Param('pid', IntParamPipe) pid: number, @Body() dto: EnqcmdDto): Promise<EnqcmdResult> {
+    return this.ks.exec({ operation: 'cpu.enqcmds', actor: `pid:${pid}`, args: dto }, (k) => k.enqcmds(pid, dto.deviceFd, dto.descriptor));
+  }
+
   /** close(fd): KVM mappings, device attachments or ioasids behind it are released leaf first. */
   @Delete('fds/:fd')
   @HttpCode(204)

@@ -298,4 +298,9 @@ export class FakeHostKernel implements HostKernelPort {
     this.call('vcpuEnqcmd', [vmFd, vcpu, deviceFd, descriptor]);
     return { result: 'accepted' };
   }
+
+  async vcpuEnqcmds(vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor, pasid: number, privileged: boolean): Promise<EnqcmdResult> {
+    this.call('vcpuEnqcmds', [vmFd, vcpu, deviceFd, descriptor, pasid, privileged]);
+    return { result: 'accepted' };
+  }
 }

@@ -11,7 +11,8 @@ import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import type { Machine } from '../machine/machine';
 import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
-import { CreateVmDto, VcpuEnqcmdDto } from './vm.dto';
+import type { Vm } from './vm-builder';
+import { CreateVmDto, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
 import { VmService, type VmView } from './vm.service';
 
 /** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
@@ -96,12 +97,30 @@ export class VmController {
 
   /** ENQCMD on a vCPU to a device's portal: the guest gets ZF (accepted/retry) or #GP, never a host PASID. */
   @Post(':id/vcpus/:n/enqcmd')
-  async enqcmd(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuEnqcmdDto): Promise<EnqcmdResult> {
+  enqcmd(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuEnqcmdDto): Promise<EnqcmdResult> {
+    return this.submit('vcpu.enqcmd', id, n, dto, (vm, vcpu, deviceFd) => vm.port.vcpuEnqcmd(vm.handles.vmFd, vcpu, deviceFd, dto.descriptor));
+  }
+
+  /** ENQCMDS on a vCPU (guest kernel mode): the vPASID comes from the descriptor; KVM translates it the same way. */
+  @Post(':id/vcpus/:n/enqcmds')
+  enqcmds(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: VcpuEnqcmdsDto): Promise<EnqcmdResult> {
+    return this.submit('vcpu.enqcmds', id, n, dto, (vm, vcpu, deviceFd) =>
+      vm.port.vcpuEnqcmds(vm.handles.vmFd, vcpu, deviceFd, dto.descriptor, dto.pasid, dto.privileged),
+    );
+  }
+
+  private submit(
+    operation: string,
+    id: number,
+    n: number,
+    dto: VcpuEnqcmdDto,
+    run: (vm: Vm, vcpu: number, deviceFd: number) => Promise<EnqcmdResult>,
+  ): Promise<EnqcmdResult> {
     const vm = this.vms.running(id);
-    return this.journal.run({ operation: 'vcpu.enqcmd', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, async () => {
+    return this.journal.run({ operation, actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, async () => {
       const device = vm.handles.devices.find((d) => d.vrid === dto.vrid);
       if (!device || device.deviceFd === undefined) throw new KernelError('ENODEV', `no device at vrid 0x${dto.vrid.toString(16)}`);
-      return vm.port.vcpuEnqcmd(vm.handles.vmFd, this.vcpu(vm.handles.vcpus, n), device.deviceFd, dto.descriptor);
+      return run(vm, this.vcpu(vm.handles.vcpus, n), device.deviceFd);
     });
   }
 

@@ -1,5 +1,5 @@
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DescriptorDto } from '@app/shared/nest/shared.dto';
 
 
@@ -45,4 +45,16 @@ export class VcpuEnqcmdDto {
   @Type(() => DescriptorDto)
   descriptor!: DescriptorDto;
 
+}
+
+export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
+  /** ENQCMDS (guest kernel mode): the vPASID the guest kernel put in the descriptor. */
+  @IsInt()
+  @Min(0)
+  @Max((1 << 20) - 1)
+  pasid!: number;
+
+  /** The descriptor's privilege bit (supervisor request). */
+  @IsBoolean()
+  privileged!: boolean;
 }

@@ -128,6 +128,10 @@ export class HostKernelClient {
     return this.rest.post(`/v1/kvm/${vmFd}/vcpus/${vcpu}/enqcmd`, { deviceFd, descriptor });
   }
 
+  vcpuEnqcmds(vmFd: number, vcpu: number, deviceFd: number, descriptor: Descriptor, pasid: number, privileged: boolean): Promise<EnqcmdResult> {
+    return this.rest.post(`/v1/kvm/${vmFd}/vcpus/${vcpu}/enqcmds`, { deviceFd, descriptor, pasid, privileged });
+  }
+
   // admin
   pasidPool(): Promise<PasidPool> {
     return this.rest.get('/v1/hw/pasids');
