@@ -39,10 +39,12 @@ export class KernelService implements OnModuleInit, BeforeApplicationShutdown {
       this.journal.run(
         { operation: 'kernel.boot', actor: 'kernel', args: { memoryMiB: this.config.memoryMiB, devices: this.config.devices.length } },
         () => ({ firstPid: Math.max(FIRST_PID, maxPid + 1), exitedAtBoot: survivors }),
-        async (em) => {
-          if (survivors.length)
-            await em.getRepository(ProcessEntity).update({ state: 'running' }, { state: 'exited', exitedMs: Date.now(), exitReason: 'host-kernel restart' });
-        },
+        () =>
+          survivors.length
+            ? async (em) => {
+                await em.getRepository(ProcessEntity).update({ state: 'running' }, { state: 'exited', exitedMs: Date.now(), exitReason: 'host-kernel restart' });
+              }
+            : null,
       ),
     );
     this.kernel = new Kernel({
@@ -72,9 +74,14 @@ export class KernelService implements OnModuleInit, BeforeApplicationShutdown {
           for (const e of events) scope.addChild(childRow(e));
         }
       },
-      async (em, result) => {
-        if (persist) await persist(em, result);
-        await this.persistExits(em, events);
+      // Most calls change no persisted state: then the journal row is the whole transaction.
+      (result) => {
+        const exits = events.filter((e) => e.kind === 'process-exit');
+        if (!persist && exits.length === 0) return null;
+        return async (em) => {
+          if (persist) await persist(em, result);
+          await this.persistExits(em, exits);
+        };
       },
     ).finally(() => this.deliver(events));
   }

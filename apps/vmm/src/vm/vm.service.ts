@@ -79,7 +79,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
               await this.start(rt);
               return { hostPid: rt.row.hostPid };
             },
-            async (em) => {
+            () => async (em) => {
               await em.getRepository(VmEntity).update({ id: rt.row.id }, { hostPid: rt.row.hostPid, state: 'running', stopReason: null });
             },
           )
@@ -148,7 +148,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
           await this.start(rt);
           return { id, token: row.token };
         },
-        async (em) => {
+        () => async (em) => {
           if (rt) await em.getRepository(VmEntity).insert(rt.row);
         },
       ).then((r) => {
@@ -176,7 +176,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
     await this.journal.run({ operation: 'vm.destroy', actor: 'admin', object: `vm:${id}` }, async () => {
       const errors = await this.stop(rt);
       return { hostErrors: errors.map((e) => `${e.errno}: ${e.message}`) };
-    }, async (em) => {
+    }, () => async (em) => {
       await em.getRepository(VmEntity).delete({ id });
     });
     this.vms.delete(id);
@@ -267,7 +267,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
     rt.row.state = 'stopped';
     rt.row.stopReason = reason;
     await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-      this.journal.run({ operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason } }, () => ({ stopped: true }), async (em) => {
+      this.journal.run({ operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason } }, () => ({ stopped: true }), () => async (em) => {
         await em.getRepository(VmEntity).update({ id: rt.row.id }, { state: 'stopped', stopReason: reason });
       }),
     ).catch((err: unknown) => this.logger.error(`vm ${rt.row.id}: ${String(err)}`));

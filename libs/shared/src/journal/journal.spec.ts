@@ -48,7 +48,7 @@ describe('Journal', () => {
         () => {
           throw new KernelError('EBUSY', 'thing 1 has users');
         },
-        async (em) => {
+        () => async (em) => {
           await em.query('INSERT INTO thing (id) VALUES (1)');
         },
       ),
@@ -67,7 +67,7 @@ describe('Journal', () => {
     const circular: Record<string, unknown> = {};
     circular.self = circular;
     await expect(
-      journal.run({ operation: 'thing.make', actor: 'pid:1', args: circular }, () => 1, async (em) => {
+      journal.run({ operation: 'thing.make', actor: 'pid:1', args: circular }, () => 1, () => async (em) => {
         await em.query('INSERT INTO thing (id) VALUES (1)');
       }),
     ).rejects.toThrow();

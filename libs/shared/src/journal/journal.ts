@@ -4,6 +4,9 @@ import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import { JournalEntity, type JournalRow } from './journal.entity';
 
+/** State an operation commits in the same transaction as its journal row. */
+export type PersistFn = (em: EntityManager) => Promise<void>;
+
 /** What an operation says about itself before it runs. */
 export interface OperationMeta<T> {
   operation: string;
@@ -25,6 +28,11 @@ export interface ChildRow {
   errno?: string | null;
 }
 
+interface RawDb {
+  prepare(sql: string): { run(params: object): unknown };
+  transaction<A>(fn: (a: A) => void): (a: A) => void;
+}
+
 export interface JournalFilter {
   traceId?: string;
   operation?: string;
@@ -43,8 +51,9 @@ export interface JournalEvent extends Omit<JournalRow, 'args' | 'result'> {
 
 /**
  * The append-only journal of one app. `run` wraps one operation: it opens a span (outbound calls made
- * inside carry it as their parent), runs the operation, then commits the state it persists and its
- * journal row in one transaction under the app's write lock. A failure is journaled with its errno in
+ * inside carry it as their parent), runs the operation, then commits the state it persists (`persist`,
+ * given the result, says what — or null for nothing) and its journal row in one transaction under the
+ * app's write lock. A failure is journaled with its errno in
  * a transaction of its own and changes nothing else.
  */
 export class Journal {
@@ -68,7 +77,7 @@ export class Journal {
   async run<T>(
     meta: OperationMeta<T>,
     fn: (scope: { addChild(row: ChildRow): void }) => Promise<T> | T,
-    persist?: (em: EntityManager, result: T) => Promise<void>,
+    persist?: (result: T) => PersistFn | null,
   ): Promise<T> {
     const outer = currentTrace();
     const traceId = outer?.traceId ?? newTraceId();
@@ -101,9 +110,7 @@ export class Journal {
     }
     const object = typeof meta.object === 'function' ? meta.object(result) : (meta.object ?? null);
     const recorded = meta.recordResult ? meta.recordResult(result) : result;
-    await this.append({ ...base, object, args: meta.args, result: recorded, errno: null }, t0, children, (em) =>
-      persist ? persist(em, result) : Promise.resolve(),
-    );
+    await this.append({ ...base, object, args: meta.args, result: recorded, errno: null }, t0, children, persist?.(result) ?? undefined);
     return result;
   }
 
@@ -135,40 +142,68 @@ export class Journal {
     row: Omit<JournalRow, 'seq' | 'logical' | 'durationMs' | 'args' | 'result'> & { args: unknown; result?: unknown },
     t0: bigint,
     children: ChildRow[],
-    persist?: (em: EntityManager) => Promise<void>,
+    persist?: PersistFn,
   ): Promise<void> {
     const durationMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    await this.lock.run(() =>
-      this.ds.transaction(async (em) => {
+    const rows = (): JournalRow[] => [
+      {
+        ...row,
+        seq: 0,
+        args: JSON.stringify(row.args ?? {}),
+        result: row.result === undefined ? null : JSON.stringify(row.result),
+        logical: this.clock.tick(),
+        durationMs,
+      },
+      ...children.map((child) => ({
+        seq: 0,
+        app: this.app,
+        actor: child.actor,
+        operation: child.operation,
+        object: child.object ?? null,
+        args: JSON.stringify(child.args ?? {}),
+        result: child.result === undefined ? null : JSON.stringify(child.result),
+        errno: child.errno ?? null,
+        traceId: row.traceId,
+        spanId: newSpanId(),
+        parentSpanId: row.spanId,
+        caller: this.app,
+        logical: this.clock.tick(),
+        wallMs: row.wallMs,
+        durationMs: 0,
+      })),
+    ];
+    const raw = this.rawSqlite();
+    await this.lock.run(async () => {
+      if (!persist && raw) {
+        // Fast path (most rows): no other state to commit, so one synchronous better-sqlite3 transaction.
+        // Safe on the connection TypeORM shares: every writer holds this lock, so no TypeORM transaction is open.
+        raw.transaction((list: JournalRow[]) => {
+          for (const r of list) raw.insert.run(r);
+        })(rows());
+        return;
+      }
+      await this.ds.transaction(async (em) => {
         if (persist) await persist(em);
-        const repo = em.getRepository(JournalEntity);
-        await repo.insert({
-          ...row,
-          args: JSON.stringify(row.args ?? {}),
-          result: row.result === undefined ? null : JSON.stringify(row.result),
-          logical: this.clock.tick(),
-          durationMs,
-        });
-        for (const child of children) {
-          await repo.insert({
-            app: this.app,
-            actor: child.actor,
-            operation: child.operation,
-            object: child.object ?? null,
-            args: JSON.stringify(child.args ?? {}),
-            result: child.result === undefined ? null : JSON.stringify(child.result),
-            errno: child.errno ?? null,
-            traceId: row.traceId,
-            spanId: newSpanId(),
-            parentSpanId: row.spanId,
-            caller: this.app,
-            logical: this.clock.tick(),
-            wallMs: row.wallMs,
-            durationMs: 0,
-          });
+        const list = rows();
+        await em.getRepository(JournalEntity).insert(list.map(({ seq: _seq, ...r }) => r));
+      });
+    });
+  }
+
+  private raw: { insert: { run(r: JournalRow): unknown }; transaction<A>(fn: (a: A) => void): (a: A) => void } | null | undefined;
+
+  /** The better-sqlite3 handle under TypeORM, with a prepared journal insert (null on other drivers). */
+  private rawSqlite(): typeof this.raw {
+    if (this.raw !== undefined) return this.raw;
+    const db = this.ds.options.type === 'better-sqlite3' ? (this.ds.driver as unknown as { databaseConnection?: RawDb }).databaseConnection : undefined;
+    this.raw = db
+      ? {
+          insert: db.prepare(`INSERT INTO journal (app, actor, operation, object, args, result, errno, trace_id, span_id, parent_span_id, caller, logical, wall_ms, duration_ms)
+            VALUES (@app, @actor, @operation, @object, @args, @result, @errno, @traceId, @spanId, @parentSpanId, @caller, @logical, @wallMs, @durationMs)`),
+          transaction: (fn) => db.transaction(fn),
         }
-      }),
-    );
+      : null;
+    return this.raw;
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */
