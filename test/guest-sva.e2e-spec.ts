@@ -1,6 +1,6 @@
 import { guestCall, hostRows, pasidState, pool, ppasidOfTrace, processWithBuffers, readGuest } from './harness/guest';
 import { useStack } from './harness/hooks';
-import { eventually, http, newTraceparent } from './harness/stack';
+import { AUDIT, eventually, http, newTraceparent } from './harness/stack';
 
 const DEV_A = '0000:6a:01.0';
 const DEV_B = '0000:6b:01.0';
@@ -127,6 +127,12 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     }, 5000, 'the DMA fault in the vIOMMU fault log');
     expect(fault).toMatchObject({ vrid, vpasid, access: 'read' });
     expect(JSON.stringify(fault)).not.toMatch(/ppasid|ioasid/);
+    // The VMM also pushed it on the guest's lifeline, and the guest journaled what it was told.
+    const seen = await eventually(async () => {
+      const rows = (await http('GET', `${url}/v1/audit/events?operation=viommu.fault`, { token: AUDIT })).body as Array<{ args: { vpasid: number; address: number } }>;
+      return rows.find((r) => r.args.vpasid === vpasid && r.args.address === p.src);
+    }, 5000, 'the fault in the guest journal');
+    expect(seen.args).toMatchObject({ vrid, vpasid });
     await guestCall(url, 'POST', '/v1/sva/unbind', { pid: p.pid, vrid });
   });
 

@@ -56,6 +56,13 @@ export class GuestService implements BeforeApplicationShutdown {
           app: 'guest',
           token: this.config.vmToken,
           onEnd: (reason) => this.vmmLost(reason),
+          // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told.
+          onEvent: (e) => {
+            if (e.event === 'fault')
+              void this.journal
+                .record({ operation: 'viommu.fault', actor: `vm:${this.config.vmId}`, object: `vm:${this.config.vmId}`, args: e.data })
+                .catch((err: unknown) => this.logger.error(`journal: ${String(err)}`));
+          },
         });
         await this.lifeline.opened;
         this.vmmAttached = true;
