@@ -53,8 +53,8 @@ function label(text: string): string {
   return text.replace(/[;#\n\r]/g, ' ').slice(0, 120);
 }
 
-/** Fields that hold addresses read better in hex, as in a kernel log. */
-const ADDRESS_KEYS = new Set(['gpa', 'hva', 'iova', 'gva', 'root', 'address', 'src', 'dst', 'completion', 'pasidDirGpa', 'flptr']);
+/** Fields that hold addresses (and MSR values, fill patterns) read better in hex, as in a kernel log. */
+const ADDRESS_KEYS = new Set(['gpa', 'hva', 'iova', 'gva', 'root', 'address', 'src', 'dst', 'completion', 'completionAddress', 'pasidDirGpa', 'flptr', 'value', 'pattern']);
 
 function show(key: string, v: unknown): string {
   return ADDRESS_KEYS.has(key) && typeof v === 'number' ? `0x${v.toString(16)}` : String(v);
