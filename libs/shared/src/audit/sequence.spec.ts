@@ -52,7 +52,7 @@ describe('sequence diagrams', () => {
       '  participant vmm',
       '  participant host-kernel',
       '  operator->>guest: guest.boot',
-      '  guest->>vmm: vcpu.wrmsr value=0',
+      '  guest->>vmm: vcpu.wrmsr value=0x0',
       '  vmm->>host-kernel: kvm.vcpu_wrmsr',
       '  host-kernel-->>vmm: -EINVAL',
       '  vmm-->>guest: ok',
