@@ -3,6 +3,7 @@ import { AUDIT, eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from '
 
 interface Row {
   app: string;
+  result: unknown;
   operation: string;
   traceId: string;
   errno: string | null;
@@ -151,6 +152,38 @@ describe('the walking skeleton across three processes', () => {
     expect(next.id).toBe(holder.id + 1);
     const list = (await http('GET', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN })).body as Array<{ name: string }>;
     expect(list.map((v) => v.name)).not.toContain('loser');
+  });
+
+  it('a host-kernel restart is a reboot: a clean shutdown kills every process, the VMM marks its VMs stopped, pids are not reused', async () => {
+    const s = stack();
+    const vm = await s.createVm({ name: 'orphan' });
+    const created = (await events(s.host.url, 'operation=process.create')).filter((r) => r.args.comm === 'vmm/orphan');
+    const pid = Number(created.at(-1)?.object?.split(':')[1]);
+    expect(await s.host.stop('SIGTERM')).toBe(0);
+    // The VMM saw the VM's lifeline end: the VM is stopped (its host side is gone), not silently "running".
+    const view = await eventually(async () => {
+      const v = (await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}`, { token: VMM_ADMIN })).body as { state: string; stopReason: string };
+      return v.state === 'stopped' ? v : undefined;
+    }, 5000, 'vm stopped');
+    expect(view.stopReason).toMatch(/host process \d+ ended/);
+    const machine = await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}/machine`, { token: vm.token });
+    expect(machine.status).toBe(404);
+    expect(machine.body).toMatchObject({ errno: 'ENODEV' });
+    await s.startHost();
+    // The clean shutdown killed the VM's process (journaled), so the next boot found none left running.
+    const exit = (await events(s.host.url, `operation=process.exit&object=process:${pid}`)).at(-1)!;
+    expect(exit.args).toMatchObject({ reason: 'host-kernel shutdown' });
+    const boot = (await events(s.host.url, 'operation=kernel.boot')).at(-1)!;
+    expect(boot.result).toMatchObject({ exitedAtBoot: [] });
+    // The restarted kernel answers from its database for the process it no longer runs.
+    const proc = await http('GET', `${s.host.url}/v1/processes/${pid}`, { token: HOST_ADMIN });
+    expect(proc.body).toMatchObject({ pid, comm: 'vmm/orphan', state: 'exited', fds: [], exitReason: 'host-kernel shutdown' });
+    // pids are never reused across the reboot.
+    const fresh = await s.hostProcess('after-reboot');
+    expect(fresh.pid).toBeGreaterThan(pid);
+    // The VMM must be pointed at the new host kernel (new port): restart it too for the tests after this one.
+    await s.vmmApp.stop('SIGTERM');
+    await s.startVmm();
   });
 
   it('a bad configuration stops an app with one clear line and no stack trace', async () => {

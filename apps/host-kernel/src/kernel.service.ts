@@ -55,9 +55,31 @@ export class KernelService implements OnModuleInit, BeforeApplicationShutdown {
     });
   }
 
-  beforeApplicationShutdown(): void {
+  /**
+   * A clean shutdown kills every process first (as init does at halt), each journaled with its fds closed
+   * leaf-first; their lifelines end with an exit event. A crash leaves that to the next boot.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const pid of this.kernel.runningPids()) {
+      await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+        this.exec({ operation: 'process.exit', actor: 'kernel', object: `process:${pid}`, args: { reason: 'host-kernel shutdown' } }, (k) =>
+          k.killProcess(pid, 'host-kernel shutdown'),
+        ),
+      ).catch((err: unknown) => this.logger.error(`shutdown: process ${pid}: ${String(err)}`));
+    }
     for (const res of this.lifelines.values()) res.end();
     this.lifelines.clear();
+  }
+
+  /** A process the kernel knows, or (after a reboot) the record the database kept of it. */
+  async describeProcess(pid: number): Promise<ReturnType<Kernel['process']> & { exitReason?: string | null }> {
+    try {
+      return this.kernel.process(pid);
+    } catch (err) {
+      const row = await this.ds.getRepository(ProcessEntity).findOneBy({ pid });
+      if (!row) throw err;
+      return { pid: row.pid, comm: row.comm, state: row.state, fds: [], exitReason: row.exitReason };
+    }
   }
 
   /** Runs one kernel call, journaled; process exits it causes are persisted in the same transaction. */

@@ -112,6 +112,11 @@ export class Kernel {
     return { pid: p.pid, comm: p.comm, state: p.state, fds: p.fds.list() };
   }
 
+  /** The pids of every process still running (a shutdown kills them all). */
+  runningPids(): number[] {
+    return this.procs.all().filter((p) => p.state === 'running').map((p) => p.pid);
+  }
+
   /** Process death: close every fd leaf-first (KVM → devices → ioasids), then free its memory. Idempotent. */
   killProcess(pid: number, reason: string): void {
     const proc = this.procs.get(pid);

@@ -37,8 +37,8 @@ export class ProcessController {
   /** The process, its state and its open fds. */
   @Get('processes/:pid')
   @Auth('caller-or-admin')
-  getProcess(@Param('pid', IntParamPipe) pid: number): ReturnType<KernelService['kernel']['process']> {
-    return this.ks.kernel.process(pid);
+  getProcess(@Param('pid', IntParamPipe) pid: number): ReturnType<KernelService['describeProcess']> {
+    return this.ks.describeProcess(pid);
   }
 
   /**
