@@ -13,7 +13,8 @@ const USAGE = `usage: npm run cli -- <command>
   faults                       the host IOMMU fault log
   events [key=value ...]       journal rows, federated from the guest down (trace=, operation=, object=, actor=, since=, limit=)
   sequence <trace-id>          the Mermaid sequence diagram of a trace across the three apps
-  history <pPASID>             every host journal row that named ioasid:<pPASID>, oldest first`;
+  history <pPASID>             every host journal row that named ioasid:<pPASID>, oldest first
+  access <pPASID>              who had access to that host PASID, from when to when (each allocation epoch)`;
 
 function stack() {
   let file = {};
@@ -76,6 +77,14 @@ async function main(argv) {
       const rows = await get(`${s.host}/v1/audit/events?object=ioasid:${Number(rest[0])}&limit=10000`, s.audit);
       for (const r of rows)
         console.log(`${new Date(r.wallMs).toISOString()} #${String(r.seq).padEnd(5)} ${r.actor.padEnd(8)} ${r.operation.padEnd(22)} ${JSON.stringify(r.args)} ${r.errno ?? ''}`);
+      return;
+    }
+    case 'access': {
+      if (!rest[0]) throw new Error('give a host PASID');
+      for (const e of await get(`${s.host}/v1/audit/pasids/${Number(rest[0])}`, s.audit)) {
+        console.log(`pPASID ${e.pasid} (${e.pgtbl ?? 'no page table'}) owned by ${e.owner}: allocated ${e.allocatedAt}, destroyed ${e.destroyedAt ?? '-'}, freed ${e.freedAt ?? '-'}`);
+        for (const a of e.access) console.log(`  ${a.holder.padEnd(32)} ${a.by.padEnd(8)} ${a.from} → ${a.to ?? 'now'} (${a.endedBy ?? 'still held'})`);
+      }
       return;
     }
     default:

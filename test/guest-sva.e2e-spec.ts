@@ -57,6 +57,21 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     const raw = await vmm.enqcmd(0, vrid, { op: 'noop', completion: p.dst });
     expect(raw).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
     expect(await pasidState(s.host.url, ppasid)).toBe('free');
+
+    // The audit: who had access to that pPASID, from when to when.
+    const audit = await http('GET', `${s.host.url}/v1/audit/pasids/${ppasid}`, { token: AUDIT });
+    const epoch = (audit.body as Array<{ freedAt: string | null; pgtbl: string; access: Array<{ holder: string; fromSeq: number; toSeq: number; endedBy: string }> }>).at(-1)!;
+    expect(epoch).toMatchObject({ pgtbl: 'nested', freedAt: expect.any(String) });
+    expect(epoch.access.map((a) => [a.holder, a.endedBy])).toEqual([
+      ['device 0000:6a:01.0 (pasid)', 'vfio.disallow_ioasid'],
+      [`kvm vm fd 3: vPASID ${vpasid}`, 'kvm.unmap_pasid'],
+    ]);
+    const [device, kvm] = epoch.access;
+    // Set up device first, torn down KVM first (the exact reverse).
+    expect(device.fromSeq).toBeLessThan(kvm.fromSeq);
+    expect(kvm.toSeq).toBeLessThan(device.toSeq);
+    // A VM token cannot read it.
+    expect((await http('GET', `${s.host.url}/v1/audit/pasids/${ppasid}`, { token })).status).toBe(401);
   });
 
   it('setup on the host is exactly ALLOC, BIND_PGTBL, ALLOW, MAP_PASID; teardown exactly UNMAP_PASID, DISALLOW, DESTROY', async () => {

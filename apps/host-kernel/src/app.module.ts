@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CoreModule } from '@app/shared/nest/core.module';
+import { PasidAccessController } from './audit/pasid-access.controller';
 import type { HostKernelConfig } from './config';
 import { HwController } from './hw/hw.controller';
 import { IoasidController } from './ioasid/ioasid.controller';
@@ -17,7 +18,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: [CreateProcess1764000000001] })],
-      controllers: [ProcessController, IoasidController, VfioController, KvmController, HwController],
+      controllers: [ProcessController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
       providers: [KernelService, { provide: APP_GUARD, useClass: HostAuthGuard }],
     };
   }

@@ -10,6 +10,14 @@ import { AuditQueryDto } from './audit.dto';
 import { Auth, bearer } from './auth';
 import { APP_CONFIG, JOURNAL } from './tokens';
 
+/** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it. */
+export function authorizeAudit(config: CommonConfig, req: Request): void {
+  if (!config.auditToken) return;
+  const token = bearer(req);
+  if (!token) throw new KernelError('EACCES', 'the audit plane needs the audit token', 401);
+  if (token !== config.auditToken) throw new KernelError('EACCES', 'not the audit token', 401);
+}
+
 /** The audit plane (operator-facing): this app's journal, optionally merged with its peers'. */
 @Auth('none')
 @Controller({ path: 'audit', version: '1' })
@@ -22,7 +30,7 @@ export class AuditController {
   /** Journal rows, oldest first; `federate=true` adds the rows of peer apps (deduplicated). */
   @Get('events')
   events(@Query() q: AuditQueryDto, @Req() req: Request): Promise<JournalEvent[]> {
-    this.authorize(req);
+    authorizeAudit(this.config, req);
     return this.collect(q, q.federate ?? false);
   }
 
@@ -30,18 +38,10 @@ export class AuditController {
   @Get('sequence')
   @Header('content-type', 'text/plain; charset=utf-8')
   async sequence(@Query() q: AuditQueryDto, @Req() req: Request): Promise<string> {
-    this.authorize(req);
+    authorizeAudit(this.config, req);
     if (!q.trace && q.since === undefined) throw new KernelError('EINVAL', 'give a trace id (trace=) or a time range (since=, until=)');
     const events = await this.collect(q, q.federate ?? true);
     return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined);
-  }
-
-  /** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it. */
-  private authorize(req: Request): void {
-    if (!this.config.auditToken) return;
-    const token = bearer(req);
-    if (!token) throw new KernelError('EACCES', 'the audit plane needs the audit token', 401);
-    if (token !== this.config.auditToken) throw new KernelError('EACCES', 'not the audit token', 401);
   }
 
   private async collect(q: AuditQueryDto, federate: boolean): Promise<JournalEvent[]> {

@@ -1,0 +1,129 @@
+// "Who had access to pPASID P, from when to when" (DESIGN §6), derived from the host journal alone.
+// A PASID is recycled, so its history is a list of epochs (ALLOC … freed); within one, access is a
+// list of holder intervals: a device route (ALLOW … DISALLOW) or a KVM vPASID entry (MAP_PASID …
+// UNMAP_PASID). DESTROY ends every access at once (routes blocked, KVM entries stop translating),
+// even though the holders keep their references until they let go.
+import type { JournalEvent } from '@app/shared/journal/journal';
+
+export interface AccessInterval {
+  holder: string;
+  kind: 'device' | 'kvm';
+  /** Who made the holder (pid:N). */
+  by: string;
+  from: string;
+  to: string | null;
+  fromSeq: number;
+  toSeq: number | null;
+  /** What ended it: the call, or `destroy` / `freed` / `exit`; null while it lasts. */
+  endedBy: string | null;
+}
+
+export interface PasidEpoch {
+  pasid: number;
+  owner: string;
+  allocatedAt: string;
+  allocatedSeq: number;
+  pgtbl: string | null;
+  destroyedAt: string | null;
+  freedAt: string | null;
+  access: AccessInterval[];
+}
+
+interface Open {
+  interval: AccessInterval;
+  key: string;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * Folds the host journal rows about `ioasid:P`, plus the `fd.close` rows of the processes involved, into
+ * epochs. `deviceOf(actor, fd, seq)` names the device behind a VFIO fd at that row (from the `vfio.open` rows).
+ */
+export function pasidAccess(pasid: number, rows: JournalEvent[], deviceOf: (actor: string, fd: number, seq: number) => string | null): PasidEpoch[] {
+  const epochs: PasidEpoch[] = [];
+  let epoch: PasidEpoch | null = null;
+  let open: Open[] = [];
+  const close = (at: JournalEvent, endedBy: string, match: (o: Open) => boolean): void => {
+    for (const o of open.filter(match)) {
+      o.interval.to = iso(at.wallMs);
+      o.interval.toSeq = at.seq;
+      o.interval.endedBy = endedBy;
+    }
+    open = open.filter((o) => !match(o));
+  };
+  for (const row of [...rows].sort((a, b) => a.seq - b.seq)) {
+    if (row.errno !== null) continue;
+    const args = (row.args ?? {}) as Record<string, unknown>;
+    if (row.operation === 'ioasid.alloc') {
+      epoch = { pasid, owner: row.actor, allocatedAt: iso(row.wallMs), allocatedSeq: row.seq, pgtbl: null, destroyedAt: null, freedAt: null, access: [] };
+      epochs.push(epoch);
+      open = [];
+      continue;
+    }
+    if (!epoch) continue; // rows from before the journal saw this PASID allocated
+    switch (row.operation) {
+      case 'ioasid.bind_pgtbl':
+        epoch.pgtbl = String(args.kind);
+        break;
+      case 'vfio.allow_ioasid': {
+        const fd = Number(args.deviceFd);
+        const key = `device:${row.actor}:${fd}`;
+        const interval: AccessInterval = {
+          holder: `device ${deviceOf(row.actor, fd, row.seq) ?? `fd ${fd}`} (${String(args.mode)})`,
+          kind: 'device',
+          by: row.actor,
+          from: iso(row.wallMs),
+          to: null,
+          fromSeq: row.seq,
+          toSeq: null,
+          endedBy: null,
+        };
+        epoch.access.push(interval);
+        open.push({ interval, key });
+        break;
+      }
+      case 'vfio.disallow_ioasid':
+        close(row, 'vfio.disallow_ioasid', (o) => o.key === `device:${row.actor}:${Number(args.deviceFd)}`);
+        break;
+      case 'kvm.map_pasid': {
+        const key = `kvm:${row.actor}:${Number(args.vmFd)}:${Number(args.vpasid)}`;
+        const interval: AccessInterval = {
+          holder: `kvm vm fd ${Number(args.vmFd)}: vPASID ${Number(args.vpasid)}`,
+          kind: 'kvm',
+          by: row.actor,
+          from: iso(row.wallMs),
+          to: null,
+          fromSeq: row.seq,
+          toSeq: null,
+          endedBy: null,
+        };
+        epoch.access.push(interval);
+        open.push({ interval, key });
+        break;
+      }
+      case 'kvm.unmap_pasid':
+        close(row, 'kvm.unmap_pasid', (o) => o.key === `kvm:${row.actor}:${Number(args.vmFd)}:${Number(args.vpasid)}`);
+        break;
+      case 'fd.close': {
+        // close(fd) of a device fd removes its routes; of a VM fd, its vPASID entries.
+        const fd = Number(args.fd);
+        close(row, 'fd.close', (o) => o.key === `device:${row.actor}:${fd}` || o.key.startsWith(`kvm:${row.actor}:${fd}:`));
+        break;
+      }
+      case 'ioasid.destroy':
+      case 'event.ioasid-destroyed':
+        epoch.destroyedAt ??= iso(row.wallMs);
+        close(row, 'destroy', () => true);
+        break;
+      case 'event.ioasid-freed':
+        epoch.freedAt = iso(row.wallMs);
+        close(row, 'freed', () => true);
+        epoch = null;
+        break;
+      default:
+        break;
+    }
+  }
+  return epochs;
+}
