@@ -52,6 +52,11 @@ export function pasidAccess(pasid: number, rows: JournalEvent[], deviceOf: (acto
     }
     open = open.filter((o) => !match(o));
   };
+  const start = (at: JournalEvent, kind: AccessInterval['kind'], holder: string, key: string): void => {
+    const interval: AccessInterval = { holder, kind, by: at.actor, from: iso(at.wallMs), to: null, fromSeq: at.seq, toSeq: null, endedBy: null };
+    epoch?.access.push(interval);
+    open.push({ interval, key });
+  };
   for (const row of [...rows].sort((a, b) => a.seq - b.seq)) {
     if (row.errno !== null) continue;
     const args = (row.args ?? {}) as Record<string, unknown>;
@@ -68,40 +73,15 @@ export function pasidAccess(pasid: number, rows: JournalEvent[], deviceOf: (acto
         break;
       case 'vfio.allow_ioasid': {
         const fd = Number(args.deviceFd);
-        const key = `device:${row.actor}:${fd}`;
-        const interval: AccessInterval = {
-          holder: `device ${deviceOf(row.actor, fd, row.seq) ?? `fd ${fd}`} (${String(args.mode)})`,
-          kind: 'device',
-          by: row.actor,
-          from: iso(row.wallMs),
-          to: null,
-          fromSeq: row.seq,
-          toSeq: null,
-          endedBy: null,
-        };
-        epoch.access.push(interval);
-        open.push({ interval, key });
+        start(row, 'device', `device ${deviceOf(row.actor, fd, row.seq) ?? `fd ${fd}`} (${String(args.mode)})`, `device:${row.actor}:${fd}`);
         break;
       }
       case 'vfio.disallow_ioasid':
         close(row, 'vfio.disallow_ioasid', (o) => o.key === `device:${row.actor}:${Number(args.deviceFd)}`);
         break;
-      case 'kvm.map_pasid': {
-        const key = `kvm:${row.actor}:${Number(args.vmFd)}:${Number(args.vpasid)}`;
-        const interval: AccessInterval = {
-          holder: `kvm vm fd ${Number(args.vmFd)}: vPASID ${Number(args.vpasid)}`,
-          kind: 'kvm',
-          by: row.actor,
-          from: iso(row.wallMs),
-          to: null,
-          fromSeq: row.seq,
-          toSeq: null,
-          endedBy: null,
-        };
-        epoch.access.push(interval);
-        open.push({ interval, key });
+      case 'kvm.map_pasid':
+        start(row, 'kvm', `kvm vm fd ${Number(args.vmFd)}: vPASID ${Number(args.vpasid)}`, `kvm:${row.actor}:${Number(args.vmFd)}:${Number(args.vpasid)}`);
         break;
-      }
       case 'kvm.unmap_pasid':
         close(row, 'kvm.unmap_pasid', (o) => o.key === `kvm:${row.actor}:${Number(args.vmFd)}:${Number(args.vpasid)}`);
         break;
