@@ -79,7 +79,11 @@ export class VmBuilder {
   /** `hostKernel` is unbound; each VM gets its own process and a port bound to its token. */
   constructor(private readonly hostKernel: HostKernelPort) {}
 
-  async build(spec: VmSpec): Promise<Vm> {
+  /**
+   * `attach` runs right after the host process exists, before anything else is built: the VMM holds the
+   * process's lifeline from there on, so a VMM that dies mid-build leaves nothing behind on the host.
+   */
+  async build(spec: VmSpec, attach?: (pid: number, token: string) => Promise<void>): Promise<Vm> {
     const machine = describeMachine(spec);
     const bytes = ramBytes(machine);
     const h: VmHandles = { vcpus: [], devices: [] };
@@ -89,6 +93,7 @@ export class VmBuilder {
       port = this.hostKernel.as(proc.token);
       h.pid = proc.pid;
       h.token = proc.token;
+      await attach?.(proc.pid, proc.token);
       h.ramHva = await port.mmap(proc.pid, bytes);
       h.vmFd = await port.createVm();
       await port.addMemslot(h.vmFd, { gpa: 0, size: bytes, hva: h.ramHva });

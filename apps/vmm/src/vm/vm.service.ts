@@ -1,4 +1,4 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import type { LamportClock } from '@app/shared/clock';
@@ -27,6 +27,8 @@ interface VmRuntime {
   stopping: boolean;
   /** False while `create` is still building it: the id is reserved but the VM does not exist yet. */
   ready: boolean;
+  /** True while a VMM restart rebuilds its host side. */
+  restoring: boolean;
 }
 
 export interface VmView {
@@ -35,7 +37,7 @@ export interface VmView {
   memoryMiB: number;
   vcpus: number;
   devices: string[];
-  state: 'running' | 'stopped';
+  state: 'running' | 'starting' | 'stopped';
   stopReason: string | null;
   guestAttached: boolean;
 }
@@ -46,7 +48,7 @@ export interface VmView {
  * the host side does not (the VMM's death is the VM's), so a restart rebuilds it: a power cycle.
  */
 @Injectable()
-export class VmService implements OnModuleInit, BeforeApplicationShutdown {
+export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('VmService');
   private readonly vms = new Map<number, VmRuntime>();
   private readonly byToken = new Map<string, number>();
@@ -66,26 +68,44 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
   async onModuleInit(): Promise<void> {
     const rows = await this.ds.getRepository(VmEntity).find({ order: { id: 'ASC' } });
     for (const row of rows) {
-      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true });
+      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running' });
       this.byToken.set(row.token, row.id);
     }
-    for (const rt of this.vms.values()) {
-      if (rt.row.state !== 'running') continue;
-      await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-        this.journal
-          .run(
-            { operation: 'vm.restore', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: 'vmm restart' } },
-            async () => {
-              await this.start(rt);
-              return { hostPid: rt.row.hostPid };
-            },
-            () => async (em) => {
-              await em.getRepository(VmEntity).update({ id: rt.row.id }, { hostPid: rt.row.hostPid, state: 'running', stopReason: null });
-            },
-          )
-          .catch((err: unknown) => this.markStopped(rt, `restore failed: ${(err as Error).message}`)),
-      );
-    }
+  }
+
+  /**
+   * After a restart, rebuild the host side of every VM that was running (a power cycle), in the
+   * background: the VMM answers (VMs listed as `starting`) while a slow or absent host kernel is waited for.
+   */
+  onApplicationBootstrap(): void {
+    void (async () => {
+      for (const rt of this.vms.values()) if (rt.restoring) await this.restore(rt);
+    })();
+  }
+
+  private async restore(rt: VmRuntime): Promise<void> {
+    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+      this.journal
+        .run(
+          { operation: 'vm.restore', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: 'vmm restart' } },
+          async () => {
+            await this.start(rt);
+            return { hostPid: rt.row.hostPid };
+          },
+          () => async (em) => {
+            await em.getRepository(VmEntity).update({ id: rt.row.id }, { hostPid: rt.row.hostPid, state: 'running', stopReason: null });
+          },
+        )
+        .catch(async (err: unknown) => {
+          // The builder unwound what it built; drop the lifeline too (the process is already gone).
+          rt.hostLifeline?.close();
+          rt.hostLifeline = null;
+          await this.markStopped(rt, `restore failed: ${(err as Error).message}`);
+        })
+        .finally(() => {
+          rt.restoring = false;
+        }),
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -110,16 +130,15 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   machine(id: number): Machine {
-    const rt = this.runtime(id);
-    if (rt.vm) return rt.vm.machine;
-    throw new KernelError('ENODEV', `vm ${id} is stopped: ${rt.row.stopReason ?? 'no host side'}`);
+    return this.running(id).machine;
   }
 
-  /** The running VM, or ENODEV: guest-facing calls need its host side. */
+  /** The running VM: guest-facing calls need its host side (EAGAIN while a restart rebuilds it, ENODEV when stopped). */
   running(id: number): Vm {
     const rt = this.runtime(id);
-    if (!rt.vm) throw new KernelError('ENODEV', `vm ${id} is stopped: ${rt.row.stopReason ?? 'no host side'}`);
-    return rt.vm;
+    if (rt.vm) return rt.vm;
+    if (rt.restoring) throw new KernelError('EAGAIN', `vm ${id} is starting: its host side is being rebuilt`);
+    throw new KernelError('ENODEV', `vm ${id} is stopped: ${rt.row.stopReason ?? 'no host side'}`);
   }
 
   async create(spec: { name: string; memoryMiB: number; vcpus: number; devices: string[] }): Promise<{ id: number; token: string }> {
@@ -142,7 +161,7 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
             hostPid: null,
             createdMs: Date.now(),
           };
-          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false };
+          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false, restoring: false };
           // Reserve the id and name before the first await, so two concurrent creates cannot share them.
           this.vms.set(id, rt);
           await this.start(rt);
@@ -215,24 +234,31 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
 
   private async start(rt: VmRuntime): Promise<void> {
     const devices = JSON.parse(rt.row.devices) as string[];
-    const vm = await this.builder.build({
-      name: rt.row.name,
-      memoryMiB: rt.row.memoryMiB,
-      vcpus: rt.row.vcpus,
-      devices,
-      pasidQuota: this.config.pasidQuota,
-    });
+    let ended: string | null = null;
+    const vm = await this.builder.build(
+      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.config.pasidQuota },
+      async (pid, token) => {
+        const lifeline = holdLifeline(this.host.lifelineUrl(pid), {
+          app: 'vmm',
+          token,
+          onEvent: (e) => this.onHostEvent(rt, e.event, e.data),
+          onEnd: (reason) => {
+            ended = reason;
+            void this.hostSideDied(rt, pid, reason);
+          },
+        });
+        rt.hostLifeline = lifeline;
+        await lifeline.opened;
+      },
+    );
+    if (ended !== null) {
+      // The host process died while we built: the VM never existed.
+      await this.builder.teardown(vm);
+      throw new KernelError('EIO', `vm ${rt.row.id}: its host process ended during the build (${String(ended)})`);
+    }
     rt.vm = vm;
     rt.row.hostPid = vm.handles.pid;
     rt.stopping = false;
-    const lifeline = holdLifeline(this.host.lifelineUrl(vm.handles.pid), {
-      app: 'vmm',
-      token: vm.handles.token,
-      onEvent: (e) => this.onHostEvent(rt, e.event, e.data),
-      onEnd: (reason) => void this.hostSideDied(rt, vm, reason),
-    });
-    rt.hostLifeline = lifeline;
-    await lifeline.opened;
   }
 
   private async stop(rt: VmRuntime): Promise<KernelError[]> {
@@ -254,13 +280,15 @@ export class VmService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /** The host ended the VM's process (killed, or the host kernel went away): the VM is stopped. */
-  private async hostSideDied(rt: VmRuntime, vm: Vm, reason: string): Promise<void> {
-    if (rt.stopping || rt.vm !== vm) return;
+  private async hostSideDied(rt: VmRuntime, pid: number, reason: string): Promise<void> {
+    const vm = rt.vm;
+    // Expected when we tear it down ourselves, and meaningless for a build that has not finished (it unwinds).
+    if (rt.stopping || !vm || vm.handles.pid !== pid) return;
     rt.vm = null;
     rt.hostLifeline = null;
     rt.guestLifeline?.end();
     rt.guestLifeline = null;
-    await this.markStopped(rt, `host process ${vm.handles.pid} ended: ${reason}`);
+    await this.markStopped(rt, `host process ${pid} ended: ${reason}`);
   }
 
   private async markStopped(rt: VmRuntime, reason: string): Promise<void> {
@@ -287,8 +315,8 @@ function view(rt: VmRuntime): VmView {
     memoryMiB: rt.row.memoryMiB,
     vcpus: rt.row.vcpus,
     devices: JSON.parse(rt.row.devices) as string[],
-    state: rt.vm ? 'running' : 'stopped',
-    stopReason: rt.vm ? null : rt.row.stopReason,
+    state: rt.vm ? 'running' : rt.restoring ? 'starting' : 'stopped',
+    stopReason: rt.vm || rt.restoring ? null : rt.row.stopReason,
     guestAttached: rt.guestLifeline !== null,
   };
 }
