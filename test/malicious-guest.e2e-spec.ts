@@ -148,6 +148,16 @@ describe('a malicious guest cannot get anything mapped on the host', () => {
     await writeEntry(vmm, 40, { present: false, pgtt: 0, flpm: 0, flptr: 0 });
   });
 
+  it('a WRMSR with reserved bits is refused with EINVAL, and the answer names nothing of the host', async () => {
+    const s = stack();
+    const res = await http('POST', `${s.vmmApp.url}/v1/vms/${world.rogue!.id}/vcpus/0/wrmsr`, {
+      token: world.rogue!.token,
+      body: { msr: 'IA32_PASID', value: 0x4000_0001 },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ errno: 'EINVAL', message: 'WRMSR refused by the host (EINVAL)' });
+  });
+
   it('the guest-visible faults never name a host PASID', async () => {
     const s = stack();
     const vmm = s.vmmGuestClient(world.rogue!);

@@ -11,6 +11,7 @@ import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import type { Machine } from '../machine/machine';
 import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
+import { onBehalfOfGuest } from './guest-errors';
 import type { Vm } from './vm-builder';
 import { CreateVmDto, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
 import { VmService, type VmView } from './vm.service';
@@ -74,7 +75,7 @@ export class VmController {
     const data = decodePayload(dto.data, dto.encoding);
     await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa: dto.gpa, length: data.length } }, () => {
       this.checkRam(vm.ramBytes, dto.gpa, data.length);
-      return vm.port.writeGuestMemory(vm.handles.vmFd, dto.gpa, data);
+      return onBehalfOfGuest('guest memory write', () => vm.port.writeGuestMemory(vm.handles.vmFd, dto.gpa, data));
     });
   }
 
@@ -82,7 +83,7 @@ export class VmController {
   async readMemory(@Param('id', IntParamPipe) id: number, @Query() q: GuestReadQuery): Promise<{ data: string }> {
     const vm = this.vms.running(id);
     this.checkRam(vm.ramBytes, q.gpa, q.length);
-    return encodePayload(await vm.port.readGuestMemory(vm.handles.vmFd, q.gpa, q.length), q.encoding);
+    return encodePayload(await onBehalfOfGuest('guest memory read', () => vm.port.readGuestMemory(vm.handles.vmFd, q.gpa, q.length)), q.encoding);
   }
 
   /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */
@@ -90,9 +91,10 @@ export class VmController {
   @HttpCode(204)
   async wrmsr(@Param('id', IntParamPipe) id: number, @Param('n', IntParamPipe) n: number, @Body() dto: WrmsrDto): Promise<void> {
     const vm = this.vms.running(id);
-    await this.journal.run({ operation: 'vcpu.wrmsr', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, () =>
-      vm.port.vcpuWrmsr(vm.handles.vmFd, this.vcpu(vm.handles.vcpus, n), dto.value),
-    );
+    await this.journal.run({ operation: 'vcpu.wrmsr', actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, () => {
+      const vcpu = this.vcpu(vm.handles.vcpus, n);
+      return onBehalfOfGuest('WRMSR', () => vm.port.vcpuWrmsr(vm.handles.vmFd, vcpu, dto.value));
+    });
   }
 
   /** ENQCMD on a vCPU to a device's portal: the guest gets ZF (accepted/retry) or #GP, never a host PASID. */
@@ -120,7 +122,8 @@ export class VmController {
     return this.journal.run({ operation, actor: `vm:${id}`, object: `vcpu:${id}/${n}`, args: dto }, async () => {
       const device = vm.handles.devices.find((d) => d.vrid === dto.vrid);
       if (!device || device.deviceFd === undefined) throw new KernelError('ENODEV', `no device at vrid 0x${dto.vrid.toString(16)}`);
-      return run(vm, this.vcpu(vm.handles.vcpus, n), device.deviceFd);
+      const vcpu = this.vcpu(vm.handles.vcpus, n);
+      return onBehalfOfGuest(operation, () => run(vm, vcpu, device.deviceFd as number));
     });
   }
 
