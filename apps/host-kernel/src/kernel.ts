@@ -84,7 +84,11 @@ export class Kernel {
       this.iommu.invalidate(req);
       opts.onInvalidate?.(req);
     };
-    const hooks = { onEvent: (e: KernelEvent) => this.onEvent(e), onInvalidate: (r: InvalidateRequest) => this.onInvalidate(r) };
+    const hooks = {
+      onEvent: (e: KernelEvent) => this.onEvent(e),
+      onInvalidate: (r: InvalidateRequest) => this.onInvalidate(r),
+      drainPasid: (ppasid: number) => void this.accelerators.drainEverywhere(ppasid),
+    };
     this.ioasids = new IoasidLayer(this.memory, hooks, 2 ** (opts.pasidBits ?? PASID_BITS));
     for (const config of opts.devices) {
       const device = new VfioDevice(validateDeviceConfig(config));
@@ -229,8 +233,10 @@ export class Kernel {
     if (!device) throw new KernelError('ENODEV', `no device ${bdf}`);
     if (device.openedBy) throw new KernelError('EBUSY', `device ${bdf} is already open (pid ${device.openedBy.pid} fd ${device.openedBy.fd})`);
     return this.run((tx) => {
-      const { fd } = proc.fds.install(tx, (n) => new VfioDeviceFile(device, n, this.iommu.table, (b, p) => this.drain(b, p)));
+      const reset = (t: Tx, b: string): void => this.accelerators.reset(t, b);
+      const { fd, file } = proc.fds.install(tx, (n) => new VfioDeviceFile(device, n, this.iommu.table, (b, p) => this.drain(b, p), reset));
       tx.do('vfio.open', () => (device.openedBy = { pid, fd }), () => (device.openedBy = null));
+      file.open(tx);
       return fd;
     });
   }

@@ -28,11 +28,11 @@ function rig(options: { wqDepth?: number; paused?: boolean } = {}) {
   routes.set(5, view(5));
   routes.set(null, view(0));
   const tlb = new Iotlb();
-  const log: Array<{ ppasid: number | null; address: number; length: number; write: boolean }> = [];
+  const log: Array<{ ppasid: number | null; address: number; length: number; write: boolean; privileged?: boolean }> = [];
   const dma: DmaPort = {
-    access(ppasid, address, length, write, data) {
-      log.push({ ppasid, address, length, write });
-      return dmaAccess(routes.get(ppasid) ?? null, address, length, write, data, phys, tlb);
+    access(ppasid, address, length, write, data, privileged) {
+      log.push({ ppasid, address, length, write, ...(privileged ? { privileged } : {}) });
+      return dmaAccess(routes.get(ppasid) ?? null, address, length, write, data, phys, tlb, privileged);
     },
   };
   const events: AcceleratorEvent[] = [];
@@ -189,6 +189,57 @@ describe('Accelerator', () => {
     while (ticks.length) ticks.shift()!();
     expect(events.length).toBe(5);
     expect(dev.stats).toMatchObject({ queued: 0, completed: 5 });
+  });
+
+  it('reset() drops every queued descriptor without a record, DMA or event, and returns to the default engine state', () => {
+    const r = rig({ paused: true });
+    r.dev.resume();
+    r.dev.pause();
+    r.dev.submit(5, encodeDescriptor({ op: 'fill', dst: 0x20000, length: 64, pattern: 1, completion: 0x100 }));
+    r.dev.submit(null, encodeDescriptor({ op: 'noop', completion: 0x120 }));
+    r.dev.submit(7, encodeDescriptor({ op: 'noop', completion: 0x140 }));
+    r.dev.resume(); // not the configured default (paused); no scheduler tick has run yet
+    const saved = r.dev.reset();
+    expect(r.dev.stats).toMatchObject({ queued: 0, aborted: 3, completed: 0 });
+    expect(r.dev.paused).toBe(true);
+    expect(r.log).toEqual([]);
+    expect(r.events).toEqual([]);
+    for (const at of [0x100, 0x120, 0x140]) expect(r.record(at).status).toBe(0);
+    expect(r.dev.step()).toBe(false);
+    // A rolled-back transaction puts everything back, in order.
+    r.dev.pause();
+    r.dev.unreset(saved);
+    expect(r.dev.stats).toMatchObject({ queued: 3, aborted: 0 });
+    expect([r.dev.queuedFor(5), r.dev.queuedFor(null), r.dev.queuedFor(7)]).toEqual([1, 1, 1]);
+    expect(r.dev.paused).toBe(false);
+    r.dev.pause();
+    r.dev.step();
+    expect(r.record(0x100).status).toBe(CompletionStatus.success);
+  });
+
+  it('abortAll() is the reporting variant: every record is written with status aborted', () => {
+    const r = rig();
+    r.dev.submit(5, encodeDescriptor({ op: 'noop', completion: 0x100 }));
+    r.dev.submit(null, encodeDescriptor({ op: 'noop', completion: 0x120 }));
+    expect(r.dev.abortAll()).toBe(2);
+    for (const at of [0x100, 0x120]) expect(r.record(at).status).toBe(CompletionStatus.aborted);
+  });
+
+  it('every DMA of a descriptor carries its priv bit as PR (a RID request never does)', () => {
+    const r = rig();
+    r.dev.submit(5, encodeDescriptor({ op: 'fill', dst: 0x20000, length: 8, pattern: 1, completion: 0x100, privileged: true }));
+    r.dev.submit(5, encodeDescriptor({ op: 'fill', dst: 0x20000, length: 8, pattern: 1, completion: 0x100 }));
+    r.dev.submit(null, encodeDescriptor({ op: 'noop', completion: 0x120, privileged: true }));
+    r.dev.step();
+    expect(r.log.map((a) => a.privileged ?? false)).toEqual([true, true]);
+    r.log.length = 0;
+    r.dev.step();
+    r.dev.step();
+    expect(r.log.map((a) => [a.ppasid, a.privileged ?? false])).toEqual([
+      [5, false],
+      [5, false],
+      [null, false],
+    ]);
   });
 
   it('rejects a bad PASID or descriptor size with EINVAL and queues nothing', () => {

@@ -1,13 +1,23 @@
 import { KernelError } from '@app/shared/errno';
 import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type Descriptor, type DsaOp } from '@app/shared/dsa/descriptor';
-import { DESCRIPTOR_SIZE, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
+import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import { ENGINE_BATCH_PER_TICK, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
 
-/** Every device memory access goes through this (the IOMMU, tagged with the requester's PASID or RID). */
+/**
+ * Every device memory access goes through this (the IOMMU, tagged with the requester's PASID or RID, and with
+ * PR = the descriptor's priv bit: ENQCMD always clears it, ENQCMDS may set it).
+ */
 export interface DmaPort {
-  access(ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
+  access(
+    ppasid: number | null,
+    address: number,
+    length: number,
+    write: boolean,
+    data?: Buffer,
+    privileged?: boolean,
+  ): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
 }
 
 export type AcceleratorEvent =
@@ -44,6 +54,18 @@ export interface AcceleratorStats {
 interface Queued {
   ppasid: number | null;
   descriptor: Buffer;
+  /** the descriptor's priv bit (PR of every request it makes); requests without PASID are never privileged */
+  privileged: boolean;
+}
+
+/** Who a request comes from: the PASID it is tagged with (null: RID) and its PR bit. */
+type Requester = Pick<Queued, 'ppasid' | 'privileged'>;
+
+/** What reset() discarded, so a rolled-back transaction can put it back (unreset). */
+export interface ResetState {
+  readonly dropped: readonly Readonly<Queued>[];
+  readonly paused: boolean;
+  readonly aborted: number;
 }
 
 interface Outcome {
@@ -93,7 +115,8 @@ export class Accelerator {
       this.counters.retried++;
       return 'retry';
     }
-    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor) });
+    const privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
+    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor), privileged });
     this.counters.submitted++;
     this.kick();
     return 'accepted';
@@ -135,9 +158,30 @@ export class Accelerator {
     return this.abortWhere((q) => q.ppasid === ppasid);
   }
 
-  /** Aborts everything queued (device reset / WQ disable). */
+  /** Aborts everything queued, writing each completion record (WQ disable / drain-all). */
   abortAll(): number {
     return this.abortWhere(() => true);
+  }
+
+  /**
+   * Function-level reset (PCIe FLR, what VFIO's pci_try_reset_function does on device open and release): every
+   * queued descriptor is discarded with no completion record and no event — an FLR drops work, it does not
+   * report it — and the engine returns to its configured default (paused option). Counted as aborted. Nothing
+   * is written anywhere, so unreset() can undo it exactly.
+   */
+  reset(): ResetState {
+    const saved: ResetState = { dropped: this.queue.splice(0), paused: this.isPaused, aborted: this.counters.aborted };
+    this.counters.aborted += saved.dropped.length;
+    this.isPaused = this.options.paused ?? false;
+    return saved;
+  }
+
+  /** Undo of reset() in a rolled-back transaction (nothing was submitted in between). */
+  unreset(saved: ResetState): void {
+    this.queue.unshift(...saved.dropped);
+    this.isPaused = saved.paused;
+    this.counters.aborted = saved.aborted;
+    this.kick();
   }
 
   queuedFor(ppasid: number | null): number {
@@ -156,7 +200,7 @@ export class Accelerator {
       const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
       const completion = decoded.ok ? decoded.descriptor.completion : decoded.completion;
       const op = decoded.ok ? decoded.descriptor.op : null;
-      this.report(q.ppasid, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
+      this.report(q, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
     }
     return victims.length;
   }
@@ -181,32 +225,32 @@ export class Accelerator {
         this.emit({ kind: 'error', ppasid: q.ppasid, status: decoded.status, message: decoded.message });
         return;
       }
-      this.report(q.ppasid, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
+      this.report(q, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
       return;
     }
     const d = decoded.descriptor;
-    const outcome = this.run(q.ppasid, d);
+    const outcome = this.run(q, d);
     if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
     else this.counters.completed++;
     const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
-    this.report(q.ppasid, d.op, d.completion, outcome, always || d.requestCompletion);
+    this.report(q, d.op, d.completion, outcome, always || d.requestCompletion);
   }
 
-  private run(ppasid: number | null, d: Descriptor): Outcome {
+  private run(rq: Requester, d: Descriptor): Outcome {
     switch (d.op) {
       case 'noop':
         return { status: CompletionStatus.success, bytesCompleted: 0 };
       case 'memmove':
-        return this.memmove(ppasid, d);
+        return this.memmove(rq, d);
       case 'fill':
-        return this.fill(ppasid, d);
+        return this.fill(rq, d);
       case 'compare':
-        return this.compare(ppasid, d);
+        return this.compare(rq, d);
     }
   }
 
   /** Chunks never cross a page of src or dst, so a fault leaves every byte of the faulting page untouched. */
-  private memmove(ppasid: number | null, d: Descriptor): Outcome {
+  private memmove(rq: Requester, d: Descriptor): Outcome {
     // Overlap with dst above src copies from the end (DSA reports the direction in `result`).
     const backward = d.dst > d.src && d.dst < d.src + d.length;
     let done = 0;
@@ -226,16 +270,16 @@ export class Accelerator {
         srcAt = srcEnd - size;
         dstAt = dstEnd - size;
       }
-      const r = this.dma(ppasid, srcAt, size, false, undefined, 'source');
+      const r = this.dma(rq, srcAt, size, false, undefined, 'source');
       if (!r.ok) return this.pageFault(r.address, false, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
-      const w = this.dma(ppasid, dstAt, size, true, r.data, 'destination');
+      const w = this.dma(rq, dstAt, size, true, r.data, 'destination');
       if (!w.ok) return this.pageFault(w.address, true, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
       done += size;
     }
     return { status: CompletionStatus.success, bytesCompleted: done };
   }
 
-  private fill(ppasid: number | null, d: Descriptor): Outcome {
+  private fill(rq: Requester, d: Descriptor): Outcome {
     const pattern = Buffer.alloc(8);
     pattern.writeBigUInt64LE(d.pattern, 0);
     let done = 0;
@@ -244,7 +288,7 @@ export class Accelerator {
       const size = Math.min(d.length - done, PAGE_SIZE - (at % PAGE_SIZE));
       const chunk = Buffer.alloc(size);
       for (let i = 0; i < size; i++) chunk[i] = pattern[(done + i) % 8];
-      const w = this.dma(ppasid, at, size, true, chunk, 'destination');
+      const w = this.dma(rq, at, size, true, chunk, 'destination');
       if (!w.ok) return this.pageFault(w.address, true, done, 0);
       done += size;
     }
@@ -252,15 +296,15 @@ export class Accelerator {
   }
 
   /** Mismatch: status 3, result 1, bytesCompleted = offset of the first differing byte (DSA semantics). */
-  private compare(ppasid: number | null, d: Descriptor): Outcome {
+  private compare(rq: Requester, d: Descriptor): Outcome {
     let done = 0;
     while (done < d.length) {
       const a = d.src + done;
       const b = d.dst + done;
       const size = Math.min(d.length - done, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
-      const r1 = this.dma(ppasid, a, size, false, undefined, 'source');
+      const r1 = this.dma(rq, a, size, false, undefined, 'source');
       if (!r1.ok) return this.pageFault(r1.address, false, done, 0);
-      const r2 = this.dma(ppasid, b, size, false, undefined, 'source');
+      const r2 = this.dma(rq, b, size, false, undefined, 'source');
       if (!r2.ok) return this.pageFault(r2.address, false, done, 0);
       const x = r1.data as Buffer;
       const y = r2.data as Buffer;
@@ -277,27 +321,27 @@ export class Accelerator {
   }
 
   private dma(
-    ppasid: number | null,
+    rq: Requester,
     address: number,
     length: number,
     write: boolean,
     data: Buffer | undefined,
     stage: 'source' | 'destination' | 'completion-record',
   ): { ok: true; data?: Buffer } | { ok: false; address: number } {
-    const r = this.options.dma.access(ppasid, address, length, write, data);
+    const r = this.options.dma.access(rq.ppasid, address, length, write, data, rq.privileged);
     if (r.ok) return r;
-    this.emit({ kind: 'fault', ppasid, address: r.address, write, reason: r.reason, stage });
+    this.emit({ kind: 'fault', ppasid: rq.ppasid, address: r.address, write, reason: r.reason, stage });
     return r;
   }
 
   /** Writes the completion record (if wanted and possible), then tells onEvent. */
-  private report(ppasid: number | null, op: DsaOp | null, completion: number | null, outcome: Outcome, write: boolean): void {
+  private report(rq: Requester, op: DsaOp | null, completion: number | null, outcome: Outcome, write: boolean): void {
     if (completion !== null && write) {
       const record = encodeCompletion({ ...outcome });
       // A fault on the record itself has already been emitted as a 'fault' event; the record is dropped.
-      this.dma(ppasid, completion, COMPLETION_RECORD_SIZE, true, record, 'completion-record');
+      this.dma(rq, completion, COMPLETION_RECORD_SIZE, true, record, 'completion-record');
     }
-    this.emit({ kind: 'completion', ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
+    this.emit({ kind: 'completion', ppasid: rq.ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
   }
 
   private emit(event: AcceleratorEvent): void {

@@ -57,7 +57,7 @@ describe('drain: no DMA for a PASID once its route is gone', () => {
     ['DISALLOW', (k, a) => void k.disallowIoasid(a.pid, a.dev, { ioasidFd: a.fd, ioasid: a.ppasid }), 'no-route'],
     ['DESTROY (route stays, blocked)', (k, a) => k.destroy(a.pid, a.fd, a.ppasid), 'translation-blocked'],
     ['closing the device fd', (k, a) => k.closeFd(a.pid, a.dev), 'no-route'],
-    ['closing the ioasid fd', (k, a) => k.closeFd(a.pid, a.fd), 'translation-blocked'],
+    ['closing the ioasid fd (the route is detached too)', (k, a) => k.closeFd(a.pid, a.fd), 'no-route'],
   ];
 
   it.each(cases)('queued work is aborted by %s and never writes afterwards', (_name, teardown, laterReason) => {

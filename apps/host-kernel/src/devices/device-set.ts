@@ -4,6 +4,7 @@ import { PASID_LIMIT } from '../ioasid/ioasid.constants';
 import type { Iommu } from '../iommu/iommu';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import type { DeviceConfig } from '../vfio/vfio-device';
+import type { Tx } from '../fault-injection';
 import { Accelerator, type AcceleratorEvent } from './accelerator';
 
 export interface EngineOptions {
@@ -20,6 +21,8 @@ export interface RawDma {
   length: number;
   write: boolean;
   data?: Buffer;
+  /** PR bit: a supervisor-mode request (only meaningful with a PASID); default false, a user-mode request */
+  privileged?: boolean;
 }
 
 export type RawDmaResult = { ok: true; data?: Buffer } | { ok: false; fault: FaultRecord };
@@ -48,7 +51,7 @@ export class DeviceSet {
         wqDepth: config.wqDepth,
         paused: engine.paused,
         scheduler: engine.scheduler,
-        dma: { access: (ppasid, address, length, write, data) => iommu.access(bdf, ppasid, address, length, write, data) },
+        dma: { access: (ppasid, address, length, write, data, privileged) => iommu.access(bdf, ppasid, address, length, write, data, privileged) },
         onEvent: (e) => onEvent(bdf, e),
       });
       this.functions.set(bdf, { config, accelerator });
@@ -72,6 +75,19 @@ export class DeviceSet {
     return aborted;
   }
 
+  /** VFIO's reset hook: function-level reset of the device (queued work dropped, no records), undone on rollback. */
+  reset(tx: Tx, bdf: string): void {
+    const accelerator = this.fn(bdf).accelerator;
+    tx.do('device.reset', () => accelerator.reset(), (saved) => accelerator.unreset(saved));
+  }
+
+  /** Abort ppasid's queued work on every device (records written while routes still exist); returns the count. */
+  drainEverywhere(ppasid: number): number {
+    let aborted = 0;
+    for (const bdf of this.functions.keys()) if (this.fn(bdf).accelerator.queuedFor(ppasid) > 0) aborted += this.drain(bdf, ppasid);
+    return aborted;
+  }
+
   setEngine(bdf: string, running: boolean): void {
     if (typeof running !== 'boolean') throw new KernelError('EINVAL', `engine running must be a boolean`);
     const accelerator = this.fn(bdf).accelerator;
@@ -89,11 +105,13 @@ export class DeviceSet {
       if (pasid >= 2 ** f.config.pasidWidth) throw new KernelError('EINVAL', `PASID ${pasid} exceeds device ${bdf}'s ${f.config.pasidWidth}-bit PASID width`);
     }
     if (typeof req.write !== 'boolean') throw new KernelError('EINVAL', `write must be a boolean`);
+    if (req.privileged !== undefined && typeof req.privileged !== 'boolean') throw new KernelError('EINVAL', `privileged must be a boolean`);
     if (!Number.isSafeInteger(req.length) || req.length < 0 || req.length > MEMORY_IO_MAX) {
       throw new KernelError('EINVAL', `DMA length ${req.length} is outside [0, ${MEMORY_IO_MAX}]`);
     }
     if (!req.write && req.data !== undefined) throw new KernelError('EINVAL', `a DMA read takes no data`);
-    const r = this.iommu.access(bdf, pasid, req.address, req.length, req.write, req.data);
+    // PCIe carries PR only in a PASID prefix: a request without PASID is never privileged.
+    const r = this.iommu.access(bdf, pasid, req.address, req.length, req.write, req.data, pasid !== null && req.privileged === true);
     return r.ok ? r : { ok: false, fault: r.fault };
   }
 

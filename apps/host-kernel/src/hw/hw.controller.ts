@@ -31,7 +31,7 @@ export class HwController {
   dma(@Param('bdf') bdf: string, @Body() dto: RawDmaDto): Promise<unknown> {
     return this.ks.exec({ operation: 'hw.dma', actor: 'admin', object: `device:${bdf}`, args: { ...dto, data: dto.data ? `${dto.data.length}b64` : undefined } }, (k) => {
       const data = dto.data === undefined ? undefined : decodePayload(dto.data);
-      const r = k.deviceDma(bdf, { pasid: dto.pasid ?? null, address: dto.address, length: dto.length, write: dto.write, data });
+      const r = k.deviceDma(bdf, { pasid: dto.pasid ?? null, address: dto.address, length: dto.length, write: dto.write, data, privileged: dto.privileged ?? false });
       return r.ok ? { data: r.data ? r.data.toString('base64') : undefined } : { fault: r.fault };
     });
   }

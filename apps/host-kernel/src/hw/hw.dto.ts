@@ -32,6 +32,11 @@ export class RawDmaDto {
   @IsBoolean()
   write!: boolean;
 
+  /** A supervisor request (PR = 1); user-mode requests (the default) cannot reach U/S = 0 pages. */
+  @IsOptional()
+  @IsBoolean()
+  privileged?: boolean;
+
   /** For a write: the bytes, base64 (length must match). */
   @IsOptional()
   @IsString()

@@ -147,19 +147,28 @@ export class IoasidContext implements KernelFile {
     this.park(tx, ioasid);
   }
 
-  /** fd close: destroy every ioasid of this fd, nested children before their parents. */
+  /**
+   * fd close: destroy every ioasid of this fd, nested children before their parents. Unlike DESTROY, the
+   * device attachments are detached too (block → drain → remove route → drop reference, as DISALLOW): once
+   * the fd is gone nobody could DISALLOW them (that needs this fd), so they would pin the PASID and keep the
+   * device's route slot busy until the device fd closed. KVM entries still hold theirs until UNMAP_PASID.
+   */
   release(tx: Tx): void {
     const order = [...this.ioasids.values()].sort((a, b) => Number(b.pgtbl?.kind === 'nested') - Number(a.pgtbl?.kind === 'nested') || a.id - b.id);
-    for (const ioasid of order) this.park(tx, ioasid);
+    for (const ioasid of order) this.park(tx, ioasid, 'detach');
     tx.do('ioasid.close', () => (this.closed = true), () => (this.closed = false));
   }
 
   /**
-   * Drop the fd's reference: block and drain every device route at once, wipe the table (unpinning
-   * its pages), hide the id. It stays parked, out of the pool, until its last holder lets go.
+   * Drop the fd's reference: block and drain every device route at once (or detach them: fd close), wipe
+   * the table (unpinning its pages), hide the id. It stays parked, out of the pool, until its last holder lets go.
    */
-  private park(tx: Tx, ioasid: Ioasid): void {
-    for (const holder of [...ioasid.holders.values()]) if (holder.kind === 'device') holder.revoke(tx);
+  private park(tx: Tx, ioasid: Ioasid, devices: 'revoke' | 'detach' = 'revoke'): void {
+    const attached = [...ioasid.holders.values()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
+    for (const holder of attached) {
+      if (devices === 'detach') holder.detach(tx);
+      else holder.revoke(tx);
+    }
     const pgtbl = ioasid.pgtbl;
     if (pgtbl) {
       tx.do('pgtbl.destroy', () => (pgtbl.destroyed = true), () => (pgtbl.destroyed = false));

@@ -23,6 +23,12 @@ export interface IoasidHooks {
   onEvent(e: { kind: string; pid?: number; [k: string]: unknown }): void;
   /** IOTLB flush; the data plane fills it in. */
   onInvalidate(req: InvalidateRequest): void;
+  /**
+   * The pPASID is about to return to the pool: abort whatever work tagged with it is still queued on ANY device
+   * (ENQCMD may post it to a device it was never allowed on, where no route drain reaches it). The data plane
+   * fills it in; DESIGN §2: a PASID is freed only when no DMA with it is in flight.
+   */
+  drainPasid(ppasid: number): void;
 }
 
 export interface PasidInfo {
@@ -147,7 +153,12 @@ export class IoasidLayer {
         this.parkedCount++;
       },
     );
-    tx.defer(() => this.hooks.onEvent({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id }));
+    // Deferred to commit, before anything else can run: a failed call frees nothing and drains nothing, and no
+    // call can allocate the id (or submit work with it) between the commit and this drain.
+    tx.defer(() => {
+      this.hooks.drainPasid(ioasid.id);
+      this.hooks.onEvent({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id });
+    });
     if (ioasid.parent) this.put(tx, ioasid.parent, childKey(ioasid.id));
   }
 

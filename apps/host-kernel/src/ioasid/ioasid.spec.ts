@@ -235,20 +235,38 @@ describe('DESTROY and parking', () => {
     expect(k.disallowIoasid(pid, dev, { ioasidFd: fd, ioasid: gpa })).toEqual({ changed: false });
   });
 
-  it('closing the ioasid fd destroys every ioasid (children first); held ones stay parked until their holders go', () => {
-    const k = newKernel();
+  it('closing the ioasid fd destroys every ioasid (children first) and detaches its device routes; KVM entries keep theirs parked', () => {
+    const drained: string[] = [];
+    const k = newKernel({ drain: (bdf, p) => drained.push(`${bdf}/${p}`) });
     const { pid, fd, gpa } = vmmWithGpaSpace(k);
     const child = k.alloc(pid, fd);
     k.bindPgtbl(pid, fd, child, { kind: 'nested', parent: gpa });
-    k.alloc(pid, fd);
+    const spare = k.alloc(pid, fd);
     const dev = k.openDevice(pid, DSA0);
     k.allowIoasid(pid, dev, { ioasidFd: fd, ioasid: gpa, mode: 'rid' });
+    k.allowIoasid(pid, dev, { ioasidFd: fd, ioasid: child, mode: 'pasid' });
+    const vm = k.createVm(pid);
+    k.setPasidTranslation(pid, vm, true);
+    k.mapPasid(pid, vm, { vpasid: 4, ioasidFd: fd, ioasid: child });
     k.closeFd(pid, fd);
-    expect(k.pasidPool()).toMatchObject({ allocated: 0, parked: 1 });
-    expect(k.pasidInfo(gpa)).toMatchObject({ state: 'parked', holders: { devices: [`${DSA0}/rid`] } });
-    expectFails(k, () => k.disallowIoasid(pid, dev, { ioasidFd: fd, ioasid: gpa }), 'EBADF');
-    k.closeFd(pid, dev);
-    expect(k.pasidPool()).toMatchObject({ allocated: 0, parked: 0 });
+    // Every route went the DISALLOW way (drained, then removed): nothing left for the device fd to let go of.
+    expect(drained).toEqual([`${DSA0}/${child}`, `${DSA0}/null`]);
     expect(k.snapshot().routes).toEqual([]);
+    expect(k.deviceDma(DSA0, { pasid: null, address: 0, length: 4, write: false })).toMatchObject({ ok: false, fault: { reason: 'no-route' } });
+    // The child is still held by the KVM entry (and pins its parent); the unheld spare is free already.
+    expect(k.pasidPool()).toMatchObject({ allocated: 0, parked: 2 });
+    expect(k.pasidInfo(child)).toMatchObject({ state: 'parked', holders: { devices: [], kvm: [{ vmFd: vm, vpasid: 4 }] } });
+    expect(k.pasidInfo(gpa)).toMatchObject({ state: 'parked', holders: { devices: [], children: [child] } });
+    expect(k.pasidInfo(spare).state).toBe('free');
+    expectFails(k, () => k.disallowIoasid(pid, dev, { ioasidFd: fd, ioasid: gpa }), 'EBADF');
+    k.unmapPasid(pid, vm, 4);
+    expect(k.pasidPool()).toMatchObject({ allocated: 0, parked: 0 });
+    for (const id of [gpa, child, spare]) expect(k.pasidInfo(id).state).toBe('free');
+    // The device's RID slot is free for a new ioasid without closing the device fd.
+    const fd2 = k.openIoasid(pid);
+    const again = k.alloc(pid, fd2);
+    k.bindPgtbl(pid, fd2, again, { kind: 'iova' });
+    k.allowIoasid(pid, dev, { ioasidFd: fd2, ioasid: again, mode: 'rid' });
+    expect(k.snapshot().routes).toEqual([expect.objectContaining({ bdf: DSA0, ppasid: null, ioasid: again, blocked: false })]);
   });
 });

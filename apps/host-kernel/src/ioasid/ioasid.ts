@@ -5,11 +5,12 @@ export type IoasidState = 'allocated' | 'bound' | 'destroyed';
 
 /**
  * A reference on an ioasid besides its owning fd. The ioasid layer knows holders only by key and kind;
- * a device holder brings its own revoke() (block the route + drain) so DESTROY can cut it off without
- * the ioasid layer knowing anything about PCI.
+ * a device holder brings its own revoke() (block the route + drain) so DESTROY can cut it off, and
+ * detach() (DISALLOW: block → drain → remove the route → drop this reference) so closing the owning fd
+ * can let go of it, without the ioasid layer knowing anything about PCI.
  */
 export type Holder =
-  | { kind: 'device'; key: string; bdf: string; mode: 'rid' | 'pasid'; revoke(tx: Tx): void }
+  | { kind: 'device'; key: string; bdf: string; mode: 'rid' | 'pasid'; revoke(tx: Tx): void; detach(tx: Tx): void }
   | { kind: 'kvm'; key: string; vmFd: number; vpasid: number }
   | { kind: 'child'; key: string; ioasid: number };
 

@@ -1,8 +1,8 @@
 // Host IOMMU (Intel VT-d scalable mode): fault reasons are the VT-d ones (libs/shared vtd.constants, VT-d spec §7.1.3).
-import { VTD_FAULT_REASONS, type VtdFaultReason } from '@app/shared/vtd/vtd.constants';
+import { VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
 
-export type FaultReason = VtdFaultReason;
 export const FAULT_REASONS = VTD_FAULT_REASONS;
+export type FaultReason = keyof typeof FAULT_REASONS;
 
 /** IOTLB entries kept before the least recently used is evicted (hardware IOTLBs hold a few thousand). */
 export const IOTLB_DEFAULT_CAPACITY = 4096;

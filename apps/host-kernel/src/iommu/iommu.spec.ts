@@ -45,6 +45,7 @@ function trapWorld(k: Kernel) {
   w.map(0x401000, w.allocPage(), { writable: false });
   w.map(0x402000, w.allocPage());
   w.map(0x403000, 0x800000); // GPA outside RAM
+  w.map(0x405000, w.allocPage(), { user: false }); // a guest-kernel page
   w.map(0x40000000, w.allocPage()); // its PDE becomes a large page below
   const reserved = findLeaf(w.mem, w.cr3, 0x402000);
   w.mem.writeU64(reserved.entryAddress, encodePte({ present: true, writable: true, address: 2 ** 50 })); // bits 51:48
@@ -91,6 +92,7 @@ describe('IOMMU faults', () => {
       [DSA0, nested, 0x404000, 8, true, 'fl-not-present'],
       [DSA0, nested, 0x40000000, 8, false, 'fl-large-page'],
       [DSA0, nested, 2 ** 47, 8, false, 'fl-non-canonical'],
+      [DSA0, nested, 0x405000, 8, false, 'fl-privilege-denied'],
       [DSA0, lost, 0x400000, 8, false, 'sl-table-not-present'],
       [DSA0, noAd, 0x400000, 8, false, 'fl-ad-update-failed'],
     ];

@@ -44,13 +44,16 @@ export class Iommu {
     this.table.addDevice(bdf);
   }
 
-  /** One device request. Nothing moves unless every page translates (dmaAccess); a fault is logged and reported. */
-  access(bdf: string, ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer): IommuAccessResult {
+  /**
+   * One device request. Nothing moves unless every page translates (dmaAccess); a fault is logged and reported.
+   * privileged: the request's PR bit (PCIe PASID prefix "Privileged Mode Requested"); default a user request.
+   */
+  access(bdf: string, ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer, privileged = false): IommuAccessResult {
     const key = ppasid === NO_PASID ? null : ppasid;
     const route = this.table.find(bdf, key);
     let view: PageTableView | null = null;
     if (route) view = route.blocked && !this.isDraining(bdf, key) ? BLOCKED : route.pgtbl;
-    const r = dmaAccess(view, address, length, write, data, this.options.memory, this.iotlb);
+    const r = dmaAccess(view, address, length, write, data, this.options.memory, this.iotlb, privileged);
     if (r.ok) return r;
     const fault: FaultRecord = { bdf, pasid: key, address: r.address, access: write ? 'write' : 'read', reason: r.reason, code: FAULT_REASONS[r.reason].code };
     this.record(fault);

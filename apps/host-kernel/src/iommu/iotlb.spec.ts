@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { Iotlb } from './iotlb';
 
-const entry = (hpaPage: number, write = true) => ({ hpaPage, read: true, write });
+const entry = (hpaPage: number, write = true, user = true) => ({ hpaPage, read: true, write, user });
 
 describe('Iotlb', () => {
   it('hits on the same (table, page), misses elsewhere, and counts', () => {
@@ -10,6 +10,15 @@ describe('Iotlb', () => {
     expect(tlb.lookup(1, 0x1fff)).toEqual(entry(0x9000));
     expect(tlb.lookup(1, 0x2000)).toBeNull();
     expect(tlb.lookup(2, 0x1000)).toBeNull();
+    expect(tlb.stats).toMatchObject({ hits: 1, misses: 2, entries: 1 });
+  });
+
+  it('a supervisor page (U/S = 0) serves privileged requests only; a user request misses and re-walks', () => {
+    const tlb = new Iotlb(8);
+    tlb.insert(1, 0, entry(0x9000, true, false));
+    expect(tlb.lookup(1, 0, { write: false, privileged: true })).toEqual(entry(0x9000, true, false));
+    expect(tlb.lookup(1, 0, { write: true })).toBeNull();
+    expect(tlb.lookup(1, 0, { write: false, privileged: false })).toBeNull();
     expect(tlb.stats).toMatchObject({ hits: 1, misses: 2, entries: 1 });
   });
 

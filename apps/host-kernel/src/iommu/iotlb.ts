@@ -7,6 +7,14 @@ export interface IotlbEntry {
   hpaPage: number;
   read: boolean;
   write: boolean;
+  /** U/S of the first stage (true where there is none): a supervisor page must not serve a user request. */
+  user: boolean;
+}
+
+/** What a request needs from an entry; privileged = PR set (supervisor request). */
+export interface IotlbAccess {
+  write: boolean;
+  privileged?: boolean;
 }
 
 export interface IotlbStats {
@@ -35,12 +43,15 @@ export class Iotlb {
     if (!Number.isInteger(capacity) || capacity < 1) throw new KernelError('EINVAL', `IOTLB capacity ${capacity} must be a positive integer`);
   }
 
-  /** The cached entry for address's page, or null. With `access`, an entry lacking the permission is a miss. */
-  lookup(pgtblId: number, address: number, access?: { write: boolean }): IotlbEntry | null {
+  /**
+   * The cached entry for address's page, or null. With `access`, an entry lacking the permission is a miss:
+   * write/read, and U/S for a user (non-privileged) request, which then re-walks and faults.
+   */
+  lookup(pgtblId: number, address: number, access?: IotlbAccess): IotlbEntry | null {
     const page = Math.floor(address / PAGE_SIZE);
     const k = key(pgtblId, page);
     const slot = this.lru.get(k);
-    if (!slot || (access && !(access.write ? slot.entry.write : slot.entry.read))) {
+    if (!slot || (access && (!(access.write ? slot.entry.write : slot.entry.read) || (!access.privileged && !slot.entry.user)))) {
       this.misses++;
       return null;
     }

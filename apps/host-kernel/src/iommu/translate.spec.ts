@@ -1,4 +1,4 @@
-import { decodePte } from '@app/shared/x86/pte';
+import { decodePte, pageTableIndexes } from '@app/shared/x86/pte';
 import { findLeaf, mapPage, unmapPage } from '@app/shared/x86/map';
 import type { WalkMemory } from '@app/shared/x86/walk';
 import { Iotlb } from './iotlb';
@@ -150,6 +150,33 @@ describe('translate', () => {
     expect(translate(g.nested, GVA, { write: true }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x20000 + HPA_OFFSET });
     g.tlb.invalidate(g.nested.id, GVA, 4096);
     expect(translate(g.nested, GVA, { write: true }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-not-present' });
+  });
+
+  it('nested: a user request (PR = 0) to a supervisor page faults; a privileged one passes; the IOTLB keeps U/S', () => {
+    const g = guest();
+    mapPage(g.gmem, g.cr3, GVA, 0x20000, { writable: true, user: false }, g.alloc);
+    for (const write of [false, true]) {
+      expect(translate(g.nested, GVA, { write }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-privilege-denied' });
+      expect(translate(g.nested, GVA, { write, privileged: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-privilege-denied' });
+    }
+    expect(findLeaf(g.gmem, g.cr3, GVA).pte).toMatchObject({ accessed: false, dirty: false }); // a denied access sets no A/D
+    // A supervisor translation is cached, yet never satisfies a later user request.
+    expect(translate(g.nested, GVA + 8, { write: true, privileged: true }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x20008 + HPA_OFFSET });
+    expect(g.tlb.lookup(g.nested.id, GVA, { write: true, privileged: true })).toMatchObject({ user: false });
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-privilege-denied' });
+    expect(dmaAccess(g.nested, GVA, 8, true, Buffer.alloc(8, 1), g.phys, g.tlb)).toEqual({ ok: false, address: GVA, reason: 'fl-privilege-denied' });
+    expect(dmaAccess(g.nested, GVA, 8, true, Buffer.alloc(8, 1), g.phys, g.tlb, true)).toEqual({ ok: true });
+    // U/S is ANDed over the levels: a user leaf under a supervisor directory is still a supervisor page.
+    const h = guest();
+    mapPage(h.gmem, h.cr3, GVA, 0x20000, { writable: true, user: true }, h.alloc);
+    h.gmem.writeU64(h.cr3 + pageTableIndexes(GVA)[0] * 8, (h.gmem.readU64(h.cr3 + pageTableIndexes(GVA)[0] * 8) as bigint) & ~4n);
+    expect(translate(h.nested, GVA, { write: false }, h.phys, h.tlb)).toEqual({ ok: false, reason: 'fl-privilege-denied' });
+  });
+
+  it('second-stage-only and pass-through translations have no U/S: user requests pass', () => {
+    const g = guest();
+    expect(translate(g.parent, 0x3000, { write: true, privileged: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x3000 + HPA_OFFSET });
+    expect(translate({ ...g.nested, root: null }, 0x3000, { write: true }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x3000 + HPA_OFFSET });
   });
 
   it('re-walks a cached read-only translation on a write so D gets set', () => {

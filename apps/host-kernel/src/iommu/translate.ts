@@ -3,7 +3,7 @@ import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { walk4Level, type WalkFaultReason, type WalkMemory } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
 import type { FaultReason } from './iommu.constants';
-import type { Iotlb } from './iotlb';
+import type { Iotlb, IotlbAccess } from './iotlb';
 
 /** What the IOMMU sees of an ioasid's page table (implemented by the control plane). */
 export type PageTableView =
@@ -17,7 +17,7 @@ export interface PhysicalMemoryPort {
 }
 
 export type TranslateResult = { ok: true; hpa: number } | { ok: false; reason: FaultReason };
-type PageResult = { ok: true; hpaPage: number; read: boolean; write: boolean } | { ok: false; reason: FaultReason };
+type PageResult = { ok: true; hpaPage: number; read: boolean; write: boolean; user: boolean } | { ok: false; reason: FaultReason };
 
 const fault = (reason: FaultReason): { ok: false; reason: FaultReason } => ({ ok: false, reason });
 
@@ -26,6 +26,7 @@ const FIRST_STAGE_FAULTS: Record<Exclude<WalkFaultReason, 'table-unreachable'>, 
   'reserved-bits': 'fl-reserved',
   'large-page': 'fl-large-page',
   'write-denied': 'fl-write-denied',
+  'user-denied': 'fl-privilege-denied',
   'non-canonical': 'fl-non-canonical',
 };
 
@@ -35,16 +36,16 @@ function walkSecondStage(view: Extract<PageTableView, { kind: 'iova' }>, address
   const m = view.lookup(address - (address % PAGE_SIZE));
   if (!m) return fault('sl-not-present');
   if (write ? !m.write : !m.read) return fault(write ? 'sl-write-denied' : 'sl-read-denied');
-  return { ok: true, hpaPage: m.hpa, read: m.read, write: m.write };
+  return { ok: true, hpaPage: m.hpa, read: m.read, write: m.write, user: true }; // no U/S in the second stage
 }
 
-/** Host SVA: the process's own page table (first stage over host memory). */
+/** Host SVA: the process's own page table (first stage over host memory); every mapping in it is a user page. */
 function walkMm(view: Extract<PageTableView, { kind: 'mm' }>, address: number, write: boolean): PageResult {
   if (address >= CANONICAL_LIMIT) return fault('fl-non-canonical');
   const m = view.lookup(address - (address % PAGE_SIZE));
   if (!m) return fault('fl-not-present');
   if (write && !m.writable) return fault('fl-write-denied');
-  return { ok: true, hpaPage: m.hpa, read: true, write: m.writable };
+  return { ok: true, hpaPage: m.hpa, read: true, write: m.writable, user: true };
 }
 
 /**
@@ -52,7 +53,8 @@ function walkMm(view: Extract<PageTableView, { kind: 'mm' }>, address: number, w
  * and A/D writes — is itself translated GPA → HPA through the parent (via the IOTLB under the parent's id).
  * A table page the parent does not map is 'sl-table-not-present', distinct from a first-stage miss.
  */
-function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: number, write: boolean, mem: PhysicalMemoryPort, iotlb: Iotlb): PageResult {
+function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: number, access: IotlbAccess, mem: PhysicalMemoryPort, iotlb: Iotlb): PageResult {
+  const write = access.write;
   const parent = view.parent;
   if (parent.kind !== 'iova') return fault('pasid-entry-invalid');
   if (parent.destroyed) return fault('translation-blocked');
@@ -60,7 +62,7 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
   let tableFault: FaultReason | null = null;
   const guestMemory: WalkMemory = {
     readU64(gpa) {
-      const t = translate(parent, gpa, { write: false }, mem, iotlb);
+      const t = translate(parent, gpa, { write: false, privileged: true }, mem, iotlb);
       if (!t.ok) {
         tableFault = t.reason === 'sl-not-present' || t.reason === 'sl-read-denied' ? 'sl-table-not-present' : t.reason;
         return null;
@@ -69,7 +71,7 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
     },
     writeU64(gpa, value) {
       // A/D updates need write permission in the second stage (VT-d §3.8); failing that is SFL.10.
-      const t = translate(parent, gpa, { write: true }, mem, iotlb);
+      const t = translate(parent, gpa, { write: true, privileged: true }, mem, iotlb);
       if (!t.ok) {
         tableFault = t.reason === 'translation-blocked' ? t.reason : 'fl-ad-update-failed';
         return false;
@@ -80,7 +82,8 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
       return true;
     },
   };
-  const w = walk4Level(view.root, address, { write }, guestMemory);
+  // The request's privilege (PR) is checked against the guest's U/S bits (VT-d first stage, SGN.2).
+  const w = walk4Level(view.root, address, { write, user: !access.privileged }, guestMemory);
   if (!w.ok) {
     if (w.reason !== 'table-unreachable') return fault(FIRST_STAGE_FAULTS[w.reason]);
     return fault(tableFault ?? (w.level === 4 ? 'fl-root-access-error' : 'fl-table-access-error'));
@@ -88,15 +91,17 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
   const s = walkSecondStage(parent, w.address, write);
   if (!s.ok) return s;
   // Write permission is cached only once D is set (this was a write), so a later write re-walks and sets D.
-  return { ok: true, hpaPage: s.hpaPage, read: s.read, write: write && w.writable && s.write };
+  // U/S is cached so a supervisor page's entry cannot later serve a user request (IotlbEntry.user).
+  return { ok: true, hpaPage: s.hpaPage, read: s.read, write: write && w.writable && s.write, user: w.user };
 }
 
 /**
  * Translates one device access. The IOTLB is consulted first: a hit with the needed permission is used even
  * if the table changed since (stale until invalidated, as on hardware); a hit lacking the permission re-walks.
  * Only successful translations are cached. null view → 'no-route'; a destroyed table → 'translation-blocked'.
+ * access.privileged: the request's PR bit (default false: a user-mode request, as every ENQCMD is).
  */
-export function translate(view: PageTableView | null, address: number, access: { write: boolean }, mem: PhysicalMemoryPort, iotlb: Iotlb): TranslateResult {
+export function translate(view: PageTableView | null, address: number, access: IotlbAccess, mem: PhysicalMemoryPort, iotlb: Iotlb): TranslateResult {
   if (view === null) return fault('no-route');
   if (view.destroyed) return fault('translation-blocked');
   if (!Number.isSafeInteger(address) || address < 0) return fault('address-beyond-width');
@@ -106,9 +111,9 @@ export function translate(view: PageTableView | null, address: number, access: {
   let r: PageResult;
   if (view.kind === 'iova') r = walkSecondStage(view, address, access.write);
   else if (view.kind === 'mm') r = walkMm(view, address, access.write);
-  else r = walkNested(view, address, access.write, mem, iotlb);
+  else r = walkNested(view, address, access, mem, iotlb);
   if (!r.ok) return r;
-  iotlb.insert(view.id, address, { hpaPage: r.hpaPage, read: r.read, write: r.write });
+  iotlb.insert(view.id, address, { hpaPage: r.hpaPage, read: r.read, write: r.write, user: r.user });
   return { ok: true, hpa: r.hpaPage + offset };
 }
 
@@ -117,7 +122,8 @@ export type DmaResult = { ok: true; data?: Buffer } | { ok: false; address: numb
 /**
  * One device access of `length` bytes at `address`: every page is translated first and bytes move only if all
  * succeed, so a faulting access transfers nothing. The fault address is the first byte of the access inside
- * the faulting page. A read returns `data`; a write takes `data` of exactly `length` bytes.
+ * the faulting page. A read returns `data`; a write takes `data` of exactly `length` bytes. `privileged` is
+ * the request's PR bit (supervisor request); a user request to a supervisor page faults.
  */
 export function dmaAccess(
   view: PageTableView | null,
@@ -127,6 +133,7 @@ export function dmaAccess(
   data: Buffer | undefined,
   mem: PhysicalMemoryPort,
   iotlb: Iotlb,
+  privileged = false,
 ): DmaResult {
   if (!Number.isSafeInteger(address) || address < 0 || !Number.isSafeInteger(length) || length < 0 || address + length > Number.MAX_SAFE_INTEGER) {
     throw new KernelError('EINVAL', `DMA range [${address}, +${length}) is not a valid address range`);
@@ -137,7 +144,7 @@ export function dmaAccess(
   const chunks: Array<{ hpa: number; offset: number; size: number }> = [];
   for (let at = address; at < address + length; ) {
     const size = Math.min(PAGE_SIZE - (at % PAGE_SIZE), address + length - at);
-    const t = translate(view, at, { write }, mem, iotlb);
+    const t = translate(view, at, { write, privileged }, mem, iotlb);
     if (!t.ok) return { ok: false, address: at, reason: t.reason };
     chunks.push({ hpa: t.hpa, offset: at - address, size });
     at += size;

@@ -105,13 +105,20 @@ describe('ENQCMD outcomes', () => {
     expect(dev.queuedFor(ppasid)).toBe(0);
   });
 
-  it('vCPU with PASID translation disabled: the guest PASID goes to the device as is', () => {
+  it('vCPU with PASID translation disabled: #GP, the guest PASID never reaches the device as a host PASID', () => {
     const k = stalled();
     const w = guestWorld(k);
+    const vmm = hostSva(k, DSA1); // a host SVA PASID the guest must not be able to name
     k.setPasidTranslation(w.pid, w.vm, false);
-    k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', (IA32_PASID_VALID | 1234) >>> 0);
-    expect(k.vcpuEnqcmd(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 })).toEqual({ result: 'accepted' });
-    expect(k.accelerators.accelerator(DSA0).queuedFor(1234)).toBe(1);
+    for (const pasid of [1234, vmm.ppasid]) {
+      k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', (IA32_PASID_VALID | pasid) >>> 0);
+      expect(k.vcpuEnqcmd(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 })).toEqual({ result: 'gp', reason: 'pasid-translation-disabled' });
+      expect(k.accelerators.accelerator(DSA0).queuedFor(pasid)).toBe(0);
+    }
+    expect(k.accelerators.accelerator(DSA0).stats.queued).toBe(0);
+    // IA32_PASID invalid is still the #GP without exit, checked first.
+    k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', 0);
+    expect(k.vcpuEnqcmd(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 })).toEqual({ result: 'gp', reason: 'ia32-pasid-invalid' });
   });
 
   it('host process: #GP when IA32_PASID is invalid, else its PASID untranslated; ZF=1 when the queue is full', () => {
@@ -176,12 +183,15 @@ describe('ENQCMDS (supervisor mode: the PASID comes from the descriptor)', () =>
     expect(dev.queuedFor(ppasid)).toBe(1);
   });
 
-  it('vCPU with translation off: the descriptor PASID goes to the device as is', () => {
+  it('vCPU with translation off: #GP, the descriptor PASID never reaches the device', () => {
     const k = stalled();
     const w = guestWorld(k);
+    const vmm = hostSva(k, DSA1); // a host SVA PASID the guest must not be able to name
     k.setPasidTranslation(w.pid, w.vm, false);
-    expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 }, 321, false)).toEqual({ result: 'accepted' });
-    expect(k.accelerators.accelerator(DSA0).queuedFor(321)).toBe(1);
+    for (const pasid of [321, vmm.ppasid]) {
+      expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, { op: 'noop', completion: 0 }, pasid, false)).toEqual({ result: 'gp', reason: 'pasid-translation-disabled' });
+    }
+    expect(k.accelerators.accelerator(DSA0).stats.queued).toBe(0);
   });
 
   it('host process: ENQCMDS at CPL 3 is #GP and submits nothing', () => {

@@ -44,35 +44,35 @@ export function hostEnqcmd(ia32Pasid: number, portal: EnqcmdPortal, descriptor: 
 /**
  * ENQCMD on a vCPU: IA32_PASID invalid → #GP in the guest without a VM exit. With PASID translation on, the CPU
  * looks the vPASID up in the VM's table; a miss is a VM exit that KVM answers by injecting #GP. With translation
- * off the guest's PASID is used as is (the guest then runs with host PASIDs, as before PASID translation existed).
+ * off the guest would name raw host PASIDs (another process's SVA PASID included), so it is #GP too: KVM only
+ * exposes ENQCMD to a guest when PASID translation is on.
  */
 export function guestEnqcmd(ia32Pasid: number, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
   const msr = decodeIa32Pasid(ia32Pasid);
   if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
-  let ppasid = msr.pasid;
-  if (vm.enabled) {
-    const translated = vm.translate(msr.pasid);
-    if (translated === null) return { result: 'gp', reason: 'vpasid-unmapped' };
-    ppasid = translated;
-  }
+  const ppasid = translateVpasid(vm, msr.pasid);
+  if (typeof ppasid !== 'number') return ppasid;
   return post(portal, ppasid, descriptor);
 }
 
 /**
  * ENQCMDS (SDM ENQCMDS): supervisor-only — at CPL 3 (a host process) it raises #GP. The PASID and the
- * privilege bit come from the descriptor the kernel wrote, not from IA32_PASID. In a VM with PASID
- * translation on, that PASID is translated like ENQCMD's (a miss is a VM exit that KVM answers with #GP);
- * with translation off it is used as is.
+ * privilege bit come from the descriptor the kernel wrote, not from IA32_PASID. In a VM that PASID is
+ * translated like ENQCMD's (a miss is a VM exit that KVM answers with #GP); with translation off it is #GP,
+ * as for ENQCMD (a guest never names a host PASID).
  */
 export function guestEnqcmds(vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer, pasid: number, privileged: boolean): EnqcmdResult {
   if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('EINVAL', `PASID ${pasid} does not fit the descriptor's 20-bit PASID field`);
-  let ppasid = pasid;
-  if (vm.enabled) {
-    const translated = vm.translate(pasid);
-    if (translated === null) return { result: 'gp', reason: 'vpasid-unmapped' };
-    ppasid = translated;
-  }
+  const ppasid = translateVpasid(vm, pasid);
+  if (typeof ppasid !== 'number') return ppasid;
   return post(portal, ppasid, descriptor, privileged);
+}
+
+/** The vCPU's vPASID → pPASID, or the #GP the guest gets (translation off, or a miss answered by KVM). */
+function translateVpasid(vm: VpasidTranslation, vpasid: number): number | EnqcmdResult {
+  if (!vm.enabled) return { result: 'gp', reason: 'pasid-translation-disabled' };
+  const ppasid = vm.translate(vpasid);
+  return ppasid === null ? { result: 'gp', reason: 'vpasid-unmapped' } : ppasid;
 }
 
 function post(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {

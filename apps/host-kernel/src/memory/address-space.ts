@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import { PhysicalMemory } from './physical-memory';
-import { MEMORY_IO_MAX, MMAP_BASE, MMAP_MAX_LENGTH, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
+import { MEMORY_IO_MAX, MMAP_BASE, MMAP_END, MMAP_MAX_LENGTH, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
 
 interface Vma {
   start: number;
@@ -26,12 +26,15 @@ export class AddressSpace {
 
   constructor(private readonly memory: PhysicalMemory) {}
 
-  /** Anonymous mmap: length rounded up to pages (Linux do_mmap); 0 → EINVAL. */
+  /** Anonymous mmap: length rounded up to pages (Linux do_mmap); 0 → EINVAL; no room below MMAP_END → ENOMEM. */
   mmap(tx: Tx, length: number): number {
     if (!Number.isSafeInteger(length) || length <= 0) throw new KernelError('EINVAL', `mmap length must be a positive integer, got ${length}`);
     if (length > MMAP_MAX_LENGTH) throw new KernelError('ENOMEM', `mmap of ${length} bytes exceeds the ${MMAP_MAX_LENGTH}-byte limit`);
     const size = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     const vma = { start: this.nextHva, end: this.nextHva + size };
+    if (vma.end > MMAP_END) {
+      throw new KernelError('ENOMEM', `mmap of ${size} bytes at 0x${vma.start.toString(16)} would end beyond the user address space (0x${MMAP_END.toString(16)})`);
+    }
     tx.do(
       'mm.mmap',
       () => {

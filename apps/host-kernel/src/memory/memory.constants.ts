@@ -1,3 +1,6 @@
+// CANONICAL_LIMIT: x86-64 canonical lower half (Intel SDM Vol. 1 §3.3.7.1), see libs/shared x86.constants.
+import { CANONICAL_LIMIT } from '@app/shared/x86/x86.constants';
+
 /** x86 base page: 4 KiB (Intel SDM Vol. 3A §4.5). */
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -5,7 +8,12 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const FRAMES_PER_MIB = (1024 * 1024) / PAGE_SIZE;
 /** Where anonymous mmaps start in every process (an arbitrary user-space address, like mmap_base). */
 export const MMAP_BASE = 0x7f00_0000_0000;
-/** Largest single mmap (the simulated VA space is 2^46 bytes above MMAP_BASE; Linux answers ENOMEM beyond). */
+/**
+ * End of the user address space: the canonical lower half, 2^47 (x86-64 TASK_SIZE_MAX, 4-level paging). Only
+ * 2^40 bytes lie between MMAP_BASE and it; an mmap that would end beyond is ENOMEM, as get_unmapped_area's is.
+ */
+export const MMAP_END = CANONICAL_LIMIT;
+/** Largest single mmap: the whole 2^40-byte window above MMAP_BASE (Linux answers ENOMEM beyond). */
 export const MMAP_MAX_LENGTH = 2 ** 40;
 /** Largest single process/guest memory read or write (bounds one REST payload). */
 export const MEMORY_IO_MAX = 16 * 1024 * 1024;

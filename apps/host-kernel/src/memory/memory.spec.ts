@@ -1,7 +1,8 @@
 import { FaultInjector, Tx, atomically } from '../fault-injection';
 import { errnoOf, expectFails, newKernel, PAGE } from '../kernel.testing';
 import { AddressSpace } from './address-space';
-import { MMAP_BASE } from './memory.constants';
+import { CANONICAL_LIMIT } from '@app/shared/x86/x86.constants';
+import { MMAP_BASE, MMAP_END } from './memory.constants';
 import { PhysicalMemory } from './physical-memory';
 
 describe('PhysicalMemory', () => {
@@ -60,6 +61,19 @@ describe('AddressSpace', () => {
     expect(errnoOf(() => atomically(faults, (tx) => mm.mmap(tx, PAGE)))).toBe('ENOMEM');
     expect(atomically(faults, (tx) => mm.mmap(tx, PAGE))).toBe(MMAP_BASE);
   });
+
+  it('never hands out a non-canonical hva: a mapping that would end beyond 2^47 is ENOMEM and maps nothing', () => {
+    const mm = new AddressSpace(new PhysicalMemory(1));
+    const mmap = (length: number): number => atomically(undefined, (tx) => mm.mmap(tx, length));
+    const first = mmap(CANONICAL_LIMIT - MMAP_BASE - PAGE); // all but the last page below 2^47
+    expect(first).toBe(MMAP_BASE);
+    expect(errnoOf(() => mmap(2 * PAGE))).toBe('ENOMEM');
+    const last = mmap(PAGE); // the failed call consumed nothing: the last page is still there
+    expect(last).toBe(MMAP_END - PAGE);
+    expect(last + PAGE).toBeLessThanOrEqual(CANONICAL_LIMIT);
+    expect(errnoOf(() => mmap(1))).toBe('ENOMEM');
+    expect(mm.isMapped(CANONICAL_LIMIT, 1)).toBe(false);
+  });
 });
 
 describe('process memory through the kernel', () => {
@@ -101,5 +115,12 @@ describe('process memory through the kernel', () => {
     expect(errnoOf(() => k.readMemory(pid, hva, 17 * 1024 * 1024))).toBe('EINVAL');
     expect(errnoOf(() => k.readMemory(999, hva, 1))).toBe('ESRCH');
     expect(errnoOf(() => k.mmap(pid, -1))).toBe('EINVAL');
+  });
+
+  it('mmap past the end of the user address space is ENOMEM and changes nothing', () => {
+    const k = newKernel();
+    const { pid } = k.createProcess('p');
+    expect(k.mmap(pid, 2 ** 40)).toBe(MMAP_BASE); // exactly fills [MMAP_BASE, 2^47)
+    expectFails(k, () => k.mmap(pid, PAGE), 'ENOMEM');
   });
 });

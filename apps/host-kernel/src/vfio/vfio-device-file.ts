@@ -10,6 +10,12 @@ export type AllowMode = 'rid' | 'pasid';
 /** Called before a route is removed: finish or abort in-flight DMA and page requests on it. */
 export type DrainHook = (bdf: string, ppasid: number | null) => void;
 
+/**
+ * Function-level reset of the device (VFIO: pci_try_reset_function on open and on release, an FLR): its queued
+ * work is discarded whatever PASID it carries, without completion records. Undone if the transaction fails.
+ */
+export type ResetHook = (tx: Tx, bdf: string) => void;
+
 interface Attachment {
   mode: AllowMode;
   /** null for the RID route */
@@ -31,7 +37,13 @@ export class VfioDeviceFile implements KernelFile {
     readonly fd: number,
     private readonly iommu: AttachTable,
     private readonly drain: DrainHook,
+    private readonly resetHook: ResetHook,
   ) {}
+
+  /** Reset the device for its new opener (VFIO resets on open): nothing a previous user queued survives. */
+  open(tx: Tx): void {
+    this.resetHook(tx, this.bdf);
+  }
 
   get bdf(): string {
     return this.device.bdf;
@@ -50,7 +62,7 @@ export class VfioDeviceFile implements KernelFile {
     if (existing) throw new KernelError('EBUSY', `device ${this.bdf} ${mode === 'rid' ? 'RID' : `PASID ${routePasid}`} is already routed to ioasid ${existing.ref.ppasid}`);
     const holderKey = `dev:${this.bdf}/${mode}`;
     this.iommu.attach(tx, this.bdf, routePasid, ref.pgtbl);
-    ref.hold(tx, { kind: 'device', key: holderKey, bdf: this.bdf, mode, revoke: (t) => this.quiesce(t, routePasid) });
+    ref.hold(tx, { kind: 'device', key: holderKey, bdf: this.bdf, mode, revoke: (t) => this.quiesce(t, routePasid), detach: (t) => this.detachRoute(t, routePasid) });
     const attachment: Attachment = { mode, routePasid, ref, holderKey };
     tx.do('vfio.attach', () => this.attachments.set(key, attachment), () => this.attachments.delete(key));
   }
@@ -62,15 +74,26 @@ export class VfioDeviceFile implements KernelFile {
     return hits.length > 0;
   }
 
-  /** Device fd close: disallow everything it allowed (PASID routes before the RID one). */
+  /**
+   * Device fd close: disallow everything it allowed (PASID routes before the RID one), then reset the device.
+   * The drains only cover PASIDs with a route; work tagged with any other PASID (ENQCMD posts whatever the
+   * caller's IA32_PASID says) would otherwise run later under whatever route then exists — the next opener's.
+   */
   release(tx: Tx): void {
     for (const a of [...this.attachments.values()].sort(byPasidFirst)) this.detach(tx, a);
+    this.resetHook(tx, this.bdf);
     const opener = this.device.openedBy;
     tx.do('vfio.close', () => (this.device.openedBy = null), () => (this.device.openedBy = opener));
   }
 
   allowed(): { mode: AllowMode; ioasid: number }[] {
     return [...this.attachments.values()].sort(byPasidFirst).map((a) => ({ mode: a.mode, ioasid: a.ref.ppasid }));
+  }
+
+  /** The owning ioasid fd closed: let go of that route as DISALLOW would (the caller no longer can). */
+  private detachRoute(tx: Tx, routePasid: number | null): void {
+    const a = this.attachments.get(routeKey(routePasid));
+    if (a) this.detach(tx, a);
   }
 
   /** block → drain → remove the route → drop the reference (VT-d: clear PASID entry, flush, drain PRQ). */

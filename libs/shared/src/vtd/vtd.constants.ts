@@ -51,6 +51,8 @@ export const VTD_FAULT_REASONS = {
   'fl-large-page': { code: 0x72, condition: 'SFL.3', text: 'First-stage large page (PS) not supported: treated as reserved' },
   'fl-root-access-error': { code: 0x73, condition: 'SFL.4', text: 'Error reading the first-stage root (FLPTR) entry' },
   'fl-non-canonical': { code: 0x80, condition: 'SGN.1', text: 'Non-canonical input address for first-stage translation' },
+  // QEMU VTD_FR_FS_PAGING_ENTRY_US: a user-mode request (PR = 0) to a page whose U/S is 0 at some level.
+  'fl-privilege-denied': { code: 0x81, condition: 'SGN.2', text: 'User-mode request (PR=0) to a supervisor page (U/S=0), first stage' },
   'address-beyond-width': { code: 0x84, condition: 'SGN.5', text: 'Input address above the address width' },
   'fl-write-denied': { code: 0x85, condition: 'SGN.6', text: 'Write access to read-only page (first stage)' },
   'fl-ad-update-failed': { code: 0x91, condition: 'SFL.10', text: 'Accessed/dirty update of a first-stage entry failed' },

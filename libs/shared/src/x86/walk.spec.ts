@@ -67,6 +67,24 @@ describe('walk4Level', () => {
     }
   });
 
+  it('denies a user access when U/S is clear at any level, without touching the leaf; supervisor access is allowed', () => {
+    for (const level of [4, 3, 2, 1]) {
+      const { mem, cr3 } = setup();
+      const at = entryAt(mem, cr3, level);
+      mem.writeU64(at, (mem.readU64(at) as bigint) & ~4n);
+      const leaf = entryAt(mem, cr3, 1);
+      const before = mem.readU64(leaf);
+      for (const write of [false, true]) {
+        expect(walk4Level(cr3, VA, { write, user: true }, mem)).toMatchObject({ ok: false, reason: 'user-denied', level: 1, entryAddress: leaf });
+      }
+      expect(mem.readU64(leaf)).toBe(before);
+      expect(walk4Level(cr3, VA, { write: true, user: false }, mem)).toMatchObject({ ok: true, user: false });
+      expect(walk4Level(cr3, VA, { write: false }, mem)).toMatchObject({ ok: true, user: false });
+    }
+    const { mem, cr3 } = setup();
+    expect(walk4Level(cr3, VA, { write: true, user: true }, mem)).toMatchObject({ ok: true, user: true });
+  });
+
   it('sets A on every level on a read and D on the leaf only on a write', () => {
     const { mem, cr3 } = setup();
     walk4Level(cr3, VA, { write: false }, mem);

@@ -9,7 +9,13 @@ export interface WalkMemory {
   writeU64?(address: number, value: bigint): boolean;
 }
 
-export type WalkFaultReason = 'not-present' | 'reserved-bits' | 'large-page' | 'write-denied' | 'table-unreachable' | 'non-canonical';
+export type WalkFaultReason = 'not-present' | 'reserved-bits' | 'large-page' | 'write-denied' | 'user-denied' | 'table-unreachable' | 'non-canonical';
+
+/** write: a write access; user: a user-mode access (CPL 3, or a DMA request with PR = 0), checked against U/S. */
+export interface WalkAccess {
+  write: boolean;
+  user?: boolean;
+}
 
 /** level: 4 = PML4 … 1 = PT (VT-d/QEMU numbering). */
 export type WalkResult =
@@ -20,7 +26,9 @@ const LEVELS = 4;
 
 /**
  * The one x86-64 4-level walker (SDM §4.5; VT-d first-stage, VT-d spec §3.6 / §9.7).
- * - R/W and U/S are ANDed over all levels; a write needs R/W = 1 everywhere (CR0.WP = 1 / VT-d WPE behaviour).
+ * - R/W and U/S are ANDed over all levels; a write needs R/W = 1 everywhere (CR0.WP = 1 / VT-d WPE behaviour);
+ *   with access.user, the page needs U/S = 1 everywhere (SDM §4.6.1; VT-d first stage: a request with PR = 0
+ *   to a supervisor page faults). Supervisor accesses to user pages are allowed (no SMAP/SMEP in this model).
  * - Bit 7 is reserved in a PML4E (→ reserved-bits) and PS in a PDPTE/PDE is unsupported (→ large-page);
  *   in a PTE bit 7 is PAT and is accepted.
  * - With writeU64, A is set in every entry used (leaf included) and D in the leaf on a write, only for an
@@ -28,7 +36,7 @@ const LEVELS = 4;
  * - A bad root (unaligned or beyond the physical address width) reports 'reserved-bits' at level 4 with no
  *   entryAddress, like a root pointer with reserved bits set.
  */
-export function walk4Level(cr3: number, va: number, access: { write: boolean }, mem: WalkMemory): WalkResult {
+export function walk4Level(cr3: number, va: number, access: WalkAccess, mem: WalkMemory): WalkResult {
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return { ok: false, reason: 'non-canonical', level: LEVELS };
   if (!Number.isSafeInteger(cr3) || cr3 < 0 || cr3 % PAGE_SIZE !== 0 || cr3 >= PHYS_ADDR_LIMIT) {
     return { ok: false, reason: 'reserved-bits', level: LEVELS };
@@ -48,6 +56,7 @@ export function walk4Level(cr3: number, va: number, access: { write: boolean }, 
     writable &&= pte.writable;
     user &&= pte.user;
     const leaf = level === 1;
+    if (leaf && access.user && !user) return { ok: false, reason: 'user-denied', level, entryAddress };
     if (leaf && access.write && !writable) return { ok: false, reason: 'write-denied', level, entryAddress };
     const updated = raw | PTE_A | (leaf && access.write ? PTE_D : 0n);
     if (updated !== raw && mem.writeU64 && !mem.writeU64(entryAddress, updated)) {
