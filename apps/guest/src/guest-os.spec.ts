@@ -24,6 +24,31 @@ describe('GuestOs', () => {
     expect(st.processes).toEqual([{ pid, name: 'app', cr3: expect.any(Number), mappings: 1, vpasid, vrids: [VRID] }]);
     expect(st.frames.total).toBe(512);
     await os.unbind(pid, VRID);
-    expect(os.status().processes[0].vpasid).toBeNull();
+    // The process keeps its vPASID after unbind (mm->pasid); it is bound to no device any more.
+    expect(os.status().processes[0]).toMatchObject({ vpasid, vrids: [] });
+    // Its ENQCMD still loads IA32_PASID = valid | vPASID, now unmapped: #GP, nothing reaches the device.
+    const submitted = vmm.submitted.length;
+    expect(await os.submit(pid, VRID, { op: 'noop' })).toEqual({ result: 'gp', reason: 'vpasid-unmapped' });
+    expect(vmm.msrs.get(0)).toBe(0x8000_0000 + vpasid);
+    expect(vmm.submitted.length).toBe(submitted);
+  });
+
+  it('munmap whose IOTLB invalidation faults is EIO and quarantines the frames (never reused)', async () => {
+    const vmm = new FakeVmm({ memoryMiB: 2, vcpus: 1, devices: [{ vrid: VRID, bdf: '0000:6a:01.0' }] });
+    const os = new GuestOs(vmm, { yield: async () => undefined });
+    await os.boot();
+    const pid = await os.createProcess('app');
+    const buf = await os.mmap(pid, 2 * 4096);
+    const vpasid = await os.bind(pid, VRID);
+    const free = os.status().frames.free;
+    vmm.refusePiotlb = (v) => (v === vpasid ? 'EIO' : null);
+    await expect(os.munmap(pid, buf, 2 * 4096)).rejects.toMatchObject({ errno: 'EIO' });
+    // The mapping is gone for the CPU, but its two frames stay allocated.
+    expect(os.status().processes[0].mappings).toBe(0);
+    expect(os.status().frames.free).toBe(free);
+    await expect(os.readMemory(pid, buf, 1)).rejects.toMatchObject({ errno: 'EFAULT' });
+    vmm.refusePiotlb = null;
+    const again = await os.mmap(pid, 2 * 4096);
+    expect(again).toBe(buf + 2 * 4096);
   });
 });

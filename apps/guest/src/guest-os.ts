@@ -66,7 +66,7 @@ export class GuestOs {
         name: p.name,
         cr3: p.cr3,
         mappings: p.mappings.length,
-        vpasid: binds.get(p.pid)?.vpasid ?? null,
+        vpasid: s.sva.vpasidOf(p.pid),
         vrids: binds.get(p.pid)?.vrids ?? [],
       })),
     };

@@ -6,14 +6,21 @@ import { AccelDriver } from './accel-driver';
 
 const VRID = 0x08;
 
-async function setup(opts: { maxPolls?: number; maxTries?: number } = {}) {
+async function setup(opts: { maxPolls?: number; maxTries?: number; macrotaskYield?: boolean } = {}) {
   const vmm = new FakeVmm({ memoryMiB: 2, vcpus: 2, devices: [{ vrid: VRID, bdf: 'a' }] });
   const frames = new FrameAllocator(vmm.ram.length);
   const mm = new GuestMm(vmm, frames);
   const sva = new SvaDriver(vmm, frames, mm);
   await sva.boot([VRID]);
   let yields = 0;
-  const accel = new AccelDriver(vmm, mm, sva, { ...opts, yield: async () => void yields++ });
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const accel = new AccelDriver(vmm, mm, sva, {
+    ...opts,
+    yield: async () => {
+      yields++;
+      if (opts.macrotaskYield) await tick();
+    },
+  });
   const p = await mm.createProcess('app');
   return { vmm, mm, sva, accel, pid: p.pid, yields: () => yields };
 }
@@ -94,5 +101,59 @@ describe('AccelDriver', () => {
     await expect(accel.submit(pid, VRID, { op: 'fill', dst: -1, length: 1 })).rejects.toMatchObject({ errno: 'EINVAL' });
     await expect(accel.submit(99, VRID, { op: 'noop' })).rejects.toMatchObject({ errno: 'ESRCH' });
     expect(vmm.calls.length).toBe(calls);
+  });
+
+  it('two submissions on one vCPU never interleave WRMSR and ENQCMD: each descriptor carries its own vPASID', async () => {
+    const { vmm, mm, sva, accel, pid } = await setup();
+    const other = (await mm.createProcess('other')).pid;
+    const bufA = await mm.mmap(pid, 4096);
+    const bufB = await mm.mmap(other, 4096);
+    const vA = await sva.bind(pid, VRID);
+    const vB = await sva.bind(other, VRID);
+    // A slow WRMSR: the MSR is loaded at once, the call returns a macrotask later (a REST round trip),
+    // which is exactly when the other submission would load its own value without the lock.
+    const wrmsr = vmm.wrmsr.bind(vmm);
+    vmm.wrmsr = async (vcpu, msr, value) => {
+      await wrmsr(vcpu, msr, value);
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    vmm.enqcmdScript = ['retry', 'retry'];
+    const [ra, rb] = await Promise.all([
+      accel.submit(pid, VRID, { op: 'fill', dst: bufA, length: 64, pattern: 0xaa }),
+      accel.submit(other, VRID, { op: 'fill', dst: bufB, length: 64, pattern: 0xbb }),
+    ]);
+    expect([ra, rb]).toEqual([
+      { result: 'accepted', status: 1, bytes: 64 },
+      { result: 'accepted', status: 1, bytes: 64 },
+    ]);
+    const byPattern = new Map(vmm.submitted.map((s) => [s.descriptor.pattern, s.ia32Pasid & 0xfffff]));
+    expect(byPattern.get(0xaa)).toBe(vA);
+    expect(byPattern.get(0xbb)).toBe(vB);
+    expect(await mm.read(pid, bufA, 64)).toEqual(Buffer.alloc(64, 0xaa));
+    expect(await mm.read(other, bufB, 64)).toEqual(Buffer.alloc(64, 0xbb));
+  });
+
+  it('the vCPU lock is released while polling: a later submission completes while an earlier one still waits', async () => {
+    const { vmm, mm, sva, accel, pid } = await setup({ maxPolls: 50, macrotaskYield: true });
+    const other = (await mm.createProcess('other')).pid;
+    await sva.bind(pid, VRID);
+    await sva.bind(other, VRID);
+    vmm.hang = true;
+    const order: string[] = [];
+    const slow = accel.submit(pid, VRID, { op: 'noop' }).catch((e: { errno: string }) => void order.push(`first ${e.errno}`));
+    while (vmm.submitted.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    vmm.hang = false;
+    await accel.submit(other, VRID, { op: 'noop' }).then((r) => void order.push(`second ${r.result}`));
+    await slow;
+    expect(order).toEqual(['second accepted', 'first EIO']);
+  });
+
+  it('after unbind the process keeps its vPASID: IA32_PASID = valid | old vPASID, and KVM answers #GP', async () => {
+    const { vmm, sva, accel, pid } = await setup();
+    const vpasid = await sva.bind(pid, VRID);
+    await sva.unbind(pid, VRID);
+    expect(await accel.submit(pid, VRID, { op: 'noop' })).toEqual({ result: 'gp', reason: 'vpasid-unmapped' });
+    expect(vmm.msrs.get(0)).toBe(0x8000_0000 + vpasid);
+    expect(vmm.submitted).toEqual([]);
   });
 });

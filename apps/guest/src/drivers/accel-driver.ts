@@ -2,7 +2,7 @@
 // completion record lives in the submitting process's memory (32-byte aligned slots in a page mapped
 // on demand), IA32_PASID = valid | vPASID is loaded on the vCPU (the per-task MSR restored when the task
 // runs), ENQCMD is retried while the queue is full (ZF=1), then the record is polled until the device
-// writes a non-zero status.
+// writes a non-zero status. WRMSR → ENQCMD (with its retries) runs under a per-vCPU lock (vcpu-lock.ts).
 import type { Descriptor, DescriptorOp } from '@app/shared/contract/host-kernel';
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { KernelError } from '@app/shared/errno';
@@ -19,6 +19,7 @@ import {
   DESCRIPTOR_OPS,
   ENQCMD_MAX_TRIES,
 } from './drivers.constants';
+import { VcpuLocks } from './vcpu-lock';
 
 export interface SubmitRequest {
   op: DescriptorOp;
@@ -47,6 +48,7 @@ export class AccelDriver {
   private readonly maxTries: number;
   private readonly maxPolls: number;
   private readonly pause: () => Promise<void>;
+  private readonly vcpus = new VcpuLocks();
 
   constructor(
     private readonly port: Pick<VmmPort, 'wrmsr' | 'enqcmd'>,
@@ -68,24 +70,17 @@ export class AccelDriver {
     let done = false;
     try {
       await this.mm.write(pid, completion, Buffer.alloc(COMPLETION_RECORD_SIZE));
-      // A process without a vPASID runs with IA32_PASID invalid: ENQCMD then raises #GP (SDM ENQCMD).
-      const vpasid = this.sva.vpasidOf(pid);
-      await this.port.wrmsr(vcpu, 'IA32_PASID', vpasid === null ? 0 : (IA32_PASID_VALID | vpasid) >>> 0);
       const descriptor: Descriptor = { ...req, completion };
-      let accepted = false;
-      for (let attempt = 0; attempt < this.maxTries && !accepted; attempt++) {
-        if (attempt > 0) await this.pause();
-        const r = await this.port.enqcmd(vcpu, vrid, descriptor);
-        if (r.result === 'gp') {
-          done = true;
-          return { result: 'gp', reason: r.reason ?? 'general protection' };
-        }
-        accepted = r.result === 'accepted';
+      const enq = await this.enqueue(pid, vrid, vcpu, descriptor);
+      if (enq.result === 'gp') {
+        done = true;
+        return enq;
       }
-      if (!accepted) {
+      if (enq.result === 'full') {
         done = true;
         throw new KernelError('EAGAIN', `work queue of vrid 0x${vrid.toString(16)} stayed full for ${this.maxTries} tries`);
       }
+      // Polling the record needs no vCPU state: the lock is already released, so other tasks may submit.
       for (let poll = 0; poll < this.maxPolls; poll++) {
         const rec = decodeCompletion(await this.mm.read(pid, completion, COMPLETION_RECORD_SIZE));
         if (rec.status !== COMPLETION_STATUS_NONE) {
@@ -100,6 +95,35 @@ export class AccelDriver {
     } finally {
       // A timed-out record may still be written by the device later: its slot is never reused.
       if (done) this.areas.get(pid)?.busy.delete(completion);
+    }
+  }
+
+  /**
+   * WRMSR IA32_PASID then ENQCMD (retried while ZF=1), all under the vCPU's lock, so no other task's
+   * IA32_PASID can be loaded in between and the descriptor always carries this process's vPASID.
+   */
+  private async enqueue(
+    pid: number,
+    vrid: number,
+    vcpu: number,
+    descriptor: Descriptor,
+  ): Promise<{ result: 'accepted' } | { result: 'full' } | { result: 'gp'; reason: string }> {
+    const release = await this.vcpus.acquire(vcpu);
+    try {
+      // Read under the lock: the value loaded is the one this process owns now. A process without a
+      // vPASID runs with IA32_PASID invalid, so ENQCMD raises #GP (SDM ENQCMD). After an unbind the process
+      // keeps its vPASID (mm->pasid): ENQCMD then exits to KVM, which injects #GP (vPASID unmapped).
+      const vpasid = this.sva.vpasidOf(pid);
+      await this.port.wrmsr(vcpu, 'IA32_PASID', vpasid === null ? 0 : (IA32_PASID_VALID | vpasid) >>> 0);
+      for (let attempt = 0; attempt < this.maxTries; attempt++) {
+        if (attempt > 0) await this.pause();
+        const r = await this.port.enqcmd(vcpu, vrid, descriptor);
+        if (r.result === 'gp') return { result: 'gp', reason: r.reason ?? 'general protection' };
+        if (r.result === 'accepted') return { result: 'accepted' };
+      }
+      return { result: 'full' };
+    } finally {
+      release();
     }
   }
 

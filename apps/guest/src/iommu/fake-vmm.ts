@@ -18,9 +18,12 @@ export class FakeVmm implements VmmPort {
   /** (vrid:vpasid) → first-level root (null = pass-through), as mirrored on the last pasid-cache. */
   readonly bound = new Map<string, number | null>();
   readonly msrs = new Map<number, number>();
-  readonly submitted: Array<{ vcpu: number; vrid: number; descriptor: Descriptor }> = [];
+  /** Accepted descriptors, with the IA32_PASID value of the vCPU when its ENQCMD ran. */
+  readonly submitted: Array<{ vcpu: number; vrid: number; descriptor: Descriptor; ia32Pasid: number }> = [];
   /** Refuse the entry of (vrid, vpasid) with this errno on pasid-cache. */
   refuse: ((vrid: number, vpasid: number) => Errno | null) | null = null;
+  /** Fail the piotlb of this vPASID with this errno (a fault in the result, as the vIOMMU reports it). */
+  refusePiotlb: ((vpasid: number) => Errno | null) | null = null;
   /** Results handed out by enqcmd before the normal behaviour ('accepted' and the device runs). */
   enqcmdScript: Array<'retry' | 'gp'> = [];
   /** Accepted descriptors complete after this many completion-record reads (0 = at once). */
@@ -73,6 +76,11 @@ export class FakeVmm implements VmmPort {
     this.invalidations.push(structuredClone(descriptors));
     const faults: GuestFault[] = [];
     for (const d of descriptors) {
+      if (d.type === 'piotlb') {
+        const errno = this.refusePiotlb?.(d.vpasid) ?? null;
+        if (errno) faults.push({ seq: ++this.faultSeq, vrid: null, vpasid: d.vpasid, code: 0xf2, reason: 'VMM: host refused', errno });
+        continue;
+      }
       if (d.type !== 'pasid-cache' || d.vpasid === undefined) continue;
       const v = d.vpasid;
       for (const [vrid, dir] of this.contexts) {
@@ -109,7 +117,7 @@ export class FakeVmm implements VmmPort {
     if ((msr & IA32_PASID_VALID) === 0) return { result: 'gp', reason: 'ia32-pasid-invalid' };
     const key = `${vrid}:${msr & 0xfffff}`;
     if (!this.bound.has(key)) return { result: 'gp', reason: 'vpasid-unmapped' };
-    this.submitted.push({ vcpu, vrid, descriptor: { ...descriptor } });
+    this.submitted.push({ vcpu, vrid, descriptor: { ...descriptor }, ia32Pasid: msr });
     const cr3 = this.bound.get(key) as number | null;
     if (!this.hang) {
       const p = { readsLeft: this.completeAfterReads, run: () => this.execute(descriptor, cr3), completion: descriptor.completion, cr3 };

@@ -52,8 +52,8 @@ describe('SvaDriver', () => {
     expect(vmm.bound.get(`${VRID_A}:1`)).toBe(p.cr3);
   });
 
-  it('allocates the lowest free vPASID per guest, reuses it across devices, frees it with the last device', async () => {
-    const { mm, sva } = await setup();
+  it('allocates the lowest free vPASID, reuses it across devices, and keeps it after the last unbind (mm->pasid)', async () => {
+    const { vmm, mm, sva } = await setup();
     const a = await mm.createProcess('a');
     const b = await mm.createProcess('b');
     expect(await sva.bind(a.pid, VRID_A)).toBe(1);
@@ -62,12 +62,18 @@ describe('SvaDriver', () => {
     await sva.unbind(a.pid, VRID_A);
     expect(sva.vpasidOf(a.pid)).toBe(1);
     await sva.unbind(a.pid, VRID_B);
-    expect(sva.vpasidOf(a.pid)).toBeNull();
+    // The entries are cleared and the VMM dropped the mirror, but the process still owns vPASID 1.
+    expect(entryBytes(vmm, sva, VRID_B, 1)).toEqual(Buffer.alloc(64));
+    expect([...vmm.bound.keys()]).toEqual([`${VRID_A}:2`]);
+    expect(sva.vpasidOf(a.pid)).toBe(1);
+    // So a new process never gets it while its owner lives (no process exit yet: never within a boot).
     const c = await mm.createProcess('c');
-    expect(await sva.bind(c.pid, VRID_B)).toBe(1);
+    expect(await sva.bind(c.pid, VRID_B)).toBe(3);
+    expect(await sva.bind(a.pid, VRID_A)).toBe(1);
     expect(sva.bindings()).toEqual([
+      { pid: a.pid, vpasid: 1, vrids: [VRID_A] },
       { pid: b.pid, vpasid: 2, vrids: [VRID_A] },
-      { pid: c.pid, vpasid: 1, vrids: [VRID_B] },
+      { pid: c.pid, vpasid: 3, vrids: [VRID_B] },
     ]);
   });
 
@@ -135,5 +141,15 @@ describe('SvaDriver', () => {
     await sva.flushIotlb(p.pid, 0x7f0000000010, PAGE_SIZE);
     await sva.flushIotlb(q.pid, 0x7f0000000000, PAGE_SIZE);
     expect(vmm.invalidations.slice(n)).toEqual([[{ type: 'piotlb', vpasid: 1, addr: 0x7f0000000000, npages: 2 }, { type: 'wait' }]]);
+  });
+
+  it('flushIotlb is EIO when the vIOMMU reports a fault for the piotlb', async () => {
+    const { vmm, mm, sva } = await setup();
+    const p = await mm.createProcess('a');
+    await sva.bind(p.pid, VRID_A);
+    vmm.refusePiotlb = (v) => (v === 1 ? 'ENOMEM' : null);
+    await expect(sva.flushIotlb(p.pid, 0x7f0000000000, PAGE_SIZE)).rejects.toMatchObject({ errno: 'EIO' });
+    vmm.refusePiotlb = null;
+    await expect(sva.flushIotlb(p.pid, 0x7f0000000000, PAGE_SIZE)).resolves.toBeUndefined();
   });
 });

@@ -3,6 +3,12 @@
 // free vPASID (one per process, reused across devices like mm->pasid), writes the first-level PASID entry
 // {present, PGTT 1, FLPM 0, FLPTR = CR3} into the device's on-demand PASID table, and asks the vIOMMU to
 // pick it up with [pasid-cache(V), wait]. A fault the VMM reports for it rolls the entry back.
+//
+// vPASID lifetime follows Linux's mm->pasid (iommu_sva_bind_device / mm_pasid_drop): a process keeps its
+// vPASID from its first successful bind until the process exits. Unbind drops the device binding and
+// clears the PASID entry but never frees the vPASID, so a vPASID is never handed to another process while
+// its old owner may still load it into IA32_PASID and ENQCMD (it then gets #GP: KVM finds it unmapped).
+// The guest has no process exit yet, so within one guest boot a vPASID is never reused.
 import { KernelError } from '@app/shared/errno';
 import {
   encodePasidDirEntry,
@@ -27,8 +33,9 @@ interface DeviceContext {
 
 interface ProcessBinding {
   pid: number;
+  /** The process's vPASID for its lifetime (mm->pasid), kept when its last device is unbound. */
   vpasid: number;
-  /** vrid → bind count (iommu_sva_bind_device on a bound pair takes another reference) */
+  /** vrid → bind count (iommu_sva_bind_device on a bound pair takes another reference); may be empty */
   devices: Map<number, number>;
 }
 
@@ -70,10 +77,14 @@ export class SvaDriver {
     return c ? { dirGpa: c.dirGpa, tables: new Map(c.tables) } : null;
   }
 
+  /** Processes bound to at least one device. */
   bindings(): SvaBindingInfo[] {
-    return [...this.byPid.values()].map((b) => ({ pid: b.pid, vpasid: b.vpasid, vrids: [...b.devices.keys()].sort((x, y) => x - y) }));
+    return [...this.byPid.values()]
+      .filter((b) => b.devices.size > 0)
+      .map((b) => ({ pid: b.pid, vpasid: b.vpasid, vrids: [...b.devices.keys()].sort((x, y) => x - y) }));
   }
 
+  /** The process's vPASID (mm->pasid): set by its first successful bind, kept after unbind. */
   vpasidOf(pid: number): number | null {
     return this.byPid.get(pid)?.vpasid ?? null;
   }
@@ -95,6 +106,8 @@ export class SvaDriver {
       const fault = await this.syncEntry(vpasid, vrid, entryGpa);
       if (fault) throw new KernelError(fault.errno, `vIOMMU refused vPASID ${vpasid} on vrid 0x${vrid.toString(16)}: ${fault.reason}`);
     } catch (err) {
+      // A vPASID first allocated by this bind was never published (vpasidOf could not return it, so no
+      // ENQCMD can carry it): it goes back. One the process already owned stays with it.
       if (!existing) this.usedVpasids.delete(vpasid);
       throw err;
     }
@@ -104,7 +117,7 @@ export class SvaDriver {
     return vpasid;
   }
 
-  /** Drops one bind of (pid, vrid); the last one clears the entry; the vPASID is freed with the process's last device. */
+  /** Drops one bind of (pid, vrid); the last one clears the entry. The process keeps its vPASID (see the top). */
   async unbind(pid: number, vrid: number): Promise<void> {
     const b = this.byPid.get(pid);
     const users = b?.devices.get(vrid);
@@ -118,13 +131,14 @@ export class SvaDriver {
     await this.port.writeMemory(entryGpa, Buffer.alloc(PASID_ENTRY_SIZE));
     await this.port.invalidate([{ type: 'pasid-cache', vpasid: b.vpasid }, { type: 'wait' }]);
     b.devices.delete(vrid);
-    if (b.devices.size === 0) {
-      this.byPid.delete(pid);
-      this.usedVpasids.delete(b.vpasid);
-    }
+    // No vPASID free here: only the exit of the process (not modelled yet) would release it.
   }
 
-  /** After the process's own page-table change: PASID-based IOTLB invalidation of the range, then wait. */
+  /**
+   * After the process's own page-table change: PASID-based IOTLB invalidation of the range, then wait.
+   * EIO when the vIOMMU reports a fault for it: the device may still hold the old translation, so the
+   * caller must not reuse what it pointed at.
+   */
   async flushIotlb(pid: number, gva: number, length: number): Promise<void> {
     const b = this.byPid.get(pid);
     if (!b || b.devices.size === 0 || length <= 0) return;
@@ -132,7 +146,13 @@ export class SvaDriver {
     const npages = Math.ceil((gva + length - addr) / PAGE_SIZE);
     // PASID-granular IOTLB invalidation names (DID, PASID), not a device: one descriptor covers every
     // device bound to this vPASID (the VMM keeps one host address space per vPASID).
-    await this.port.invalidate([{ type: 'piotlb', vpasid: b.vpasid, addr, npages }, { type: 'wait' }]);
+    const res = await this.port.invalidate([{ type: 'piotlb', vpasid: b.vpasid, addr, npages }, { type: 'wait' }]);
+    // A refusal of the invalidation itself carries no DMA access; a DMA fault record of this vPASID that
+    // happened to land during the batch does (address + access), and says nothing about the flush.
+    const fault = res.faults.find((f) => f.vpasid === b.vpasid && f.access === undefined);
+    if (fault) {
+      throw new KernelError('EIO', `vIOMMU did not invalidate the IOTLB of vPASID ${b.vpasid} (${fault.errno}: ${fault.reason})`);
+    }
   }
 
   private context(vrid: number): DeviceContext {
@@ -141,7 +161,7 @@ export class SvaDriver {
     return c;
   }
 
-  /** Lowest free vPASID ≥ 1, like the kernel's global IOMMU SVA PASID allocator (ida_alloc_range). */
+  /** Lowest free vPASID ≥ 1, like the kernel's global IOMMU SVA PASID allocator (ida_alloc_range). Never a vPASID a process still owns. */
   private allocVpasid(): number {
     for (let v = GUEST_VPASID_MIN; v < GUEST_VPASID_LIMIT; v++) {
       if (!this.usedVpasids.has(v)) {

@@ -125,4 +125,63 @@ describe('GuestMm', () => {
     // GVAs are not reused
     expect(await mm.mmap(p.pid, 1)).toBe(gva + 2 * PAGE_SIZE);
   });
+
+  it('mmap whose page-table flush fails: clears the PTEs in RAM and invalidates before freeing, and never reuses the GVAs', async () => {
+    const { vmm, mm } = setup();
+    const p = await mm.createProcess('a');
+    const write = vmm.writeMemory.bind(vmm);
+    let failures = 1;
+    // The PML4 is written last: by then the new PT with the PTE is already in RAM.
+    vmm.writeMemory = async (gpa, data) => {
+      if (gpa === p.cr3 && failures-- > 0) throw new KernelError('EIO', 'write lost');
+      return write(gpa, data);
+    };
+    const frame = p.cr3 + PAGE_SIZE; // the next free frame: the data page, allocated before the tables
+    const seen: Array<[number, number, boolean, boolean]> = [];
+    mm.onUnmap = async (_pid, va, len) => {
+      const inRam = walk4Level(p.cr3, MMAP_BASE, { write: false }, ramWalker(vmm)).ok;
+      seen.push([va, len, mm.frames.isAllocated(frame), inRam]);
+    };
+    await expect(mm.mmap(p.pid, 10)).rejects.toMatchObject({ errno: 'EIO' });
+    expect(seen).toEqual([[MMAP_BASE, PAGE_SIZE, true, false]]);
+    expect(mm.frames.isAllocated(frame)).toBe(false);
+    expect(p.mappings).toEqual([]);
+    expect(await mm.mmap(p.pid, 10)).toBe(MMAP_BASE + PAGE_SIZE);
+  });
+
+  it('when that clean-up cannot reach RAM either, the frames stay allocated (quarantined)', async () => {
+    const { vmm, mm } = setup();
+    const p = await mm.createProcess('a');
+    const write = vmm.writeMemory.bind(vmm);
+    let broken = true;
+    vmm.writeMemory = async (gpa, data) => {
+      if (gpa === p.cr3 && broken) throw new KernelError('EIO', 'write lost');
+      return write(gpa, data);
+    };
+    let hooked = 0;
+    mm.onUnmap = async () => void hooked++;
+    const frame = p.cr3 + PAGE_SIZE;
+    await expect(mm.mmap(p.pid, 10)).rejects.toMatchObject({ errno: 'EIO' });
+    expect(hooked).toBe(0);
+    expect(mm.frames.isAllocated(frame)).toBe(true);
+    expect(mm.quarantinedFrames()).toEqual([frame]);
+    broken = false;
+    const gva = await mm.mmap(p.pid, 10);
+    expect(gva).toBe(MMAP_BASE + PAGE_SIZE);
+    expect(p.mappings[0].frames).not.toContain(frame);
+  });
+
+  it('munmap whose IOTLB hook fails keeps the frames allocated (quarantined) and rethrows', async () => {
+    const { mm } = setup();
+    const p = await mm.createProcess('a');
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
+    const frames = [...p.mappings[0].frames];
+    mm.onUnmap = async () => {
+      throw new KernelError('EIO', 'piotlb refused');
+    };
+    await expect(mm.munmap(p.pid, gva, 2 * PAGE_SIZE)).rejects.toMatchObject({ errno: 'EIO' });
+    expect(frames.every((f) => mm.frames.isAllocated(f))).toBe(true);
+    expect(mm.quarantinedFrames()).toEqual(frames);
+    expect(p.mappings).toEqual([]);
+  });
 });

@@ -27,7 +27,10 @@ export interface GuestProcess {
   nextGva: number;
 }
 
-/** Called after PTEs are cleared and before their frames are freed (the mmu_notifier invalidate_range hook of SVA). */
+/**
+ * Called after PTEs are cleared and before their frames are freed (the mmu_notifier invalidate_range hook of
+ * SVA). A rejection means the IOTLB may still hold the old translation: the frames are then never freed.
+ */
 export type UnmapHook = (pid: number, gva: number, length: number) => Promise<void>;
 
 type Run = { gpa: number; offset: number; length: number };
@@ -37,6 +40,7 @@ export class GuestMm {
   private nextPid = FIRST_PID;
   readonly tables = new TableMemory();
   onUnmap: UnmapHook | null = null;
+  private readonly quarantined: number[] = [];
 
   constructor(
     private readonly port: Pick<VmmPort, 'readMemory' | 'writeMemory'>,
@@ -87,6 +91,7 @@ export class GuestMm {
     };
     let mapped = 0;
     let linkedTables = 0;
+    let flushing = false;
     try {
       // Zero the data frames first: a reused frame must not leak another process's bytes.
       await this.zeroFrames(frames);
@@ -94,15 +99,23 @@ export class GuestMm {
         mapPage(this.tables, p.cr3, gva + mapped * PAGE_SIZE, frames[mapped], { writable: true, user: true }, allocTable);
         linkedTables = newTables.length;
       }
+      flushing = true;
       await this.tables.flush(this.port);
     } catch (err) {
       for (let i = 0; i < mapped; i++) unmapPage(this.tables, p.cr3, gva + i * PAGE_SIZE);
-      for (const f of frames) this.frames.free(f);
       // Tables of the failed mapPage were never linked (it links with one final write): give them back.
       for (const t of newTables.slice(linkedTables)) {
         this.tables.forget(t);
         this.frames.free(t);
       }
+      if (flushing) {
+        // The flush failed part way: some PTEs may have reached RAM, and a bound device may have walked and
+        // cached them. Undo them like munmap does, and burn the GVA range (never handed out again).
+        p.nextGva = gva + pages * PAGE_SIZE;
+        await this.release(pid, gva, pages * PAGE_SIZE, frames).catch(() => undefined);
+        throw err;
+      }
+      for (const f of frames) this.frames.free(f);
       // Linked new tables stay linked (like Linux, page tables outlive their last mapping) but must reach RAM.
       await this.tables.flush(this.port).catch(() => undefined);
       throw err;
@@ -121,10 +134,28 @@ export class GuestMm {
     }
     for (let i = 0; i < m.frames.length; i++) unmapPage(this.tables, p.cr3, gva + i * PAGE_SIZE);
     p.mappings = p.mappings.filter((x) => x !== m);
-    await this.tables.flush(this.port);
-    // The device may still cache the old translation: invalidate before the frames can be reused.
-    if (this.onUnmap) await this.onUnmap(pid, gva, m.length);
-    for (const f of m.frames) this.frames.free(f);
+    await this.release(pid, gva, m.length, m.frames);
+  }
+
+  /** Frames held back for good because a device may still reach them (see release). */
+  quarantinedFrames(): number[] {
+    return [...this.quarantined];
+  }
+
+  /**
+   * The PTEs of [gva, gva + length) are cleared in the cache: write them to RAM, invalidate the device's
+   * IOTLB, then free the frames. If either step fails, a device may still translate to these frames (an old
+   * PTE in RAM or a stale IOTLB entry), so they stay allocated, quarantined, rather than be reused.
+   */
+  private async release(pid: number, gva: number, length: number, frames: number[]): Promise<void> {
+    try {
+      await this.tables.flush(this.port);
+      if (this.onUnmap) await this.onUnmap(pid, gva, length);
+    } catch (err) {
+      this.quarantined.push(...frames);
+      throw err;
+    }
+    for (const f of frames) this.frames.free(f);
   }
 
   /** GPA of `gva` in `pid`'s address space (a CPU walk that does not set A/D); EFAULT when not mapped. */

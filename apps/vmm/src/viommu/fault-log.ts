@@ -43,6 +43,11 @@ export class FaultLog {
   list(): VirtualFault[] {
     return this.records.map((f) => ({ ...f }));
   }
+
+  /** Drops every record (guest reset). Numbering goes on, so a record is never confused with an older one. */
+  clear(): void {
+    this.records.length = 0;
+  }
 }
 
 /** Replaces every spelling of the pPASID in a host message by the vPASID, so nothing leaks to the guest. */

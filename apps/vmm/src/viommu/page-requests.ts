@@ -22,4 +22,9 @@ export class PageRequestQueue {
   list(): VirtualPageRequest[] {
     return this.pending.map((p) => ({ ...p }));
   }
+
+  /** Drops every pending request (guest reset: nobody is left to answer them). */
+  clear(): void {
+    this.pending.length = 0;
+  }
 }

@@ -1,6 +1,7 @@
 // Reads one guest PASID entry (directory entry, then table entry) from guest memory and validates it,
 // like QEMU's vtd_get_pe_from_pasid_table() / vtd_pe_type_check(): every refusal is a fault reason and
 // nothing here talks to the host beyond reading guest RAM.
+import { FLPM_4_LEVEL } from '@app/shared/vtd/vtd.constants';
 import {
   decodePasidDirEntry,
   decodePasidEntry,
@@ -45,6 +46,11 @@ async function readOrNull(ctx: EntryReaderContext, gpa: number, length: number):
   }
 }
 
+/** Guest-visible text of a failed guest-memory read: the host's message may name host fds, pids or URLs. */
+function readFailed(what: 'directory' | 'table', vpasid: number, err: KernelError): string {
+  return `reading the PASID ${what} entry of vPASID ${vpasid} failed (${err.errno})`;
+}
+
 /** The entry of `vpasid` under the PASID directory at `dirGpa`, validated for a device of `pasidWidth` bits. */
 export async function readPasidEntry(
   ctx: EntryReaderContext,
@@ -57,7 +63,7 @@ export async function readPasidEntry(
     return refuse('PASID_DIR_ACCESS', `directory entry at gpa 0x${dirEntryGpa.toString(16)} is outside guest RAM`, 'EFAULT');
   }
   const dirRaw = await readOrNull(ctx, dirEntryGpa, PASID_DIR_ENTRY_SIZE);
-  if (dirRaw instanceof KernelError) return refuse('PASID_DIR_ACCESS', dirRaw.message, 'EFAULT');
+  if (dirRaw instanceof KernelError) return refuse('PASID_DIR_ACCESS', readFailed('directory', vpasid, dirRaw), 'EFAULT');
   const dir = decodePasidDirEntry(dirRaw.readBigUInt64LE(0));
   if (!dir.present) return { kind: 'absent' };
   if (dir.reserved) return refuse('PASID_DIR_ENTRY_RSVD', `directory entry for vPASID ${vpasid} has reserved bits set`);
@@ -67,7 +73,7 @@ export async function readPasidEntry(
 
   const entryGpa = dir.tableGpa + pasidTableEntryOffset(vpasid);
   const raw = await readOrNull(ctx, entryGpa, PASID_ENTRY_SIZE);
-  if (raw instanceof KernelError) return refuse('PASID_TABLE_ACCESS', raw.message, 'EFAULT');
+  if (raw instanceof KernelError) return refuse('PASID_TABLE_ACCESS', readFailed('table', vpasid, raw), 'EFAULT');
   const pe = decodePasidEntry(raw);
   if (!pe.present) return { kind: 'absent' };
 
@@ -79,8 +85,13 @@ export async function readPasidEntry(
   if (!(ACCEPTED_PGTT as readonly number[]).includes(pe.pgtt)) {
     return refuse('PASID_ENTRY_INV', `PGTT ${pe.pgtt} is not supported (first-level 1 and pass-through 4 only)`);
   }
-  if (pe.pgtt === Pgtt.PassThrough) return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: null }, raw: Buffer.from(raw) };
-  if (pe.flpm !== 0) return refuse('PASID_ENTRY_INV', `FLPM ${pe.flpm} is not 4-level paging`);
+  // DESIGN §3b: FLPM other than 0 is refused whatever the type, and pass-through has no first-level root,
+  // so its FLPTR must stay zero (bits a type does not use are kept at zero).
+  if (pe.flpm !== FLPM_4_LEVEL) return refuse('PASID_ENTRY_INV', `FLPM ${pe.flpm} is not 4-level paging`);
+  if (pe.pgtt === Pgtt.PassThrough) {
+    if (pe.flptr !== 0) return refuse('PASID_ENTRY_INV', `pass-through entry for vPASID ${vpasid} has a non-zero FLPTR`);
+    return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: null }, raw: Buffer.from(raw) };
+  }
   if (pe.flptr % PAGE_BYTES !== 0 || !inRam(ctx, pe.flptr, PAGE_BYTES)) {
     return refuse('PASID_ENTRY_INV', `FLPTR 0x${pe.flptr.toString(16)} is not a page of guest RAM`);
   }

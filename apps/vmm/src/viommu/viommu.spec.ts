@@ -1,51 +1,18 @@
-import { encodePasidDirEntry, encodePasidEntry, PasidEntry, pasidDirEntryOffset, pasidTableEntryOffset } from '@app/shared/vtd/pasid-entry';
-import { FakeHostKernel } from '../vm/fake-host-kernel';
-import { Vm, VmBuilder, VmSpec } from '../vm/vm-builder';
+import { encodePasidDirEntry, encodePasidEntry } from '@app/shared/vtd/pasid-entry';
+import type { FakeHostKernel } from '../vm/fake-host-kernel';
+import type { Vm } from '../vm/vm-builder';
 import { hidePasid } from './fault-log';
 import { VtdFaultReason } from './viommu.constants';
+import { cacheWait, CLEAR, CR3, DIR_A, DIR_B, FL, RAM, ram, setup, TABLE_A, TABLE_B, VRID_A, VRID_B, writeEntry } from './viommu.fixture';
 
-const DEV = (bdf: string, pasidWidth = 20) => ({ bdf, vendorId: 0x8086, deviceId: 0x0b25, pasidWidth, wqDepth: 32 });
-const SPEC: VmSpec = { name: 'vm', memoryMiB: 2, vcpus: 1, devices: ['0000:6a:01.0', '0000:6b:01.0'] };
-const RAM = 2 * 1024 * 1024;
-const VRID_A = 0x08;
-const VRID_B = 0x10;
-const DIR_A = 0x1000;
-const DIR_B = 0x2000;
-const TABLE_A = 0x3000;
-const TABLE_B = 0x4000;
-const CR3 = 0x10000;
-
-async function setup(opts: { quota?: number; widthB?: number } = {}): Promise<{ hk: FakeHostKernel; vm: Vm; builder: VmBuilder }> {
-  const hk = new FakeHostKernel([DEV('0000:6a:01.0'), DEV('0000:6b:01.0', opts.widthB ?? 20)]);
-  const builder = new VmBuilder(hk);
-  const vm = await builder.build({ ...SPEC, pasidQuota: opts.quota });
-  vm.viommu.setContext(VRID_A, DIR_A);
-  vm.viommu.setContext(VRID_B, DIR_B);
-  hk.calls.length = 0;
-  hk.log.length = 0;
-  return { hk, vm, builder };
-}
-
-function ram(hk: FakeHostKernel, vm: Vm, gpa: number, len: number): Buffer {
-  return hk.guestRam(vm.handles.vmFd, gpa, len);
-}
-
-function writeEntry(hk: FakeHostKernel, vm: Vm, dir: number, table: number, vpasid: number, e: PasidEntry | Buffer): void {
-  ram(hk, vm, dir + pasidDirEntryOffset(vpasid), 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: table }));
-  (Buffer.isBuffer(e) ? e : encodePasidEntry(e)).copy(ram(hk, vm, table + pasidTableEntryOffset(vpasid), 64));
-}
-
-const FL = (flptr = CR3): PasidEntry => ({ present: true, pgtt: 1, flpm: 0, flptr });
-const CLEAR: PasidEntry = { present: false, pgtt: 0, flpm: 0, flptr: 0 };
-const cacheWait = (vpasid: number) => [{ type: 'pasid-cache', vpasid }, { type: 'wait' }];
 
 describe('vIOMMU setContext', () => {
   it('refuses an unknown vrid (ENODEV) and a bad directory (EINVAL), keeping the old context', async () => {
     const { vm } = await setup();
-    expect(() => vm.viommu.setContext(0x18, DIR_A)).toThrow(expect.objectContaining({ errno: 'ENODEV' }));
-    expect(() => vm.viommu.setContext(VRID_A, 0x1001)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
-    expect(() => vm.viommu.setContext(VRID_A, RAM)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
-    expect(() => vm.viommu.setContext(VRID_A, -4096)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    await expect(vm.viommu.setContext(0x18, DIR_A)).rejects.toMatchObject({ errno: 'ENODEV' });
+    await expect(vm.viommu.setContext(VRID_A, 0x1001)).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(vm.viommu.setContext(VRID_A, RAM)).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(vm.viommu.setContext(VRID_A, -4096)).rejects.toMatchObject({ errno: 'EINVAL' });
     expect(vm.viommu.contextOf(VRID_A)).toBe(DIR_A);
     expect(vm.viommu.contextOf(0x18)).toBeNull();
   });
@@ -151,6 +118,8 @@ describe('vIOMMU validation: every refusal is a fault with zero host state chang
     ['PGTT 3 (nested)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 3 }), 'PASID_ENTRY_INV', VRID_A],
     ['PGTT 0', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 0 }), 'PASID_ENTRY_INV', VRID_A],
     ['FLPM 1 (5-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), flpm: 1 }), 'PASID_ENTRY_INV', VRID_A],
+    ['pass-through with FLPM 1', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 1, flptr: 0 }), 'PASID_ENTRY_INV', VRID_A],
+    ['pass-through with a non-zero FLPTR', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 0, flptr: CR3 }), 'PASID_ENTRY_INV', VRID_A],
     ['FLPTR outside RAM', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL(RAM)), 'PASID_ENTRY_INV', VRID_A],
     ['reserved bits in the entry', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, reserved()), 'PASID_ENTRY_RSVD', VRID_A],
     ['PASID table outside RAM', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: RAM })), 'PASID_TABLE_ACCESS', VRID_A],
@@ -303,9 +272,11 @@ describe('vIOMMU and VM teardown, host faults', () => {
     writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
     await vm.viommu.invalidate(cacheWait(5));
     const ppasid = vm.viommu.bindings()[0].ioasid;
-    const f = vm.viommu.translateHostFault({ bdf: '0000:6a:01.0', pasid: ppasid, address: 0x7f0000001000, access: 'write', reason: `pasid ${ppasid} not present` });
+    const f = vm.viommu.translateHostFault({ bdf: '0000:6a:01.0', pasid: ppasid, address: 0x7f0000001000, access: 'write', reason: `pasid ${ppasid} of host pid 4242 not present` });
     expect(f).toMatchObject({ vrid: VRID_A, vpasid: 5, address: 0x7f0000001000, access: 'write', errno: 'EFAULT' });
-    expect(f?.detail).toBe('pasid v5 not present');
+    // Unknown host prose never reaches the guest (it could name host fds, pids, the pPASID): a fixed text does.
+    expect(f?.detail).toBe('DMA fault with a reason the vIOMMU does not model');
+    expect(JSON.stringify(f)).not.toMatch(/4242|not present/);
     const known = vm.viommu.translateHostFault({ bdf: '0000:6b:01.0', pasid: null, address: 0x5000, access: 'read', reason: 'fl-not-present' });
     expect(known).toMatchObject({ vrid: VRID_B, vpasid: 0, code: 0x71 });
     expect(vm.viommu.translateHostFault({ bdf: '0000:99:01.0', pasid: ppasid, address: 0, access: 'read', reason: 'x' })).toBeNull();

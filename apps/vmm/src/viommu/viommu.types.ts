@@ -19,4 +19,20 @@ export interface ShadowBinding {
   vrids: number[];
   /** The 64 raw bytes of the entry of each vrid when it was mirrored, hex. */
   snapshots: Record<number, string>;
+  /**
+   * Set on a stale binding: a teardown (or the unwind of a failed setup) failed part way, so the host may
+   * still hold what is listed. It no longer mirrors any guest entry, still counts against the quota, and
+   * the next pasid-cache of this vPASID retries these steps before anything is set up again.
+   */
+  teardown?: PendingTeardown;
+}
+
+/** What the host may still hold for one mirrored vPASID; a teardown step that fails stays pending. */
+export interface PendingTeardown {
+  /** KVM may still map vPASID → ioasid (UNMAP_PASID pending). */
+  mapped: boolean;
+  /** vrids whose ALLOW may still hold the ioasid, in the order they were allowed (DISALLOW pending). */
+  vrids: number[];
+  /** The ioasid is not destroyed yet (DESTROY pending). */
+  live: boolean;
 }

@@ -220,7 +220,8 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     if (!vm || rt.stopping) return;
     await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
       this.journal.run({ operation: 'vm.guest_exit', actor: `vm:${id}`, object: `vm:${id}` }, async () => {
-        const errors = await vm.viommu.releaseAll();
+        // A guest reset: its bindings go, the vIOMMU stays open for the next guest to boot on.
+        const errors = await vm.viommu.reset();
         return { released: true, hostErrors: errors.map((e) => e.errno) };
       }),
     ).catch((err: unknown) => this.logger.error(`guest exit of vm ${id}: ${String(err)}`));
