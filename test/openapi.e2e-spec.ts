@@ -24,5 +24,10 @@ describe('the committed OpenAPI documents match the apps', () => {
     const committed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
     // Out of date? Run `npm run openapi` and commit the diff.
     expect(live).toEqual(committed);
+    // And the Swagger UI that serves it.
+    const ui = await fetch(`${url}/docs/`);
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await ui.text()).toContain('swagger-ui');
   });
 });
