@@ -47,16 +47,19 @@ describe('the walking skeleton across three processes', () => {
     // Boot resets IA32_PASID on both vCPUs: two guest-driven wrmsr calls reach the host.
     expect(host.filter((r) => r.operation === 'kvm.vcpu_wrmsr')).toHaveLength(2);
 
-    const seq = await http('GET', `${guest.url}/v1/audit/sequence?trace=${traceId}`, { token: AUDIT });
-    expect(seq.status).toBe(200);
-    const lines = (seq.text as string).split('\n');
-    expect(lines[0]).toBe('sequenceDiagram');
-    const toVmm = lines.findIndex((l) => l.includes('guest->>vmm: vcpu.wrmsr'));
-    const toHost = lines.findIndex((l) => l.includes('vmm->>host-kernel: kvm.vcpu_wrmsr'));
-    expect(toVmm).toBeGreaterThan(0);
-    expect(toHost).toBeGreaterThan(toVmm);
-    expect(lines.findIndex((l) => l.includes('operator->>vmm: vm.create'))).toBeGreaterThan(0);
-    expect(lines.findIndex((l) => l.includes('vmm->>host-kernel: process.create'))).toBeGreaterThan(0);
+    // Whichever app is asked draws the whole trace: it federates the journals of its peers (configured,
+    // or learned from the lifelines it serves: the host learns its VMM, the VMM its guest).
+    for (const url of [guest.url, s.vmmApp.url, s.host.url]) {
+      const seq = await http('GET', `${url}/v1/audit/sequence?trace=${traceId}`, { token: AUDIT });
+      expect(seq.status).toBe(200);
+      const lines = (seq.text as string).split('\n');
+      expect(lines[0]).toBe('sequenceDiagram');
+      const toVmm = lines.findIndex((l) => l.includes('guest->>vmm: vcpu.wrmsr'));
+      const toHost = lines.findIndex((l) => l.includes('vmm->>host-kernel: kvm.vcpu_wrmsr'));
+      expect([url, toVmm > 0, toHost > toVmm]).toEqual([url, true, true]);
+      expect(lines.findIndex((l) => l.includes('operator->>vmm: vm.create'))).toBeGreaterThan(0);
+      expect(lines.findIndex((l) => l.includes('vmm->>host-kernel: process.create'))).toBeGreaterThan(0);
+    }
   });
 
   it('a VMM restarted on the same data dir still lists its VMs', async () => {

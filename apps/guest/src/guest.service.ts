@@ -55,6 +55,7 @@ export class GuestService implements BeforeApplicationShutdown {
         this.lifeline = holdLifeline(this.vmm.lifelineUrl(), {
           app: 'guest',
           token: this.config.vmToken,
+          auditUrl: this.config.publicUrl,
           onEnd: (reason) => this.vmmLost(reason),
           // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told.
           onEvent: (e) => {

@@ -69,6 +69,8 @@ export interface CommonConfig {
   auditPeers: string[];
   /** When set, `/v1/audit/*` needs it as bearer token, and federation sends it to the peers. */
   auditToken: string | null;
+  /** This app's own URL, known once it listens (port 0 picks one); sent to peers as `x-audit-url`. */
+  publicUrl: string | null;
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -79,5 +81,6 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     dbPath: envDbPath(env, app),
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
+    publicUrl: null,
   };
 }

@@ -1,4 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
+import type { AuditPeers } from '@app/shared/audit/peers';
+import { AUDIT_PEERS } from '@app/shared/nest/tokens';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Auth, CallerId } from '@app/shared/nest/auth';
@@ -15,7 +17,10 @@ import { CreateProcessDto, MmapDto, ReadMemoryQuery, WriteMemoryDto } from './pr
 @ApiBearerAuth()
 @Controller({ version: '1' })
 export class ProcessController {
-  constructor(private readonly ks: KernelService) {}
+  constructor(
+    private readonly ks: KernelService,
+    @Inject(AUDIT_PEERS) private readonly peers: AuditPeers,
+  ) {}
 
   /** Creates a host process (fork+exec); its token authenticates every later call it makes. */
   @Post('processes')
@@ -48,7 +53,7 @@ export class ProcessController {
   @Get('processes/:pid/lifeline')
   lifeline(@Param('pid', IntParamPipe) pid: number, @Req() req: Request, @Res() res: Response): void {
     this.ks.attachLifeline(pid, res);
-    openEventStream(req, res, { pid }, () => void this.ks.lifelineDropped(pid, res));
+    openEventStream(req, res, { pid }, () => void this.ks.lifelineDropped(pid, res), this.peers);
   }
 
   /** Kills the process: every fd closes, leaf first (KVM mappings, device attachments, ioasids). */

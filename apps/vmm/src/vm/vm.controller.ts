@@ -5,7 +5,8 @@ import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
 import type { Journal } from '@app/shared/journal/journal';
 import { Auth } from '@app/shared/nest/auth';
-import { JOURNAL } from '@app/shared/nest/tokens';
+import type { AuditPeers } from '@app/shared/audit/peers';
+import { AUDIT_PEERS, JOURNAL } from '@app/shared/nest/tokens';
 import { openEventStream } from '@app/shared/nest/event-stream';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
@@ -24,6 +25,7 @@ export class VmController {
   constructor(
     private readonly vms: VmService,
     @Inject(JOURNAL) private readonly journal: Journal,
+    @Inject(AUDIT_PEERS) private readonly peers: AuditPeers,
   ) {}
 
   /** Builds a VM on the host: process, RAM, KVM VM, GPA ioasid, devices on their RIDs, PASID translation. */
@@ -64,7 +66,7 @@ export class VmController {
   @Get(':id/lifeline')
   lifeline(@Param('id', IntParamPipe) id: number, @Req() req: Request, @Res() res: Response): void {
     this.vms.attachGuest(id, res);
-    openEventStream(req, res, { vm: id }, () => void this.vms.guestDropped(id, res));
+    openEventStream(req, res, { vm: id }, () => void this.vms.guestDropped(id, res), this.peers);
   }
 
   /** Guest-physical write (DMA-visible RAM). */

@@ -242,6 +242,7 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
         const lifeline = holdLifeline(this.host.lifelineUrl(pid), {
           app: 'vmm',
           token,
+          auditUrl: this.config.publicUrl,
           onEvent: (e) => this.onHostEvent(rt, e.event, e.data),
           onEnd: (reason) => {
             ended = reason;

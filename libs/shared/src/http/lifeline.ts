@@ -19,7 +19,7 @@ export interface Lifeline {
  */
 export function holdLifeline(
   url: string,
-  opts: { app: string; token: string; onEvent?: (e: LifelineEvent) => void; onEnd?: (reason: string) => void },
+  opts: { app: string; token: string; auditUrl?: string | null; onEvent?: (e: LifelineEvent) => void; onEnd?: (reason: string) => void },
 ): Lifeline {
   const controller = new AbortController();
   let closedByUs = false;
@@ -36,7 +36,13 @@ export function holdLifeline(
   void (async () => {
     try {
       const res = await fetch(url, {
-        headers: { ...outboundTraceHeaders(opts.app, 0), authorization: `Bearer ${opts.token}`, accept: 'text/event-stream' },
+        headers: {
+          ...outboundTraceHeaders(opts.app, 0),
+          authorization: `Bearer ${opts.token}`,
+          accept: 'text/event-stream',
+          // Where the holder's own journal can be read: the peer federates it into its audit answers.
+          ...(opts.auditUrl ? { 'x-audit-url': opts.auditUrl } : {}),
+        },
         signal: controller.signal,
       });
       if (!res.ok || !res.body) {

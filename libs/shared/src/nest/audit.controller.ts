@@ -1,6 +1,7 @@
 import { Controller, Get, Header, Inject, Query, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import { mergeEvents } from '../audit/merge';
+import type { AuditPeers } from '../audit/peers';
 import { renderSequence } from '../audit/sequence';
 import type { CommonConfig } from '../config';
 import { KernelError } from '../errno';
@@ -8,7 +9,7 @@ import { RestClient } from '../http/rest-client';
 import type { Journal, JournalEvent } from '../journal/journal';
 import { AuditQueryDto } from './audit.dto';
 import { Auth, bearer } from './auth';
-import { APP_CONFIG, JOURNAL } from './tokens';
+import { APP_CONFIG, AUDIT_PEERS, JOURNAL } from './tokens';
 
 /** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it. */
 export function authorizeAudit(config: CommonConfig, req: Request): void {
@@ -25,6 +26,7 @@ export class AuditController {
   constructor(
     @Inject(APP_CONFIG) private readonly config: CommonConfig,
     @Inject(JOURNAL) private readonly journal: Journal,
+    @Inject(AUDIT_PEERS) private readonly peers: AuditPeers,
   ) {}
 
   /** Journal rows, oldest first; `federate=true` adds the rows of peer apps (deduplicated). */
@@ -55,9 +57,10 @@ export class AuditController {
       limit: q.limit,
     });
     const depth = q.depth ?? 3;
-    if (!federate || depth === 0 || this.config.auditPeers.length === 0) return local;
+    const peers = this.peers.list();
+    if (!federate || depth === 0 || peers.length === 0) return local;
     const remote = await Promise.all(
-      this.config.auditPeers.map((url) =>
+      peers.map((url) =>
         new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000, token: this.config.auditToken ?? undefined })
           .get<JournalEvent[]>('/v1/audit/events', {
             trace: q.trace,

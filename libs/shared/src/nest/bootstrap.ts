@@ -49,6 +49,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: opts.title }));
   await app.listen(opts.config.port, opts.config.host);
   const address = app.getHttpServer().address() as { port: number };
+  opts.config.publicUrl = `http://${opts.config.host.includes(':') ? `[${opts.config.host}]` : opts.config.host}:${address.port}`;
   // Graceful shutdown: end lifelines, close the server and the database, then exit 0.
   let closing = false;
   const shutdown = (signal: string): void => {

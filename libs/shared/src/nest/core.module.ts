@@ -3,13 +3,14 @@ import { dirname } from 'node:path';
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type EntitySchema } from 'typeorm';
+import { AuditPeers } from '../audit/peers';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { createDataSource, WriteLock } from '../db';
 import { Journal } from '../journal/journal';
 import { AuditController } from './audit.controller';
 import { HealthController } from './health.controller';
-import { APP_CONFIG, CLOCK, JOURNAL } from './tokens';
+import { APP_CONFIG, AUDIT_PEERS, CLOCK, JOURNAL } from './tokens';
 
 export interface CoreOptions {
   config: CommonConfig;
@@ -39,6 +40,7 @@ export class CoreModule {
       providers: [
         { provide: APP_CONFIG, useValue: opts.config },
         { provide: CLOCK, useValue: new LamportClock() },
+        { provide: AUDIT_PEERS, useValue: new AuditPeers(opts.config.auditPeers) },
         {
           provide: JOURNAL,
           inject: [DataSource, CLOCK],
@@ -49,7 +51,7 @@ export class CoreModule {
           },
         },
       ],
-      exports: [APP_CONFIG, CLOCK, JOURNAL],
+      exports: [APP_CONFIG, CLOCK, JOURNAL, AUDIT_PEERS],
     };
   }
 }

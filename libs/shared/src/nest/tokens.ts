@@ -2,3 +2,4 @@
 export const APP_CONFIG = 'APP_CONFIG';
 export const JOURNAL = 'JOURNAL';
 export const CLOCK = 'CLOCK';
+export const AUDIT_PEERS = 'AUDIT_PEERS';
