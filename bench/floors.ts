@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { time, type Timing } from './table';
 
-/** A bare node:http server answering `{}` to any POST, and a keep-alive client like fetch's. */
-export async function httpHopFloor(n: number): Promise<Timing> {
+/** A bare node:http server answering `{}` to any request: the least an HTTP hop can cost. */
+async function bareServer(): Promise<{ port: number; close: () => void }> {
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -15,7 +15,13 @@ export async function httpHopFloor(n: number): Promise<Timing> {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
+  return { port: (server.address() as { port: number }).port, close: () => server.close() };
+}
+
+/** The bare server through a keep-alive node:http client. */
+export async function httpHopFloor(n: number): Promise<Timing> {
+  const server = await bareServer();
+  const port = server.port;
   const agent = new Agent({ keepAlive: true });
   const hop = (): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -34,15 +40,8 @@ export async function httpHopFloor(n: number): Promise<Timing> {
 
 /** The same bare server reached with built-in fetch (what the project's REST clients use). */
 export async function fetchHopFloor(n: number): Promise<Timing> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const server = await bareServer();
+  const url = `http://127.0.0.1:${server.port}/`;
   const t = await time(n, async () => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"msr":"IA32_PASID","value":0}' });
     await res.text();
