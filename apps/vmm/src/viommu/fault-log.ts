@@ -49,11 +49,3 @@ export class FaultLog {
     this.records.length = 0;
   }
 }
-
-/** Replaces every spelling of the pPASID in a host message by the vPASID, so nothing leaks to the guest. */
-export function hidePasid(text: string, ppasid: number | null, vpasid: number): string {
-  if (ppasid === null || ppasid === 0) return text;
-  const dec = new RegExp(`(?<![0-9a-fA-Fx])${ppasid}(?![0-9])`, 'g');
-  const hex = new RegExp(`0x0*${ppasid.toString(16)}(?![0-9a-fA-F])`, 'gi');
-  return text.replace(hex, `v${vpasid}`).replace(dec, `v${vpasid}`);
-}
