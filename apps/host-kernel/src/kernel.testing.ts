@@ -1,6 +1,8 @@
 // Test support for the kernel domain specs (not used by production code).
-import { KernelError } from '@app/shared/errno';
+import { errnoOf } from '@app/shared/errno.testing';
 import { DeviceConfig, Kernel, KernelOptions } from './kernel';
+
+export { errnoOf };
 
 export const DSA0 = '0000:6a:01.0';
 export const DSA1 = '0000:6b:01.0';
@@ -19,16 +21,6 @@ export function newKernel(opts: Partial<KernelOptions> = {}): Kernel {
   return new Kernel({ memoryMiB: 16, devices: TEST_DEVICES, ...opts });
 }
 
-/** The errno fn throws (a non-KernelError is rethrown; no throw → undefined). */
-export function errnoOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KernelError) return err.errno;
-    throw err;
-  }
-  return undefined;
-}
 
 /** fn fails with errno and leaves the whole kernel state exactly as it was. */
 export function expectFails(k: Kernel, fn: () => unknown, errno: string): void {

@@ -1,10 +1,10 @@
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { toInt } from '@app/shared/nest/shared.dto';
 
 /** Largest memory payload of one read or write (bytes). */
 export const MAX_IO_BYTES = 4 << 20;
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
-const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value);
 
 export class CreateProcessDto {
   /** The process name, like /proc/PID/comm. */

@@ -1,15 +1,7 @@
-import { KernelError } from '../errno';
+import { errnoOf } from '../errno.testing';
 import { CompletionStatus, decodeCompletion, decodeDescriptor, encodeCompletion, encodeDescriptor } from './descriptor';
 import { DsaFlag } from './dsa.constants';
 
-const errnoOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof KernelError ? e.errno : 'other';
-  }
-  return undefined;
-};
 
 describe('DSA descriptor', () => {
   it('lays out a memmove at the DSA offsets', () => {

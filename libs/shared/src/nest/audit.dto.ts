@@ -1,11 +1,11 @@
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { toInt } from './shared.dto';
 
 const toTime = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;
   return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
 };
-const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
 const toBool = ({ value }: { value: unknown }): unknown => (value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value);
 
 export class AuditQueryDto {

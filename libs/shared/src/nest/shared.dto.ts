@@ -4,6 +4,9 @@ import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-va
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
+/** Query strings carry numbers as text: a run of digits becomes a number, anything else stays for the validator to refuse. */
+export const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value);
+
 export class WrmsrDto {
   /** Only IA32_PASID (MSR 0xd93) is modelled. */
   @IsIn(['IA32_PASID'])

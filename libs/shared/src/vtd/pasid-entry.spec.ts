@@ -1,4 +1,4 @@
-import { KernelError } from '../errno';
+import { errnoOf } from '../errno.testing';
 import {
   decodePasidDirEntry,
   decodePasidEntry,
@@ -11,14 +11,6 @@ import {
 } from './pasid-entry';
 import { VTD_FAULT_REASONS } from './vtd.constants';
 
-const errnoOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof KernelError ? e.errno : 'other';
-  }
-  return undefined;
-};
 
 describe('VT-d scalable-mode PASID formats', () => {
   it('indexes the directory by vpasid >> 6 and the table by vpasid & 0x3f', () => {

@@ -1,18 +1,11 @@
 import { KernelError } from '../errno';
+import { errnoOf } from '../errno.testing';
 import { findLeaf, mapPage, protectPage, unmapPage } from './map';
 import { walk4Level } from './walk';
 import { TestPageMemory } from './x86-test-memory';
 
 const VA = 0x7f12_3456_7000;
 
-function errnoOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof KernelError ? e.errno : 'not-a-KernelError';
-  }
-  return undefined;
-}
 
 describe('mapPage / unmapPage / protectPage', () => {
   it('maps a page so the walker finds it, allocating three tables', () => {
