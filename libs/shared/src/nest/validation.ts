@@ -33,9 +33,10 @@ export class ObjectBodyPipe implements PipeTransform {
 
 /** A path parameter that must be a non-negative safe integer (fd, pid, ioasid, vcpu). */
 @Injectable()
-export class IntParamPipe implements PipeTransform<string, number> {
-  transform(value: string, meta: ArgumentMetadata): number {
-    if (!/^\d{1,15}$/.test(value)) throw new KernelError('EINVAL', `${meta.data ?? 'parameter'} must be a non-negative integer, got "${value}"`);
+export class IntParamPipe implements PipeTransform<string | number, number> {
+  // The global pipe has already turned the path string into a number (NaN when it was not one).
+  transform(value: string | number, meta: ArgumentMetadata): number {
+    if (!/^\d{1,15}$/.test(String(value))) throw new KernelError('EINVAL', `path parameter ${meta.data ?? ''} must be a non-negative integer`);
     return Number(value);
   }
 }
