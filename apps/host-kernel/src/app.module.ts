@@ -5,10 +5,10 @@ import { PasidAccessController } from './audit/pasid-access.controller';
 import type { HostKernelConfig } from './config';
 import { HwController } from './hw/hw.controller';
 import { IoasidController } from './ioasid/ioasid.controller';
-import { KernelService } from './kernel.service';
+import { HOST_KERNEL_PROVIDERS, KernelShutdown } from './kernel.service';
 import { KvmController } from './kvm/kvm.controller';
 import { CreateProcess1764000000001, ProcessEntity } from './persistence/process.entity';
-import { HostAuthGuard } from './process/host-auth.guard';
+import { HostAuthGuard } from './host-auth.guard';
 import { ProcessController } from './process/process.controller';
 import { VfioController } from './vfio/vfio.controller';
 
@@ -19,7 +19,7 @@ export class AppModule {
       module: AppModule,
       imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: [CreateProcess1764000000001] })],
       controllers: [ProcessController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
-      providers: [KernelService, { provide: APP_GUARD, useClass: HostAuthGuard }],
+      providers: [...HOST_KERNEL_PROVIDERS, KernelShutdown, { provide: APP_GUARD, useClass: HostAuthGuard }],
     };
   }
 }

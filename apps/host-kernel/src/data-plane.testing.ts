@@ -4,8 +4,7 @@ import type { Descriptor } from '@app/shared/contract/host-kernel';
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { mapPage, type PageFlags } from '@app/shared/x86/map';
 import type { WalkMemory } from '@app/shared/x86/walk';
-import { Kernel } from './kernel';
-import { DSA0, PAGE } from './kernel.testing';
+import { DSA0, PAGE, type TestKernel } from './kernel.testing';
 
 export const IA32_PASID_VALID = 0x8000_0000;
 
@@ -30,7 +29,7 @@ export interface GuestWorld {
   hpaOf(gpa: number): number;
 }
 
-export function guestWorld(k: Kernel, opts: { bdf?: string; ramPages?: number; comm?: string } = {}): GuestWorld {
+export function guestWorld(k: TestKernel, opts: { bdf?: string; ramPages?: number; comm?: string } = {}): GuestWorld {
   const bdf = opts.bdf ?? DSA0;
   const ramPages = opts.ramPages ?? 64;
   const { pid } = k.createProcess(opts.comm ?? 'vmm/test');
@@ -85,7 +84,7 @@ export function guestWorld(k: Kernel, opts: { bdf?: string; ramPages?: number; c
 }
 
 /** Guest SVA bind (DESIGN §4 steps 4-7): nested ioasid over the GPA ioasid, allowed on the device, vPASID mapped. */
-export function bindGuestSva(k: Kernel, w: GuestWorld, vpasid: number, root: number | null = w.cr3): number {
+export function bindGuestSva(k: TestKernel, w: GuestWorld, vpasid: number, root: number | null = w.cr3): number {
   const ppasid = k.alloc(w.pid, w.fd);
   k.bindPgtbl(w.pid, w.fd, ppasid, { kind: 'nested', parent: w.gpa, root });
   k.allowIoasid(w.pid, w.dev, { ioasidFd: w.fd, ioasid: ppasid, mode: 'pasid' });
@@ -95,7 +94,7 @@ export function bindGuestSva(k: Kernel, w: GuestWorld, vpasid: number, root: num
 }
 
 /** A host process whose mm is bound to an ioasid allowed on `bdf` (PASID mode), IA32_PASID set; `pages` mmapped. */
-export function hostSva(k: Kernel, bdf: string, pages = 4): { pid: number; fd: number; dev: number; ppasid: number; buf: number } {
+export function hostSva(k: TestKernel, bdf: string, pages = 4): { pid: number; fd: number; dev: number; ppasid: number; buf: number } {
   const { pid } = k.createProcess('sva-app');
   const buf = k.mmap(pid, pages * PAGE);
   const fd = k.openIoasid(pid);
@@ -111,4 +110,4 @@ export const memmove = (src: number, dst: number, length: number, completion: nu
 
 export const bytes = (n: number, seed = 1): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 
-export const guestRecord = (k: Kernel, w: GuestWorld, gpa: number) => decodeCompletion(k.readGuestMemory(w.pid, w.vm, gpa, 32));
+export const guestRecord = (k: TestKernel, w: GuestWorld, gpa: number) => decodeCompletion(k.readGuestMemory(w.pid, w.vm, gpa, 32));

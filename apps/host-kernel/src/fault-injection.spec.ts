@@ -1,6 +1,6 @@
 import { KernelError } from '@app/shared/errno';
-import { FaultInjector, Kernel } from './kernel';
-import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace } from './kernel.testing';
+import { FaultInjector } from './fault-injection';
+import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from './kernel.testing';
 
 /** A VMM with a GPA ioasid on DSA0's RID, a nested SVA ioasid on DSA0/DSA1 PASID routes, mapped in KVM as vPASID 9. */
 interface World {
@@ -16,7 +16,7 @@ interface World {
   extra?: number;
 }
 
-function world(k: Kernel): World {
+function world(k: TestKernel): World {
   const { pid, fd, gpa, hva } = vmmWithGpaSpace(k, 4);
   const vm = k.createVm(pid);
   k.addMemslot(pid, vm, { gpa: 0, size: 4 * PAGE, hva });
@@ -35,9 +35,9 @@ function world(k: Kernel): World {
 
 interface Flow {
   name: string;
-  op(k: Kernel, w: World): void;
+  op(k: TestKernel, w: World): void;
   /** optional extra setup after world() */
-  prep?(k: Kernel, w: World): void;
+  prep?(k: TestKernel, w: World): void;
 }
 
 const mapArgs = (w: World) => ({ iova: 0x100000, hva: w.hva, length: 4 * PAGE, read: true, write: true });

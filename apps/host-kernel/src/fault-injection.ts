@@ -36,14 +36,24 @@ export class FaultInjector {
   }
 }
 
+/** Something a transaction reports (a PASID parked or freed, a process exited): journaled with its call. */
+export interface TxEvent {
+  kind: string;
+  pid?: number;
+  [k: string]: unknown;
+}
+
 /**
  * One mutating call. Every change is made through do() (a named fault point + its inverse) so a failure
  * anywhere rolls everything back in reverse order: all-or-nothing is structural, as with iommufd's
- * allocate → finalize / abort. Irreversible effects (events, cache flushes) go to defer() and run on commit.
+ * allocate → finalize / abort. What the call reports goes to emit(): kept only if it commits, and journaled
+ * with it. Irreversible effects (cache flushes, drains) go to defer() and run on commit, after the journal row.
  */
 export class Tx {
   private readonly undos: Array<() => void> = [];
   private readonly deferred: Array<() => void> = [];
+  /** Events of this call, in order; emptied by a rollback. */
+  readonly events: TxEvent[] = [];
 
   constructor(private readonly faults?: FaultInjector) {}
 
@@ -70,10 +80,16 @@ export class Tx {
     this.deferred.push(effect);
   }
 
+  /** Reports an event of this call (dropped if it rolls back). */
+  emit(event: TxEvent): void {
+    this.events.push(event);
+  }
+
   rollback(): void {
     for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]();
     this.undos.length = 0;
     this.deferred.length = 0;
+    this.events.length = 0;
   }
 
   commit(): void {
@@ -83,8 +99,8 @@ export class Tx {
   }
 }
 
-/** Run fn as one transaction: commit on return, roll back everything on throw. */
-export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) => T): T {
+/** Run fn as one transaction: commit on return (then hand its events to `onEvent`), roll back everything on throw. */
+export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) => T, onEvent?: (e: TxEvent) => void): T {
   const tx = new Tx(faults);
   let result: T;
   try {
@@ -94,5 +110,6 @@ export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) =>
     throw err;
   }
   tx.commit();
+  if (onEvent) for (const e of tx.events) onEvent(e);
   return result;
 }

@@ -126,6 +126,11 @@ export class Accelerator {
     return this.isPaused;
   }
 
+  /** No free work-queue slot: a portal write now answers retry (ZF=1). */
+  get full(): boolean {
+    return this.queue.length >= this.wqDepth;
+  }
+
   pause(): void {
     this.isPaused = true;
   }

@@ -1,14 +1,14 @@
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { bytes, hostSva, memmove } from '../data-plane.testing';
-import { Kernel, KernelEvent } from '../kernel';
-import { DSA0, DSA1, errnoOf, newKernel, NOPASID, PAGE, vmmWithGpaSpace } from '../kernel.testing';
+import { KernelEvent } from '../kernel';
+import { DSA0, DSA1, errnoOf, newKernel, NOPASID, PAGE, vmmWithGpaSpace, type TestKernel } from '../kernel.testing';
 
-function stalled(events: KernelEvent[] = []): Kernel {
+function stalled(events: KernelEvent[] = []): TestKernel {
   return newKernel({ engine: { paused: true }, onEvent: (e) => events.push(e) });
 }
 
-const record = (k: Kernel, pid: number, at: number) => decodeCompletion(k.readMemory(pid, at, 32));
+const record = (k: TestKernel, pid: number, at: number) => decodeCompletion(k.readMemory(pid, at, 32));
 
 describe('host SVA: ENQCMD → device DMA through the process page table', () => {
   it('memmove between two buffers of the process moves the bytes and writes the completion record', () => {
@@ -52,7 +52,7 @@ describe('host SVA: ENQCMD → device DMA through the process page table', () =>
 });
 
 describe('drain: no DMA for a PASID once its route is gone', () => {
-  type Teardown = (k: Kernel, a: ReturnType<typeof hostSva>) => void;
+  type Teardown = (k: TestKernel, a: ReturnType<typeof hostSva>) => void;
   const cases: Array<[string, Teardown, string]> = [
     ['DISALLOW', (k, a) => void k.disallowIoasid(a.pid, a.dev, { ioasidFd: a.fd, ioasid: a.ppasid }), 'no-route'],
     ['DESTROY (route stays, blocked)', (k, a) => k.destroy(a.pid, a.fd, a.ppasid), 'translation-blocked'],

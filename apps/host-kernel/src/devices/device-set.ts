@@ -88,6 +88,10 @@ export class DeviceSet {
     return aborted;
   }
 
+  engineRunning(bdf: string): boolean {
+    return !this.fn(bdf).accelerator.paused;
+  }
+
   setEngine(bdf: string, running: boolean): void {
     if (typeof running !== 'boolean') throw new KernelError('EINVAL', `engine running must be a boolean`);
     const accelerator = this.fn(bdf).accelerator;

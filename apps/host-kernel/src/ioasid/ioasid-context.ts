@@ -45,7 +45,7 @@ export class IoasidContext implements KernelFile {
 
   /** IOASID_ALLOC */
   alloc(tx: Tx): number {
-    const ioasid = this.layer.allocPasid(tx, this);
+    const ioasid = this.layer.allocPasid(tx, { ctxId: this.ctxId, pid: this.pid, fd: this.fd });
     tx.do('ctx.insert', () => this.ioasids.set(ioasid.id, ioasid), () => this.ioasids.delete(ioasid.id));
     return ioasid.id;
   }
@@ -180,10 +180,8 @@ export class IoasidContext implements KernelFile {
       () => this.ioasids.delete(ioasid.id),
       () => this.ioasids.set(ioasid.id, ioasid),
     );
-    tx.defer(() => {
-      this.layer.flush(ioasid, null, 'destroy');
-      this.layer.hooks.onEvent({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
-    });
+    tx.emit({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
+    tx.defer(() => this.layer.flush(ioasid, null, 'destroy'));
     this.layer.freeIfUnused(tx, ioasid);
   }
 

@@ -1,14 +1,10 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
-import { AddressSpace } from '../memory/address-space';
 import { PhysicalMemory } from '../memory/physical-memory';
-import { FdTable } from '../process/fd-table';
 import { IdAllocator } from './id-allocator';
-import { childKey, Holder, Ioasid, IoasidHolders, IoasidState } from './ioasid';
-import { IoasidContext } from './ioasid-context';
+import { childKey, Holder, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
 import { NO_PASID, PASID_LIMIT } from './ioasid.constants';
 import { PageTable } from './page-tables';
-import { PageTableHandle } from './pgtbl';
 
 export interface InvalidateRequest {
   pgtblId: number;
@@ -20,7 +16,6 @@ export interface InvalidateRequest {
 }
 
 export interface IoasidHooks {
-  onEvent(e: { kind: string; pid?: number; [k: string]: unknown }): void;
   /** IOTLB flush; the data plane fills it in. */
   onInvalidate(req: InvalidateRequest): void;
   /**
@@ -41,44 +36,8 @@ export interface PasidInfo {
 }
 
 /**
- * What VFIO and KVM may see of an ioasid, obtained only through IoasidLayer.fdget (the
- * eventfd_ctx_fdget analogue): its id, state and page table, and taking/dropping a reference.
- */
-export class IoasidRef {
-  constructor(
-    private readonly layer: IoasidLayer,
-    private readonly ioasid: Ioasid,
-  ) {}
-
-  get ppasid(): number {
-    return this.ioasid.id;
-  }
-
-  get state(): IoasidState {
-    return this.ioasid.state;
-  }
-
-  get pgtbl(): PageTableHandle | null {
-    return this.ioasid.pgtbl;
-  }
-
-  /** Allowed on at least one device (KVM MAP_PASID requires it). */
-  get allowedOnDevice(): boolean {
-    return this.ioasid.hasHolder('device');
-  }
-
-  hold(tx: Tx, holder: Holder): void {
-    this.layer.hold(tx, this.ioasid, holder);
-  }
-
-  release(tx: Tx, holderKey: string): void {
-    this.layer.put(tx, this.ioasid, holderKey);
-  }
-}
-
-/**
- * The global side of /dev/ioasid: the pPASID pool, every live or parked ioasid by id (O(1) Map), the
- * reference counting that parks and frees them, and the one lookup helper VFIO and KVM use.
+ * The global side of /dev/ioasid: the pPASID pool, every live or parked ioasid by id (O(1) Map), and the
+ * reference counting that parks and frees them. VFIO and KVM reach an ioasid only through fdget.ts.
  */
 export class IoasidLayer {
   private readonly pool: IdAllocator;
@@ -99,14 +58,13 @@ export class IoasidLayer {
     this.pool.reserve(NO_PASID);
   }
 
-  /** open("/dev/ioasid") */
-  open(tx: Tx, fds: FdTable, pid: number, mm: AddressSpace): number {
-    const ctxId = tx.do('ioasid.open', () => this.nextCtxId++, () => this.nextCtxId--);
-    return fds.install(tx, (fd) => new IoasidContext(this, ctxId, pid, fd, mm)).fd;
+  /** A new context id for open("/dev/ioasid"). */
+  newContextId(tx: Tx): number {
+    return tx.do('ioasid.open', () => this.nextCtxId++, () => this.nextCtxId--);
   }
 
-  /** The lowest free pPASID, as a new ioasid owned by ctx; ENOSPC when the space is exhausted. */
-  allocPasid(tx: Tx, ctx: IoasidContext): Ioasid {
+  /** The lowest free pPASID, as a new ioasid owned by `owner`; ENOSPC when the space is exhausted. */
+  allocPasid(tx: Tx, owner: IoasidOwner): Ioasid {
     const id = tx.do(
       'pasid.alloc',
       () => {
@@ -116,7 +74,7 @@ export class IoasidLayer {
       },
       (id) => this.pool.release(id),
     );
-    const ioasid = new Ioasid(id, { ctxId: ctx.ctxId, pid: ctx.pid, fd: ctx.fd });
+    const ioasid = new Ioasid(id, { ctxId: owner.ctxId, pid: owner.pid, fd: owner.fd });
     tx.do('ioasid.insert', () => this.ioasids.set(id, ioasid), () => this.ioasids.delete(id));
     return ioasid;
   }
@@ -153,39 +111,11 @@ export class IoasidLayer {
         this.parkedCount++;
       },
     );
+    tx.emit({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id });
     // Deferred to commit, before anything else can run: a failed call frees nothing and drains nothing, and no
     // call can allocate the id (or submit work with it) between the commit and this drain.
-    tx.defer(() => {
-      this.hooks.drainPasid(ioasid.id);
-      this.hooks.onEvent({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id });
-    });
+    tx.defer(() => this.hooks.drainPasid(ioasid.id));
     if (ioasid.parent) this.put(tx, ioasid.parent, childKey(ioasid.id));
-  }
-
-  /**
-   * The one helper VFIO and KVM use (cf. eventfd_ctx_fdget): fd must be an ioasid fd of the caller
-   * (EBADF), the ioasid must belong to it and be visible (ENOENT). `parked` also finds a destroyed
-   * ioasid of that fd, for the calls that let go of one (disallow).
-   */
-  fdget(fds: FdTable, fd: number, ioasid: number, opts: { parked?: boolean } = {}): IoasidRef {
-    const ctx = fds.get(fd, 'ioasid', IoasidContext);
-    let found = ctx.ioasids.get(ioasid);
-    if (!found && opts.parked) {
-      const parked = this.ioasids.get(ioasid);
-      if (parked && parked.state === 'destroyed' && parked.owner.ctxId === ctx.ctxId) found = parked;
-    }
-    if (!found) throw new KernelError('ENOENT', `ioasid ${ioasid} does not exist in ioasid fd ${fd}`);
-    return new IoasidRef(this, found);
-  }
-
-  /** fdget, but an unknown ioasid is null instead of ENOENT (a bad fd is still EBADF). */
-  fdgetOrNull(fds: FdTable, fd: number, ioasid: number, opts: { parked?: boolean } = {}): IoasidRef | null {
-    try {
-      return this.fdget(fds, fd, ioasid, opts);
-    } catch (err) {
-      if (err instanceof KernelError && err.errno === 'ENOENT') return null;
-      throw err;
-    }
   }
 
   /** IOTLB flush of one table; an iova parent's nested children cache translations through it too. */
@@ -235,6 +165,11 @@ export class IoasidLayer {
       refs: ioasid.refs,
       holders: ioasid.describeHolders(),
     };
+  }
+
+  /** An allocated or parked ioasid by pPASID (a freed id is undefined). */
+  get(ppasid: number): Ioasid | undefined {
+    return this.ioasids.get(ppasid);
   }
 
   /** Every allocated or parked ioasid (audits, tests). */

@@ -1,4 +1,4 @@
-import { InvalidateRequest } from '../kernel';
+import type { InvalidateRequest } from '../ioasid/ioasid-layer';
 import { DSA0, errnoOf, expectFails, newKernel, PAGE, vmmWithGpaSpace } from '../kernel.testing';
 import { PASID_POOL_SIZE } from './ioasid.constants';
 

@@ -1,10 +1,9 @@
 import { bindGuestSva, guestRecord, guestWorld } from '../data-plane.testing';
 import { FaultInjector } from '../fault-injection';
-import { Kernel } from '../kernel';
-import { DSA0, DSA1, newKernel, PAGE } from '../kernel.testing';
+import { DSA0, DSA1, newKernel, PAGE, type TestKernel } from '../kernel.testing';
 
 /** A guest SVA PASID allowed on DSA0 only, with a descriptor tagged with it queued on DSA1 (same VMM). */
-function strayWork(k: Kernel) {
+function strayWork(k: TestKernel) {
   const w = guestWorld(k);
   const done = w.allocPage();
   w.map(0x400000, done);

@@ -2,8 +2,8 @@ import { PTE_PS } from '@app/shared/x86/x86.constants';
 import { findLeaf } from '@app/shared/x86/map';
 import { decodePte, encodePte, pageTableIndexes } from '@app/shared/x86/pte';
 import { bindGuestSva, guestWorld, type GuestWorld } from '../data-plane.testing';
-import { Kernel, KernelEvent } from '../kernel';
-import { DSA0, DSA1, newKernel, PAGE } from '../kernel.testing';
+import { KernelEvent } from '../kernel';
+import { DSA0, DSA1, newKernel, PAGE, type TestKernel } from '../kernel.testing';
 import { PhysicalMemory } from '../memory/physical-memory';
 import { Iommu } from './iommu';
 import { FAULT_REASONS, type FaultReason } from './iommu.constants';
@@ -34,7 +34,7 @@ function pdeAddress(w: GuestWorld, va: number): number {
  * on DSA0 with a guest table full of traps, a nested ioasid whose root is outside RAM, one over a read-only view
  * of RAM (A/D updates fail), and one on DSA1 that was destroyed.
  */
-function trapWorld(k: Kernel) {
+function trapWorld(k: TestKernel) {
   const w = guestWorld(k, { ramPages: 32 });
   const extra = k.mmap(w.pid, 2 * PAGE);
   k.writeMemory(w.pid, extra, Buffer.alloc(2 * PAGE, 0x5a));
@@ -125,7 +125,7 @@ describe('fault log', () => {
 });
 
 describe('IOTLB flushes wired to the control plane', () => {
-  const read = (k: Kernel, bdf: string, pasid: number | null, address: number) => k.deviceDma(bdf, { pasid, address, length: 8, write: false });
+  const read = (k: TestKernel, bdf: string, pasid: number | null, address: number) => k.deviceDma(bdf, { pasid, address, length: 8, write: false });
 
   it('UNMAP flushes the table and every nested child; a stale hit never survives an unmap', () => {
     const k = newKernel({ engine: { paused: true } });

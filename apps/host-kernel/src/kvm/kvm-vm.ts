@@ -1,13 +1,13 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
-import { IoasidRef } from '../ioasid/ioasid-layer';
+import type { IoasidRef } from '../ioasid/fdget';
 import { NO_PASID, PASID_LIMIT } from '../ioasid/ioasid.constants';
 import { AddressSpace } from '../memory/address-space';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import { KernelFile } from '../process/fd-table';
 import { KVM_MAX_VCPUS } from './kvm.constants';
 import { Memslot, Memslots } from './memslots';
-import { checkIa32PasidWrite, checkMsr } from './msr';
+import { checkIa32PasidWrite, checkMsr } from '../cpu/msr';
 
 interface PasidEntry {
   ref: IoasidRef;

@@ -1,7 +1,6 @@
-import { Kernel } from '../kernel';
-import { DSA0, errnoOf, expectFails, newKernel, PAGE, vmmWithGpaSpace } from '../kernel.testing';
+import { DSA0, errnoOf, expectFails, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from '../kernel.testing';
 
-function vmWithRam(k: Kernel, pages = 4): { pid: number; fd: number; gpa: number; hva: number; vm: number; dev: number } {
+function vmWithRam(k: TestKernel, pages = 4): { pid: number; fd: number; gpa: number; hva: number; vm: number; dev: number } {
   const env = vmmWithGpaSpace(k, pages);
   const vm = k.createVm(env.pid);
   k.addMemslot(env.pid, vm, { gpa: 0, size: pages * PAGE, hva: env.hva });

@@ -17,6 +17,8 @@ export class ProcessTable {
   constructor(
     private readonly memory: PhysicalMemory,
     firstPid: number,
+    /** Where bearer tokens come from (random; a seeded source in deterministic mode). */
+    private readonly newToken: () => string = () => randomBytes(24).toString('base64url'),
   ) {
     if (!Number.isInteger(firstPid) || firstPid < 1) throw new KernelError('EINVAL', `firstPid must be a positive integer`);
     this.nextPid = firstPid;
@@ -24,7 +26,7 @@ export class ProcessTable {
 
   create(tx: Tx, comm: string): Process {
     if (typeof comm !== 'string' || comm.length === 0) throw new KernelError('EINVAL', `comm must be a non-empty string`);
-    const proc = new Process(this.nextPid, truncateComm(comm), randomBytes(24).toString('base64url'), new AddressSpace(this.memory));
+    const proc = new Process(this.nextPid, truncateComm(comm), this.newToken(), new AddressSpace(this.memory));
     tx.do(
       'process.create',
       () => {
@@ -63,6 +65,16 @@ export class ProcessTable {
 
   all(): Process[] {
     return [...this.byPid.values()];
+  }
+
+  /** Process death: close every fd leaf-first (KVM → devices → ioasids), then free its memory. Idempotent. */
+  exit(tx: Tx, pid: number, reason: string): void {
+    const proc = this.get(pid);
+    if (proc.state === 'exited') return;
+    for (const fd of proc.fds.closeOrder()) proc.fds.close(tx, fd);
+    tx.do('process.exit', () => (proc.state = 'exited'), () => (proc.state = 'running'));
+    tx.emit({ kind: 'process-exit', pid, reason });
+    tx.defer(() => proc.mm.teardown());
   }
 }
 

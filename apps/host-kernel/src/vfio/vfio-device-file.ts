@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import { AttachTable } from '../iommu/attach-table';
-import { IoasidRef } from '../ioasid/ioasid-layer';
+import type { IoasidRef } from '../ioasid/fdget';
 import { KernelFile } from '../process/fd-table';
 import { VfioDevice } from './vfio-device';
 

@@ -10,6 +10,8 @@ import type {
   PgtblSpec,
   ProcessCreated,
 } from '../contract/host-kernel';
+import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
+import { holdLifeline } from './lifeline';
 import { RestClient } from './rest-client';
 
 const b64 = (data: Buffer): string => data.toString('base64');
@@ -32,6 +34,9 @@ export class HostKernelClient {
   }
   lifelineUrl(pid: number): string {
     return this.rest.url(`/v1/processes/${pid}/lifeline`);
+  }
+  holdLifeline(pid: number, opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
+    return holdLifeline(this.lifelineUrl(pid), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', ...opts });
   }
   async mmap(pid: number, length: number): Promise<number> {
     return (await this.rest.post<{ hva: number }>(`/v1/processes/${pid}/mmap`, { length })).hva;

@@ -1,15 +1,11 @@
+import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
 import { outboundTraceHeaders } from '../trace';
+
+export type { Lifeline } from '../lifeline/event-sink';
 
 export interface LifelineEvent {
   event: string;
   data: unknown;
-}
-
-export interface Lifeline {
-  /** Resolves once the stream is open (the peer has registered us as alive). */
-  readonly opened: Promise<void>;
-  /** Drops the lifeline on purpose: to the peer this is our death. */
-  close(): void;
 }
 
 /**
@@ -19,7 +15,7 @@ export interface Lifeline {
  */
 export function holdLifeline(
   url: string,
-  opts: { app: string; token: string; auditUrl?: string | null; onEvent?: (e: LifelineEvent) => void; onEnd?: (reason: string) => void },
+  opts: { app: string; token: string; auditUrl?: string | null } & LifelineHandlers,
 ): Lifeline {
   const controller = new AbortController();
   let closedByUs = false;

@@ -1,4 +1,6 @@
 import type { Descriptor, EnqcmdResult } from '../contract/host-kernel';
+import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
+import { holdLifeline } from './lifeline';
 import { RestClient } from './rest-client';
 
 /** Typed client of the VMM as one guest sees it (its VM id and token), plus the management calls. */
@@ -13,6 +15,9 @@ export class VmmClient {
   }
   lifelineUrl(): string {
     return this.rest.url(`/v1/vms/${this.vmId}/lifeline`);
+  }
+  holdLifeline(opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
+    return holdLifeline(this.lifelineUrl(), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', ...opts });
   }
   async readMemory(gpa: number, length: number): Promise<Buffer> {
     const r = await this.rest.get<{ data: string }>(`/v1/vms/${this.vmId}/memory`, { gpa, length });

@@ -1,11 +1,14 @@
+import { EntitySchema } from 'typeorm';
 import { LamportClock } from '../clock';
 import { createDataSource, WriteLock } from '../db';
 import { KernelError } from '../errno';
 import { currentTrace, formatTraceparent, runInTrace } from '../trace';
 import { Journal } from './journal';
 
+const Thing = new EntitySchema<{ id: number }>({ name: 'Thing', tableName: 'thing', columns: { id: { type: 'integer', primary: true } } });
+
 async function openJournal(): Promise<{ journal: Journal; close: () => Promise<void>; query: (sql: string) => Promise<unknown> }> {
-  const ds = createDataSource({ path: ':memory:' });
+  const ds = createDataSource({ path: ':memory:', entities: [Thing] });
   await ds.initialize();
   const journal = new Journal(ds, 'test-app', new LamportClock(), new WriteLock());
   return { journal, close: () => ds.destroy(), query: (sql) => ds.query(sql) };
@@ -48,9 +51,7 @@ describe('Journal', () => {
         () => {
           throw new KernelError('EBUSY', 'thing 1 has users');
         },
-        () => async (em) => {
-          await em.query('INSERT INTO thing (id) VALUES (1)');
-        },
+        () => [{ entity: Thing, insert: { id: 1 } }],
       ),
     ).rejects.toMatchObject({ errno: 'EBUSY' });
     expect(await query('SELECT COUNT(*) AS n FROM thing')).toEqual([{ n: 0 }]);
@@ -60,18 +61,20 @@ describe('Journal', () => {
     await close();
   });
 
-  it('rolls back the state change when the journal row cannot be written (one transaction)', async () => {
+  it('commits no state when its row cannot be written: the write of the state and the row is one transaction (EIO)', async () => {
     const { journal, close, query } = await openJournal();
     await query('CREATE TABLE thing (id INTEGER PRIMARY KEY)');
-    // A circular structure cannot be serialized: the row insert fails after persist ran.
-    const circular: Record<string, unknown> = {};
-    circular.self = circular;
-    await expect(
-      journal.run({ operation: 'thing.make', actor: 'pid:1', args: circular }, () => 1, () => async (em) => {
-        await em.query('INSERT INTO thing (id) VALUES (1)');
-      }),
-    ).rejects.toThrow();
+    // The row insert fails after the state write ran in the same transaction: a NOT NULL column gets null.
+    const broken = journal.rows.bind(journal);
+    journal.rows = (op, outcome) => broken(op, outcome).map((r) => ({ ...r, actor: null as unknown as string }));
+    await expect(journal.run({ operation: 'thing.make', actor: 'pid:1' }, () => 1, () => [{ entity: Thing, insert: { id: 1 } }])).rejects.toMatchObject({ errno: 'EIO' });
+    journal.rows = broken;
     expect(await query('SELECT COUNT(*) AS n FROM thing')).toEqual([{ n: 0 }]);
+    expect(await journal.events({})).toEqual([]);
+    // With a row that can be written, the same operation commits both.
+    await journal.run({ operation: 'thing.make', actor: 'pid:1' }, () => 1, () => [{ entity: Thing, insert: { id: 1 } }]);
+    expect(await query('SELECT COUNT(*) AS n FROM thing')).toEqual([{ n: 1 }]);
+    expect((await journal.events({})).map((r) => r.operation)).toEqual(['thing.make']);
     await close();
   });
 
@@ -126,7 +129,7 @@ describe('Journal', () => {
     await journal.run({ operation: 'x', actor: 'a' }, () => 1);
     const [row] = await journal.events({});
     expect(row.logical).toBe(42);
-    const fresh = new Journal((journal as unknown as { ds: never }).ds, 'test-app', new LamportClock(), new WriteLock());
+    const fresh = new Journal(journal.store.ds, 'test-app', new LamportClock(), new WriteLock());
     await fresh.recover();
     expect(fresh.clock.peek()).toBe(42);
     await close();

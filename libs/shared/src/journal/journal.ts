@@ -1,11 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { LamportClock } from '../clock';
+import { WriteLock } from '../db';
 import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import { JournalEntity, type JournalRow } from './journal.entity';
+import { JournalStore, type StateWrite } from './journal-store';
 
-/** State an operation commits in the same transaction as its journal row. */
-export type PersistFn = (em: EntityManager) => Promise<void>;
+export type { StateWrite } from './journal-store';
 
 /** What an operation says about itself before it runs. */
 export interface OperationMeta<T> {
@@ -28,9 +29,12 @@ export interface ChildRow {
   errno?: string | null;
 }
 
-interface RawDb {
-  prepare(sql: string): { run(params: object): unknown };
-  transaction<A>(fn: (a: A) => void): (a: A) => void;
+/** How an operation ended, as its row records it. */
+export interface Outcome {
+  object: string | null;
+  args: unknown;
+  result?: unknown;
+  errno: string | null;
 }
 
 export interface JournalFilter {
@@ -50,112 +54,86 @@ export interface JournalEvent extends Omit<JournalRow, 'args' | 'result'> {
 }
 
 /**
- * The append-only journal of one app. `run` wraps one operation: it opens a span (outbound calls made
- * inside carry it as their parent), runs the operation, then commits the state it persists (`persist`,
- * given the result, says what — or null for nothing) and its journal row in one transaction under the
- * app's write lock. A failure is journaled with its errno in
- * a transaction of its own and changes nothing else.
+ * One operation between begin() and commit(): its span (calls made inside carry it as their parent) and
+ * the child rows it collects.
  */
-export class Journal {
-  private readonly lock: { run<T>(fn: () => Promise<T>): Promise<T> };
+export class OpenOperation {
+  readonly children: ChildRow[] = [];
+  readonly wallMs = Date.now();
+  private readonly t0 = process.hrtime.bigint();
 
   constructor(
-    private readonly ds: DataSource,
+    readonly operation: string,
+    readonly actor: string,
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly parentSpanId: string | null,
+    readonly caller: string | null,
     readonly app: string,
-    readonly clock: LamportClock,
-    lock: { run<T>(fn: () => Promise<T>): Promise<T> },
+  ) {}
+
+  /** The trace context inside this operation: outbound calls and nested journal rows hang under its span. */
+  get trace(): TraceContext {
+    return { traceId: this.traceId, spanId: this.spanId, caller: this.app };
+  }
+
+  get durationMs(): number {
+    return Number(process.hrtime.bigint() - this.t0) / 1e6;
+  }
+}
+
+/**
+ * The append-only journal of one app (DESIGN §6). An operation is begin() → its work → commit(): the row and
+ * the state the operation persists are one database transaction, and a domain transaction commits only after
+ * that write succeeded (the host kernel's dispatcher), so a state change never exists without its row.
+ * `run` is the same for async operations (VMM, guest): a failure is journaled with its errno and changes
+ * nothing the operation would have persisted.
+ */
+export class Journal {
+  readonly store: JournalStore;
+
+  constructor(
+    ds: DataSource,
+    readonly app: string,
+    readonly clock: LamportClock = new LamportClock(),
+    lock: WriteLock = new WriteLock(),
   ) {
-    this.lock = lock;
+    this.store = new JournalStore(ds, lock);
   }
 
   /** Restores the Lamport clock past every row already written (restart). */
   async recover(): Promise<void> {
-    const rows: Array<{ m: number | null }> = await this.ds.query('SELECT MAX(logical) AS m FROM journal');
-    this.clock.observe(rows[0]?.m ?? 0);
+    const rows: Array<{ m: number | null }> = await this.store.ds.query('SELECT MAX(logical) AS m FROM journal');
+    this.clock.observe(Number(rows[0]?.m ?? 0));
   }
 
-  async run<T>(
-    meta: OperationMeta<T>,
-    fn: (scope: { addChild(row: ChildRow): void }) => Promise<T> | T,
-    persist?: (result: T) => PersistFn | null,
-  ): Promise<T> {
+  /** Opens an operation under the current trace (a new trace when there is none). */
+  begin(operation: string, actor: string): OpenOperation {
     const outer = currentTrace();
-    const traceId = outer?.traceId ?? newTraceId();
-    const spanId = newSpanId();
-    const ctx: TraceContext = { traceId, spanId, caller: this.app };
-    const started = Date.now();
-    const t0 = process.hrtime.bigint();
-    const children: ChildRow[] = [];
-    const base = {
+    return new OpenOperation(operation, actor, outer?.traceId ?? newTraceId(), newSpanId(), outer?.spanId ?? null, outer?.caller ?? null, this.app);
+  }
+
+  /** The rows of a finished operation: its own, then its children under its span, each taking a Lamport tick. */
+  rows(op: OpenOperation, outcome: Outcome): Omit<JournalRow, 'seq'>[] {
+    const own = {
       app: this.app,
-      actor: meta.actor,
-      operation: meta.operation,
-      traceId,
-      spanId,
-      parentSpanId: outer?.spanId ?? null,
-      caller: outer?.caller ?? null,
-      wallMs: started,
+      actor: op.actor,
+      operation: op.operation,
+      object: outcome.object,
+      args: JSON.stringify(outcome.args ?? {}),
+      result: outcome.result === undefined ? null : JSON.stringify(outcome.result),
+      errno: outcome.errno,
+      traceId: op.traceId,
+      spanId: op.spanId,
+      parentSpanId: op.parentSpanId,
+      caller: op.caller,
+      logical: this.clock.tick(),
+      wallMs: op.wallMs,
+      durationMs: op.durationMs,
     };
-    let result: T;
-    try {
-      result = await runInTrace(ctx, () => fn({ addChild: (row) => children.push(row) }));
-    } catch (err) {
-      const errno = err instanceof KernelError ? err.errno : 'EIO';
-      await this.append(
-        { ...base, object: typeof meta.object === 'string' ? meta.object : null, args: meta.args, errno },
-        t0,
-        children,
-      );
-      throw err;
-    }
-    const object = typeof meta.object === 'function' ? meta.object(result) : (meta.object ?? null);
-    const recorded = meta.recordResult ? meta.recordResult(result) : result;
-    await this.append({ ...base, object, args: meta.args, result: recorded, errno: null }, t0, children, persist?.(result) ?? undefined);
-    return result;
-  }
-
-  /** Journals an event that is not a call (a hardware fault, a lifeline drop) under the current trace. */
-  async record(row: ChildRow): Promise<void> {
-    const outer = currentTrace();
-    const started = Date.now();
-    await this.append(
-      {
-        app: this.app,
-        actor: row.actor,
-        operation: row.operation,
-        traceId: outer?.traceId ?? newTraceId(),
-        spanId: newSpanId(),
-        parentSpanId: outer?.spanId ?? null,
-        caller: outer?.caller ?? null,
-        wallMs: started,
-        object: row.object ?? null,
-        args: row.args,
-        result: row.result,
-        errno: row.errno ?? null,
-      },
-      process.hrtime.bigint(),
-      [],
-    );
-  }
-
-  private async append(
-    row: Omit<JournalRow, 'seq' | 'logical' | 'durationMs' | 'args' | 'result'> & { args: unknown; result?: unknown },
-    t0: bigint,
-    children: ChildRow[],
-    persist?: PersistFn,
-  ): Promise<void> {
-    const durationMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    const rows = (): JournalRow[] => [
-      {
-        ...row,
-        seq: 0,
-        args: JSON.stringify(row.args ?? {}),
-        result: row.result === undefined ? null : JSON.stringify(row.result),
-        logical: this.clock.tick(),
-        durationMs,
-      },
-      ...children.map((child) => ({
-        seq: 0,
+    return [
+      own,
+      ...op.children.map((child) => ({
         app: this.app,
         actor: child.actor,
         operation: child.operation,
@@ -163,56 +141,79 @@ export class Journal {
         args: JSON.stringify(child.args ?? {}),
         result: child.result === undefined ? null : JSON.stringify(child.result),
         errno: child.errno ?? null,
-        traceId: row.traceId,
+        traceId: op.traceId,
         spanId: newSpanId(),
-        parentSpanId: row.spanId,
+        parentSpanId: op.spanId,
         caller: this.app,
         logical: this.clock.tick(),
-        wallMs: row.wallMs,
+        wallMs: op.wallMs,
         durationMs: 0,
       })),
     ];
-    const raw = this.rawSqlite();
-    await this.lock.run(async () => {
-      if (!persist && raw) {
-        // Fast path (most rows): no other state to commit, so one synchronous better-sqlite3 transaction.
-        // Safe on the connection TypeORM shares: every writer holds this lock, so no TypeORM transaction is open.
-        raw.transaction((list: JournalRow[]) => {
-          for (const r of list) raw.insert.run(r);
-        })(rows());
-        return;
-      }
-      await this.ds.transaction(async (em) => {
-        if (persist) await persist(em);
-        const list = rows();
-        await em.getRepository(JournalEntity).insert(list.map(({ seq: _seq, ...r }) => r));
-      });
-    });
   }
 
-  private raw: { insert: { run(r: JournalRow): unknown }; transaction<A>(fn: (a: A) => void): (a: A) => void } | null | undefined;
+  /**
+   * Writes the operation's rows and `writes` in one transaction: synchronously when the store can (SQLite),
+   * else as a promise. Throws (rejects) when nothing could be written; then nothing was.
+   */
+  commit(op: OpenOperation, outcome: Outcome, writes: StateWrite[] = []): void | Promise<void> {
+    return this.store.write(this.rows(op, outcome), writes);
+  }
 
-  /** The better-sqlite3 handle under TypeORM, with a prepared journal insert (null on other drivers). */
-  private rawSqlite(): typeof this.raw {
-    if (this.raw !== undefined) return this.raw;
-    const db = this.ds.options.type === 'better-sqlite3' ? (this.ds.driver as unknown as { databaseConnection?: RawDb }).databaseConnection : undefined;
-    this.raw = db
-      ? {
-          insert: db.prepare(`INSERT INTO journal (app, actor, operation, object, args, result, errno, trace_id, span_id, parent_span_id, caller, logical, wall_ms, duration_ms)
-            VALUES (@app, @actor, @operation, @object, @args, @result, @errno, @traceId, @spanId, @parentSpanId, @caller, @logical, @wallMs, @durationMs)`),
-          transaction: (fn) => db.transaction(fn),
-        }
-      : null;
-    return this.raw;
+  /**
+   * Runs one async operation: opens its span, runs `fn` inside it, then commits its row with the state
+   * `persist` names for the result. A failure of `fn` is journaled with its errno and rethrown; a failure of
+   * the commit rejects with EIO (the caller undoes what it did).
+   */
+  async run<T>(
+    meta: OperationMeta<T>,
+    fn: (scope: { addChild(row: ChildRow): void }) => Promise<T> | T,
+    persist?: (result: T) => StateWrite[],
+  ): Promise<T> {
+    const op = this.begin(meta.operation, meta.actor);
+    let result: T;
+    try {
+      result = await runInTrace(op.trace, () => fn({ addChild: (row) => op.children.push(row) }));
+    } catch (err) {
+      await this.commitFailure(op, typeof meta.object === 'string' ? meta.object : null, meta.args, err);
+      throw err;
+    }
+    const object = typeof meta.object === 'function' ? meta.object(result) : (meta.object ?? null);
+    const recorded = meta.recordResult ? meta.recordResult(result) : result;
+    try {
+      await this.commit(op, { object, args: meta.args, result: recorded, errno: null }, persist?.(result) ?? []);
+    } catch (err) {
+      throw new KernelError('EIO', `${meta.operation}: the journal row could not be written (${(err as Error).message})`);
+    }
+    return result;
+  }
+
+  /**
+   * Journals a refused operation with its errno (a refusal changes nothing, so no state goes with it). If even
+   * that row cannot be written the refusal still stands: the caller gets the original error.
+   */
+  async commitFailure(op: OpenOperation, object: string | null, args: unknown, err: unknown): Promise<void> {
+    const errno = err instanceof KernelError ? err.errno : 'EIO';
+    try {
+      await this.commit(op, { object, args, errno });
+    } catch {
+      /* nothing changed; the refusal is what the caller sees */
+    }
+  }
+
+  /** Journals an event that is not a call (a hardware fault, a lifeline drop) under the current trace, with what it persists. */
+  record(row: ChildRow, writes: StateWrite[] = []): void | Promise<void> {
+    const op = this.begin(row.operation, row.actor);
+    return this.commit(op, { object: row.object ?? null, args: row.args, result: row.result, errno: row.errno ?? null }, writes);
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */
   transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.lock.run(() => this.ds.transaction(fn));
+    return this.store.transaction(fn);
   }
 
   async events(filter: JournalFilter): Promise<JournalEvent[]> {
-    const qb = this.ds.getRepository(JournalEntity).createQueryBuilder('j');
+    const qb = this.store.ds.getRepository(JournalEntity).createQueryBuilder('j');
     if (filter.traceId) qb.andWhere('j.trace_id = :traceId', { traceId: filter.traceId });
     if (filter.operation) qb.andWhere('j.operation = :operation', { operation: filter.operation });
     if (filter.object) qb.andWhere('j.object = :object', { object: filter.object });

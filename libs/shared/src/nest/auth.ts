@@ -25,6 +25,14 @@ export const CallerId = createParamDecorator((_data: unknown, ctx: ExecutionCont
   return ctx.switchToHttp().getRequest<AuthenticatedRequest>().callerId;
 });
 
+/** A parameter decorator giving the request's principal (as the guard found it) in an app's own terms. */
+export function principal<T>(map: (p: { callerId?: number; isAdmin: boolean }) => T): () => ParameterDecorator {
+  return createParamDecorator((_data: unknown, ctx: ExecutionContext): T => {
+    const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
+    return map({ callerId: req.callerId, isAdmin: req.isAdmin === true });
+  });
+}
+
 /**
  * The shared bearer-token guard: 401 (EACCES) for a missing or unknown token; a route naming
  * `:param` (the pid / VM id) that is not the caller's own is 403 EPERM.

@@ -1,5 +1,14 @@
 import type { Request, Response } from 'express';
 import type { AuditPeers } from '../audit/peers';
+import type { EventSink } from '../lifeline/event-sink';
+
+/** A server-sent event stream as an EventSink. */
+export function sseSink(res: Response): EventSink {
+  return {
+    send: (event, data) => void res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+    end: () => void res.end(),
+  };
+}
 
 /**
  * Opens a lifeline as a server-sent event stream: a hello event, a heartbeat comment every 15 s (so

@@ -2,6 +2,7 @@ import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel'
 import { encodeDescriptor } from '@app/shared/dsa/descriptor';
 import { DESC_PASID_MASK, DESC_PRIV_BIT } from '@app/shared/dsa/dsa.constants';
 import { KernelError } from '@app/shared/errno';
+import type { Tx } from '../fault-injection';
 import { NO_PASID } from '../ioasid/ioasid.constants';
 import { decodeIa32Pasid } from './msr';
 
@@ -9,6 +10,8 @@ import { decodeIa32Pasid } from './msr';
 export interface EnqcmdPortal {
   bdf: string;
   pasidCapable: boolean;
+  /** The work queue has no free slot: the portal write would answer ZF=1. */
+  full(): boolean;
   submit(ppasid: number, descriptor: Buffer): 'accepted' | 'retry';
 }
 
@@ -35,10 +38,10 @@ export function prepareEnqcmd(portal: EnqcmdPortal, descriptor: Descriptor): Buf
  * untranslated into the descriptor's PASID field (privilege bit cleared) and the portal answers ZF.
  * PASID 0 is never handed out (it is RID_PASID), so a valid IA32_PASID holding 0 is treated as invalid.
  */
-export function hostEnqcmd(ia32Pasid: number, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
+export function hostEnqcmd(tx: Tx, ia32Pasid: number, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
   const msr = decodeIa32Pasid(ia32Pasid);
   if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
-  return post(portal, msr.pasid, descriptor);
+  return post(tx, portal, msr.pasid, descriptor);
 }
 
 /**
@@ -47,12 +50,12 @@ export function hostEnqcmd(ia32Pasid: number, portal: EnqcmdPortal, descriptor: 
  * off the guest would name raw host PASIDs (another process's SVA PASID included), so it is #GP too: KVM only
  * exposes ENQCMD to a guest when PASID translation is on.
  */
-export function guestEnqcmd(ia32Pasid: number, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
+export function guestEnqcmd(tx: Tx, ia32Pasid: number, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
   const msr = decodeIa32Pasid(ia32Pasid);
   if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
   const ppasid = translateVpasid(vm, msr.pasid);
   if (typeof ppasid !== 'number') return ppasid;
-  return post(portal, ppasid, descriptor);
+  return post(tx, portal, ppasid, descriptor);
 }
 
 /**
@@ -61,11 +64,11 @@ export function guestEnqcmd(ia32Pasid: number, vm: VpasidTranslation, portal: En
  * translated like ENQCMD's (a miss is a VM exit that KVM answers with #GP); with translation off it is #GP,
  * as for ENQCMD (a guest never names a host PASID).
  */
-export function guestEnqcmds(vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer, pasid: number, privileged: boolean): EnqcmdResult {
+export function guestEnqcmds(tx: Tx, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer, pasid: number, privileged: boolean): EnqcmdResult {
   if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('EINVAL', `PASID ${pasid} does not fit the descriptor's 20-bit PASID field`);
   const ppasid = translateVpasid(vm, pasid);
   if (typeof ppasid !== 'number') return ppasid;
-  return post(portal, ppasid, descriptor, privileged);
+  return post(tx, portal, ppasid, descriptor, privileged);
 }
 
 /** The vCPU's vPASID → pPASID, or the #GP the guest gets (translation off, or a miss answered by KVM). */
@@ -75,9 +78,19 @@ function translateVpasid(vm: VpasidTranslation, vpasid: number): number | Enqcmd
   return ppasid === null ? { result: 'gp', reason: 'vpasid-unmapped' } : ppasid;
 }
 
-function post(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {
+/**
+ * The portal write. ZF is decided now (a free slot or not); the descriptor enters the queue when the call
+ * commits, after its journal row, so a call that fails to journal submits nothing. Nothing else runs in
+ * between (calls are serialized), so the slot is still free then.
+ */
+function post(tx: Tx, portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {
+  if (portal.full()) {
+    portal.submit(ppasid, descriptor); // counted as a retry by the device
+    return { result: 'retry', reason: 'queue-full' };
+  }
   const tagged = Buffer.from(descriptor);
   const dword0 = tagged.readUInt32LE(0);
   tagged.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
-  return portal.submit(ppasid, tagged) === 'accepted' ? { result: 'accepted' } : { result: 'retry', reason: 'queue-full' };
+  tx.defer(() => void portal.submit(ppasid, tagged));
+  return { result: 'accepted' };
 }

@@ -2,10 +2,9 @@ import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { findLeaf } from '@app/shared/x86/map';
 import { encodePte } from '@app/shared/x86/pte';
 import { bindGuestSva, bytes, guestRecord, guestWorld, hostSva, IA32_PASID_VALID, memmove } from '../data-plane.testing';
-import { Kernel } from '../kernel';
-import { DSA0, DSA1, errnoOf, expectFails, newKernel, NOPASID, PAGE } from '../kernel.testing';
+import { DSA0, DSA1, errnoOf, expectFails, newKernel, NOPASID, PAGE, type TestKernel } from '../kernel.testing';
 
-const stalled = (): Kernel => newKernel({ engine: { paused: true } });
+const stalled = (): TestKernel => newKernel({ engine: { paused: true } });
 
 /** A guest process's buffers: GVA 0x400000 src, 0x401000 dst, 0x402000 completion, each on its own GPA page. */
 function guestBuffers(w: ReturnType<typeof guestWorld>) {

@@ -1,0 +1,148 @@
+// One running host kernel, whichever door it is reached by (DESIGN §8): the kernel, its command-table
+// dispatcher over the journal, the process table it persists, the lifelines of its processes, and who a bearer
+// token names. The Nest app (REST) and the in-process stack both wrap exactly this.
+import { timingSafeEqual } from 'node:crypto';
+import { KernelError } from '@app/shared/errno';
+import type { Journal, StateWrite } from '@app/shared/journal/journal';
+import type { EventSink } from '@app/shared/lifeline/event-sink';
+import { newTraceId, runInTrace } from '@app/shared/trace';
+import { Dispatcher } from './dispatch/dispatcher';
+import type { HostCaller } from './dispatch/op';
+import type { TxEvent } from './fault-injection';
+import { Kernel, type KernelOptions } from './kernel';
+import { ProcessEntity, type ProcessRow } from './persistence/process.entity';
+import { type ProcessInfo, processOps } from './process/process.ops';
+
+/** Pids below this look like system processes (init is 1); ours start here and are never reused. */
+const FIRST_PID = 100;
+
+export interface HostKernelAppOptions extends Omit<KernelOptions, 'firstPid' | 'onEvent'> {
+  adminToken: string;
+  journal: Journal;
+  onError?: (message: string) => void;
+}
+
+export class HostKernelApp {
+  private readonly lifelines = new Map<number, EventSink>();
+
+  private constructor(
+    readonly kernel: Kernel,
+    readonly dispatcher: Dispatcher<Kernel>,
+    readonly journal: Journal,
+    private readonly adminToken: string,
+    private readonly onError: (message: string) => void,
+  ) {}
+
+  /**
+   * Boots: a kernel restart is a reboot (DESIGN §6), so no process survives it; the ones the last boot left
+   * running are marked exited, and pids continue past every pid the table has seen.
+   */
+  static async open(opts: HostKernelAppOptions): Promise<HostKernelApp> {
+    const { journal, adminToken, ...kernelOpts } = opts;
+    const onError = opts.onError ?? (() => undefined);
+    const rows = await journal.store.ds.getRepository<ProcessRow>(ProcessEntity).find();
+    const maxPid = rows.reduce((m, r) => Math.max(m, r.pid), 0);
+    const survivors = rows.filter((r) => r.state === 'running').map((r) => r.pid);
+    const firstPid = Math.max(FIRST_PID, maxPid + 1);
+    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+      journal.run(
+        { operation: 'kernel.boot', actor: 'kernel', args: { memoryMiB: opts.memoryMiB, devices: opts.devices.length } },
+        () => ({ firstPid, exitedAtBoot: survivors }),
+        (): StateWrite[] =>
+          survivors.length ? [{ entity: ProcessEntity, update: { state: 'exited', exitedMs: Date.now(), exitReason: 'host-kernel restart' }, where: { state: 'running' } }] : [],
+      ),
+    );
+    const kernel = new Kernel({ ...kernelOpts, firstPid });
+    let app: HostKernelApp | null = null;
+    const dispatcher = new Dispatcher(kernel, journal, {
+      deliver: (events) => app?.deliver(events),
+      eventWrites: (e) => exitWrites(e),
+      onError: (err) => onError(`journal: ${String(err)}`),
+    });
+    kernel.onEvent = (e) => dispatcher.onKernelEvent(e);
+    app = new HostKernelApp(kernel, dispatcher, journal, adminToken, onError);
+    return app;
+  }
+
+  /** Who a bearer token names: the admin, a running process, or nobody (EACCES, 401). */
+  authenticate(token: string | null | undefined): HostCaller {
+    if (!token) return { kind: 'anyone' };
+    if (this.isAdminToken(token)) return { kind: 'admin' };
+    const pid = this.kernel.procs.pidForToken(token);
+    if (pid === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
+    return { kind: 'process', pid };
+  }
+
+  isAdminToken(token: string): boolean {
+    const a = Buffer.from(token);
+    const b = Buffer.from(this.adminToken);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** A process the kernel knows, or (after a reboot) the record the database kept of it. */
+  async describeProcess(caller: HostCaller, pid: number): Promise<ProcessInfo & { exitReason?: string | null }> {
+    try {
+      return await this.dispatcher.exec(processOps.get, caller, { pid });
+    } catch (err) {
+      if (!(err instanceof KernelError) || err.errno !== 'ESRCH') throw err;
+      const row = await this.journal.store.ds.getRepository<ProcessRow>(ProcessEntity).findOneBy({ pid });
+      if (!row) throw err;
+      return { pid: row.pid, comm: row.comm, state: row.state, fds: [], exitReason: row.exitReason };
+    }
+  }
+
+  // ---- lifelines (DESIGN §1: the holder's drop is the process's death) --------------------------------
+
+  attachLifeline(caller: HostCaller, pid: number, sink: EventSink): void {
+    if (caller.kind !== 'process' || caller.pid !== pid) throw new KernelError('EPERM', `only process ${pid} holds its own lifeline`);
+    if (this.kernel.procs.get(pid).state !== 'running') throw new KernelError('ESRCH', `process ${pid} has exited`);
+    if (this.lifelines.has(pid)) throw new KernelError('EBUSY', `process ${pid} already holds its lifeline`);
+    this.lifelines.set(pid, sink);
+  }
+
+  /** The stream dropped: if it was still the process's lifeline, the process is dead. */
+  async lifelineDropped(pid: number, sink: EventSink): Promise<void> {
+    if (this.lifelines.get(pid) !== sink) return;
+    this.lifelines.delete(pid);
+    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+      this.dispatcher.exec(processOps.exit, { kind: 'process', pid }, { pid, reason: 'lifeline dropped' }),
+    ).catch((err: unknown) => this.onError(`lifeline of ${pid}: ${String(err)}`));
+  }
+
+  /**
+   * A clean shutdown kills every process first (as init does at halt), each journaled with its fds closed
+   * leaf-first; their lifelines end with an exit event. A crash leaves that to the next boot.
+   */
+  async shutdown(): Promise<void> {
+    for (const p of this.kernel.procs.all()) {
+      if (p.state !== 'running') continue;
+      await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+        this.dispatcher.exec(processOps.exit, { kind: 'kernel' }, { pid: p.pid, reason: 'host-kernel shutdown' }),
+      ).catch((err: unknown) => this.onError(`shutdown: process ${p.pid}: ${String(err)}`));
+    }
+    for (const sink of this.lifelines.values()) sink.end();
+    this.lifelines.clear();
+  }
+
+  /** Pushes events to the lifeline of the process they concern; a process exit ends its lifeline. */
+  private deliver(events: TxEvent[]): void {
+    for (const e of events) {
+      if (typeof e.pid !== 'number') continue;
+      const sink = this.lifelines.get(e.pid);
+      if (!sink) continue;
+      if (e.kind === 'process-exit') {
+        this.lifelines.delete(e.pid);
+        sink.send('exit', e);
+        sink.end();
+      } else {
+        sink.send(e.kind, e);
+      }
+    }
+  }
+}
+
+/** A process exit updates its row in the process table, in the same transaction as the exit's row. */
+function exitWrites(e: TxEvent): StateWrite[] {
+  if (e.kind !== 'process-exit' || typeof e.pid !== 'number') return [];
+  return [{ entity: ProcessEntity, update: { state: 'exited', exitedMs: Date.now(), exitReason: String(e.reason ?? '') }, where: { pid: e.pid } }];
+}

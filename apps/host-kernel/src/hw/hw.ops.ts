@@ -1,0 +1,62 @@
+// The hardware/admin plane (admin token): the PASID pool, the IOMMU fault log, raw device DMA, engine control.
+import type { FaultRecord } from '@app/shared/contract/host-kernel';
+import type { DeviceSet, RawDmaResult } from '../devices/device-set';
+import type { KernelFile } from '../process/fd-table';
+import { type OpCall, opsFor } from '../dispatch/op';
+import type { IoasidLayer, PasidInfo } from '../ioasid/ioasid-layer';
+import type { Iommu } from '../iommu/iommu';
+
+interface Deps {
+  ioasids: IoasidLayer;
+  iommu: Iommu;
+  accelerators: DeviceSet;
+}
+
+const op = opsFor<Deps>();
+type C<F extends KernelFile = never> = OpCall<Deps, F>;
+
+export const hwOps = {
+  /** Pool counts, or with `pasid` the state, owner and holders of one host PASID. */
+  pasids: op({
+    name: 'hw.pasids',
+    permit: 'admin',
+    journal: false,
+    run: ({ k }: C, a: { pasid?: number }): PasidInfo | { allocated: number; parked: number; free: number } =>
+      a.pasid === undefined ? k.ioasids.pasidPool() : k.ioasids.pasidInfo(a.pasid),
+  }),
+
+  /** The IOMMU fault log, oldest first. */
+  faults: op({
+    name: 'hw.faults',
+    permit: 'admin',
+    journal: false,
+    run: ({ k }: C, _a: Record<string, never>): FaultRecord[] => k.iommu.faults(),
+  }),
+
+  /**
+   * A raw device-initiated access, through the IOMMU like any other (a misbehaving device). What the device did
+   * is hardware's, not a kernel state change: the row records it, a failed append cannot undo it.
+   */
+  dma: op({
+    name: 'hw.dma',
+    permit: 'admin',
+    journal: true,
+    run: ({ k }: C, a: { bdf: string; pasid?: number; address: number; length: number; write: boolean; data?: Buffer; privileged?: boolean }): RawDmaResult =>
+      k.accelerators.dma(a.bdf, { pasid: a.pasid ?? null, address: a.address, length: a.length, write: a.write, data: a.data, privileged: a.privileged ?? false }),
+    object: (a) => `device:${a.bdf}`,
+    args: (a) => ({ bdf: a.bdf, pasid: a.pasid, address: a.address, length: a.length, write: a.write, privileged: a.privileged, dataLength: a.data?.length }),
+    result: (r) => (r.ok ? { ok: true } : { fault: r.fault }),
+  }),
+
+  /** Stalls or resumes a device's engine (to fill its queue, or catch a descriptor in flight). */
+  engine: op({
+    name: 'hw.engine',
+    permit: 'admin',
+    journal: true,
+    run: ({ k, tx }: C, a: { bdf: string; running: boolean }) => {
+      const was = k.accelerators.engineRunning(a.bdf);
+      tx.do('hw.engine', () => k.accelerators.setEngine(a.bdf, a.running), () => k.accelerators.setEngine(a.bdf, was));
+    },
+    object: (a) => `device:${a.bdf}`,
+  }),
+};

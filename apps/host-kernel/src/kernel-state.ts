@@ -1,0 +1,55 @@
+// The host object graph at one moment (DESIGN §9 time travel, the /ui state view, and the all-or-nothing
+// checks of the tests): processes and fds, ioasids with state, refs and holders, device routes, KVM vPASID
+// tables, the PASID pool, pinned frames. Plain data, in a stable order.
+import type { RouteInfo } from './iommu/attach-table';
+import type { Kernel } from './kernel';
+import { KvmVm } from './kvm/kvm-vm';
+import type { Memslot } from './kvm/memslots';
+import type { FdKind } from './process/fd-table';
+
+export interface KernelState {
+  processes: { pid: number; comm: string; state: string; fds: { fd: number; kind: FdKind }[]; residentPages: number; ia32Pasid: number }[];
+  pool: { allocated: number; parked: number; free: number };
+  ioasids: {
+    id: number;
+    state: string;
+    owner: { pid: number; fd: number };
+    refs: number;
+    holders: { devices: string[]; kvm: { vmFd: number; vpasid: number }[]; children: number[] };
+    pgtbl: { kind: string; id: number; destroyed: boolean } | null;
+  }[];
+  pins: [number, number][];
+  allocatedFrames: number;
+  routes: RouteInfo[];
+  devices: { bdf: string; openedBy: { pid: number; fd: number } | null }[];
+  vms: { pid: number; fd: number; memslots: Memslot[]; vcpus: number; translation: boolean; pasids: { vpasid: number; ppasid: number; translates: boolean }[] }[];
+}
+
+export function kernelState(k: Kernel): KernelState {
+  const vms: KernelState['vms'] = [];
+  const processes = k.procs.all().map((p) => {
+    for (const { fd, kind } of p.fds.list()) {
+      if (kind !== 'kvm-vm') continue;
+      const vm = p.fds.get(fd, 'kvm-vm', KvmVm);
+      vms.push({ pid: p.pid, fd, memslots: vm.memslots.list(), vcpus: vm.vcpuCount, translation: vm.pasidTranslation, pasids: vm.pasidMappings() });
+    }
+    return { pid: p.pid, comm: p.comm, state: p.state, fds: p.fds.list(), residentPages: p.mm.residentPages, ia32Pasid: p.ia32Pasid };
+  });
+  return {
+    processes,
+    pool: k.ioasids.pasidPool(),
+    ioasids: k.ioasids.all().map((i) => ({
+      id: i.id,
+      state: i.state,
+      owner: { pid: i.owner.pid, fd: i.owner.fd },
+      refs: i.refs,
+      holders: i.describeHolders(),
+      pgtbl: i.pgtbl && { kind: i.pgtbl.kind, id: i.pgtbl.id, destroyed: i.pgtbl.destroyed },
+    })),
+    pins: [...k.memory.pinnedFrames().entries()].sort(([a], [b]) => a - b),
+    allocatedFrames: k.memory.allocatedFrames,
+    routes: k.iommu.table.routes(),
+    devices: k.vfio.all().map((d) => ({ bdf: d.bdf, openedBy: d.openedBy && { ...d.openedBy } })),
+    vms,
+  };
+}

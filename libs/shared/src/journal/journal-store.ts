@@ -1,0 +1,139 @@
+// Where journal rows and the state they commit with are written: one database transaction per operation.
+// On better-sqlite3 the write is synchronous (the driver is synchronous; a transaction is a few µs), so a
+// domain transaction can append its row and commit without ever yielding; on any other driver it is a
+// TypeORM transaction, awaited under the app's write lock.
+import type { DataSource, EntitySchema, EntityManager, ObjectLiteral } from 'typeorm';
+import type { WriteLock } from '../db';
+import { JournalEntity, type JournalRow } from './journal.entity';
+
+/**
+ * A change to an app table committed in the same transaction as a journal row. Column values are given by
+ * entity property name; `where` is an equality match on properties.
+ */
+export type StateWrite =
+  | { entity: EntitySchema<ObjectLiteral>; insert: ObjectLiteral }
+  | { entity: EntitySchema<ObjectLiteral>; update: ObjectLiteral; where: ObjectLiteral }
+  | { entity: EntitySchema<ObjectLiteral>; delete: ObjectLiteral };
+
+interface RawStatement {
+  run(...params: unknown[]): unknown;
+}
+
+interface RawDb {
+  prepare(sql: string): RawStatement;
+  transaction<A>(fn: (a: A) => void): (a: A) => void;
+}
+
+type Row = Omit<JournalRow, 'seq'>;
+
+const JOURNAL_COLUMNS: Array<keyof Row> = [
+  'app',
+  'actor',
+  'operation',
+  'object',
+  'args',
+  'result',
+  'errno',
+  'traceId',
+  'spanId',
+  'parentSpanId',
+  'caller',
+  'logical',
+  'wallMs',
+  'durationMs',
+];
+
+export class JournalStore {
+  private raw: RawDb | null | undefined;
+  private readonly statements = new Map<string, RawStatement>();
+
+  constructor(
+    readonly ds: DataSource,
+    private readonly lock: WriteLock,
+  ) {}
+
+  /** True when write() can complete synchronously right now (better-sqlite3, and no async transaction open). */
+  get syncNow(): boolean {
+    return this.rawDb() !== null && this.lock.idle;
+  }
+
+  /**
+   * Appends `rows` and applies `writes` in one transaction. Synchronous when `syncNow`, else a promise
+   * (queued under the write lock). A failure commits nothing and throws (or rejects).
+   */
+  write(rows: Row[], writes: StateWrite[] = []): void | Promise<void> {
+    const raw = this.rawDb();
+    if (raw && this.lock.idle) {
+      raw.transaction(() => {
+        for (const w of writes) this.rawWrite(w);
+        const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
+        for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c]));
+      })(undefined);
+      return;
+    }
+    return this.lock.run(() =>
+      this.ds.transaction(async (em) => {
+        for (const w of writes) await ormWrite(em, w);
+        if (rows.length) await em.getRepository(JournalEntity).insert(rows);
+      }),
+    );
+  }
+
+  /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */
+  transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.lock.run(() => this.ds.transaction(fn));
+  }
+
+  private rawWrite(w: StateWrite): void {
+    const meta = this.ds.getMetadata(w.entity);
+    const col = (prop: string): string => {
+      const c = meta.findColumnWithPropertyName(prop);
+      if (!c) throw new Error(`${meta.tableName} has no column for property ${prop}`);
+      return `"${c.databaseName}"`;
+    };
+    const value = (v: unknown): unknown => (typeof v === 'boolean' ? Number(v) : v);
+    if ('insert' in w) {
+      const keys = Object.keys(w.insert);
+      this.statement(`INSERT INTO "${meta.tableName}" (${keys.map(col).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`).run(
+        ...keys.map((k) => value(w.insert[k])),
+      );
+    } else if ('update' in w) {
+      const sets = Object.keys(w.update);
+      const where = Object.keys(w.where);
+      this.statement(`UPDATE "${meta.tableName}" SET ${sets.map((k) => `${col(k)} = ?`).join(', ')} WHERE ${where.map((k) => `${col(k)} = ?`).join(' AND ')}`).run(
+        ...sets.map((k) => value(w.update[k])),
+        ...where.map((k) => value(w.where[k])),
+      );
+    } else {
+      const where = Object.keys(w.delete);
+      this.statement(`DELETE FROM "${meta.tableName}" WHERE ${where.map((k) => `${col(k)} = ?`).join(' AND ')}`).run(...where.map((k) => value(w.delete[k])));
+    }
+  }
+
+  private statement(sql: string): RawStatement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = (this.rawDb() as RawDb).prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** The better-sqlite3 handle under TypeORM (null on other drivers, or before the DataSource is initialized). */
+  private rawDb(): RawDb | null {
+    if (this.raw !== undefined) return this.raw;
+    if (this.ds.options.type !== 'better-sqlite3') return (this.raw = null);
+    const db = (this.ds.driver as unknown as { databaseConnection?: RawDb }).databaseConnection;
+    if (!db) return null;
+    return (this.raw = db);
+  }
+}
+
+const column = (prop: keyof Row): string => prop.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+async function ormWrite(em: EntityManager, w: StateWrite): Promise<void> {
+  const repo = em.getRepository(w.entity);
+  if ('insert' in w) await repo.insert(w.insert);
+  else if ('update' in w) await repo.update(w.where, w.update);
+  else await repo.delete(w.delete);
+}
