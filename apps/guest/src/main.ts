@@ -12,6 +12,6 @@ runMain('guest', async () => {
     title: 'ioasid-lab guest OS',
     description: 'A guest OS: processes with x86-64 page tables in guest memory, a vIOMMU SVA driver and an accelerator driver (DESIGN §3, §5).',
     // Boot before READY: a guest that cannot reach its VMM does not claim to be up.
-    onListening: (app) => app.get(GuestService).boot(),
+    onListening: (app) => app.get(GuestService).app.boot(),
   });
 });

@@ -1,6 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { GuestService, type GuestServiceStatus } from './guest.service';
+import type { GuestAppStatus } from './guest.app';
+import { GuestService } from './guest.service';
 
 @ApiTags('status')
 @Controller({ version: '1' })
@@ -9,7 +10,7 @@ export class StatusController {
 
   /** Whether the guest has booted, the machine it booted on (virtual ids only), its processes and binds. */
   @Get('status')
-  status(): GuestServiceStatus {
-    return this.guest.status();
+  status(): GuestAppStatus {
+    return this.guest.app.status();
   }
 }

@@ -3,6 +3,7 @@
 // with the KernelError the VMM raised (errno preserved). Only virtual ids cross this boundary.
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import type { GuestMachine, InvalidationDescriptor, InvalidationResult, VirtualFault } from '@app/shared/contract/vmm';
+import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 
 export type { GuestMachine, InvalidationDescriptor, InvalidationResult };
 /** A vIOMMU fault record as the guest sees it (virtual ids only). */
@@ -10,6 +11,8 @@ export type GuestFault = VirtualFault;
 
 
 export interface VmmPort {
+  /** The guest's lifeline to its VMM (DESIGN §1): its drop is the guest's death; vIOMMU events arrive on it. */
+  holdLifeline(opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline;
   machine(): Promise<GuestMachine>;
   readMemory(gpa: number, length: number): Promise<Buffer>;
   writeMemory(gpa: number, data: Buffer): Promise<void>;

@@ -5,8 +5,8 @@ import type { VmmConfig } from './config';
 import { CreateVm1764000000002, VmEntity } from './persistence/vm.entity';
 import { ViommuController } from './viommu/viommu.controller';
 import { VmController } from './vm/vm.controller';
-import { VmService } from './vm/vm.service';
 import { VmmAuthGuard } from './vmm-auth.guard';
+import { VMM_PROVIDERS, VmmLifecycle } from './vmm.service';
 
 @Module({})
 export class AppModule {
@@ -15,7 +15,7 @@ export class AppModule {
       module: AppModule,
       imports: [CoreModule.forRoot({ config, entities: [VmEntity], migrations: [CreateVm1764000000002] })],
       controllers: [VmController, ViommuController],
-      providers: [VmService, { provide: APP_GUARD, useClass: VmmAuthGuard }],
+      providers: [...VMM_PROVIDERS, VmmLifecycle, { provide: APP_GUARD, useClass: VmmAuthGuard }],
     };
   }
 }

@@ -9,6 +9,7 @@ import type {
   PgtblSpec,
   ProcessCreated,
 } from '@app/shared/contract/host-kernel';
+import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 
 export interface HostKernelPort {
   /** POST /v1/processes — registers a new host process; `as(token)` then acts as it. */
@@ -17,6 +18,11 @@ export interface HostKernelPort {
   as(token: string): HostKernelPort;
   /** DELETE /v1/processes/:pid — process death closes every fd it still holds. */
   killProcess(pid: number): Promise<void>;
+  /**
+   * GET /v1/processes/:pid/lifeline — holds the process's lifeline (its drop is the process's death); host
+   * events for the process (faults, page requests) reach `onEvent`. `auditUrl` is where our journal is read.
+   */
+  holdLifeline(pid: number, opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline;
   mmap(pid: number, length: number): Promise<number>;
   closeFd(fd: number): Promise<void>;
 

@@ -1,14 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { BearerGuard } from '@app/shared/nest/auth';
+import { BearerGuard, principal } from '@app/shared/nest/auth';
 import { APP_CONFIG } from '@app/shared/nest/tokens';
 import type { VmmConfig } from './config';
-import { VmService } from './vm/vm.service';
+import { VmManager } from './vm/vm-manager';
+import type { VmmCaller } from './vmm-caller';
 
 /** VM tokens reach only their own VM's virtual hardware (`:id`); the admin token manages VMs. */
 @Injectable()
 export class VmmAuthGuard extends BearerGuard {
-  constructor(reflector: Reflector, private readonly vms: VmService, @Inject(APP_CONFIG) config: VmmConfig) {
+  constructor(reflector: Reflector, private readonly vms: VmManager, @Inject(APP_CONFIG) config: VmmConfig) {
     super(reflector, 'id', config.adminToken);
   }
 
@@ -16,3 +17,6 @@ export class VmmAuthGuard extends BearerGuard {
     return this.vms.idForToken(token);
   }
 }
+
+/** The authenticated caller of a VMM route. */
+export const Caller = principal<VmmCaller>((p) => (p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'vm', id: p.callerId } : { kind: 'anyone' }));

@@ -13,8 +13,6 @@ export class SubmitController {
 
   @Post(':pid/submit')
   submit(@Param('pid', IntParamPipe) pid: number, @Body() dto: SubmitDto): Promise<SubmitResult> {
-    return this.guest.run({ operation: 'accel.submit', args: dto, object: `gpid:${pid}` }, () =>
-      this.guest.os.submit(pid, dto.vrid, dto.descriptor, dto.vcpu ?? 0),
-    );
+    return this.guest.app.submit(pid, { vrid: dto.vrid, descriptor: dto.descriptor, vcpu: dto.vcpu });
   }
 }

@@ -11,14 +11,12 @@ export class SvaController {
 
   @Post('bind')
   bind(@Body() dto: SvaBindDto): Promise<{ vpasid: number }> {
-    return this.guest.run({ operation: 'sva.bind', args: dto, object: `gpid:${dto.pid}` }, async () => ({
-      vpasid: await this.guest.os.bind(dto.pid, dto.vrid),
-    }));
+    return this.guest.app.bind(dto.pid, dto.vrid);
   }
 
   @Post('unbind')
   @HttpCode(204)
-  async unbind(@Body() dto: SvaBindDto): Promise<void> {
-    await this.guest.run({ operation: 'sva.unbind', args: dto, object: `gpid:${dto.pid}` }, () => this.guest.os.unbind(dto.pid, dto.vrid));
+  unbind(@Body() dto: SvaBindDto): Promise<void> {
+    return this.guest.app.unbind(dto.pid, dto.vrid);
   }
 }

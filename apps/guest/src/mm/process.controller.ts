@@ -13,15 +13,13 @@ export class ProcessController {
 
   @Post()
   create(@Body() dto: CreateProcessDto): Promise<{ pid: number }> {
-    return this.guest.run({ operation: 'process.create', args: dto, object: (r) => `gpid:${r.pid}` }, async () => ({
-      pid: await this.guest.os.createProcess(dto.name),
-    }));
+    return this.guest.app.createProcess(dto.name);
   }
 
   /** Maps fresh zeroed guest frames at a new GVA. */
   @Post(':pid/mmap')
   mmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MmapDto): Promise<{ gva: number }> {
-    return this.guest.run({ operation: 'mm.mmap', args: dto, object: `gpid:${pid}` }, async () => ({ gva: await this.guest.os.mmap(pid, dto.length) }));
+    return this.guest.app.mmap(pid, dto.length);
   }
 
   /**
@@ -30,22 +28,19 @@ export class ProcessController {
    */
   @Post(':pid/munmap')
   @HttpCode(204)
-  async munmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MunmapDto): Promise<void> {
-    await this.guest.run({ operation: 'mm.munmap', args: dto, object: `gpid:${pid}` }, () => this.guest.os.munmap(pid, dto.gva, dto.length));
+  munmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MunmapDto): Promise<void> {
+    return this.guest.app.munmap(pid, dto.gva, dto.length);
   }
 
   /** Writes process memory by GVA (walks the process's page table; EFAULT and nothing written if unmapped). */
   @Put(':pid/memory')
   @HttpCode(204)
-  async write(@Param('pid', IntParamPipe) pid: number, @Body() dto: WriteDto): Promise<void> {
-    const data = decodePayload(dto.data);
-    await this.guest.run({ operation: 'mm.write', args: { gva: dto.gva, length: data.length }, object: `gpid:${pid}` }, () =>
-      this.guest.os.writeMemory(pid, dto.gva, data),
-    );
+  write(@Param('pid', IntParamPipe) pid: number, @Body() dto: WriteDto): Promise<void> {
+    return this.guest.app.writeMemory(pid, dto.gva, decodePayload(dto.data));
   }
 
   @Get(':pid/memory')
   async read(@Param('pid', IntParamPipe) pid: number, @Query() q: ReadQuery): Promise<{ data: string }> {
-    return encodePayload(await this.guest.os.readMemory(pid, q.gva, q.length));
+    return encodePayload(await this.guest.app.readMemory(pid, q.gva, q.length));
   }
 }

@@ -1,20 +1,18 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
-import type { Response } from 'express';
-import { DataSource } from 'typeorm';
-import type { LamportClock } from '@app/shared/clock';
+// The VMs of one VMM (DESIGN §3), whichever door they are reached by: each VM is its own host process (own
+// token, fds and lifeline). Create builds the host side for real and unwinds on failure; delete tears it down in
+// reverse. Records survive a VMM restart; the host side does not (the VMM's death is the VM's), so a restart
+// rebuilds it: a power cycle. Plain TypeScript: the Nest app and the in-process stack both run this.
+import { randomBytes } from 'node:crypto';
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
-import { HostKernelClient } from '@app/shared/http/host-kernel.client';
-import { holdLifeline, type Lifeline } from '@app/shared/http/lifeline';
-import { RestClient } from '@app/shared/http/rest-client';
-import type { Journal } from '@app/shared/journal/journal';
-import { APP_CONFIG, CLOCK, JOURNAL } from '@app/shared/nest/tokens';
+import type { Journal, StateWrite } from '@app/shared/journal/journal';
+import type { EventSink, Lifeline } from '@app/shared/lifeline/event-sink';
 import { newTraceId, runInTrace } from '@app/shared/trace';
-import { randomBytes } from 'node:crypto';
-import type { VmmConfig } from '../config';
+import type { HostKernelPort } from '../host-kernel.port';
 import type { Machine } from '../machine/machine';
 import { VmEntity, type VmRow } from '../persistence/vm.entity';
-import { withStall } from './debug-stall';
+import type { VmRegistry } from '../viommu/vm-registry';
+import { requireAdmin, requireVm, type VmmCaller } from '../vmm-caller';
 import { type Vm, VmBuilder } from './vm-builder';
 
 /** One VM as the VMM runs it: its record, its host side (null when stopped) and its two lifelines. */
@@ -22,7 +20,7 @@ interface VmRuntime {
   row: VmRow;
   vm: Vm | null;
   hostLifeline: Lifeline | null;
-  guestLifeline: Response | null;
+  guestLifeline: EventSink | null;
   /** Set while the VMM itself tears the host side down, so the host's end of the lifeline is expected. */
   stopping: boolean;
   /** False while `create` is still building it: the id is reserved but the VM does not exist yet. */
@@ -42,31 +40,45 @@ export interface VmView {
   guestAttached: boolean;
 }
 
-/**
- * VMs: each is its own host process (own token, own fds, own lifeline). Create builds the host side
- * for real and unwinds on failure; delete tears it down in reverse. Records survive a VMM restart;
- * the host side does not (the VMM's death is the VM's), so a restart rebuilds it: a power cycle.
- */
-@Injectable()
-export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('VmService');
+export interface VmSpecInput {
+  name: string;
+  memoryMiB: number;
+  vcpus: number;
+  devices: string[];
+}
+
+export interface VmManagerOptions {
+  journal: Journal;
+  /** The host kernel, unbound (each VM binds it to its own process's token). */
+  host: HostKernelPort;
+  pasidQuota: number;
+  /** This VMM's audit URL once known (sent with every host lifeline). */
+  publicUrl: () => string | null;
+  /** Where VM tokens come from (random; seeded in deterministic mode). */
+  newToken?: () => string;
+  onError?: (message: string) => void;
+}
+
+const traced = <T>(fn: () => Promise<T>): Promise<T> => runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, fn);
+
+export class VmManager implements VmRegistry {
   private readonly vms = new Map<number, VmRuntime>();
   private readonly byToken = new Map<string, number>();
-  readonly host: HostKernelClient;
   private readonly builder: VmBuilder;
+  private readonly journal: Journal;
+  private readonly newToken: () => string;
+  private readonly onError: (message: string) => void;
 
-  constructor(
-    @Inject(APP_CONFIG) private readonly config: VmmConfig,
-    @Inject(JOURNAL) private readonly journal: Journal,
-    @Inject(CLOCK) clock: LamportClock,
-    private readonly ds: DataSource,
-  ) {
-    this.host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
-    this.builder = new VmBuilder(this.host);
+  constructor(private readonly opts: VmManagerOptions) {
+    this.journal = opts.journal;
+    this.builder = new VmBuilder(opts.host);
+    this.newToken = opts.newToken ?? (() => randomBytes(16).toString('hex'));
+    this.onError = opts.onError ?? (() => undefined);
   }
 
-  async onModuleInit(): Promise<void> {
-    const rows = await this.ds.getRepository(VmEntity).find({ order: { id: 'ASC' } });
+  /** Loads the VM records; the ones that were running are to be restored (restoreAll). */
+  async load(): Promise<void> {
+    const rows = await this.journal.store.ds.getRepository<VmRow>(VmEntity).find({ order: { id: 'ASC' } });
     for (const row of rows) {
       this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running' });
       this.byToken.set(row.token, row.id);
@@ -74,42 +86,15 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   }
 
   /**
-   * After a restart, rebuild the host side of every VM that was running (a power cycle), in the
-   * background: the VMM answers (VMs listed as `starting`) while a slow or absent host kernel is waited for.
+   * After a restart, rebuild the host side of every VM that was running (a power cycle), in the background:
+   * the VMM answers (VMs listed as `starting`) while a slow or absent host kernel is waited for.
    */
-  onApplicationBootstrap(): void {
-    void (async () => {
-      for (const rt of this.vms.values()) if (rt.restoring) await this.restore(rt);
-    })();
+  async restoreAll(): Promise<void> {
+    for (const rt of this.vms.values()) if (rt.restoring) await this.restore(rt);
   }
 
-  private async restore(rt: VmRuntime): Promise<void> {
-    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-      this.journal
-        .run(
-          { operation: 'vm.restore', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: 'vmm restart' } },
-          async () => {
-            await this.start(rt);
-            return { hostPid: rt.row.hostPid };
-          },
-          () => async (em) => {
-            await em.getRepository(VmEntity).update({ id: rt.row.id }, { hostPid: rt.row.hostPid, state: 'running', stopReason: null });
-          },
-        )
-        .catch(async (err: unknown) => {
-          // The builder unwound what it built; drop the lifeline too (the process is already gone).
-          rt.hostLifeline?.close();
-          rt.hostLifeline = null;
-          await this.markStopped(rt, `restore failed: ${(err as Error).message}`);
-        })
-        .finally(() => {
-          rt.restoring = false;
-        }),
-    );
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
-    // SIGTERM: the VMM's VMs die with it. Dropping each lifeline makes the host close every fd.
+  /** SIGTERM: the VMM's VMs die with it. Dropping each lifeline makes the host close every fd. */
+  shutdown(): void {
     for (const rt of this.vms.values()) {
       rt.stopping = true;
       rt.guestLifeline?.end();
@@ -117,11 +102,13 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
   }
 
-  list(): VmView[] {
+  list(caller: VmmCaller): VmView[] {
+    requireAdmin(caller);
     return [...this.vms.values()].filter((rt) => rt.ready).map((rt) => view(rt));
   }
 
-  get(id: number): VmView {
+  get(caller: VmmCaller, id: number): VmView {
+    requireVm(caller, id, true);
     return view(this.runtime(id));
   }
 
@@ -141,11 +128,12 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     throw new KernelError('ENODEV', `vm ${id} is stopped: ${rt.row.stopReason ?? 'no host side'}`);
   }
 
-  async create(spec: { name: string; memoryMiB: number; vcpus: number; devices: string[] }): Promise<{ id: number; token: string }> {
+  async create(caller: VmmCaller, spec: VmSpecInput): Promise<{ id: number; token: string }> {
+    requireAdmin(caller);
     let rt: VmRuntime | null = null;
     try {
-      return await this.journal.run(
-        { operation: 'vm.create', actor: 'admin', args: spec, object: (r) => `vm:${r.id}`, recordResult: (r) => ({ id: r.id }) },
+      const r = await this.journal.run(
+        { operation: 'vm.create', actor: 'admin', args: spec, object: (x) => `vm:${x.id}`, recordResult: (x) => ({ id: x.id }) },
         async () => {
           if ([...this.vms.values()].some((v) => v.row.name === spec.name)) throw new KernelError('EEXIST', `a vm named "${spec.name}" exists`);
           const id = Math.max(0, ...this.vms.keys()) + 1;
@@ -155,7 +143,7 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
             memoryMiB: spec.memoryMiB,
             vcpus: spec.vcpus,
             devices: JSON.stringify(spec.devices),
-            token: randomBytes(16).toString('hex'),
+            token: this.newToken(),
             state: 'running',
             stopReason: null,
             hostPid: null,
@@ -167,17 +155,14 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
           await this.start(rt);
           return { id, token: row.token };
         },
-        () => async (em) => {
-          if (rt) await em.getRepository(VmEntity).insert(rt.row);
-        },
-      ).then((r) => {
-        const created = rt as VmRuntime | null;
-        if (created) {
-          created.ready = true;
-          this.byToken.set(created.row.token, created.row.id);
-        }
-        return r;
-      });
+        (): StateWrite[] => (rt ? [{ entity: VmEntity, insert: { ...(rt as VmRuntime).row } }] : []),
+      );
+      const created = rt as VmRuntime | null;
+      if (created) {
+        created.ready = true;
+        this.byToken.set(created.row.token, created.row.id);
+      }
+      return r;
     } catch (err) {
       // All-or-nothing: whatever was built is torn down and the id is not consumed.
       const failed = rt as VmRuntime | null;
@@ -190,59 +175,84 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
     }
   }
 
-  async remove(id: number): Promise<void> {
+  async remove(caller: VmmCaller, id: number): Promise<void> {
+    requireAdmin(caller);
     const rt = this.runtime(id);
-    await this.journal.run({ operation: 'vm.destroy', actor: 'admin', object: `vm:${id}` }, async () => {
-      const errors = await this.stop(rt);
-      return { hostErrors: errors.map((e) => `${e.errno}: ${e.message}`) };
-    }, () => async (em) => {
-      await em.getRepository(VmEntity).delete({ id });
-    });
+    await this.journal.run(
+      { operation: 'vm.destroy', actor: 'admin', object: `vm:${id}` },
+      async () => {
+        const errors = await this.stop(rt);
+        return { hostErrors: errors.map((e) => `${e.errno}: ${e.message}`) };
+      },
+      (): StateWrite[] => [{ entity: VmEntity, delete: { id } }],
+    );
     this.vms.delete(id);
     this.byToken.delete(rt.row.token);
   }
 
   // ---- guest lifeline ---------------------------------------------------------------------------
 
-  attachGuest(id: number, res: Response): void {
+  attachGuest(caller: VmmCaller, id: number, sink: EventSink): void {
+    requireVm(caller, id);
     const rt = this.runtime(id);
     if (!rt.vm) throw new KernelError('ENODEV', `vm ${id} is stopped`);
     if (rt.guestLifeline) throw new KernelError('EBUSY', `vm ${id} already has a guest attached`);
-    rt.guestLifeline = res;
+    rt.guestLifeline = sink;
   }
 
   /** The guest died: its vIOMMU bindings go (as on a guest reset), the VM itself stays. */
-  async guestDropped(id: number, res: Response): Promise<void> {
+  async guestDropped(id: number, sink: EventSink): Promise<void> {
     const rt = this.vms.get(id);
-    if (!rt || rt.guestLifeline !== res) return;
+    if (!rt || rt.guestLifeline !== sink) return;
     rt.guestLifeline = null;
     const vm = rt.vm;
     if (!vm || rt.stopping) return;
-    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
+    await traced(() =>
       this.journal.run({ operation: 'vm.guest_exit', actor: `vm:${id}`, object: `vm:${id}` }, async () => {
         // A guest reset: its bindings go, the vIOMMU stays open for the next guest to boot on.
         const errors = await vm.viommu.reset();
         return { released: true, hostErrors: errors.map((e) => e.errno) };
       }),
-    ).catch((err: unknown) => this.logger.error(`guest exit of vm ${id}: ${String(err)}`));
+    ).catch((err: unknown) => this.onError(`guest exit of vm ${id}: ${String(err)}`));
   }
 
   pushToGuest(id: number, event: string, data: unknown): void {
-    this.vms.get(id)?.guestLifeline?.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    this.vms.get(id)?.guestLifeline?.send(event, data);
   }
 
   // ---- host side ----------------------------------------------------------------------------------
+
+  private async restore(rt: VmRuntime): Promise<void> {
+    await traced(() =>
+      this.journal
+        .run(
+          { operation: 'vm.restore', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: 'vmm restart' } },
+          async () => {
+            await this.start(rt);
+            return { hostPid: rt.row.hostPid };
+          },
+          (): StateWrite[] => [{ entity: VmEntity, update: { hostPid: rt.row.hostPid, state: 'running', stopReason: null }, where: { id: rt.row.id } }],
+        )
+        .catch(async (err: unknown) => {
+          // The builder unwound what it built; drop the lifeline too (the process is already gone).
+          rt.hostLifeline?.close();
+          rt.hostLifeline = null;
+          await this.markStopped(rt, `restore failed: ${(err as Error).message}`);
+        })
+        .finally(() => {
+          rt.restoring = false;
+        }),
+    );
+  }
 
   private async start(rt: VmRuntime): Promise<void> {
     const devices = JSON.parse(rt.row.devices) as string[];
     let ended: string | null = null;
     const vm = await this.builder.build(
-      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.config.pasidQuota },
+      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.opts.pasidQuota },
       async (pid, token) => {
-        const lifeline = holdLifeline(this.host.lifelineUrl(pid), {
-          app: 'vmm',
-          token,
-          auditUrl: this.config.publicUrl,
+        const lifeline = this.opts.host.as(token).holdLifeline(pid, {
+          auditUrl: this.opts.publicUrl(),
           onEvent: (e) => this.onHostEvent(rt, e.event, e.data),
           onEnd: (reason) => {
             ended = reason;
@@ -296,11 +306,13 @@ export class VmService implements OnModuleInit, OnApplicationBootstrap, BeforeAp
   private async markStopped(rt: VmRuntime, reason: string): Promise<void> {
     rt.row.state = 'stopped';
     rt.row.stopReason = reason;
-    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-      this.journal.run({ operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason } }, () => ({ stopped: true }), () => async (em) => {
-        await em.getRepository(VmEntity).update({ id: rt.row.id }, { state: 'stopped', stopReason: reason });
-      }),
-    ).catch((err: unknown) => this.logger.error(`vm ${rt.row.id}: ${String(err)}`));
+    await traced(() =>
+      this.journal.run(
+        { operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason } },
+        () => ({ stopped: true }),
+        (): StateWrite[] => [{ entity: VmEntity, update: { state: 'stopped', stopReason: reason }, where: { id: rt.row.id } }],
+      ),
+    ).catch((err: unknown) => this.onError(`vm ${rt.row.id}: ${String(err)}`));
   }
 
   private runtime(id: number): VmRuntime {

@@ -1,0 +1,133 @@
+// One running guest OS, whichever door its VMM is reached by (DESIGN §8): the OS (guest-os.ts) over a VmmPort
+// (REST, or in-process), its journal, its lifeline to the VMM, and the console calls an operator makes, each
+// journaled under the guest's actor. The Nest app and the in-process stack both wrap exactly this.
+import type { Journal, OperationMeta } from '@app/shared/journal/journal';
+import type { Lifeline } from '@app/shared/lifeline/event-sink';
+import { newTraceId, parseTraceparent, runInTrace } from '@app/shared/trace';
+import type { AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
+import { GuestOs, type GuestStatus } from './guest-os';
+import type { VmmPort } from './vmm.port';
+
+export interface GuestAppStatus extends GuestStatus {
+  vmId: number;
+  vmmAttached: boolean;
+  bootedAtMs: number | null;
+}
+
+export interface GuestAppOptions {
+  journal: Journal;
+  vmm: VmmPort;
+  vmId: number;
+  /** Boot under this W3C traceparent (so a VM's creation and its guest's boot are one trace). */
+  bootTraceparent?: string | null;
+  /** This guest's audit URL, sent with its lifeline. */
+  publicUrl?: () => string | null;
+  /** The VMM dropped us (or went away): the machine under this OS is gone. */
+  onVmmLost?: (reason: string) => void;
+  accel?: AccelOptions;
+  onError?: (message: string) => void;
+}
+
+export class GuestApp {
+  readonly os: GuestOs;
+  private lifeline: Lifeline | null = null;
+  private vmmAttached = false;
+  private bootedAtMs: number | null = null;
+
+  constructor(private readonly opts: GuestAppOptions) {
+    this.os = new GuestOs(opts.vmm, opts.accel);
+  }
+
+  get journal(): Journal {
+    return this.opts.journal;
+  }
+
+  status(): GuestAppStatus {
+    return { ...this.os.status(), vmId: this.opts.vmId, vmmAttached: this.vmmAttached, bootedAtMs: this.bootedAtMs };
+  }
+
+  /** Boot: hold the lifeline, boot the OS on its machine, reset every vCPU's IA32_PASID (valid clear), as firmware leaves it. */
+  async boot(): Promise<void> {
+    const tp = parseTraceparent(this.opts.bootTraceparent ?? null);
+    await runInTrace({ traceId: tp?.traceId ?? newTraceId(), spanId: tp?.parentId ?? null, caller: tp ? 'operator' : null }, () =>
+      this.run({ operation: 'guest.boot', object: `vm:${this.opts.vmId}` }, async () => {
+        this.lifeline = this.opts.vmm.holdLifeline({
+          auditUrl: this.opts.publicUrl?.() ?? null,
+          onEnd: (reason) => {
+            this.vmmAttached = false;
+            this.opts.onVmmLost?.(reason);
+          },
+          // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told.
+          onEvent: (e) => {
+            if (e.event !== 'fault') return;
+            try {
+              const w = this.opts.journal.record({ operation: 'viommu.fault', actor: this.actor, object: `vm:${this.opts.vmId}`, args: e.data });
+              if (w instanceof Promise) w.catch((err: unknown) => this.opts.onError?.(`journal: ${String(err)}`));
+            } catch (err) {
+              this.opts.onError?.(`journal: ${String(err)}`);
+            }
+          },
+        });
+        await this.lifeline.opened;
+        this.vmmAttached = true;
+        const machine = await this.os.boot();
+        for (let vcpu = 0; vcpu < machine.vcpus; vcpu++) await this.opts.vmm.wrmsr(vcpu, 'IA32_PASID', 0);
+        this.bootedAtMs = Date.now();
+        return { memoryMiB: machine.memoryMiB, vcpus: machine.vcpus, devices: machine.devices.map((d) => d.vrid) };
+      }),
+    );
+  }
+
+  /** Drops the lifeline on purpose (the guest shuts down). */
+  shutdown(): void {
+    this.lifeline?.close();
+    this.lifeline = null;
+    this.vmmAttached = false;
+  }
+
+  // ---- the console: what an operator asks of the guest ----------------------------------------------
+
+  createProcess(name: string): Promise<{ pid: number }> {
+    return this.run({ operation: 'process.create', args: { name }, object: (r) => `gpid:${r.pid}` }, async () => ({ pid: await this.os.createProcess(name) }));
+  }
+
+  /** Maps fresh zeroed guest frames at a new GVA. */
+  mmap(pid: number, length: number): Promise<{ gva: number }> {
+    return this.run({ operation: 'mm.mmap', args: { length }, object: `gpid:${pid}` }, async () => ({ gva: await this.os.mmap(pid, length) }));
+  }
+
+  /** Unmaps a whole mapping: PTEs cleared, PASID-based IOTLB invalidation + wait, then the frames are freed. */
+  munmap(pid: number, gva: number, length: number): Promise<void> {
+    return this.run({ operation: 'mm.munmap', args: { gva, length }, object: `gpid:${pid}` }, () => this.os.munmap(pid, gva, length));
+  }
+
+  /** Writes process memory by GVA (EFAULT and nothing written if any byte is unmapped). */
+  writeMemory(pid: number, gva: number, data: Buffer): Promise<void> {
+    return this.run({ operation: 'mm.write', args: { gva, length: data.length }, object: `gpid:${pid}` }, () => this.os.writeMemory(pid, gva, data));
+  }
+
+  readMemory(pid: number, gva: number, length: number): Promise<Buffer> {
+    return this.os.readMemory(pid, gva, length);
+  }
+
+  bind(pid: number, vrid: number): Promise<{ vpasid: number }> {
+    return this.run({ operation: 'sva.bind', args: { pid, vrid }, object: `gpid:${pid}` }, async () => ({ vpasid: await this.os.bind(pid, vrid) }));
+  }
+
+  unbind(pid: number, vrid: number): Promise<void> {
+    return this.run({ operation: 'sva.unbind', args: { pid, vrid }, object: `gpid:${pid}` }, () => this.os.unbind(pid, vrid));
+  }
+
+  /** IA32_PASID = the process's vPASID, ENQCMD (retry on ZF=1), poll the completion record. */
+  submit(pid: number, a: { vrid: number; descriptor: SubmitRequest; vcpu?: number }): Promise<SubmitResult> {
+    return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu ?? 0));
+  }
+
+  private get actor(): string {
+    return `vm:${this.opts.vmId}`;
+  }
+
+  private run<T>(meta: Omit<OperationMeta<T>, 'actor'>, fn: () => Promise<T>): Promise<T> {
+    return this.opts.journal.run({ actor: this.actor, ...meta }, fn);
+  }
+}

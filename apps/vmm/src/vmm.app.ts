@@ -1,0 +1,66 @@
+// One running VMM, whichever door it is reached by (DESIGN §8): its VMs, their virtual hardware and vIOMMUs,
+// over the journal, with the host kernel behind a HostKernelPort (REST, or in-process). The Nest app and the
+// in-process stack both wrap exactly this.
+import { timingSafeEqual } from 'node:crypto';
+import { KernelError } from '@app/shared/errno';
+import type { Journal } from '@app/shared/journal/journal';
+import type { HostKernelPort } from './host-kernel.port';
+import { ViommuOps } from './viommu/viommu-ops';
+import { VmHardware } from './vm/vm-hardware';
+import { VmManager } from './vm/vm-manager';
+import type { VmmCaller } from './vmm-caller';
+
+export interface VmmAppOptions {
+  journal: Journal;
+  host: HostKernelPort;
+  adminToken: string;
+  pasidQuota: number;
+  publicUrl?: () => string | null;
+  newToken?: () => string;
+  onError?: (message: string) => void;
+}
+
+export class VmmApp {
+  readonly vms: VmManager;
+  readonly hardware: VmHardware;
+  readonly viommu: ViommuOps;
+
+  private constructor(
+    readonly journal: Journal,
+    private readonly adminToken: string,
+    opts: VmmAppOptions,
+  ) {
+    this.vms = new VmManager({
+      journal,
+      host: opts.host,
+      pasidQuota: opts.pasidQuota,
+      publicUrl: opts.publicUrl ?? (() => null),
+      newToken: opts.newToken,
+      onError: opts.onError,
+    });
+    this.hardware = new VmHardware(this.vms, journal);
+    this.viommu = new ViommuOps(this.vms, journal);
+  }
+
+  /** Loads the VM records (VMs that were running are rebuilt by restoreAll, in the background). */
+  static async open(opts: VmmAppOptions): Promise<VmmApp> {
+    const app = new VmmApp(opts.journal, opts.adminToken, opts);
+    await app.vms.load();
+    return app;
+  }
+
+  /** Who a bearer token names: the admin, a VM, or nobody (EACCES, 401). */
+  authenticate(token: string | null | undefined): VmmCaller {
+    if (!token) return { kind: 'anyone' };
+    if (this.isAdminToken(token)) return { kind: 'admin' };
+    const id = this.vms.idForToken(token);
+    if (id === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
+    return { kind: 'vm', id };
+  }
+
+  isAdminToken(token: string): boolean {
+    const a = Buffer.from(token);
+    const b = Buffer.from(this.adminToken);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+}
