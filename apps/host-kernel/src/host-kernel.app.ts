@@ -2,12 +2,13 @@
 // dispatcher over the journal, the process table it persists, the lifelines of its processes, and who a bearer
 // token names. The Nest app (REST) and the in-process stack both wrap exactly this.
 import { timingSafeEqual } from 'node:crypto';
+import { authenticateBearer } from '@app/shared/auth/bearer';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
 import { newTraceId, runInTrace } from '@app/shared/trace';
 import { Dispatcher } from './dispatch/dispatcher';
-import type { HostCaller } from './dispatch/op';
+import { authKindOf, type HostCaller, type Permit } from './dispatch/op';
 import type { TxEvent } from './fault-injection';
 import { Kernel, type KernelOptions } from './kernel';
 import { ProcessEntity, type ProcessRow } from './persistence/process.entity';
@@ -64,13 +65,13 @@ export class HostKernelApp {
     return app;
   }
 
-  /** Who a bearer token names: the admin, a running process, or nobody (EACCES, 401). */
-  authenticate(token: string | null | undefined): HostCaller {
-    if (!token) return { kind: 'anyone' };
-    if (this.isAdminToken(token)) return { kind: 'admin' };
-    const pid = this.kernel.procs.pidForToken(token);
-    if (pid === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
-    return { kind: 'process', pid };
+  /**
+   * The REST guard's rule for a route issuing `row`, applied to a token (and the `:pid` the route names, if any):
+   * the caller, or the refusal — before the dispatcher, so a refused token journals nothing, whichever door.
+   */
+  authorize(row: { permit: Permit }, token: string | null, pid?: number): HostCaller {
+    const p = authenticateBearer(authKindOf(row.permit), token, { isAdminToken: (t) => this.isAdminToken(t), callerForToken: (t) => this.kernel.procs.pidForToken(t) }, { param: 'pid', value: pid });
+    return p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'process', pid: p.callerId } : { kind: 'anyone' };
   }
 
   isAdminToken(token: string): boolean {

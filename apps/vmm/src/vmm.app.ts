@@ -2,7 +2,7 @@
 // over the journal, with the host kernel behind a HostKernelPort (REST, or in-process). The Nest app and the
 // in-process stack both wrap exactly this.
 import { timingSafeEqual } from 'node:crypto';
-import { KernelError } from '@app/shared/errno';
+import { type AuthKind, authenticateBearer } from '@app/shared/auth/bearer';
 import type { Journal } from '@app/shared/journal/journal';
 import type { HostKernelPort } from './host-kernel.port';
 import { ViommuOps } from './viommu/viommu-ops';
@@ -49,13 +49,13 @@ export class VmmApp {
     return app;
   }
 
-  /** Who a bearer token names: the admin, a VM, or nobody (EACCES, 401). */
-  authenticate(token: string | null | undefined): VmmCaller {
-    if (!token) return { kind: 'anyone' };
-    if (this.isAdminToken(token)) return { kind: 'admin' };
-    const id = this.vms.idForToken(token);
-    if (id === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
-    return { kind: 'vm', id };
+  /**
+   * The REST guard's rule for a route of auth `kind` on VM `id`, applied to a token: the caller, or the refusal
+   * (before any journal row), whichever door the call came through.
+   */
+  authorize(kind: AuthKind, token: string | null, id?: number): VmmCaller {
+    const p = authenticateBearer(kind, token, { isAdminToken: (t) => this.isAdminToken(t), callerForToken: (t) => this.vms.idForToken(t) }, { param: 'id', value: id });
+    return p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'vm', id: p.callerId } : { kind: 'anyone' };
   }
 
   isAdminToken(token: string): boolean {

@@ -3,6 +3,7 @@
 // object, and the handler. Each object kind lists its rows in its own `*.ops.ts`; dispatch/dispatcher.ts does
 // what every call shares (caller and fd lookup, the transaction, the journal row, events).
 import type { HostOperation } from '@app/shared/contract/operations';
+import type { AuthKind } from '@app/shared/auth/bearer';
 import type { StateWrite } from '@app/shared/journal/journal-store';
 import type { Tx } from '../fault-injection';
 import type { FdKind, KernelFile } from '../process/fd-table';
@@ -67,4 +68,17 @@ export function fdArg<F extends KernelFile>(arg: string, kind: FdKind, type: abs
 /** The journal actor of a caller. */
 export function actorOf(caller: HostCaller): string {
   return caller.kind === 'process' ? `pid:${caller.pid}` : caller.kind === 'admin' ? 'admin' : 'kernel';
+}
+
+const AUTH_OF: Record<Permit, AuthKind> = {
+  process: 'caller',
+  admin: 'admin',
+  'process-or-admin': 'caller-or-admin',
+  anyone: 'none',
+  kernel: 'admin',
+};
+
+/** The bearer-token rule of a route that issues an operation with this permit. */
+export function authKindOf(permit: Permit): AuthKind {
+  return AUTH_OF[permit];
 }

@@ -2,10 +2,9 @@ import { type CanActivate, createParamDecorator, type ExecutionContext, SetMetad
 import type { Reflector } from '@nestjs/core';
 import { timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
-import { KernelError } from '../errno';
+import { authenticateBearer, type AuthKind } from '../auth/bearer';
 
-/** Who may call a route: a registered caller (process / VM) by its token, the admin, or anyone. */
-export type AuthKind = 'caller' | 'admin' | 'caller-or-admin' | 'none';
+export type { AuthKind } from '../auth/bearer';
 export const AUTH_KIND = 'auth-kind';
 export const Auth = (kind: AuthKind): MethodDecorator & ClassDecorator => SetMetadata(AUTH_KIND, kind);
 
@@ -62,22 +61,15 @@ export abstract class BearerGuard implements CanActivate {
   }
 
   canActivate(ctx: ExecutionContext): boolean {
-    const kind = this.kindOf(ctx);
-    if (kind === 'none') return true;
     const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
-    const token = bearer(req);
-    if (!token) throw new KernelError('EACCES', 'missing bearer token', 401);
-    if ((kind === 'admin' || kind === 'caller-or-admin') && this.isAdminToken(token)) {
-      req.isAdmin = true;
-      return true;
-    }
-    if (kind === 'admin') throw new KernelError(this.callerForToken(token) === undefined ? 'EACCES' : 'EPERM', 'this call needs the admin token', this.callerForToken(token) === undefined ? 401 : undefined);
-    const caller = this.callerForToken(token);
-    if (caller === undefined) throw new KernelError('EACCES', 'unknown or expired token', 401);
-    const own = req.params?.[this.ownParam];
-    if (own !== undefined && own !== String(caller))
-      throw new KernelError('EPERM', `token of ${this.ownParam} ${caller} cannot act on ${this.ownParam} ${own}`);
-    req.callerId = caller;
+    const p = authenticateBearer(
+      this.kindOf(ctx),
+      bearer(req),
+      { isAdminToken: (t) => this.isAdminToken(t), callerForToken: (t) => this.callerForToken(t) },
+      { param: this.ownParam, value: req.params?.[this.ownParam] },
+    );
+    req.isAdmin = p.isAdmin;
+    req.callerId = p.callerId;
     return true;
   }
 }

@@ -1,0 +1,46 @@
+// What a call between two apps of the in-process stack carries, as the REST transport does (libs/shared/http/
+// rest-client.ts and nest/trace.middleware.ts): the caller's trace and span (the callee's rows hang under it, the
+// callee sees the caller's app name), both Lamport clocks, and values by copy, never by reference. A failure
+// that is not a KernelError reaches the caller as the problem filter would answer it: EIO, 500.
+import type { LamportClock } from '@app/shared/clock';
+import { KernelError } from '@app/shared/errno';
+import { currentTrace, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
+
+export interface Side {
+  /** The app's name, as `x-caller` carries it. */
+  app: string;
+  clock: LamportClock;
+}
+
+/** A deep copy of what crossed (plain data, as JSON would carry it): Buffers stay Buffers. */
+export function copy<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Buffer.isBuffer(value)) return Buffer.from(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => copy(v)) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = copy(v);
+  return out as T;
+}
+
+/** Runs `fn` (the callee's side of the call) as if it had arrived over REST from `from`. */
+export async function cross<T>(from: Side, to: Side, fn: () => Promise<T> | T): Promise<T> {
+  const outer = currentTrace();
+  to.clock.observe(from.clock.peek());
+  try {
+    const r = await runInTrace({ traceId: outer?.traceId ?? newTraceId(), spanId: outer?.spanId ?? newSpanId(), caller: from.app }, fn);
+    return copy(r);
+  } catch (err) {
+    if (err instanceof KernelError) throw new KernelError(err.errno, err.message, err.status);
+    throw Object.assign(new KernelError('EIO', 'internal error', 500), { cause: err });
+  } finally {
+    from.clock.observe(to.clock.peek());
+  }
+}
+
+/**
+ * Events pushed on a lifeline reach the holder after the pushing call has returned, in order, as the bytes of
+ * an event stream would: never inside the pusher's own call.
+ */
+export function later(fn: () => void): void {
+  setImmediate(fn);
+}
