@@ -1,4 +1,8 @@
+import type { DataSource } from 'typeorm';
+import { createDataSource } from '@app/shared/db';
 import { KernelError } from '@app/shared/errno';
+import { Journal } from '@app/shared/journal/journal';
+import { CreateProcess1764000000001, ProcessEntity } from './persistence/process.entity';
 import { FaultInjector } from './fault-injection';
 import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from './kernel.testing';
 
@@ -103,21 +107,32 @@ const FLOWS: Flow[] = [
  * iommufd's fail_nth: fail the 1st, 2nd, 3rd… internal step of the call until a run completes. After
  * every failed run the kernel must be exactly as before the call; the run that completes must end in
  * the same state as on a kernel that never saw a fault (so failed runs consumed no id of any kind).
+ * Every call goes through the journaling dispatcher, so the append of its journal row is a step too, the
+ * last one: failing it answers EIO, journals the refusal, and changes nothing (DESIGN §6).
  */
-describe('fail_nth: every mutating call is all-or-nothing', () => {
-  it.each(FLOWS.map((f) => [f.name, f] as const))('%s', (_name, flow) => {
+describe('fail_nth: every mutating call is all-or-nothing, its journal row included', () => {
+  let ds: DataSource;
+  beforeEach(async () => {
+    ds = createDataSource({ path: ':memory:', entities: [ProcessEntity], migrations: [CreateProcess1764000000001] });
+    await ds.initialize();
+  });
+  afterEach(() => ds.destroy());
+
+  it.each(FLOWS.map((f) => [f.name, f] as const))('%s', async (_name, flow) => {
     const reference = newKernel();
     const rw = world(reference);
     flow.prep?.(reference, rw);
     flow.op(reference, rw);
 
     const faults = new FaultInjector();
-    const k = newKernel({ faults });
+    const journal = new Journal(ds, 'host-kernel');
+    const k = newKernel({ faults, journal });
     const w = world(k);
     flow.prep?.(k, w);
-    let failures = 0;
+    const steps: string[] = [];
     for (let nth = 1; ; nth++) {
       const before = k.snapshot();
+      const rowsBefore = (await journal.events({ limit: 10_000 })).length;
       faults.arm(nth);
       let error: unknown;
       try {
@@ -130,12 +145,16 @@ describe('fail_nth: every mutating call is all-or-nothing', () => {
         expect(error).toBeUndefined();
         break;
       }
+      steps.push(faults.fired);
       expect(error).toBeInstanceOf(KernelError);
-      expect((error as KernelError).errno).toBe('ENOMEM');
+      expect((error as KernelError).errno).toBe(faults.fired === 'journal.append' ? 'EIO' : 'ENOMEM');
       expect(k.snapshot()).toEqual(before);
-      failures++;
+      // The refusal is journaled, and only it: one row with the errno (plus events that happened regardless).
+      const added = (await journal.events({ limit: 10_000 })).slice(rowsBefore);
+      expect(added.filter((r) => !r.operation.startsWith('event.')).map((r) => r.errno)).toEqual([(error as KernelError).errno]);
     }
-    expect(failures).toBeGreaterThan(0);
+    expect(steps.length).toBeGreaterThan(1);
+    expect(steps.at(-1)).toBe('journal.append');
     expect(k.snapshot()).toEqual(reference.snapshot());
   });
 });

@@ -3,8 +3,10 @@
 // method names of the syscalls they model. Every method is one row; nothing here decides anything.
 import type { Descriptor, EnqcmdResult, FaultRecord } from '@app/shared/contract/host-kernel';
 import { errnoOf } from '@app/shared/errno.testing';
+import type { Journal } from '@app/shared/journal/journal';
 import type { RawDma, RawDmaResult } from './devices/device-set';
 import { checkMsr } from './cpu/msr';
+import { Dispatcher } from './dispatch/dispatcher';
 import { call } from './dispatch/invoke';
 import type { HostCaller, Op } from './dispatch/op';
 import type { FaultInjector } from './fault-injection';
@@ -44,13 +46,19 @@ const proc = (pid: number): HostCaller => ({ kind: 'process', pid });
 const ADMIN: HostCaller = { kind: 'admin' };
 
 /** The kernel under test, called the way a process calls it: `k.alloc(pid, fd)` is the ALLOC row for pid. */
+export interface TestKernelOptions extends KernelOptions {
+  /** Journal every call through the real dispatcher (its row written before the call commits). */
+  journal?: Journal;
+}
+
 export class TestKernel {
   readonly kernel: Kernel;
+  readonly dispatcher: Dispatcher<Kernel> | null = null;
   /** Replaceable observers of the data plane (see KernelOptions). */
   drain: DrainHook | null = null;
   onInvalidate: ((req: InvalidateRequest) => void) | null = null;
 
-  constructor(opts: KernelOptions) {
+  constructor(opts: TestKernelOptions) {
     this.kernel = new Kernel({
       ...opts,
       drain: (bdf, ppasid) => {
@@ -62,6 +70,12 @@ export class TestKernel {
         this.onInvalidate?.(req);
       },
     });
+    if (opts.journal) {
+      const observer = opts.onEvent;
+      const dispatcher = new Dispatcher(this.kernel, opts.journal, { deliver: (events) => events.forEach((e) => observer?.(e)) });
+      this.kernel.onEvent = (e) => dispatcher.onKernelEvent(e);
+      this.dispatcher = dispatcher;
+    }
   }
 
   get memory(): Kernel['memory'] {
@@ -77,7 +91,9 @@ export class TestKernel {
     return this.kernel.faults;
   }
 
+  /** One row for `caller`: through the journaling dispatcher when there is a journal, else as a bare transaction. */
   call<A, R, F extends KernelFile>(op: Op<never, A, R, F>, caller: HostCaller, args: A): R {
+    if (this.dispatcher) return this.dispatcher.execSync(op, caller, args);
     return call(this.kernel, op, caller, args, (e) => this.kernel.onEvent(e));
   }
 
@@ -239,7 +255,7 @@ export class TestKernel {
   }
 }
 
-export function newKernel(opts: Partial<KernelOptions> = {}): TestKernel {
+export function newKernel(opts: Partial<TestKernelOptions> = {}): TestKernel {
   return new TestKernel({ memoryMiB: 16, devices: TEST_DEVICES, ...opts });
 }
 

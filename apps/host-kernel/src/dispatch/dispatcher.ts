@@ -72,6 +72,18 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
     return run;
   }
 
+  /**
+   * The same call, completed before it returns, for callers on a synchronous journal (SQLite) with nothing else
+   * in flight (unit tests, benchmarks); EAGAIN otherwise.
+   */
+  execSync<A, R, F extends KernelFile>(row: Op<never, A, R, F>, caller: HostCaller, args: A): R {
+    if (this.pending > 0 || !this.journal.store.syncNow) throw new KernelError('EAGAIN', 'the journal cannot write synchronously now');
+    const op = row as unknown as Op<K, A, R, F>;
+    const r = op.journal ? this.runJournaled(op, caller, args) : this.read(op, caller, args);
+    if (r instanceof Promise) throw new Error('a synchronous journal answered asynchronously');
+    return r;
+  }
+
   /** Every kernel event goes here: part of the running call, or journaled and delivered on its own. */
   onKernelEvent(e: TxEvent): void {
     if (this.collecting) {
