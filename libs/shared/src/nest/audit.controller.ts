@@ -55,6 +55,7 @@ export class AuditController {
       since: q.since,
       until: q.until,
       limit: q.limit,
+      afterSeq: q.afterSeq,
     });
     const depth = q.depth ?? 3;
     const peers = this.peers.list();

@@ -52,6 +52,13 @@ export class AuditQueryDto {
   @Max(10000)
   limit?: number;
 
+  /** Only rows after this journal seq (keyset paging: pass the last seq of the previous page). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  afterSeq?: number;
+
   /** Also collect the matching rows of the peer apps (default true for `sequence`). */
   @IsOptional()
   @Transform(toBool)
