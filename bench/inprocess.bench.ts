@@ -3,7 +3,7 @@ import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { KernelError } from '@app/shared/errno';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { PASID_POOL_SIZE } from '../apps/host-kernel/src/ioasid/ioasid.constants';
-import type { Kernel } from '../apps/host-kernel/src/kernel';
+import type { TestKernel } from '../apps/host-kernel/src/kernel.testing';
 import { BENCH_DSA, benchKernel, GVA_DONE, GVA_DST, GVA_SRC, hostSvaWorld, memmove4k, nestedWorld, pattern } from './inprocess.setup';
 import { type BenchRow, type Timing, timeSync } from './table';
 
@@ -43,7 +43,7 @@ function allocAllRows(): BenchRow[] {
   if (map.size !== total) throw new Error(`floor map holds ${map.size} entries, expected ${total}`);
   map = null;
 
-  let k: Kernel | null = benchKernel();
+  let k: TestKernel | null = benchKernel();
   const { pid } = k.createProcess('bench/alloc-all');
   const fd = k.openIoasid(pid);
   const heap0 = heapUsed();
@@ -69,7 +69,7 @@ function allocAllRows(): BenchRow[] {
   const heapNote = gc ? 'heapUsed delta after global.gc()' : 'heapUsed delta WITHOUT gc (run node with --expose-gc)';
   return [
     {
-      name: `alloc all 2^20−1 ioasids (Kernel.alloc)`,
+      name: `alloc all 2^20−1 ioasids (the ALLOC row, no journal)`,
       value: allocUs / total,
       unit: 'µs/ioasid',
       floorName: 'Map.set small object (same count)',
@@ -197,7 +197,7 @@ function copyFloor(n: number): Timing {
 }
 
 function memmoveRow(
-  k: Kernel,
+  k: TestKernel,
   path: MemmovePath,
   payload: Buffer,
   n: number,

@@ -3,14 +3,13 @@
 import type { Descriptor } from '@app/shared/contract/host-kernel';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { bindGuestSva, bytes, guestWorld, hostSva } from '../apps/host-kernel/src/data-plane.testing';
-import { Kernel } from '../apps/host-kernel/src/kernel';
-import { DSA0, TEST_DEVICES } from '../apps/host-kernel/src/kernel.testing';
+import { DSA0, newKernel, type TestKernel } from '../apps/host-kernel/src/kernel.testing';
 
 export const BENCH_DSA = DSA0;
 
 /** A kernel whose engines start stalled: the bench drives them with step(), so nothing runs behind its back. */
-export function benchKernel(memoryMiB = 16): Kernel {
-  return new Kernel({ memoryMiB, devices: TEST_DEVICES, engine: { paused: true } });
+export function benchKernel(memoryMiB = 16): TestKernel {
+  return newKernel({ memoryMiB, engine: { paused: true } });
 }
 
 /** GVAs of one 4 KiB memmove: src page, dst page, completion-record page. */
@@ -34,7 +33,7 @@ export interface NestedWorld {
 }
 
 /** A VM whose guest maps GVA_SRC/DST/DONE in its own 4-level table and is bound to a nested ioasid (DESIGN §4 guest SVA). */
-export function nestedWorld(k: Kernel, vpasid = 7, ramPages = 32): NestedWorld {
+export function nestedWorld(k: TestKernel, vpasid = 7, ramPages = 32): NestedWorld {
   const w = guestWorld(k, { bdf: BENCH_DSA, ramPages, comm: 'vmm/bench' });
   const [src, dst, done] = [w.allocPage(), w.allocPage(), w.allocPage()];
   w.map(GVA_SRC, src);
@@ -45,7 +44,7 @@ export function nestedWorld(k: Kernel, vpasid = 7, ramPages = 32): NestedWorld {
 }
 
 /** A host process whose mm is bound to an ioasid allowed on the device (PASID mode), IA32_PASID set; 3 pages: src, dst, completion. */
-export function hostSvaWorld(k: Kernel): { pid: number; fd: number; dev: number; ppasid: number; buf: number } {
+export function hostSvaWorld(k: TestKernel): { pid: number; fd: number; dev: number; ppasid: number; buf: number } {
   return hostSva(k, BENCH_DSA, 3);
 }
 
