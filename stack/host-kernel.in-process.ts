@@ -3,10 +3,9 @@
 // journals, errnos and ordering are those of the three-process stack.
 import type { AllowMode, Descriptor, DeviceInfo, EnqcmdResult, PgtblSpec, ProcessCreated } from '@app/shared/contract/host-kernel';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
-import type { Op } from '../apps/host-kernel/src/dispatch/op';
+import type { Op, OpFile } from '../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import { cpuOps, ioasidOps, kvmOps, processOps, vfioOps } from '../apps/host-kernel/src/ops';
-import type { KernelFile } from '../apps/host-kernel/src/process/fd-table';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
 import { copy, cross, later, type Side } from './crossing';
 
@@ -22,7 +21,7 @@ export class InProcessHostKernel implements HostKernelPort {
   }
 
   /** One call: the guard's rule for the op (its `:pid` if the route has one), then the dispatcher. */
-  private call<A, R, F extends KernelFile>(op: Op<never, A, R, F>, args: A, pid?: number): Promise<R> {
+  private call<A, R, F extends OpFile>(op: Op<never, A, R, F, never>, args: A, pid?: number): Promise<R> {
     return cross(this.from, this.side, () => this.host.dispatcher.exec(op, this.host.authorize(op, this.token, pid), copy(args)));
   }
 

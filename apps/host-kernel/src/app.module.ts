@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { CoreModule } from '@app/shared/nest/core.module';
 import { PasidAccessController } from './audit/pasid-access.controller';
 import type { HostKernelConfig } from './config';
+import { CpuController } from './cpu/cpu.controller';
 import { HwController } from './hw/hw.controller';
 import { IoasidController } from './ioasid/ioasid.controller';
 import { HOST_KERNEL_PROVIDERS, KernelShutdown } from './kernel.service';
@@ -18,7 +19,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: [CreateProcess1764000000001] })],
-      controllers: [ProcessController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
+      controllers: [ProcessController, CpuController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
       providers: [...HOST_KERNEL_PROVIDERS, KernelShutdown, { provide: APP_GUARD, useClass: HostAuthGuard }],
     };
   }

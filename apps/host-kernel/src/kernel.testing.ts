@@ -8,7 +8,7 @@ import type { RawDma, RawDmaResult } from './devices/device-set';
 import { checkMsr } from './cpu/msr';
 import { Dispatcher } from './dispatch/dispatcher';
 import { call } from './dispatch/invoke';
-import type { HostCaller, Op } from './dispatch/op';
+import type { HostCaller, Op, OpFile } from './dispatch/op';
 import type { FaultInjector } from './fault-injection';
 import type { InvalidateRequest, PasidInfo } from './ioasid/ioasid-layer';
 import type { IoasidInfo } from './ioasid/ioasid-context';
@@ -20,7 +20,6 @@ import { kernelState, type KernelState } from './kernel-state';
 import type { Memslot } from './kvm/memslots';
 import { cpuOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from './ops';
 import type { ProcessInfo } from './process/process.ops';
-import type { KernelFile } from './process/fd-table';
 import type { AllowMode, DrainHook } from './vfio/vfio-device-file';
 import { VfioDeviceFile } from './vfio/vfio-device-file';
 import { KvmVm } from './kvm/kvm-vm';
@@ -92,7 +91,7 @@ export class TestKernel {
   }
 
   /** One row for `caller`: through the journaling dispatcher when there is a journal, else as a bare transaction. */
-  call<A, R, F extends KernelFile>(op: Op<never, A, R, F>, caller: HostCaller, args: A): R {
+  call<A, R, F extends OpFile>(op: Op<never, A, R, F, never>, caller: HostCaller, args: A): R {
     if (this.dispatcher) return this.dispatcher.execSync(op, caller, args);
     return call(this.kernel, op, caller, args, (e) => this.kernel.onEvent(e));
   }

@@ -7,19 +7,20 @@ import { hwOps } from './hw/hw.ops';
 import { ioasidOps } from './ioasid/ioasid.ops';
 import type { Kernel } from './kernel';
 import { kvmOps } from './kvm/kvm.ops';
+import type { Process } from './process/process';
 import { processOps } from './process/process.ops';
 import { vfioOps } from './vfio/vfio.ops';
 
 export { cpuOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps };
 
 /** A kind's table, checked: its handlers' view of the kernel (their `Deps`) must be something Kernel is. */
-function checked<T extends Record<string, { run: (c: OpCall<Kernel, never>, a: never) => unknown }>>(table: T): T {
+function checked<T extends Record<string, { run: (c: OpCall<Kernel, never, Process>, a: never) => unknown }>>(table: T): T {
   return table;
 }
 
 const tables = [checked(processOps), checked(cpuOps), checked(ioasidOps), checked(vfioOps), checked(kvmOps), checked(hwOps)];
 
 /** Every row, keyed by operation name. */
-export const HOST_OPS: ReadonlyMap<HostOperation, Op<never, never, unknown, never>> = new Map(
-  tables.flatMap((t) => Object.values(t) as unknown as Op<never, never, unknown, never>[]).map((o) => [o.name, o]),
+export const HOST_OPS: ReadonlyMap<HostOperation, Op<never, never, unknown, never, never>> = new Map(
+  tables.flatMap((t) => Object.values(t) as unknown as Op<never, never, unknown, never, never>[]).map((o) => [o.name, o]),
 );

@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { BearerGuard, principal } from '@app/shared/nest/auth';
+import { BearerGuard } from '@app/shared/nest/auth';
 import { APP_CONFIG } from '@app/shared/nest/tokens';
 import type { VmmConfig } from './config';
 import { VmManager } from './vm/vm-manager';
-import type { VmmCaller } from './vmm-caller';
 
 /** VM tokens reach only their own VM's virtual hardware (`:id`); the admin token manages VMs. */
 @Injectable()
@@ -17,6 +16,3 @@ export class VmmAuthGuard extends BearerGuard {
     return this.vms.idForToken(token);
   }
 }
-
-/** The authenticated caller of a VMM route. */
-export const Caller = principal<VmmCaller>((p) => (p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'vm', id: p.callerId } : { kind: 'anyone' }));

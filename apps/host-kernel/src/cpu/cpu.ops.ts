@@ -3,6 +3,7 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import type { DeviceSet } from '../devices/device-set';
 import type { KernelFile } from '../process/fd-table';
+import type { Process } from '../process/process';
 import { type OpCall, opsFor } from '../dispatch/op';
 import { hostEnqcmd, prepareEnqcmd } from './enqcmd';
 import { checkIa32PasidWrite } from './msr';
@@ -12,8 +13,8 @@ interface Deps {
   accelerators: DeviceSet;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 
 export const cpuOps = {
   /** WRMSR IA32_PASID (host SVA: ENQCMD then carries this PASID untranslated). */

@@ -1,8 +1,8 @@
 import { KernelError } from '@app/shared/errno';
-import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type Descriptor, type DsaOp } from '@app/shared/dsa/descriptor';
-import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type DsaOp } from '@app/shared/dsa/descriptor';
+import { DESC_PRIV_BIT, DESCRIPTOR_SIZE } from '@app/shared/dsa/dsa.constants';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { type Outcome, runDescriptor } from './dsa-ops';
 import { ENGINE_BATCH_PER_TICK, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
 
 /**
@@ -68,13 +68,6 @@ export interface ResetState {
   readonly aborted: number;
 }
 
-interface Outcome {
-  status: number;
-  result?: number;
-  faultInfo?: number;
-  bytesCompleted: number;
-  faultAddress?: number;
-}
 
 const defaultScheduler = (run: () => void): void => void setImmediate(run);
 
@@ -234,95 +227,11 @@ export class Accelerator {
       return;
     }
     const d = decoded.descriptor;
-    const outcome = this.run(q, d);
+    const outcome = runDescriptor(d, (address, length, write, data, stage) => this.dma(q, address, length, write, data, stage));
     if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
     else this.counters.completed++;
     const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
     this.report(q, d.op, d.completion, outcome, always || d.requestCompletion);
-  }
-
-  private run(rq: Requester, d: Descriptor): Outcome {
-    switch (d.op) {
-      case 'noop':
-        return { status: CompletionStatus.success, bytesCompleted: 0 };
-      case 'memmove':
-        return this.memmove(rq, d);
-      case 'fill':
-        return this.fill(rq, d);
-      case 'compare':
-        return this.compare(rq, d);
-    }
-  }
-
-  /** Chunks never cross a page of src or dst, so a fault leaves every byte of the faulting page untouched. */
-  private memmove(rq: Requester, d: Descriptor): Outcome {
-    // Overlap with dst above src copies from the end (DSA reports the direction in `result`).
-    const backward = d.dst > d.src && d.dst < d.src + d.length;
-    let done = 0;
-    while (done < d.length) {
-      const remaining = d.length - done;
-      let size: number;
-      let srcAt: number;
-      let dstAt: number;
-      if (!backward) {
-        srcAt = d.src + done;
-        dstAt = d.dst + done;
-        size = Math.min(remaining, PAGE_SIZE - (srcAt % PAGE_SIZE), PAGE_SIZE - (dstAt % PAGE_SIZE));
-      } else {
-        const srcEnd = d.src + remaining;
-        const dstEnd = d.dst + remaining;
-        size = Math.min(remaining, ((srcEnd - 1) % PAGE_SIZE) + 1, ((dstEnd - 1) % PAGE_SIZE) + 1);
-        srcAt = srcEnd - size;
-        dstAt = dstEnd - size;
-      }
-      const r = this.dma(rq, srcAt, size, false, undefined, 'source');
-      if (!r.ok) return this.pageFault(r.address, false, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
-      const w = this.dma(rq, dstAt, size, true, r.data, 'destination');
-      if (!w.ok) return this.pageFault(w.address, true, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
-      done += size;
-    }
-    return { status: CompletionStatus.success, bytesCompleted: done };
-  }
-
-  private fill(rq: Requester, d: Descriptor): Outcome {
-    const pattern = Buffer.alloc(8);
-    pattern.writeBigUInt64LE(d.pattern, 0);
-    let done = 0;
-    while (done < d.length) {
-      const at = d.dst + done;
-      const size = Math.min(d.length - done, PAGE_SIZE - (at % PAGE_SIZE));
-      const chunk = Buffer.alloc(size);
-      for (let i = 0; i < size; i++) chunk[i] = pattern[(done + i) % 8];
-      const w = this.dma(rq, at, size, true, chunk, 'destination');
-      if (!w.ok) return this.pageFault(w.address, true, done, 0);
-      done += size;
-    }
-    return { status: CompletionStatus.success, bytesCompleted: done };
-  }
-
-  /** Mismatch: status 3, result 1, bytesCompleted = offset of the first differing byte (DSA semantics). */
-  private compare(rq: Requester, d: Descriptor): Outcome {
-    let done = 0;
-    while (done < d.length) {
-      const a = d.src + done;
-      const b = d.dst + done;
-      const size = Math.min(d.length - done, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
-      const r1 = this.dma(rq, a, size, false, undefined, 'source');
-      if (!r1.ok) return this.pageFault(r1.address, false, done, 0);
-      const r2 = this.dma(rq, b, size, false, undefined, 'source');
-      if (!r2.ok) return this.pageFault(r2.address, false, done, 0);
-      const x = r1.data as Buffer;
-      const y = r2.data as Buffer;
-      for (let i = 0; i < size; i++) {
-        if (x[i] !== y[i]) return { status: CompletionStatus.compareMismatch, result: RESULT_COMPARE_MISMATCH, bytesCompleted: done + i };
-      }
-      done += size;
-    }
-    return { status: CompletionStatus.success, bytesCompleted: done };
-  }
-
-  private pageFault(address: number, write: boolean, done: number, result: number): Outcome {
-    return { status: CompletionStatus.pageFault, result, faultInfo: write ? FAULT_INFO_WRITE : 0, bytesCompleted: done, faultAddress: address };
   }
 
   private dma(

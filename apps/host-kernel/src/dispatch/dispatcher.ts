@@ -7,8 +7,7 @@ import { KernelError } from '@app/shared/errno';
 import { runInTrace } from '@app/shared/trace';
 import { Tx, type TxEvent } from '../fault-injection';
 import { type DispatchKernel, invoke } from './invoke';
-import type { KernelFile } from '../process/fd-table';
-import { actorOf, type HostCaller, type Op } from './op';
+import { actorOf, type CallerTask, type HostCaller, type Op, type OpFile } from './op';
 
 export interface DispatcherOptions {
   /** Where events go once they are journaled (the owners' lifelines). */
@@ -55,9 +54,9 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
    * runs as is. With a synchronous journal (SQLite) nothing yields in between; otherwise calls are serialized
    * so none observes another's uncommitted state.
    */
-  exec<A, R, F extends KernelFile>(row: Op<never, A, R, F>, caller: HostCaller, args: A): Promise<R> {
+  exec<A, R, F extends OpFile>(row: Op<never, A, R, F, never>, caller: HostCaller, args: A): Promise<R> {
     // Any kind's row: ops.ts checks at compile time that the kernel has the parts each kind's handlers use.
-    const op = row as unknown as Op<K, A, R, F>;
+    const op = row as unknown as Op<K, A, R, F, CallerTask>;
     if (this.pending === 0 && (!op.journal || this.journal.store.syncNow)) {
       try {
         const r = op.journal ? this.runJournaled(op, caller, args) : this.read(op, caller, args);
@@ -76,9 +75,9 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
    * The same call, completed before it returns, for callers on a synchronous journal (SQLite) with nothing else
    * in flight (unit tests, benchmarks); EAGAIN otherwise.
    */
-  execSync<A, R, F extends KernelFile>(row: Op<never, A, R, F>, caller: HostCaller, args: A): R {
+  execSync<A, R, F extends OpFile>(row: Op<never, A, R, F, never>, caller: HostCaller, args: A): R {
     if (this.pending > 0 || !this.journal.store.syncNow) throw new KernelError('EAGAIN', 'the journal cannot write synchronously now');
-    const op = row as unknown as Op<K, A, R, F>;
+    const op = row as unknown as Op<K, A, R, F, CallerTask>;
     const r = op.journal ? this.runJournaled(op, caller, args) : this.read(op, caller, args);
     if (r instanceof Promise) throw new Error('a synchronous journal answered asynchronously');
     return r;
@@ -99,11 +98,11 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
     this.opts.deliver?.([e]);
   }
 
-  private read<A, R, F extends KernelFile>(op: Op<K, A, R, F>, caller: HostCaller, args: A): R {
+  private read<A, R, F extends OpFile>(op: Op<K, A, R, F, CallerTask>, caller: HostCaller, args: A): R {
     return invoke(this.kernel, op, caller, args, new Tx());
   }
 
-  private runJournaled<A, R, F extends KernelFile>(op: Op<K, A, R, F>, caller: HostCaller, args: A): R | Promise<R> {
+  private runJournaled<A, R, F extends OpFile>(op: Op<K, A, R, F, CallerTask>, caller: HostCaller, args: A): R | Promise<R> {
     const jop = this.journal.begin(op.name, actorOf(caller));
     const recordedArgs = op.args ? op.args(args) : args;
     const tx = new Tx(this.kernel.faults);

@@ -3,18 +3,15 @@
 // names an open file of the right kind (EBADF). Then the handler runs inside the caller's transaction.
 import { KernelError } from '@app/shared/errno';
 import { atomically, type FaultInjector, type Tx, type TxEvent } from '../fault-injection';
-import type { KernelFile } from '../process/fd-table';
-import type { Process } from '../process/process';
-import type { ProcessTable } from '../process/process-table';
-import type { HostCaller, Op, OpCall } from './op';
+import type { CallerTask, HostCaller, Op, OpCall, OpFile } from './op';
 
-/** The part of the kernel every call needs. */
+/** The part of the kernel every call needs: the running process behind a pid (ESRCH otherwise), fail_nth. */
 export interface DispatchKernel {
-  readonly procs: ProcessTable;
+  readonly procs: { running(pid: number): CallerTask };
   readonly faults?: FaultInjector;
 }
 
-function checkPermit(op: Op<never, never, unknown, KernelFile>, caller: HostCaller): void {
+function checkPermit(op: { name: string; permit: Op<never, never, unknown>['permit'] }, caller: HostCaller): void {
   const { permit } = op;
   if (permit === 'anyone' || caller.kind === 'kernel') return;
   if (caller.kind === 'anyone') throw new KernelError('EACCES', `${op.name} needs a bearer token`, 401);
@@ -24,9 +21,9 @@ function checkPermit(op: Op<never, never, unknown, KernelFile>, caller: HostCall
 }
 
 /** Runs `op` for `caller` inside `tx`: the checks above, then the handler. */
-export function invoke<K extends DispatchKernel, A, R, F extends KernelFile>(k: K, op: Op<K, A, R, F>, caller: HostCaller, args: A, tx: Tx): R {
-  checkPermit(op as unknown as Op<never, never, unknown, KernelFile>, caller);
-  let proc: Process | null = null;
+export function invoke<K extends DispatchKernel, A, R, F extends OpFile>(k: K, op: Op<K, A, R, F, CallerTask>, caller: HostCaller, args: A, tx: Tx): R {
+  checkPermit(op, caller);
+  let proc: CallerTask | null = null;
   if (caller.kind === 'process') {
     proc = k.procs.running(caller.pid);
     if (op.self !== undefined) {
@@ -34,16 +31,17 @@ export function invoke<K extends DispatchKernel, A, R, F extends KernelFile>(k: 
       if (target !== caller.pid) throw new KernelError('EPERM', `process ${caller.pid} cannot act on process ${String(target)}`);
     }
   }
-  let file: KernelFile | undefined;
+  let file: OpFile | undefined;
   if (op.fd) {
     if (!proc) throw new KernelError('EBADF', `${op.name} needs the fd of a calling process`);
-    file = proc.fds.get((args as Record<string, unknown>)[op.fd.arg] as number, op.fd.kind, op.fd.type);
+    const lookup = proc.fds.get.bind(proc.fds) as (fd: number, kind: string, type: abstract new (...args: never[]) => OpFile) => OpFile;
+    file = lookup((args as Record<string, unknown>)[op.fd.arg] as number, op.fd.kind, op.fd.type);
   }
-  const call: OpCall<K, F> = {
+  const call: OpCall<K, F, CallerTask> = {
     k,
     tx,
     caller,
-    get proc(): Process {
+    get proc(): CallerTask {
       if (!proc) throw new KernelError('EPERM', `${op.name} needs a calling process`);
       return proc;
     },
@@ -53,6 +51,6 @@ export function invoke<K extends DispatchKernel, A, R, F extends KernelFile>(k: 
 }
 
 /** One call as its own transaction, no journal (unit tests, benchmarks): commit on return, events to `onEvent`. */
-export function call<K extends DispatchKernel, A, R, F extends KernelFile>(k: K, op: Op<never, A, R, F>, caller: HostCaller, args: A, onEvent?: (e: TxEvent) => void): R {
-  return atomically(k.faults, (tx) => invoke(k, op as unknown as Op<K, A, R, F>, caller, args, tx), onEvent);
+export function call<K extends DispatchKernel, A, R, F extends OpFile>(k: K, op: Op<never, A, R, F, never>, caller: HostCaller, args: A, onEvent?: (e: TxEvent) => void): R {
+  return atomically(k.faults, (tx) => invoke(k, op as unknown as Op<K, A, R, F, CallerTask>, caller, args, tx), onEvent);
 }

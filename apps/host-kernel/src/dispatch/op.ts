@@ -6,8 +6,17 @@ import type { HostOperation } from '@app/shared/contract/operations';
 import type { AuthKind } from '@app/shared/auth/bearer';
 import type { StateWrite } from '@app/shared/journal/journal-store';
 import type { Tx } from '../fault-injection';
-import type { FdKind, KernelFile } from '../process/fd-table';
-import type { Process } from '../process/process';
+
+/** What dispatch knows of an open file: its kind (the fd table checks it). */
+export interface OpFile {
+  readonly kind: string;
+}
+
+/** What dispatch knows of a calling process: its pid and its fd table (a typed lookup: EBADF for a wrong fd). */
+export interface CallerTask {
+  readonly pid: number;
+  readonly fds: { get(fd: number, kind: never, type: never): OpFile };
+}
 
 /** Who issues a call: a process (by its token), the admin (hardware plane), anyone (process creation), the kernel itself. */
 export type HostCaller = { kind: 'process'; pid: number } | { kind: 'admin' } | { kind: 'anyone' } | { kind: 'kernel' };
@@ -16,24 +25,24 @@ export type HostCaller = { kind: 'process'; pid: number } | { kind: 'admin' } | 
 export type Permit = 'process' | 'admin' | 'process-or-admin' | 'anyone' | 'kernel';
 
 /** The fd argument of an operation and the file it must name (missing, foreign or of another kind: EBADF). */
-export interface FdSpec<F extends KernelFile> {
+export interface FdSpec<F extends OpFile> {
   arg: string;
-  kind: FdKind;
+  kind: string;
   type: abstract new (...args: never[]) => F;
 }
 
 /** What a handler gets: the kernel parts its kind needs, the transaction, the caller, its process and file. */
-export interface OpCall<K, F> {
+export interface OpCall<K, F, P = CallerTask> {
   readonly k: K;
   readonly tx: Tx;
   readonly caller: HostCaller;
   /** The calling process (EPERM for a caller that is none). */
-  readonly proc: Process;
+  readonly proc: P;
   /** The file behind the op's fd argument (only for ops with `fd`). */
   readonly file: F;
 }
 
-export interface Op<K, A, R, F extends KernelFile = never> {
+export interface Op<K, A, R, F extends OpFile = never, P = CallerTask> {
   readonly name: HostOperation;
   readonly permit: Permit;
   /** True for state changes and instructions (journaled, in a transaction); reads are neither. */
@@ -49,19 +58,19 @@ export interface Op<K, A, R, F extends KernelFile = never> {
   readonly args?: (a: NoInfer<A>) => unknown;
   /** What the journal records as the result (default: the result itself). */
   readonly result?: (r: NoInfer<R>) => unknown;
-  readonly run: (c: OpCall<K, F>, a: A) => R;
+  readonly run: (c: OpCall<K, F, P>, a: A) => R;
 }
 
 /**
- * The row constructor of one object kind, whose handlers see the kernel as `K` (the parts that kind needs):
- * `const op = opsFor<Deps>()`, then `op({...})` per row. It only gives each row its type.
+ * The row constructor of one object kind, whose handlers see the kernel as `K` (the parts that kind needs) and
+ * the calling process as `P`: `const op = opsFor<Deps, Process>()`, then `op({...})` per row. It only types rows.
  */
-export function opsFor<K>(): <A, R, F extends KernelFile = never>(def: Op<K, A, R, F>) => Op<K, A, R, F> {
+export function opsFor<K, P>(): <A, R, F extends OpFile = never>(def: Op<K, A, R, F, P>) => Op<K, A, R, F, P> {
   return (def) => def;
 }
 
 /** The fd an operation takes in argument `arg`, which must be a `kind` file of class `type`. */
-export function fdArg<F extends KernelFile>(arg: string, kind: FdKind, type: abstract new (...args: never[]) => F): FdSpec<F> {
+export function fdArg<F extends OpFile>(arg: string, kind: string, type: abstract new (...args: never[]) => F): FdSpec<F> {
   return { arg, kind, type };
 }
 

@@ -2,6 +2,7 @@
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import type { DeviceSet, RawDmaResult } from '../devices/device-set';
 import type { KernelFile } from '../process/fd-table';
+import type { Process } from '../process/process';
 import { type OpCall, opsFor } from '../dispatch/op';
 import type { IoasidLayer, PasidInfo } from '../ioasid/ioasid-layer';
 import type { Iommu } from '../iommu/iommu';
@@ -12,8 +13,8 @@ interface Deps {
   accelerators: DeviceSet;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 
 export const hwOps = {
   /** Pool counts, or with `pasid` the state, owner and holders of one host PASID. */

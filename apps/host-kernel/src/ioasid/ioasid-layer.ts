@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import { PhysicalMemory } from '../memory/physical-memory';
-import { IdAllocator } from './id-allocator';
+import { IdAllocator } from '../lib/id-allocator';
 import { childKey, Holder, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
 import { NO_PASID, PASID_LIMIT } from './ioasid.constants';
 import { PageTable } from './page-tables';

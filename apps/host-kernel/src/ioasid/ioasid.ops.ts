@@ -3,6 +3,7 @@
 import { KernelError } from '@app/shared/errno';
 import { fdArg, type OpCall, opsFor } from '../dispatch/op';
 import type { KernelFile } from '../process/fd-table';
+import type { Process } from '../process/process';
 import type { IoasidState } from './ioasid';
 import { IoasidContext, type IoasidInfo } from './ioasid-context';
 import type { IoasidLayer } from './ioasid-layer';
@@ -12,8 +13,8 @@ interface Deps {
   ioasids: IoasidLayer;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 const ioasidFd = fdArg('fd', 'ioasid', IoasidContext);
 const named = (a: { ioasid: number }): string => `ioasid:${a.ioasid}`;
 

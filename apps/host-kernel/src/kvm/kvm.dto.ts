@@ -1,6 +1,7 @@
-import { Type } from 'class-transformer';
-import { DescriptorDto } from '@app/shared/nest/shared.dto';
-import { IsBoolean, IsInt, IsObject, Max, Min, ValidateNested } from 'class-validator';
+import { IsBoolean, IsInt, Max, Min } from 'class-validator';
+import { EnqcmdDto } from '../cpu/cpu.dto';
+
+export { EnqcmdDto };
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 const MAX_PASID = (1 << 20) - 1;
@@ -55,19 +56,6 @@ export class UnmapPasidDto {
   vpasid!: number;
 }
 
-
-export class EnqcmdDto {
-  /** The device fd whose portal receives the descriptor. */
-  @IsInt()
-  @Min(0)
-  @Max(1 << 20)
-  deviceFd!: number;
-
-  @IsObject()
-  @ValidateNested()
-  @Type(() => DescriptorDto)
-  descriptor!: DescriptorDto;
-}
 
 export class EnqcmdsDto extends EnqcmdDto {
   /** ENQCMDS: the PASID the (guest) kernel put in the descriptor — a vPASID, translated when translation is on. */

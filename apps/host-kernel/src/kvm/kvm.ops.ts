@@ -2,6 +2,7 @@
 // table that ENQCMD on a vCPU translates through (MAP_PASID / UNMAP_PASID). The caller never names a pPASID.
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import type { KernelFile } from '../process/fd-table';
+import type { Process } from '../process/process';
 import { guestEnqcmd, guestEnqcmds, prepareEnqcmd } from '../cpu/enqcmd';
 import { devicePortal } from '../cpu/portal';
 import type { DeviceSet } from '../devices/device-set';
@@ -17,8 +18,8 @@ interface Deps {
   accelerators: DeviceSet;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 const vmFd = fdArg('vmFd', 'kvm-vm', KvmVm);
 const pidOf = (caller: HostCaller): number | string => (caller.kind === 'process' ? caller.pid : caller.kind);
 const vmObject = (a: { vmFd: number }, _r: unknown, caller: HostCaller): string => `fd:${pidOf(caller)}/${a.vmFd}`;

@@ -1,6 +1,6 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
-import { IdAllocator } from '../ioasid/id-allocator';
+import { IdAllocator } from '../lib/id-allocator';
 import { FRAMES_PER_MIB, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
 
 /**

@@ -2,17 +2,13 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Quer
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuditPeers } from '@app/shared/audit/peers';
-import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { openEventStream, sseSink } from '@app/shared/nest/event-stream';
-import { WrmsrDto } from '@app/shared/nest/shared.dto';
 import { AUDIT_PEERS } from '@app/shared/nest/tokens';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
-import { cpuOps } from '../cpu/cpu.ops';
 import { Authorize, Caller } from '../dispatch/caller.decorator';
 import { Dispatcher } from '../dispatch/dispatcher';
 import type { HostCaller } from '../dispatch/op';
-import { EnqcmdDto } from '../kvm/kvm.dto';
 import { PROCESS_LIFELINES, type ProcessLifelines } from './lifelines';
 import { CreateProcessDto, MmapDto, ReadMemoryQuery, WriteMemoryDto } from './process.dto';
 import { type ProcessInfo, processOps as ops } from './process.ops';
@@ -81,28 +77,6 @@ export class ProcessController {
   @Authorize(ops.read)
   async readMemory(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Query() q: ReadMemoryQuery): Promise<{ data: string }> {
     return encodePayload(await this.host.exec(ops.read, caller, { pid, hva: q.hva, length: q.length }), q.encoding);
-  }
-
-  /** WRMSR IA32_PASID for a host process (host SVA: ENQCMD then carries this PASID untranslated). */
-  @Post('processes/:pid/wrmsr')
-  @HttpCode(204)
-  @Authorize(cpuOps.wrmsr)
-  async wrmsr(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Body() dto: WrmsrDto): Promise<void> {
-    await this.host.exec(cpuOps.wrmsr, caller, { pid, msr: dto.msr, value: dto.value });
-  }
-
-  /** ENQCMD from a host process: the PASID is its IA32_PASID, untranslated (host SVA). */
-  @Post('processes/:pid/enqcmd')
-  @Authorize(cpuOps.enqcmd)
-  enqcmd(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Body() dto: EnqcmdDto): Promise<EnqcmdResult> {
-    return this.host.exec(cpuOps.enqcmd, caller, { pid, deviceFd: dto.deviceFd, descriptor: dto.descriptor });
-  }
-
-  /** ENQCMDS from a host process: supervisor-only, so at CPL 3 it is #GP and nothing is submitted. */
-  @Post('processes/:pid/enqcmds')
-  @Authorize(cpuOps.enqcmds)
-  enqcmds(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Body() dto: EnqcmdDto): Promise<EnqcmdResult> {
-    return this.host.exec(cpuOps.enqcmds, caller, { pid, deviceFd: dto.deviceFd, descriptor: dto.descriptor });
   }
 
   /** close(fd): KVM mappings, device attachments or ioasids behind it are released leaf first. */

@@ -4,15 +4,15 @@ import { KernelError } from '@app/shared/errno';
 import { type OpCall, opsFor } from '../dispatch/op';
 import { ProcessEntity } from '../persistence/process.entity';
 import type { FdKind, KernelFile } from './fd-table';
-import type { ProcessState } from './process';
+import type { Process, ProcessState } from './process';
 import type { ProcessTable } from './process-table';
 
 interface Deps {
   procs: ProcessTable;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 
 export interface ProcessInfo {
   pid: number;

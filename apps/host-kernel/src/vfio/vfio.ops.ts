@@ -1,6 +1,7 @@
 // VFIO calls (DESIGN §2): list and open devices, DEVICE_ALLOW_IOASID / DEVICE_DISALLOW_IOASID. VFIO is the only
 // layer that knows PCI devices; it reaches ioasids only through ioasid/fdget.ts.
 import type { KernelFile } from '../process/fd-table';
+import type { Process } from '../process/process';
 import { fdArg, type OpCall, opsFor } from '../dispatch/op';
 import { fdget, fdgetOrNull } from '../ioasid/fdget';
 import type { IoasidLayer } from '../ioasid/ioasid-layer';
@@ -13,8 +14,8 @@ interface Deps {
   vfio: VfioDevices;
 }
 
-const op = opsFor<Deps>();
-type C<F extends KernelFile = never> = OpCall<Deps, F>;
+const op = opsFor<Deps, Process>();
+type C<F extends KernelFile = never> = OpCall<Deps, F, Process>;
 const deviceFd = fdArg('deviceFd', 'device', VfioDeviceFile);
 
 export const vfioOps = {

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IntParamPipe } from '@app/shared/nest/validation';
-import { Caller } from '../vmm-auth.guard';
+import { Caller } from '../caller.decorator';
 import type { VmmCaller } from '../vmm-caller';
 import { ContextDto, InvalidateDto, PageResponseDto } from './viommu.dto';
 import { ViommuOps } from './viommu-ops';

@@ -10,7 +10,7 @@ import { AUDIT_PEERS } from '@app/shared/nest/tokens';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
 import type { Machine } from '../machine/machine';
-import { Caller } from '../vmm-auth.guard';
+import { Caller } from '../caller.decorator';
 import type { VmmCaller } from '../vmm-caller';
 import { VmHardware } from './vm-hardware';
 import { VmManager, type VmView } from './vm-manager';

@@ -3,7 +3,7 @@
 // domain transaction can append its row and commit without ever yielding; on any other driver it is a
 // TypeORM transaction, awaited under the app's write lock.
 import type { DataSource, EntitySchema, EntityManager, ObjectLiteral } from 'typeorm';
-import type { WriteLock } from '../db';
+import type { WriteLock } from './write-lock';
 import { JournalEntity, type JournalRow } from './journal.entity';
 
 /**

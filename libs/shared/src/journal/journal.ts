@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { LamportClock } from '../clock';
-import { WriteLock } from '../db';
+import { WriteLock } from './write-lock';
 import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import { JournalEntity, type JournalRow } from './journal.entity';

@@ -1,3 +1,4 @@
+// The lowest-free id allocator (the ida/xarray analogue of Linux lib/idr.c): PASIDs and physical frames both draw from one.
 const FULL = 0xffffffff;
 
 /** Index of the lowest clear bit of a 32-bit word, or -1 if every bit is set. */
