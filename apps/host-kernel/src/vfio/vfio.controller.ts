@@ -2,12 +2,11 @@ import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { DeviceInfo } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
+import { BDF_PATTERN as BDF } from '@app/shared/pci/pci.constants';
 import { Auth, CallerId } from '@app/shared/nest/auth';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { KernelService } from '../kernel.service';
 import { AllowIoasidDto, DisallowIoasidDto } from './vfio.dto';
-
-const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
 
 /** VFIO: the only layer that knows PCI devices; it authorizes ioasids on them. */
 @ApiTags('vfio')
