@@ -1,10 +1,10 @@
+import { IA32_PASID_VALID } from '../libs/shared/src/x86/msr.constants';
 import { guestCall, hostRows, pasidState, pool, ppasidOfTrace, processWithBuffers, readGuest } from './harness/guest';
 import { useStack } from './harness/hooks';
 import { AUDIT, eventually, http, newTraceparent } from './harness/stack';
 
 const DEV_A = '0000:6a:01.0';
 const DEV_B = '0000:6b:01.0';
-const VALID = 0x8000_0000;
 
 const world: { a?: { id: number; token: string; url: string }; b?: { id: number; token: string; url: string } } = {};
 const stack = useStack(async (s) => {
@@ -53,7 +53,7 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     expect(again).toMatchObject({ result: 'gp' });
     // The very same ENQCMD with the old vPASID in IA32_PASID: KVM's table has no entry → exit → #GP.
     const vmm = s.vmmGuestClient({ id, token });
-    await vmm.wrmsr(0, 'IA32_PASID', VALID + vpasid);
+    await vmm.wrmsr(0, 'IA32_PASID', IA32_PASID_VALID + vpasid);
     const raw = await vmm.enqcmd(0, vrid, { op: 'noop', completion: p.dst });
     expect(raw).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
     expect(await pasidState(s.host.url, ppasid)).toBe('free');

@@ -3,10 +3,10 @@ import { guestCall, hostRows, pool, ppasidOfTrace } from './harness/guest';
 import { useStack } from './harness/hooks';
 import { http, newTraceparent } from './harness/stack';
 import type { VmmClient } from '../libs/shared/src/http/vmm.client';
+import { IA32_PASID_VALID } from '../libs/shared/src/x86/msr.constants';
 
 const DEV_A = '0000:6a:01.0';
 const DEV_B = '0000:6b:01.0';
-const VALID = 0x8000_0000;
 const DIR = 0x10000;
 const TABLE = 0x11000;
 const CR3 = 0x20000;
@@ -121,7 +121,7 @@ describe('a malicious guest cannot get anything mapped on the host', () => {
 
   it('ENQCMD with a vPASID it never bound → #GP (VM exit), nothing submitted', async () => {
     const vmm = stack().vmmGuestClient(world.rogue!);
-    await vmm.wrmsr(0, 'IA32_PASID', VALID + 999);
+    await vmm.wrmsr(0, 'IA32_PASID', IA32_PASID_VALID + 999);
     expect(await vmm.enqcmd(0, await vrid(vmm), { op: 'noop', completion: 0x30000 })).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
   });
 
@@ -134,7 +134,7 @@ describe('a malicious guest cannot get anything mapped on the host', () => {
     await guestCall(g.url, 'POST', '/v1/sva/bind', { pid, vrid: st.machine.devices[0].vrid }, t.traceparent);
     const victim = await ppasidOfTrace(s.host.url, t.traceId);
     const vmm = s.vmmGuestClient(world.rogue!);
-    await vmm.wrmsr(0, 'IA32_PASID', VALID + victim);
+    await vmm.wrmsr(0, 'IA32_PASID', IA32_PASID_VALID + victim);
     expect(await vmm.enqcmd(0, await vrid(vmm), { op: 'noop', completion: 0x30000 })).toMatchObject({ result: 'gp' });
   });
 
@@ -143,7 +143,7 @@ describe('a malicious guest cannot get anything mapped on the host', () => {
     await writeEntry(vmm, 40, { present: true, pgtt: Pgtt.FirstLevel, flpm: 0, flptr: CR3 });
     const res = (await refusedWithNothingOnHost((tp) => invalidate(vmm, [{ type: 'wait' }], tp))) as Awaited<ReturnType<typeof invalidate>>;
     expect(res.body).toMatchObject({ completed: 1, faults: [] });
-    await vmm.wrmsr(0, 'IA32_PASID', VALID + 40);
+    await vmm.wrmsr(0, 'IA32_PASID', IA32_PASID_VALID + 40);
     expect(await vmm.enqcmd(0, await vrid(vmm), { op: 'noop', completion: 0x30000 })).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
     await writeEntry(vmm, 40, { present: false, pgtt: 0, flpm: 0, flptr: 0 });
   });
