@@ -9,7 +9,7 @@ import { MapArgs } from './ioasid/io-pagetable';
 import { IoasidState } from './ioasid/ioasid';
 import { IoasidContext, IoasidInfo, UnmapArgs } from './ioasid/ioasid-context';
 import { InvalidateRequest, IoasidLayer, PasidInfo } from './ioasid/ioasid-layer';
-import { PASID_BITS } from './ioasid/ioasid.constants';
+import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import { BindSpec, PageTableHandle } from './ioasid/pgtbl';
 import { EnqcmdPortal, guestEnqcmd, guestEnqcmds, hostEnqcmd, prepareEnqcmd } from './kvm/enqcmd';
 import { KvmVm } from './kvm/kvm-vm';

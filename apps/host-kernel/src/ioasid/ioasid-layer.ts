@@ -6,7 +6,8 @@ import { FdTable } from '../process/fd-table';
 import { IdAllocator } from './id-allocator';
 import { childKey, Holder, Ioasid, IoasidHolders, IoasidState } from './ioasid';
 import { IoasidContext } from './ioasid-context';
-import { NO_PASID, PASID_LIMIT } from './ioasid.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { NO_PASID } from './ioasid.constants';
 import { PageTable } from './page-tables';
 import { PageTableHandle } from './pgtbl';
 

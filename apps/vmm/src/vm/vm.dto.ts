@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DescriptorDto } from '@app/shared/nest/shared.dto';
 import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 
 
 export class CreateVmDto {
@@ -55,7 +56,7 @@ export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
   /** ENQCMDS (guest kernel mode): the vPASID the guest kernel put in the descriptor. */
   @IsInt()
   @Min(0)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   pasid!: number;
 
   /** The descriptor's privilege bit (supervisor request). */

@@ -7,8 +7,9 @@ export const PASID_DIR_ENTRY_SIZE = 8;
 /** PASID table: 64 entries of 64 bytes indexed by PASID[5:0] (VT-d §9.6). */
 export const PASID_TABLE_ENTRIES = 64;
 export const PASID_ENTRY_SIZE = 64;
-/** PASIDs are 20 bits; 0 is "no PASID" (RID_PASID). */
+/** PASID width: 20 bits (PCIe 6.0 §6.20 PASID TLP prefix; VT-d §3.4 scalable-mode PASID table); 0 is "no PASID" (RID_PASID). */
 export const PASID_BITS = 20;
+/** Exclusive upper bound of every pPASID / vPASID: [1, 2^20). */
 export const PASID_LIMIT = 1 << PASID_BITS;
 
 /** PASID-table entry qword 0 bits 8:6 PGTT (VT-d §9.6). */
