@@ -202,7 +202,7 @@ export class Viommu {
     return this.log.record({
       vrid: dev.vrid,
       vpasid,
-      reason: 'VMM_HOST_FAULT',
+      reason: 'vmm-host-fault',
       errno: 'EFAULT',
       address: f.address,
       access: f.access,
@@ -253,6 +253,6 @@ export class Viommu {
 
   /** Host errors become guest faults; the host's message may name the pPASID, so only the errno crosses. */
   private hostRefused(vrid: number | null, vpasid: number, err: KernelError): void {
-    this.log.record({ vrid, vpasid, reason: 'VMM_HOST_REFUSED', errno: err.errno, detail: `host returned ${err.errno}` });
+    this.log.record({ vrid, vpasid, reason: 'vmm-host-refused', errno: err.errno, detail: `host returned ${err.errno}` });
   }
 }
