@@ -13,7 +13,8 @@ import {
 } from '@app/shared/vtd/pasid-entry';
 import type { Errno } from '@app/shared/errno';
 import { KernelError } from '@app/shared/errno';
-import { ACCEPTED_PGTT, PAGE_BYTES, type ViommuFaultReason } from './viommu.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { ACCEPTED_PGTT, type ViommuFaultReason } from './viommu.constants';
 import type { MirroredEntry } from './viommu.types';
 
 export type EntryRead =
@@ -67,7 +68,7 @@ export async function readPasidEntry(
   const dir = decodePasidDirEntry(dirRaw.readBigUInt64LE(0));
   if (!dir.present) return { kind: 'absent' };
   if (dir.reserved) return refuse('pasid-dir-reserved', `directory entry for vPASID ${vpasid} has reserved bits set`);
-  if (dir.tableGpa % PAGE_BYTES !== 0 || !inRam(ctx, dir.tableGpa, PAGE_BYTES)) {
+  if (dir.tableGpa % PAGE_SIZE !== 0 || !inRam(ctx, dir.tableGpa, PAGE_SIZE)) {
     return refuse('pasid-table-access-error', `PASID table gpa 0x${dir.tableGpa.toString(16)} is not a page of guest RAM`, 'EFAULT');
   }
 
@@ -92,7 +93,7 @@ export async function readPasidEntry(
     if (pe.flptr !== 0) return refuse('pasid-entry-invalid', `pass-through entry for vPASID ${vpasid} has a non-zero FLPTR`);
     return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: null }, raw: Buffer.from(raw) };
   }
-  if (pe.flptr % PAGE_BYTES !== 0 || !inRam(ctx, pe.flptr, PAGE_BYTES)) {
+  if (pe.flptr % PAGE_SIZE !== 0 || !inRam(ctx, pe.flptr, PAGE_SIZE)) {
     return refuse('pasid-entry-invalid', `FLPTR 0x${pe.flptr.toString(16)} is not a page of guest RAM`);
   }
   return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: pe.flptr }, raw: Buffer.from(raw) };

@@ -10,8 +10,6 @@ export const VPASID_MIN = 1;
 export const PASID_DIR_BYTES = 4096;
 export const VIOMMU_VPASID_BITS = 15;
 
-export const PAGE_BYTES = 4096;
-
 /** Per-VM budget of bound vPASIDs (host PASIDs are a global 20-bit resource shared by every VM). */
 export const DEFAULT_PASID_QUOTA = 64;
 /** Fault recording keeps the newest records only, like the VT-d fault recording registers (FRCD, §10.4.14). */

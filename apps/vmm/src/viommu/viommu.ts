@@ -12,7 +12,8 @@ import { parseInvalidationBatch, piotlbRange } from './invalidation';
 import type { BindingContext } from './pasid-binding';
 import { PasidCacheHandler } from './pasid-cache';
 import { ShadowTable } from './shadow-table';
-import { DEFAULT_PASID_QUOTA, PAGE_BYTES, PASID_DIR_BYTES } from './viommu.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { DEFAULT_PASID_QUOTA, PASID_DIR_BYTES } from './viommu.constants';
 import type { InvalidationDescriptor, InvalidationResult, ShadowBinding, VirtualFault, VirtualPageRequest } from './viommu.types';
 
 export type ViommuPort = Pick<HostKernelPort, 'readGuestMemory'> & BindingContext['port'];
@@ -87,7 +88,7 @@ export class Viommu {
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
     return this.enqueue(async () => {
       this.device(vrid);
-      if (!Number.isSafeInteger(pasidDirGpa) || pasidDirGpa < 0 || pasidDirGpa % PAGE_BYTES !== 0) {
+      if (!Number.isSafeInteger(pasidDirGpa) || pasidDirGpa < 0 || pasidDirGpa % PAGE_SIZE !== 0) {
         throw new KernelError('EINVAL', `PASID directory gpa ${pasidDirGpa} of vrid 0x${vrid.toString(16)} is not 4 KiB aligned`);
       }
       if (pasidDirGpa + PASID_DIR_BYTES > this.config.ramBytes) {
