@@ -4,6 +4,7 @@ import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsString
 import { DescriptorDto } from '@app/shared/nest/shared.dto';
 import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { MAX_VCPUS } from '../machine/machine.constants';
 
 
 export class CreateVmDto {
@@ -22,7 +23,7 @@ export class CreateVmDto {
 
   @IsInt()
   @Min(1)
-  @Max(64)
+  @Max(MAX_VCPUS)
   vcpus!: number;
 
   /** Host BDFs to assign, in virtual slot order. */
