@@ -4,7 +4,7 @@ import { AUDIT, http, newTraceparent, Stack } from '../test/harness/stack';
 import { httpHopFloor, sqliteInsertFloor } from './floors';
 import { type BenchRow, time } from './table';
 
-const VALID = 0x8000_0000;
+import { IA32_PASID_VALID as VALID } from '../libs/shared/src/x86/msr.constants';
 
 async function hostProcess(stack: Stack, comm: string): Promise<{ pid: number; k: HostKernelClient }> {
   const p = await stack.hostClient().createProcess(comm);

@@ -1,19 +1,28 @@
+import { IA32_PASID_VALID } from '../libs/shared/src/x86/msr.constants';
 import { guestCall, hostRows, pasidState, pool, ppasidOfTrace, processWithBuffers, readGuest } from './harness/guest';
 import { useStack } from './harness/hooks';
 import { AUDIT, eventually, http, newTraceparent } from './harness/stack';
 
 const DEV_A = '0000:6a:01.0';
 const DEV_B = '0000:6b:01.0';
-const VALID = 0x8000_0000;
 
-const world: { a?: { id: number; token: string; url: string }; b?: { id: number; token: string; url: string } } = {};
+/** A VM with its guest app, and the trace id of the VM's creation (its host-side rows carry it). */
+interface GuestVm {
+  id: number;
+  token: string;
+  url: string;
+  createTrace: string;
+}
+const world: { a?: GuestVm; b?: GuestVm } = {};
 const stack = useStack(async (s) => {
   await s.startHost();
   await s.startVmm();
-  const a = await s.createVm({ name: 'guest-a', memoryMiB: 32, devices: [DEV_A] });
-  const b = await s.createVm({ name: 'guest-b', memoryMiB: 32, devices: [DEV_B] });
-  world.a = { ...a, url: (await s.startGuest(a)).url };
-  world.b = { ...b, url: (await s.startGuest(b)).url };
+  const createA = newTraceparent();
+  const a = await s.createVm({ name: 'guest-a', memoryMiB: 32, devices: [DEV_A] }, createA.traceparent);
+  const createB = newTraceparent();
+  const b = await s.createVm({ name: 'guest-b', memoryMiB: 32, devices: [DEV_B] }, createB.traceparent);
+  world.a = { ...a, url: (await s.startGuest(a)).url, createTrace: createA.traceId };
+  world.b = { ...b, url: (await s.startGuest(b)).url, createTrace: createB.traceId };
 });
 
 async function vridOf(url: string): Promise<number> {
@@ -24,9 +33,13 @@ async function vridOf(url: string): Promise<number> {
 describe('a guest binds a process to a device and submits work with ENQCMD', () => {
   it('bind → memmove 64 KiB → bytes verified → unbind → the same ENQCMD gets #GP → the pPASID is back in the pool', async () => {
     const s = stack();
-    const { url, id, token } = world.a!;
+    const { url, id, token, createTrace } = world.a!;
     const vrid = await vridOf(url);
     const len = 64 * 1024;
+    // The KVM VM fd the VMM got when it built VM a (the host journal of that trace).
+    const createdVm = (await hostRows(s.host.url, createTrace)).find((r) => r.operation === 'kvm.create_vm' && r.errno === null);
+    const vmFd = (createdVm?.result as { fd: number } | undefined)?.fd;
+    expect(vmFd).toEqual(expect.any(Number));
     const p = await processWithBuffers(url, 'copier', len, (i) => i * 7 + (i >> 8));
 
     const bindTrace = newTraceparent();
@@ -53,7 +66,7 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     expect(again).toMatchObject({ result: 'gp' });
     // The very same ENQCMD with the old vPASID in IA32_PASID: KVM's table has no entry → exit → #GP.
     const vmm = s.vmmGuestClient({ id, token });
-    await vmm.wrmsr(0, 'IA32_PASID', VALID + vpasid);
+    await vmm.wrmsr(0, 'IA32_PASID', IA32_PASID_VALID + vpasid);
     const raw = await vmm.enqcmd(0, vrid, { op: 'noop', completion: p.dst });
     expect(raw).toMatchObject({ result: 'gp', reason: 'vpasid-unmapped' });
     expect(await pasidState(s.host.url, ppasid)).toBe('free');
@@ -64,7 +77,7 @@ describe('a guest binds a process to a device and submits work with ENQCMD', () 
     expect(epoch).toMatchObject({ pgtbl: 'nested', freedAt: expect.any(String) });
     expect(epoch.access.map((a) => [a.holder, a.endedBy])).toEqual([
       ['device 0000:6a:01.0 (pasid)', 'vfio.disallow_ioasid'],
-      [`kvm vm fd 3: vPASID ${vpasid}`, 'kvm.unmap_pasid'],
+      [`kvm vm fd ${vmFd}: vPASID ${vpasid}`, 'kvm.unmap_pasid'],
     ]);
     const [device, kvm] = epoch.access;
     // Set up device first, torn down KVM first (the exact reverse).

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { decodeCompletion } from '../libs/shared/src/dsa/descriptor';
 import { holdLifeline, type LifelineEvent } from '../libs/shared/src/http/lifeline';
+import { IA32_PASID_VALID } from '../libs/shared/src/x86/msr.constants';
 import { pool } from './harness/guest';
 import { useStack } from './harness/hooks';
 import { eventually, HOST_ADMIN, http } from './harness/stack';
 
 const DSA = '0000:6a:01.0';
-const VALID = 0x8000_0000;
 const stack = useStack(async (s) => {
   await s.startHost();
 });
@@ -137,7 +137,7 @@ describe('the host kernel over REST', () => {
     await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
     // IA32_PASID not valid yet: #GP, nothing submitted.
     expect(await k.enqcmd(pid, dev, { op: 'memmove', src, dst, length: 4096, completion })).toMatchObject({ result: 'gp', reason: 'ia32-pasid-invalid' });
-    await k.wrmsr(pid, VALID + p);
+    await k.wrmsr(pid, IA32_PASID_VALID + p);
     expect(await k.enqcmd(pid, dev, { op: 'memmove', src, dst, length: 4096, completion })).toEqual({ result: 'accepted' });
     const record = await eventually(async () => {
       const c = decodeCompletion(await k.readMemory(pid, completion, 32));
@@ -169,7 +169,7 @@ describe('the host kernel over REST', () => {
     await k.bindPgtbl(fd, p, { kind: 'mm' });
     const dev = await k.openDevice('0000:6b:01.0');
     await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
-    await k.wrmsr(pid, VALID + p);
+    await k.wrmsr(pid, IA32_PASID_VALID + p);
     await k.writeMemory(pid, buf, Buffer.alloc(4096, 0xab));
     const engine = (running: boolean): Promise<unknown> => http('POST', `${s.host.url}/v1/hw/devices/0000:6b:01.0/engine`, { token: HOST_ADMIN, body: { running } });
     await engine(false);

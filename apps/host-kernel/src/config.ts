@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
 import type { DeviceConfig } from './kernel';
 
@@ -15,15 +16,13 @@ export const DEFAULT_DEVICES: DeviceConfig[] = [
   { bdf: '0000:6b:01.0', vendorId: 0x8086, deviceId: 0x0b25, pasidWidth: 20, wqDepth: 32 },
 ];
 
-const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
-
 export function parseDevices(json: unknown, source: string): DeviceConfig[] {
   if (!Array.isArray(json) || json.length === 0) throw new ConfigError(`DEVICES ${source}: expected a non-empty JSON array`);
   const seen = new Set<string>();
   return json.map((d: unknown, i) => {
     const o = (d ?? {}) as Record<string, unknown>;
     const where = `DEVICES ${source}[${i}]`;
-    if (typeof o.bdf !== 'string' || !BDF.test(o.bdf)) throw new ConfigError(`${where}.bdf must look like 0000:6a:01.0`);
+    if (typeof o.bdf !== 'string' || !BDF_PATTERN.test(o.bdf)) throw new ConfigError(`${where}.bdf must look like 0000:6a:01.0`);
     if (seen.has(o.bdf)) throw new ConfigError(`${where}.bdf ${o.bdf} is listed twice`);
     seen.add(o.bdf);
     const int = (k: string, min: number, max: number, dflt: number): number => {

@@ -4,9 +4,8 @@ import type { Descriptor } from '@app/shared/contract/host-kernel';
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { mapPage, type PageFlags } from '@app/shared/x86/map';
 import type { WalkMemory } from '@app/shared/x86/walk';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { DSA0, PAGE, type TestKernel } from './kernel.testing';
-
-export const IA32_PASID_VALID = 0x8000_0000;
 
 /** A VMM process running one VM: guest RAM at GPA [0, ramPages), a GPA ioasid on `bdf`'s RID, translation on. */
 export interface GuestWorld {

@@ -7,7 +7,7 @@ import { DeviceSet, type EngineOptions } from './devices/device-set';
 import type { FaultInjector, TxEvent } from './fault-injection';
 import { Iommu } from './iommu/iommu';
 import { type InvalidateRequest, IoasidLayer } from './ioasid/ioasid-layer';
-import { PASID_BITS } from './ioasid/ioasid.constants';
+import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import type { PageTableHandle } from './ioasid/pgtbl';
 import { Kvm } from './kvm/kvm';
 import { PhysicalMemory } from './memory/physical-memory';

@@ -6,7 +6,7 @@
 import type { Descriptor, DescriptorOp } from '@app/shared/contract/host-kernel';
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { KernelError } from '@app/shared/errno';
-import { IA32_PASID_VALID } from '../iommu/iommu.constants';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import type { SvaDriver } from '../iommu/sva';
 import type { GuestMm } from '../mm/guest-mm';
 import { PAGE_SIZE } from '../mm/mm.constants';

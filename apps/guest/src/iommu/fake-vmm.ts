@@ -5,10 +5,10 @@ import { encodeCompletion } from '@app/shared/dsa/descriptor';
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { Errno, KernelError } from '@app/shared/errno';
 import { decodePasidDirEntry, decodePasidEntry, pasidDirEntryOffset, pasidTableEntryOffset } from '@app/shared/vtd/pasid-entry';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { walk4Level, WalkMemory } from '@app/shared/x86/walk';
 import type { GuestFault, GuestMachine, InvalidationDescriptor, InvalidationResult, VmmPort } from '../vmm.port';
 
-const IA32_PASID_VALID = 0x8000_0000;
 
 export class FakeVmm implements VmmPort {
   readonly ram: Buffer;

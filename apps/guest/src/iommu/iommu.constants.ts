@@ -4,5 +4,3 @@
 export const GUEST_VPASID_LIMIT = 1 << 15;
 /** PASID 0 is RID_PASID (IOMMU_NO_PASID in Linux): never handed to a process. */
 export const GUEST_VPASID_MIN = 1;
-/** IA32_PASID MSR: bit 31 valid, bits 19:0 the PASID (Intel SDM Vol. 4, MSR 0xD93). */
-export const IA32_PASID_VALID = 0x8000_0000;

@@ -3,7 +3,8 @@
 // list of holder intervals: a device route (ALLOW … DISALLOW) or a KVM vPASID entry (MAP_PASID …
 // UNMAP_PASID). DESTROY ends every access at once (routes blocked, KVM entries stop translating),
 // even though the holders keep their references until they let go.
-import type { JournalEvent } from '@app/shared/journal/journal';
+import type { Journal, JournalEvent } from '@app/shared/journal/journal';
+import { allJournalEvents } from '@app/shared/journal/journal-pages';
 
 export interface AccessInterval {
   holder: string;
@@ -106,4 +107,27 @@ export function pasidAccess(pasid: number, rows: JournalEvent[], deviceOf: (acto
     }
   }
   return epochs;
+}
+
+/**
+ * The epochs of host PASID P from the whole journal: every row about `ioasid:P`, and the `vfio.open` and
+ * `fd.close` rows of each process involved, read page by page to the end (DESIGN §6: never stop at a row limit).
+ */
+export async function readPasidAccess(journal: Pick<Journal, 'events'>, pasid: number): Promise<PasidEpoch[]> {
+  const rows = await allJournalEvents(journal, { object: `ioasid:${pasid}` });
+  const actors = [...new Set(rows.map((r) => r.actor).filter((a) => a.startsWith('pid:')))];
+  const opened: JournalEvent[] = [];
+  const closes: JournalEvent[] = [];
+  for (const actor of actors) {
+    for (const r of await allJournalEvents(journal, { actor, operation: 'vfio.open' })) opened.push(r);
+    for (const r of await allJournalEvents(journal, { actor, operation: 'fd.close' })) closes.push(r);
+  }
+  // An fd number is reused after close: the device behind (actor, fd) is the latest open before the row.
+  const deviceOf = (actor: string, fd: number, beforeSeq: number): string | null => {
+    const hit = opened
+      .filter((r) => r.actor === actor && r.errno === null && (r.result as { fd?: number } | null)?.fd === fd && r.seq < beforeSeq)
+      .at(-1);
+    return hit?.object?.replace(/^device:/, '') ?? null;
+  };
+  return pasidAccess(pasid, [...rows, ...closes], deviceOf);
 }

@@ -1,7 +1,8 @@
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { findLeaf } from '@app/shared/x86/map';
 import { encodePte } from '@app/shared/x86/pte';
-import { bindGuestSva, bytes, guestRecord, guestWorld, hostSva, IA32_PASID_VALID, memmove } from '../data-plane.testing';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
+import { bindGuestSva, bytes, guestRecord, guestWorld, hostSva, memmove } from '../data-plane.testing';
 import { DSA0, DSA1, errnoOf, expectFails, newKernel, NOPASID, PAGE, type TestKernel } from '../kernel.testing';
 
 const stalled = (): TestKernel => newKernel({ engine: { paused: true } });

@@ -1,5 +1,6 @@
 import { KernelError } from '@app/shared/errno';
-import { IA32_PASID_PASID_MASK, IA32_PASID_VALID, MSR_IA32_PASID } from './cpu.constants';
+import { IA32_PASID_PASID_MASK, IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
+import { MSR_IA32_PASID } from './cpu.constants';
 
 /** WRMSR IA32_PASID validation: another MSR or a reserved bit set → EINVAL (the #GP of a real WRMSR). */
 export function checkIa32PasidWrite(msr: string, value: number): number {

@@ -2,6 +2,7 @@ import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { bytes, hostSva, memmove } from '../data-plane.testing';
 import { KernelEvent } from '../kernel';
+import { FAULT_REASONS } from '../iommu/iommu.constants';
 import { DSA0, DSA1, errnoOf, newKernel, NOPASID, PAGE, vmmWithGpaSpace, type TestKernel } from '../kernel.testing';
 
 function stalled(events: KernelEvent[] = []): TestKernel {
@@ -46,8 +47,8 @@ describe('host SVA: ENQCMD → device DMA through the process page table', () =>
     k.enqcmd(a.pid, a.dev, memmove(a.buf, beyond, 16, a.buf + 3 * PAGE));
     k.accelerators.accelerator(DSA0).step();
     expect(record(k, a.pid, a.buf + 3 * PAGE)).toMatchObject({ status: CompletionStatus.pageFault, faultAddress: beyond, bytesCompleted: 0 });
-    expect(k.faults()).toEqual([{ bdf: DSA0, pasid: a.ppasid, address: beyond, access: 'write', reason: 'fl-not-present', code: 0x71 }]);
-    expect(events).toContainEqual({ kind: 'fault', pid: a.pid, bdf: DSA0, pasid: a.ppasid, address: beyond, access: 'write', reason: 'fl-not-present', code: 0x71 });
+    expect(k.faults()).toEqual([{ bdf: DSA0, pasid: a.ppasid, address: beyond, access: 'write', reason: 'fl-not-present', code: FAULT_REASONS['fl-not-present'].code }]);
+    expect(events).toContainEqual({ kind: 'fault', pid: a.pid, bdf: DSA0, pasid: a.ppasid, address: beyond, access: 'write', reason: 'fl-not-present', code: FAULT_REASONS['fl-not-present'].code });
   });
 });
 
@@ -124,7 +125,7 @@ describe('admin hardware calls', () => {
     expect(k.readMemory(pid, hva + PAGE - 2, 4).toString()).toBe('wxyz');
     expect(k.deviceDma(DSA0, { pasid: 0, address: PAGE - 2, length: 4, write: false })).toEqual({ ok: true, data: Buffer.from('wxyz') });
     const r = k.deviceDma(DSA0, { pasid: 5, address: 0, length: 4, write: false });
-    expect(r).toEqual({ ok: false, fault: { bdf: DSA0, pasid: 5, address: 0, access: 'read', reason: 'no-route', code: 0x59 } });
+    expect(r).toEqual({ ok: false, fault: { bdf: DSA0, pasid: 5, address: 0, access: 'read', reason: 'no-route', code: FAULT_REASONS['no-route'].code } });
   });
 
   it('bad requests fail with an errno and touch nothing', () => {

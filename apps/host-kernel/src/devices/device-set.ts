@@ -1,6 +1,6 @@
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
-import { PASID_LIMIT } from '../ioasid/ioasid.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import type { Iommu } from '../iommu/iommu';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import type { DeviceConfig } from '../vfio/vfio-device';

@@ -1,5 +1,6 @@
 import { Type } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 
 export class PasidQuery {
   /** One host PASID to describe instead of the pool counts. */
@@ -7,7 +8,7 @@ export class PasidQuery {
   @Type(() => Number)
   @IsInt()
   @Min(0)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   pasid?: number;
 }
 
@@ -16,7 +17,7 @@ export class RawDmaDto {
   @IsOptional()
   @IsInt()
   @Min(0)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   pasid?: number;
 
   @IsInt()

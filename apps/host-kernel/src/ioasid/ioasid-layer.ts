@@ -3,7 +3,8 @@ import { Tx } from '../fault-injection';
 import { PhysicalMemory } from '../memory/physical-memory';
 import { IdAllocator } from '../lib/id-allocator';
 import { childKey, Holder, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
-import { NO_PASID, PASID_LIMIT } from './ioasid.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { NO_PASID } from './ioasid.constants';
 import { PageTable } from './page-tables';
 
 export interface InvalidateRequest {

@@ -1,7 +1,6 @@
-/** PASID width: 20 bits (PCIe 6.0 §6.20 PASID TLP prefix; VT-d 4.x §3.4 scalable-mode PASID table). */
-export const PASID_BITS = 20;
-/** Exclusive upper bound of the pPASID / vPASID space: [1, 2^20). */
-export const PASID_LIMIT = 1 << PASID_BITS;
+// PASID_LIMIT: the 20-bit PCIe / VT-d PASID space, see libs/shared vtd.constants.
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+
 /** PASID 0 is "no PASID": requests without a PASID prefix use the RID entry (Linux IOMMU_NO_PASID). */
 export const NO_PASID = 0;
 /** Ids the pool can hand out: [1, 2^20). */

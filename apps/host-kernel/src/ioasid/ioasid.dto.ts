@@ -1,4 +1,5 @@
 import { Equals, IsBoolean, IsIn, IsInt, IsOptional, Max, Min, ValidateIf } from 'class-validator';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -11,7 +12,7 @@ export class BindPgtblDto {
   @ValidateIf((o: BindPgtblDto) => o.kind === 'nested' || o.parent !== undefined)
   @IsInt()
   @Min(1)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   parent?: number;
 
   /** nested only: GPA of the guest's PML4 (4 KiB aligned); absent = pass-through to the parent's space. */

@@ -1,3 +1,4 @@
+import { KernelError } from '@app/shared/errno';
 import { bindGuestSva, guestRecord, guestWorld } from '../data-plane.testing';
 import { FaultInjector } from '../fault-injection';
 import { DSA0, DSA1, newKernel, PAGE, type TestKernel } from '../kernel.testing';
@@ -45,20 +46,33 @@ describe('a pPASID returns to the pool only once no device has work tagged with 
     const k = newKernel({ engine: { paused: true }, faults });
     const { w, ppasid } = strayWork(k);
     const dsa1 = k.accelerators.accelerator(DSA1);
-    for (let nth = 1; ; nth++) {
+    let failures = 0;
+    for (let nth = 1; nth < 1000; nth++) {
       const before = k.snapshot();
       faults.arm(nth);
+      let error: unknown;
       try {
         k.destroy(w.pid, w.fd, ppasid);
-        faults.disarm();
-        break;
-      } catch {
-        faults.disarm();
-        expect(k.snapshot()).toEqual(before);
-        expect(dsa1.queuedFor(ppasid)).toBe(1);
-        expect(k.pasidInfo(ppasid).state).toBe('allocated');
+      } catch (err) {
+        error = err;
       }
+      faults.disarm();
+      if (faults.fired === null) {
+        // Step nth was never reached: the call ran every step and committed.
+        expect(error).toBeUndefined();
+        expect(failures).toBe(faults.steps);
+        break;
+      }
+      // The failure is the injected one, at step nth, and nothing of the call survived it.
+      expect(error).toBeInstanceOf(KernelError);
+      expect((error as KernelError).errno).toBe('ENOMEM');
+      expect((error as KernelError).message).toContain(`step ${nth} (${faults.fired})`);
+      failures++;
+      expect(k.snapshot()).toEqual(before);
+      expect(dsa1.queuedFor(ppasid)).toBe(1);
+      expect(k.pasidInfo(ppasid).state).toBe('allocated');
     }
+    expect(failures).toBeGreaterThan(0);
     expect(k.pasidInfo(ppasid).state).toBe('free');
     expect(dsa1.queuedFor(ppasid)).toBe(0);
     expect(k.accelerators.accelerator(DSA0).stats.queued).toBe(0);

@@ -10,6 +10,8 @@ import { FAULT_REASONS, type FaultReason } from './iommu.constants';
 
 /** Reasons the host IOMMU cannot produce in this model, and why. */
 const UNREACHABLE: Record<string, string> = {
+  'pasid-too-large': 'a context-entry check: the host model has no context entries (the vIOMMU reports these)',
+  'rid-pasid-error': 'idem',
   'pasid-dir-access-error': 'the host PASID table is the attach table, not memory (the vIOMMU reports these)',
   'pasid-dir-not-present': 'idem',
   'pasid-dir-reserved': 'idem',

@@ -1,6 +1,9 @@
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { bindGuestSva, guestRecord, guestWorld } from '../data-plane.testing';
 import { DSA0, errnoOf, newKernel, PAGE } from '../kernel.testing';
+import { FAULT_REASONS } from './iommu.constants';
+
+const PRIVILEGE = FAULT_REASONS['fl-privilege-denied'].code;
 
 /** A guest with a user page (src + completion records) and a guest-kernel page (U/S = 0) behind vPASID 5. */
 function world() {
@@ -23,7 +26,7 @@ describe('first-stage U/S: the request privilege (PR) is enforced', () => {
     dev.step();
     expect(guestRecord(k, w, user)).toMatchObject({ status: CompletionStatus.pageFault, faultAddress: 0x500000 });
     expect(k.readGuestMemory(w.pid, w.vm, user + 0x100, 17)).toEqual(Buffer.alloc(17));
-    expect(k.faults().at(-1)).toEqual({ bdf: DSA0, pasid: ppasid, address: 0x500000, access: 'read', reason: 'fl-privilege-denied', code: 0x81 });
+    expect(k.faults().at(-1)).toEqual({ bdf: DSA0, pasid: ppasid, address: 0x500000, access: 'read', reason: 'fl-privilege-denied', code: PRIVILEGE });
 
     // ENQCMDS with the priv bit: a supervisor request, allowed (and its translation now sits in the IOTLB).
     expect(k.vcpuEnqcmds(w.pid, w.vm, 0, w.dev, { ...steal, completion: 0x400040 }, 5, true)).toEqual({ result: 'accepted' });
@@ -43,7 +46,7 @@ describe('first-stage U/S: the request privilege (PR) is enforced', () => {
 
   it('raw admin DMA is a user request unless it asks for privilege (PR needs a PASID)', () => {
     const { k, ppasid, w } = world();
-    expect(k.deviceDma(DSA0, { pasid: ppasid, address: 0x500000, length: 4, write: false })).toMatchObject({ ok: false, fault: { reason: 'fl-privilege-denied', code: 0x81 } });
+    expect(k.deviceDma(DSA0, { pasid: ppasid, address: 0x500000, length: 4, write: false })).toMatchObject({ ok: false, fault: { reason: 'fl-privilege-denied', code: PRIVILEGE } });
     expect(k.deviceDma(DSA0, { pasid: ppasid, address: 0x500000, length: 5, write: false, privileged: true })).toEqual({ ok: true, data: Buffer.from('guest') });
     expect(k.deviceDma(DSA0, { pasid: ppasid, address: 0x500000, length: 4, write: false, privileged: false })).toMatchObject({ ok: false, fault: { reason: 'fl-privilege-denied' } });
     expect(k.deviceDma(DSA0, { pasid: ppasid, address: 0x400000, length: 4, write: false })).toMatchObject({ ok: true });

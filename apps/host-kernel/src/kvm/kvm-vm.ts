@@ -1,7 +1,8 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import type { IoasidRef } from '../ioasid/fdget';
-import { NO_PASID, PASID_LIMIT } from '../ioasid/ioasid.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { NO_PASID } from '../ioasid/ioasid.constants';
 import { AddressSpace } from '../memory/address-space';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import { KernelFile } from '../process/fd-table';

@@ -1,10 +1,11 @@
 import { IsBoolean, IsInt, Max, Min } from 'class-validator';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import { EnqcmdDto } from '../cpu/cpu.dto';
+import { NR_OPEN } from '../process/fd-table';
 
 export { EnqcmdDto };
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
-const MAX_PASID = (1 << 20) - 1;
 
 export class MemslotDto {
   @IsInt()
@@ -35,24 +36,24 @@ export class MapPasidDto {
   /** The guest's PASID; [1, 2^20). The caller never names a host PASID. */
   @IsInt()
   @Min(0)
-  @Max(MAX_PASID + 1)
+  @Max(PASID_LIMIT)
   vpasid!: number;
 
   @IsInt()
   @Min(0)
-  @Max(1 << 20)
+  @Max(NR_OPEN)
   ioasidFd!: number;
 
   @IsInt()
   @Min(1)
-  @Max(MAX_PASID)
+  @Max(PASID_LIMIT - 1)
   ioasid!: number;
 }
 
 export class UnmapPasidDto {
   @IsInt()
   @Min(0)
-  @Max(MAX_PASID + 1)
+  @Max(PASID_LIMIT)
   vpasid!: number;
 }
 
@@ -61,7 +62,7 @@ export class EnqcmdsDto extends EnqcmdDto {
   /** ENQCMDS: the PASID the (guest) kernel put in the descriptor — a vPASID, translated when translation is on. */
   @IsInt()
   @Min(0)
-  @Max(MAX_PASID)
+  @Max(PASID_LIMIT - 1)
   pasid!: number;
 
   /** The descriptor's privilege bit (supervisor request). */

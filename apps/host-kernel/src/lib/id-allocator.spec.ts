@@ -1,5 +1,6 @@
 import { IdAllocator } from './id-allocator';
-import { PASID_LIMIT, PASID_POOL_SIZE } from '../ioasid/ioasid.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { PASID_POOL_SIZE } from '../ioasid/ioasid.constants';
 
 describe('IdAllocator', () => {
   it('hands out the lowest free id and reuses freed ids lowest-first', () => {

@@ -14,6 +14,8 @@ export const CLOSE_ORDER: readonly FdKind[] = ['kvm-vm', 'device', 'ioasid'];
 
 /** First fd handed out (0-2 are stdio, as in Linux). */
 export const FIRST_FD = 3;
+/** Bound on the fd numbers a call may name: Linux's default fs.nr_open, 1024 * 1024 (fs/file.c sysctl_nr_open). */
+export const NR_OPEN = 1024 * 1024;
 
 /** One process's fd table: lowest free number from 3 (Linux alloc_fd), typed lookup (EBADF). */
 export class FdTable {

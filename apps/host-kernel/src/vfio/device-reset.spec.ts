@@ -1,5 +1,5 @@
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
-import { IA32_PASID_VALID } from '../data-plane.testing';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { FaultInjector } from '../fault-injection';
 import { DSA1, newKernel, PAGE } from '../kernel.testing';
 

@@ -1,5 +1,6 @@
 import { KernelError } from '@app/shared/errno';
-import { BDF_PATTERN, MAX_PASID_WIDTH, MAX_WQ_DEPTH, PCI_ID_MAX } from './vfio.constants';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
+import { MAX_PASID_WIDTH, MAX_WQ_DEPTH, PCI_ID_MAX } from './vfio.constants';
 
 export interface DeviceConfig {
   bdf: string;

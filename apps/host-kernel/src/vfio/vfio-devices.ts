@@ -3,7 +3,7 @@ import { KernelError } from '@app/shared/errno';
 import type { Tx } from '../fault-injection';
 import type { AttachTable } from '../iommu/attach-table';
 import type { Process } from '../process/process';
-import { BDF_PATTERN } from './vfio.constants';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { type DeviceConfig, validateDeviceConfig, VfioDevice } from './vfio-device';
 import { type DrainHook, type ResetHook, VfioDeviceFile } from './vfio-device-file';
 

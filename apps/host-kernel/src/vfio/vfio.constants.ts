@@ -1,5 +1,3 @@
-/** PCI address domain:bus:device.function, lower-case hex (Linux pci_name(), "%04x:%02x:%02x.%d"). */
-export const BDF_PATTERN = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
 /** PASID capability Max PASID Width is at most 20 (PCIe 6.0 §7.8.8.2); 0 here = no PASID capability. */
 export const MAX_PASID_WIDTH = 20;
 /** Upper bound on a shared work queue's depth (sanity bound of this simulation; DSA WQ size is 16-bit). */

@@ -12,5 +12,3 @@ export const MIN_MEMORY_MIB = 1;
 export const MAX_MEMORY_MIB = 65536;
 /** KVM_CAP_MAX_VCPUS is much larger; a lab VM needs few. */
 export const MAX_VCPUS = 64;
-/** Host BDF as printed by lspci -D: domain:bus:device.function. */
-export const BDF_PATTERN = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;

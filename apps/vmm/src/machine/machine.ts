@@ -3,8 +3,8 @@
 // bus 0, device n+1, function 0, i.e. vrid = (n + 1) << 3 = 0x0008, 0x0010, 0x0018, … (as QEMU's q35
 // puts assigned devices in slots after the host bridge). Deterministic: the same list gives the same vrids.
 import { KernelError } from '@app/shared/errno';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import {
-  BDF_PATTERN,
   FIRST_VIRTUAL_DEVICE,
   MAX_MEMORY_MIB,
   MAX_VCPUS,

@@ -1,12 +1,12 @@
 // The vIOMMU's fault log: bounded, newest kept, numbered (VT-d fault recording registers, §7.2).
 import type { Errno } from '@app/shared/errno';
-import { FAULT_LOG_CAPACITY, VtdFaultReason, VtdFaultReasonKey } from './viommu.constants';
+import { FAULT_LOG_CAPACITY, viommuFaultReason, type ViommuFaultReason } from './viommu.constants';
 import type { VirtualFault } from './viommu.types';
 
 export interface FaultInput {
   vrid: number | null;
   vpasid: number;
-  reason: VtdFaultReasonKey;
+  reason: ViommuFaultReason;
   errno: Errno;
   detail?: string;
   address?: number;
@@ -23,13 +23,13 @@ export class FaultLog {
   constructor(private readonly capacity = FAULT_LOG_CAPACITY) {}
 
   record(input: FaultInput): VirtualFault {
-    const spec = VtdFaultReason[input.reason];
+    const spec = viommuFaultReason(input.reason);
     const fault: VirtualFault = {
       seq: ++this.seq,
       vrid: input.vrid,
       vpasid: input.vpasid,
       code: input.code ?? spec.code,
-      reason: input.reasonText ?? spec.name,
+      reason: input.reasonText ?? spec.text,
       errno: input.errno,
     };
     if (input.address !== undefined) fault.address = input.address;

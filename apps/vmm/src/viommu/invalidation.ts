@@ -1,7 +1,8 @@
 // Validation of an invalidation batch before any descriptor runs (QEMU vtd_process_inv_desc() refuses an
 // unknown type with an Invalidation Queue Error; here the whole call fails with EINVAL and nothing runs).
 import { KernelError } from '@app/shared/errno';
-import { INVALIDATION_QUEUE_DEPTH, PAGE_BYTES } from './viommu.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { INVALIDATION_QUEUE_DEPTH } from './viommu.constants';
 import type { InvalidationDescriptor } from './viommu.types';
 
 const FIELDS: Record<InvalidationDescriptor['type'], readonly string[]> = {
@@ -47,7 +48,7 @@ export function parseInvalidationBatch(descriptors: unknown): InvalidationDescri
     if ((npages !== undefined || length !== undefined) !== (addr !== undefined)) {
       throw new KernelError('EINVAL', `descriptor ${i} (piotlb): addr and a size go together`);
     }
-    if (addr !== undefined && addr % PAGE_BYTES !== 0) throw new KernelError('EINVAL', `descriptor ${i} (piotlb): addr 0x${addr.toString(16)} is not page aligned`);
+    if (addr !== undefined && addr % PAGE_SIZE !== 0) throw new KernelError('EINVAL', `descriptor ${i} (piotlb): addr 0x${addr.toString(16)} is not page aligned`);
     const out: InvalidationDescriptor = { type, vpasid };
     if (addr !== undefined) Object.assign(out, { addr }, npages !== undefined ? { npages } : { length });
     return out;
@@ -57,6 +58,6 @@ export function parseInvalidationBatch(descriptors: unknown): InvalidationDescri
 /** The byte range a piotlb descriptor names, or null for "all of this vPASID". Length rounds up to pages. */
 export function piotlbRange(d: Extract<InvalidationDescriptor, { type: 'piotlb' }>): { iova: number; length: number } | null {
   if (d.addr === undefined) return null;
-  const bytes = d.npages !== undefined ? d.npages * PAGE_BYTES : (d.length ?? PAGE_BYTES);
-  return { iova: d.addr, length: Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES };
+  const bytes = d.npages !== undefined ? d.npages * PAGE_SIZE : (d.length ?? PAGE_SIZE);
+  return { iova: d.addr, length: Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE };
 }

@@ -40,7 +40,7 @@ export class PasidCacheHandler {
         found = await scanPresentVpasids(this.d.readGuest, dirGpa, this.d.ramBytes);
       } catch (err) {
         const errno = err instanceof KernelError ? err.errno : 'EIO';
-        this.d.log.record({ vrid, vpasid: 0, reason: 'PASID_DIR_ACCESS', errno: 'EFAULT', detail: `reading the PASID directory failed (${errno})` });
+        this.d.log.record({ vrid, vpasid: 0, reason: 'pasid-dir-access-error', errno: 'EFAULT', detail: `reading the PASID directory failed (${errno})` });
         continue;
       }
       for (const v of found) vpasids.add(v);
@@ -51,11 +51,11 @@ export class PasidCacheHandler {
   /** PASID-selective PASID-cache invalidation: re-read V under every registered directory and reconcile. */
   async one(vpasid: number): Promise<void> {
     if (vpasid < VPASID_MIN) {
-      this.d.log.record({ vrid: null, vpasid, reason: 'RID_PASID', errno: 'EINVAL', detail: 'vPASID 0 is RID_PASID, owned by the VMM' });
+      this.d.log.record({ vrid: null, vpasid, reason: 'rid-pasid-error', errno: 'EINVAL', detail: 'vPASID 0 is RID_PASID, owned by the VMM' });
       return;
     }
     if (vpasid >= 2 ** VIOMMU_VPASID_BITS) {
-      this.d.log.record({ vrid: null, vpasid, reason: 'PASID_TOO_LARGE', errno: 'EINVAL', detail: `vPASID ${vpasid} ≥ 2^${VIOMMU_VPASID_BITS}` });
+      this.d.log.record({ vrid: null, vpasid, reason: 'pasid-too-large', errno: 'EINVAL', detail: `vPASID ${vpasid} ≥ 2^${VIOMMU_VPASID_BITS}` });
       return;
     }
     // 1. read and validate every device's entry (guest-memory reads only: no host state changes yet)
@@ -77,7 +77,7 @@ export class PasidCacheHandler {
     const target = present.find((p) => current && sameEntry(p.entry, current.entry))?.entry ?? present[0]?.entry;
     const wanted = present.filter((p) => target && sameEntry(p.entry, target));
     for (const p of present.filter((x) => !wanted.includes(x))) {
-      this.d.log.record({ vrid: p.vrid, vpasid, reason: 'VMM_ENTRY_CONFLICT', errno: 'EBUSY', detail: 'one vPASID maps to one address space per VM' });
+      this.d.log.record({ vrid: p.vrid, vpasid, reason: 'vmm-entry-conflict', errno: 'EBUSY', detail: 'one vPASID maps to one address space per VM' });
     }
     // 4. mirror: changed or cleared → tear down; same → add/remove devices; new → set up
     if (current && (wanted.length === 0 || !sameEntry(current.entry, target as MirroredEntry))) {
@@ -86,7 +86,7 @@ export class PasidCacheHandler {
     }
     if (stale) {
       for (const p of wanted) {
-        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'VMM_HOST_REFUSED', errno: 'EBUSY', detail: `the previous mirror of vPASID ${vpasid} is not torn down yet` });
+        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'vmm-host-refused', errno: 'EBUSY', detail: `the previous mirror of vPASID ${vpasid} is not torn down yet` });
       }
       return;
     }
@@ -120,7 +120,7 @@ export class PasidCacheHandler {
   private async setup(vpasid: number, entry: MirroredEntry, wanted: Present[]): Promise<void> {
     if (this.d.shadow.size >= this.d.quota) {
       for (const p of wanted) {
-        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'VMM_PASID_QUOTA', errno: 'ENOSPC', detail: `${this.d.shadow.size} of ${this.d.quota} vPASIDs bound` });
+        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'vmm-pasid-quota', errno: 'ENOSPC', detail: `${this.d.shadow.size} of ${this.d.quota} vPASIDs bound` });
       }
       return;
     }

@@ -13,20 +13,21 @@ import {
 } from '@app/shared/vtd/pasid-entry';
 import type { Errno } from '@app/shared/errno';
 import { KernelError } from '@app/shared/errno';
-import { ACCEPTED_PGTT, PAGE_BYTES, VtdFaultReasonKey } from './viommu.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { ACCEPTED_PGTT, type ViommuFaultReason } from './viommu.constants';
 import type { MirroredEntry } from './viommu.types';
 
 export type EntryRead =
   | { kind: 'absent' }
   | { kind: 'present'; entry: MirroredEntry; raw: Buffer }
-  | { kind: 'refused'; reason: VtdFaultReasonKey; errno: Errno; detail: string };
+  | { kind: 'refused'; reason: ViommuFaultReason; errno: Errno; detail: string };
 
 export interface EntryReaderContext {
   readGuest(gpa: number, length: number): Promise<Buffer>;
   ramBytes: number;
 }
 
-const refuse = (reason: VtdFaultReasonKey, detail: string, errno: Errno = 'EINVAL'): EntryRead => ({
+const refuse = (reason: ViommuFaultReason, detail: string, errno: Errno = 'EINVAL'): EntryRead => ({
   kind: 'refused',
   reason,
   errno,
@@ -60,40 +61,40 @@ export async function readPasidEntry(
 ): Promise<EntryRead> {
   const dirEntryGpa = dirGpa + pasidDirEntryOffset(vpasid);
   if (!inRam(ctx, dirEntryGpa, PASID_DIR_ENTRY_SIZE)) {
-    return refuse('PASID_DIR_ACCESS', `directory entry at gpa 0x${dirEntryGpa.toString(16)} is outside guest RAM`, 'EFAULT');
+    return refuse('pasid-dir-access-error', `directory entry at gpa 0x${dirEntryGpa.toString(16)} is outside guest RAM`, 'EFAULT');
   }
   const dirRaw = await readOrNull(ctx, dirEntryGpa, PASID_DIR_ENTRY_SIZE);
-  if (dirRaw instanceof KernelError) return refuse('PASID_DIR_ACCESS', readFailed('directory', vpasid, dirRaw), 'EFAULT');
+  if (dirRaw instanceof KernelError) return refuse('pasid-dir-access-error', readFailed('directory', vpasid, dirRaw), 'EFAULT');
   const dir = decodePasidDirEntry(dirRaw.readBigUInt64LE(0));
   if (!dir.present) return { kind: 'absent' };
-  if (dir.reserved) return refuse('PASID_DIR_ENTRY_RSVD', `directory entry for vPASID ${vpasid} has reserved bits set`);
-  if (dir.tableGpa % PAGE_BYTES !== 0 || !inRam(ctx, dir.tableGpa, PAGE_BYTES)) {
-    return refuse('PASID_TABLE_ACCESS', `PASID table gpa 0x${dir.tableGpa.toString(16)} is not a page of guest RAM`, 'EFAULT');
+  if (dir.reserved) return refuse('pasid-dir-reserved', `directory entry for vPASID ${vpasid} has reserved bits set`);
+  if (dir.tableGpa % PAGE_SIZE !== 0 || !inRam(ctx, dir.tableGpa, PAGE_SIZE)) {
+    return refuse('pasid-table-access-error', `PASID table gpa 0x${dir.tableGpa.toString(16)} is not a page of guest RAM`, 'EFAULT');
   }
 
   const entryGpa = dir.tableGpa + pasidTableEntryOffset(vpasid);
   const raw = await readOrNull(ctx, entryGpa, PASID_ENTRY_SIZE);
-  if (raw instanceof KernelError) return refuse('PASID_TABLE_ACCESS', readFailed('table', vpasid, raw), 'EFAULT');
+  if (raw instanceof KernelError) return refuse('pasid-table-access-error', readFailed('table', vpasid, raw), 'EFAULT');
   const pe = decodePasidEntry(raw);
   if (!pe.present) return { kind: 'absent' };
 
   // Validation order follows the spec's checks: range, reserved bits, type, then the pointers.
   if (vpasid >= 2 ** pasidWidth) {
-    return refuse('PASID_TOO_LARGE', `vPASID ${vpasid} exceeds the device's ${pasidWidth}-bit PASID width`);
+    return refuse('pasid-too-large', `vPASID ${vpasid} exceeds the device's ${pasidWidth}-bit PASID width`);
   }
-  if (pe.reserved) return refuse('PASID_ENTRY_RSVD', `PASID entry for vPASID ${vpasid} has reserved bits set`);
+  if (pe.reserved) return refuse('pasid-entry-reserved', `PASID entry for vPASID ${vpasid} has reserved bits set`);
   if (!(ACCEPTED_PGTT as readonly number[]).includes(pe.pgtt)) {
-    return refuse('PASID_ENTRY_INV', `PGTT ${pe.pgtt} is not supported (first-level 1 and pass-through 4 only)`);
+    return refuse('pasid-entry-invalid', `PGTT ${pe.pgtt} is not supported (first-level 1 and pass-through 4 only)`);
   }
   // DESIGN §3b: FLPM other than 0 is refused whatever the type, and pass-through has no first-level root,
   // so its FLPTR must stay zero (bits a type does not use are kept at zero).
-  if (pe.flpm !== FLPM_4_LEVEL) return refuse('PASID_ENTRY_INV', `FLPM ${pe.flpm} is not 4-level paging`);
+  if (pe.flpm !== FLPM_4_LEVEL) return refuse('pasid-entry-invalid', `FLPM ${pe.flpm} is not 4-level paging`);
   if (pe.pgtt === Pgtt.PassThrough) {
-    if (pe.flptr !== 0) return refuse('PASID_ENTRY_INV', `pass-through entry for vPASID ${vpasid} has a non-zero FLPTR`);
+    if (pe.flptr !== 0) return refuse('pasid-entry-invalid', `pass-through entry for vPASID ${vpasid} has a non-zero FLPTR`);
     return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: null }, raw: Buffer.from(raw) };
   }
-  if (pe.flptr % PAGE_BYTES !== 0 || !inRam(ctx, pe.flptr, PAGE_BYTES)) {
-    return refuse('PASID_ENTRY_INV', `FLPTR 0x${pe.flptr.toString(16)} is not a page of guest RAM`);
+  if (pe.flptr % PAGE_SIZE !== 0 || !inRam(ctx, pe.flptr, PAGE_SIZE)) {
+    return refuse('pasid-entry-invalid', `FLPTR 0x${pe.flptr.toString(16)} is not a page of guest RAM`);
   }
   return { kind: 'present', entry: { pgtt: pe.pgtt, flptr: pe.flptr }, raw: Buffer.from(raw) };
 }

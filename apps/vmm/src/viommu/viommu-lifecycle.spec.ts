@@ -1,6 +1,7 @@
 import type { Errno } from '@app/shared/errno';
 import type { FakeHostKernel } from '../vm/fake-host-kernel';
-import { VtdFaultReason } from './viommu.constants';
+import { VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
+import { VMM_FAULT_REASONS } from './viommu.constants';
 import { cacheWait, CLEAR, DIR_A, DIR_B, FL, ram, setup, TABLE_A, TABLE_B, VRID_A, VRID_B, writeEntry } from './viommu.fixture';
 
 /** The next call of `op` fails with `errno`; every later call works. */
@@ -13,7 +14,7 @@ function failOnce(hk: FakeHostKernel, op: string, errno: Errno = 'EIO'): void {
   };
 }
 
-const HOST_REFUSED = VtdFaultReason.VMM_HOST_REFUSED.code;
+const HOST_REFUSED = VMM_FAULT_REASONS['vmm-host-refused'].code;
 
 describe('vIOMMU reset (guest died, the VM stays) and close (VM teardown)', () => {
   it('reset tears every binding down newest first, forgets contexts, faults and page requests, and stays open', async () => {
@@ -204,7 +205,7 @@ describe('vIOMMU never forwards host error text to the guest', () => {
     writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL());
     hk.failWhen = (op) => (op === 'readGuestMemory' ? 'EFAULT' : null);
     const res = await vm.viommu.invalidate(cacheWait(5));
-    expect(res.faults[0]).toMatchObject({ vrid: VRID_A, vpasid: 5, errno: 'EFAULT', code: VtdFaultReason.PASID_DIR_ACCESS.code });
+    expect(res.faults[0]).toMatchObject({ vrid: VRID_A, vpasid: 5, errno: 'EFAULT', code: VTD_FAULT_REASONS['pasid-dir-access-error'].code });
     expect(res.faults[0].detail).toBe('reading the PASID directory entry of vPASID 5 failed (EFAULT)');
     expect(JSON.stringify(res)).not.toContain('injected');
   });

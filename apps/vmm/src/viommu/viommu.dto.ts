@@ -1,4 +1,5 @@
 import { ArrayMaxSize, IsArray, IsBoolean, IsInt, Max, Min } from 'class-validator';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 
 export class ContextDto {
   /** GPA of the PASID directory (4 KiB aligned, in guest RAM). */
@@ -26,7 +27,7 @@ export class PageResponseDto {
 
   @IsInt()
   @Min(1)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   vpasid!: number;
 
   /** The page-request group index being answered. */

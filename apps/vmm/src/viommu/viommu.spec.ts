@@ -1,7 +1,8 @@
 import { encodePasidDirEntry, encodePasidEntry } from '@app/shared/vtd/pasid-entry';
 import type { FakeHostKernel } from '../vm/fake-host-kernel';
 import type { Vm } from '../vm/vm-builder';
-import { VtdFaultReason } from './viommu.constants';
+import { VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
+import { VMM_FAULT_REASONS, viommuFaultReason, type ViommuFaultReason } from './viommu.constants';
 import { cacheWait, CLEAR, CR3, DIR_A, DIR_B, FL, RAM, ram, setup, TABLE_A, TABLE_B, VRID_A, VRID_B, writeEntry } from './viommu.fixture';
 
 
@@ -89,7 +90,7 @@ describe('vIOMMU pasid-cache: mirroring a PASID entry', () => {
     hk.calls.length = 0;
     writeEntry(hk, vm, DIR_B, TABLE_B, 3, FL(0x20000));
     const res = await vm.viommu.invalidate(cacheWait(3));
-    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_B, vpasid: 3, code: VtdFaultReason.VMM_ENTRY_CONFLICT.code, errno: 'EBUSY' })]);
+    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_B, vpasid: 3, code: VMM_FAULT_REASONS['vmm-entry-conflict'].code, errno: 'EBUSY' })]);
     expect(hk.mutatingCalls()).toEqual([]);
     expect(vm.viommu.bindings()[0].vrids).toEqual([VRID_A]);
   });
@@ -112,21 +113,21 @@ describe('vIOMMU validation: every refusal is a fault with zero host state chang
     b[8] = 1; // qword 1 must be zero
     return b;
   };
-  const cases: Array<[string, number, (hk: FakeHostKernel, vm: Vm) => void, keyof typeof VtdFaultReason, number | null]> = [
-    ['PGTT 2 (second-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 2 }), 'PASID_ENTRY_INV', VRID_A],
-    ['PGTT 3 (nested)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 3 }), 'PASID_ENTRY_INV', VRID_A],
-    ['PGTT 0', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 0 }), 'PASID_ENTRY_INV', VRID_A],
-    ['FLPM 1 (5-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), flpm: 1 }), 'PASID_ENTRY_INV', VRID_A],
-    ['pass-through with FLPM 1', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 1, flptr: 0 }), 'PASID_ENTRY_INV', VRID_A],
-    ['pass-through with a non-zero FLPTR', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 0, flptr: CR3 }), 'PASID_ENTRY_INV', VRID_A],
-    ['FLPTR outside RAM', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL(RAM)), 'PASID_ENTRY_INV', VRID_A],
-    ['reserved bits in the entry', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, reserved()), 'PASID_ENTRY_RSVD', VRID_A],
-    ['PASID table outside RAM', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: RAM })), 'PASID_TABLE_ACCESS', VRID_A],
-    ['reserved bits in the directory entry', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: TABLE_A }) | 0x10n), 'PASID_DIR_ENTRY_RSVD', VRID_A],
-    ['vPASID 0 (RID_PASID)', 0, () => undefined, 'RID_PASID', null],
-    ['vPASID ≥ 2^15 (one directory page)', 1 << 15, () => undefined, 'PASID_TOO_LARGE', null],
-    ['vPASID ≥ 2^20', 1 << 20, () => undefined, 'PASID_TOO_LARGE', null],
-    ['vPASID beyond the device PASID width', 300, (hk, vm) => writeEntry(hk, vm, DIR_B, TABLE_B, 300, FL()), 'PASID_TOO_LARGE', VRID_B],
+  const cases: Array<[string, number, (hk: FakeHostKernel, vm: Vm) => void, ViommuFaultReason, number | null]> = [
+    ['PGTT 2 (second-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 2 }), 'pasid-entry-invalid', VRID_A],
+    ['PGTT 3 (nested)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 3 }), 'pasid-entry-invalid', VRID_A],
+    ['PGTT 0', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), pgtt: 0 }), 'pasid-entry-invalid', VRID_A],
+    ['FLPM 1 (5-level)', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { ...FL(), flpm: 1 }), 'pasid-entry-invalid', VRID_A],
+    ['pass-through with FLPM 1', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 1, flptr: 0 }), 'pasid-entry-invalid', VRID_A],
+    ['pass-through with a non-zero FLPTR', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, { present: true, pgtt: 4, flpm: 0, flptr: CR3 }), 'pasid-entry-invalid', VRID_A],
+    ['FLPTR outside RAM', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, FL(RAM)), 'pasid-entry-invalid', VRID_A],
+    ['reserved bits in the entry', 5, (hk, vm) => writeEntry(hk, vm, DIR_A, TABLE_A, 5, reserved()), 'pasid-entry-reserved', VRID_A],
+    ['PASID table outside RAM', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: RAM })), 'pasid-table-access-error', VRID_A],
+    ['reserved bits in the directory entry', 5, (hk, vm) => ram(hk, vm, DIR_A, 8).writeBigUInt64LE(encodePasidDirEntry({ present: true, tableGpa: TABLE_A }) | 0x10n), 'pasid-dir-reserved', VRID_A],
+    ['vPASID 0 (RID_PASID)', 0, () => undefined, 'rid-pasid-error', null],
+    ['vPASID ≥ 2^15 (one directory page)', 1 << 15, () => undefined, 'pasid-too-large', null],
+    ['vPASID ≥ 2^20', 1 << 20, () => undefined, 'pasid-too-large', null],
+    ['vPASID beyond the device PASID width', 300, (hk, vm) => writeEntry(hk, vm, DIR_B, TABLE_B, 300, FL()), 'pasid-too-large', VRID_B],
   ];
   it.each(cases)('%s', async (_name, vpasid, write, reason, vrid) => {
     const { hk, vm } = await setup({ widthB: 8 });
@@ -134,7 +135,7 @@ describe('vIOMMU validation: every refusal is a fault with zero host state chang
     write(hk, vm);
     const res = await vm.viommu.invalidate(cacheWait(vpasid));
     expect(res.completed).toBe(2);
-    expect(res.faults).toEqual([expect.objectContaining({ vrid, vpasid, code: VtdFaultReason[reason].code, reason: VtdFaultReason[reason].name })]);
+    expect(res.faults).toEqual([expect.objectContaining({ vrid, vpasid, code: viommuFaultReason(reason).code, reason: viommuFaultReason(reason).text })]);
     expect(hk.mutatingCalls()).toEqual([]);
     expect(hk.held()).toEqual(baseline);
     expect(vm.viommu.bindings()).toEqual([]);
@@ -159,7 +160,7 @@ describe('vIOMMU validation: every refusal is a fault with zero host state chang
     expect(res).toEqual({ completed: 4, faults: [] });
     hk.calls.length = 0;
     const over = await vm.viommu.invalidate(cacheWait(3));
-    expect(over.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 3, errno: 'ENOSPC', code: VtdFaultReason.VMM_PASID_QUOTA.code })]);
+    expect(over.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 3, errno: 'ENOSPC', code: VMM_FAULT_REASONS['vmm-pasid-quota'].code })]);
     expect(hk.mutatingCalls()).toEqual([]);
 
     const other = await setup({ quota: 2 });
@@ -185,7 +186,7 @@ describe('vIOMMU host failures while mirroring', () => {
     hk.failWhen = (o) => (o === op ? 'ENOSPC' : null);
     const res = await vm.viommu.invalidate(cacheWait(5));
     expect(res.completed).toBe(2);
-    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 5, errno: 'ENOSPC', code: VtdFaultReason.VMM_HOST_REFUSED.code })]);
+    expect(res.faults).toEqual([expect.objectContaining({ vrid: VRID_A, vpasid: 5, errno: 'ENOSPC', code: VMM_FAULT_REASONS['vmm-host-refused'].code })]);
     expect(JSON.stringify(res)).not.toContain('injected');
     expect(hk.mutatingCalls()).toEqual(expected);
     expect(hk.held()).toEqual(baseline);
@@ -277,7 +278,7 @@ describe('vIOMMU and VM teardown, host faults', () => {
     expect(f?.detail).toBe('DMA fault with a reason the vIOMMU does not model');
     expect(JSON.stringify(f)).not.toMatch(/4242|not present/);
     const known = vm.viommu.translateHostFault({ bdf: '0000:6b:01.0', pasid: null, address: 0x5000, access: 'read', reason: 'fl-not-present' });
-    expect(known).toMatchObject({ vrid: VRID_B, vpasid: 0, code: 0x71 });
+    expect(known).toMatchObject({ vrid: VRID_B, vpasid: 0, code: VTD_FAULT_REASONS['fl-not-present'].code, reason: VTD_FAULT_REASONS['fl-not-present'].text });
     expect(vm.viommu.translateHostFault({ bdf: '0000:99:01.0', pasid: ppasid, address: 0, access: 'read', reason: 'x' })).toBeNull();
     expect(vm.viommu.translateHostFault({ bdf: '0000:6a:01.0', pasid: ppasid + 100, address: 0, access: 'read', reason: 'x' })).toBeNull();
     expect(vm.viommu.faults()).toHaveLength(2);

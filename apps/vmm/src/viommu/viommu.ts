@@ -12,7 +12,8 @@ import { parseInvalidationBatch, piotlbRange } from './invalidation';
 import type { BindingContext } from './pasid-binding';
 import { PasidCacheHandler } from './pasid-cache';
 import { ShadowTable } from './shadow-table';
-import { DEFAULT_PASID_QUOTA, PAGE_BYTES, PASID_DIR_BYTES } from './viommu.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { DEFAULT_PASID_QUOTA, PASID_DIR_BYTES } from './viommu.constants';
 import type { InvalidationDescriptor, InvalidationResult, ShadowBinding, VirtualFault, VirtualPageRequest } from './viommu.types';
 
 export type ViommuPort = Pick<HostKernelPort, 'readGuestMemory'> & BindingContext['port'];
@@ -87,7 +88,7 @@ export class Viommu {
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
     return this.enqueue(async () => {
       this.device(vrid);
-      if (!Number.isSafeInteger(pasidDirGpa) || pasidDirGpa < 0 || pasidDirGpa % PAGE_BYTES !== 0) {
+      if (!Number.isSafeInteger(pasidDirGpa) || pasidDirGpa < 0 || pasidDirGpa % PAGE_SIZE !== 0) {
         throw new KernelError('EINVAL', `PASID directory gpa ${pasidDirGpa} of vrid 0x${vrid.toString(16)} is not 4 KiB aligned`);
       }
       if (pasidDirGpa + PASID_DIR_BYTES > this.config.ramBytes) {
@@ -202,7 +203,7 @@ export class Viommu {
     return this.log.record({
       vrid: dev.vrid,
       vpasid,
-      reason: 'VMM_HOST_FAULT',
+      reason: 'vmm-host-fault',
       errno: 'EFAULT',
       address: f.address,
       access: f.access,
@@ -253,6 +254,6 @@ export class Viommu {
 
   /** Host errors become guest faults; the host's message may name the pPASID, so only the errno crosses. */
   private hostRefused(vrid: number | null, vpasid: number, err: KernelError): void {
-    this.log.record({ vrid, vpasid, reason: 'VMM_HOST_REFUSED', errno: err.errno, detail: `host returned ${err.errno}` });
+    this.log.record({ vrid, vpasid, reason: 'vmm-host-refused', errno: err.errno, detail: `host returned ${err.errno}` });
   }
 }

@@ -1,6 +1,10 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DescriptorDto } from '@app/shared/nest/shared.dto';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
+import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { MAX_VCPUS } from '../machine/machine.constants';
 
 
 export class CreateVmDto {
@@ -19,14 +23,16 @@ export class CreateVmDto {
 
   @IsInt()
   @Min(1)
-  @Max(64)
+  @Max(MAX_VCPUS)
   vcpus!: number;
 
   /** Host BDFs to assign, in virtual slot order. */
   @IsArray()
   @ArrayMaxSize(31)
   @IsString({ each: true })
-  @Matches(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/, { each: true })
+  @Matches(BDF_PATTERN, { each: true })
+  // The Swagger CLI plugin copies only a regex literal from @Matches into the schema: name the shared one here.
+  @ApiProperty({ items: { type: 'string', pattern: BDF_PATTERN.source } })
   devices!: string[];
 }
 
@@ -51,7 +57,7 @@ export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
   /** ENQCMDS (guest kernel mode): the vPASID the guest kernel put in the descriptor. */
   @IsInt()
   @Min(0)
-  @Max((1 << 20) - 1)
+  @Max(PASID_LIMIT - 1)
   pasid!: number;
 
   /** The descriptor's privilege bit (supervisor request). */

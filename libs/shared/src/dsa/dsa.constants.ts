@@ -53,7 +53,6 @@ export const CompletionStatus = {
   /** DSA_COMP_TRANSLATION_FAIL: used for an address field the model cannot represent (≥ 2^53). */
   translationFail: 0x22,
 } as const;
-export type CompletionStatusName = keyof typeof CompletionStatus;
 
 /** fault_info byte (@2) of a page-fault completion: bit 0 = the faulting access was a write. */
 export const FAULT_INFO_WRITE = 0x01;

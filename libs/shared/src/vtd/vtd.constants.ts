@@ -7,8 +7,9 @@ export const PASID_DIR_ENTRY_SIZE = 8;
 /** PASID table: 64 entries of 64 bytes indexed by PASID[5:0] (VT-d §9.6). */
 export const PASID_TABLE_ENTRIES = 64;
 export const PASID_ENTRY_SIZE = 64;
-/** PASIDs are 20 bits; 0 is "no PASID" (RID_PASID). */
+/** PASID width: 20 bits (PCIe 6.0 §6.20 PASID TLP prefix; VT-d §3.4 scalable-mode PASID table); 0 is "no PASID" (RID_PASID). */
 export const PASID_BITS = 20;
+/** Exclusive upper bound of every pPASID / vPASID: [1, 2^20). */
 export const PASID_LIMIT = 1 << PASID_BITS;
 
 /** PASID-table entry qword 0 bits 8:6 PGTT (VT-d §9.6). */
@@ -31,11 +32,16 @@ export interface VtdFaultReasonInfo {
 }
 
 /**
- * Fault reasons this project reports, by short kebab name. Several names share a code where the model
- * distinguishes causes the hardware reports identically (e.g. a never-programmed route and a blocked one are
- * both a PASID entry with P = 0, because Linux blocks a PASID by tearing its entry down).
+ * The VT-d fault reasons this project reports (host IOMMU and vIOMMU alike), by short kebab name. Several names
+ * share a code where the model distinguishes causes the hardware reports identically (e.g. a never-programmed
+ * route and a blocked one are both a PASID entry with P = 0, because Linux blocks a PASID by tearing its entry
+ * down). Codes a VMM defines for its own refusals (≥ 0xf0) are not VT-d reasons and live with that VMM.
  */
 export const VTD_FAULT_REASONS = {
+  // Context-entry checks (rev 3.x SCT.7 / SCT.9; texts of Linux dmar.c dma_remap_sm_fault_reasons). Only the
+  // vIOMMU reports them: the host model has no context entries.
+  'pasid-too-large': { code: 0x46, condition: 'SCT.7', text: 'SM: PASID is larger than the max in Context Entry' },
+  'rid-pasid-error': { code: 0x48, condition: 'SCT.9', text: 'SM: RID_PASID field error in Context-Entry' },
   'pasid-dir-access-error': { code: 0x50, condition: 'SPD.1', text: 'SM: Error reading PASID directory entry' },
   'pasid-dir-not-present': { code: 0x51, condition: 'SPD.2', text: 'SM: Present bit in PASID directory entry is clear' },
   'pasid-dir-reserved': { code: 0x52, condition: 'SPD.3', text: 'SM: Non-zero reserved field in PASID directory entry' },

@@ -1,14 +1,12 @@
 import { KernelError } from '../errno';
 import { decodePte, encodePte, pageTableIndexes, type Pte } from './pte';
-import { CANONICAL_LIMIT, PAGE_SIZE, PTE_SIZE } from './x86.constants';
+import { CANONICAL_LIMIT, PAGE_SIZE, PAGING_LEVELS as LEVELS, PTE_SIZE } from './x86.constants';
 import type { WalkMemory } from './walk';
 
 export interface PageFlags {
   writable: boolean;
   user: boolean;
 }
-
-const LEVELS = 4;
 
 function checkVa(va: number): void {
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT || va % PAGE_SIZE !== 0) {

@@ -3,6 +3,7 @@ import {
   PAGE_SHIFT,
   PAGE_SIZE,
   PTE_A,
+  PTE_ADDRESS_FIELD_BITS,
   PTE_ADDRESS_MASK,
   PTE_D,
   PTE_P,
@@ -11,6 +12,7 @@ import {
   PTE_RW,
   PTE_SIZE,
   PTE_US,
+  PTES_PER_TABLE,
 } from './x86.constants';
 
 export { PAGE_SHIFT, PAGE_SIZE, PTE_SIZE };
@@ -26,7 +28,11 @@ export interface Pte {
   address: number;
 }
 
-const ADDRESS_FIELD_LIMIT = 2 ** 52;
+const ADDRESS_FIELD_LIMIT = 2 ** PTE_ADDRESS_FIELD_BITS;
+/** 4 KiB pages one PT, PD and PDPT map: 512, 512^2, 512^3 (9 address bits per level). */
+const PT_PAGES = PTES_PER_TABLE;
+const PD_PAGES = PT_PAGES * PTES_PER_TABLE;
+const PDPT_PAGES = PD_PAGES * PTES_PER_TABLE;
 
 /**
  * Encodes an entry. Bits this codec does not name (PWT, PCD, G, ignored bits, XD) are written as 0.
@@ -71,5 +77,6 @@ export function decodePte(raw: bigint): Pte & { reserved: boolean } {
 export function pageTableIndexes(va: number): [number, number, number, number] {
   if (!Number.isSafeInteger(va) || va < 0) throw new KernelError('EINVAL', `virtual address ${va} is not a non-negative integer`);
   const page = Math.floor(va / 2 ** PAGE_SHIFT);
-  return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
+  const n = PTES_PER_TABLE;
+  return [Math.floor(page / PDPT_PAGES) % n, Math.floor(page / PD_PAGES) % n, Math.floor(page / PT_PAGES) % n, page % n];
 }

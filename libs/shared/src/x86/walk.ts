@@ -1,5 +1,5 @@
 import { decodePte, pageTableIndexes } from './pte';
-import { CANONICAL_LIMIT, PAGE_SIZE, PHYS_ADDR_LIMIT, PTE_A, PTE_D, PTE_SIZE } from './x86.constants';
+import { CANONICAL_LIMIT, PAGE_SIZE, PAGING_LEVELS as LEVELS, PHYS_ADDR_LIMIT, PTE_A, PTE_D, PTE_SIZE } from './x86.constants';
 
 /** Memory the walker reads tables from: guest-physical for the guest and nested IOMMU walks, physical in tests. */
 export interface WalkMemory {
@@ -21,8 +21,6 @@ export interface WalkAccess {
 export type WalkResult =
   | { ok: true; address: number; writable: boolean; user: boolean; levels: number }
   | { ok: false; reason: WalkFaultReason; level: number; entryAddress?: number };
-
-const LEVELS = 4;
 
 /**
  * The one x86-64 4-level walker (SDM §4.5; VT-d first-stage, VT-d spec §3.6 / §9.7).

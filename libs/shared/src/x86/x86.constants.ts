@@ -2,26 +2,19 @@
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
-/** One paging-structure entry is 8 bytes; a table holds 512 of them. */
+/** One paging-structure entry is 8 bytes; a table holds 512 of them, so each level consumes 9 bits of the linear address (SDM §4.5.4). */
 export const PTE_SIZE = 8;
 export const PTES_PER_TABLE = PAGE_SIZE / PTE_SIZE;
-/** Each level consumes 9 bits of the linear address (SDM §4.5.4). */
-export const LEVEL_BITS = 9;
 export const PAGING_LEVELS = 4;
 
-/** Entry bits (SDM Table 4-19/4-20). */
+/** Entry bits this model reads or writes (SDM Table 4-19/4-20); PWT, PCD, G and XD are written 0 and ignored. */
 export const PTE_P = 1n << 0n;
 export const PTE_RW = 1n << 1n;
 export const PTE_US = 1n << 2n;
-export const PTE_PWT = 1n << 3n;
-export const PTE_PCD = 1n << 4n;
 export const PTE_A = 1n << 5n;
 export const PTE_D = 1n << 6n;
 /** PS in PDPTE/PDE (large page); PAT in a 4 KiB PTE; reserved in a PML4E (SDM Table 4-15). */
 export const PTE_PS = 1n << 7n;
-export const PTE_G = 1n << 8n;
-/** XD; valid because the model runs with IA32_EFER.NXE = 1 (SDM §4.6). */
-export const PTE_XD = 1n << 63n;
 
 /** Bits 51:12 hold the address field of the format (architectural MAXPHYADDR limit is 52). */
 export const PTE_ADDRESS_FIELD_BITS = 52;
