@@ -14,3 +14,14 @@ describe('the host command table', () => {
     expect(reads).toEqual(['hw.faults', 'hw.pasids', 'ioasid.info', 'ioasid.list', 'kvm.read_guest', 'mm.read', 'process.get', 'vfio.list_devices']);
   });
 });
+
+describe('docs/architecture.md', () => {
+  it('names, for every host operation, the file whose table declares its row (kept true when files move)', () => {
+    const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+    const { join } = jest.requireActual<typeof import('node:path')>('node:path');
+    const doc = readFileSync(join(__dirname, '../../../docs/architecture.md'), 'utf8');
+    const rows = new Map([...doc.matchAll(/^\| `([a-z_.]+)` \| `([a-z/.-]+\.ops\.ts)` \|/gm)].map((m) => [m[1], m[2]]));
+    expect([...rows.keys()].sort()).toEqual([...HOST_OPS.keys()].sort());
+    for (const [name, file] of rows) expect(readFileSync(join(__dirname, file), 'utf8')).toContain(`name: '${name}'`);
+  });
+});
