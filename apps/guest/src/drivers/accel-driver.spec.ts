@@ -1,11 +1,13 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { CompletionStatus, decodeCompletion } from '@app/shared/dsa/descriptor';
+import { FAULT_INFO_WRITE } from '@app/shared/dsa/dsa.constants';
 import { type FailWhen, failWhen } from '../../../../stack/fail-when';
 import { STACK_DEVICES } from '../../../../stack/in-process-stack';
 import { IA32_PASID_VALID } from '../iommu/iommu.constants';
 import { SvaDriver } from '../iommu/sva';
 import { FrameAllocator } from '../mm/frame-allocator';
 import { GuestMm } from '../mm/guest-mm';
+import { PAGE_SIZE } from '../mm/mm.constants';
 import { DSA0, DSA1, tick, VmOnStack } from '../vm-on-stack.testing';
 import type { VmmPort } from '../vmm.port';
 import { AccelDriver, type AccelOptions } from './accel-driver';
@@ -310,5 +312,39 @@ describe('AccelDriver', () => {
     expect(s.bed.ia32Pasid(0)).toBe(IA32_PASID_VALID + vpasid);
     expect((await enqcmds(s.bed)).map((e) => e.result)).toEqual([{ result: 'gp', reason: 'vpasid-unmapped' }]);
     expect(s.bed.accelerator(DSA0).stats.submitted).toBe(0);
+  });
+
+  it('a destination the device cannot translate: the record says page fault (status 2) at that address, nothing is written, and the driver returns it', async () => {
+    const s = await setup();
+    const { bed, mm, sva, pid, vrid } = s;
+    const accel = s.driver();
+    const src = await mm.mmap(pid, PAGE_SIZE);
+    const dst = await mm.mmap(pid, PAGE_SIZE);
+    await mm.write(pid, src, Buffer.from(Array.from({ length: 64 }, (_, i) => i + 1)));
+    const vpasid = await sva.bind(pid, vrid);
+    // A first copy maps the completion page and sets the accessed/dirty bits of every page it uses.
+    expect(await accel.submit(pid, vrid, { op: 'memmove', src, dst, length: 64 })).toEqual({ result: 'accepted', status: CompletionStatus.success, bytes: 64 });
+    // The next GVA this process's mmap would hand out has never been mapped: the IOMMU's walk finds no PTE.
+    const unmapped = mm.process(pid).nextGva;
+    expect(() => mm.translate(pid, unmapped, true)).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
+    const before = await bed.ram();
+    const r = await accel.submit(pid, vrid, { op: 'memmove', src, dst: unmapped, length: 64 });
+    expect(r).toEqual({ result: 'accepted', status: CompletionStatus.pageFault, bytes: 0, faultAddress: unmapped });
+    // The only bytes of guest RAM that changed are the completion record's.
+    const recordGpa = mm.translate(pid, (await enqcmds(bed)).at(-1)?.descriptor.completion as number, true);
+    const after = await bed.ram();
+    const changed: number[] = [];
+    for (let i = 0; i < after.length; i++) if (after[i] !== before[i]) changed.push(i);
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.filter((i) => i < recordGpa || i >= recordGpa + COMPLETION_RECORD_SIZE)).toEqual([]);
+    expect(decodeCompletion(after.subarray(recordGpa, recordGpa + COMPLETION_RECORD_SIZE))).toMatchObject({
+      status: CompletionStatus.pageFault,
+      faultInfo: FAULT_INFO_WRITE,
+      bytesCompleted: 0,
+      faultAddress: unmapped,
+    });
+    // The host IOMMU's fault reaches the vIOMMU's fault log in guest terms (vrid, vPASID, GVA).
+    await bed.stack.settle();
+    expect(bed.viommu.faults()).toContainEqual(expect.objectContaining({ vrid, vpasid, address: unmapped, access: 'write', errno: 'EFAULT' }));
   });
 });
