@@ -347,4 +347,15 @@ describe('AccelDriver', () => {
     await bed.stack.settle();
     expect(bed.viommu.faults()).toContainEqual(expect.objectContaining({ vrid, vpasid, address: unmapped, access: 'write', errno: 'EFAULT' }));
   });
+
+  it('a page fault at GVA 0 (a null destination) still reports its address', async () => {
+    const s = await setup();
+    await s.sva.bind(s.pid, s.vrid);
+    expect(await s.driver().submit(s.pid, s.vrid, { op: 'fill', dst: 0, length: 8, pattern: 1 })).toEqual({
+      result: 'accepted',
+      status: CompletionStatus.pageFault,
+      bytes: 0,
+      faultAddress: 0,
+    });
+  });
 });
