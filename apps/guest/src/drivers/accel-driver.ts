@@ -4,7 +4,7 @@
 // runs), ENQCMD is retried while the queue is full (ZF=1), then the record is polled until the device
 // writes a non-zero status. WRMSR → ENQCMD (with its retries) runs under a per-vCPU lock (vcpu-lock.ts).
 import type { Descriptor, DescriptorOp } from '@app/shared/contract/host-kernel';
-import { decodeCompletion } from '@app/shared/dsa/descriptor';
+import { CompletionStatus, decodeCompletion } from '@app/shared/dsa/descriptor';
 import { KernelError } from '@app/shared/errno';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import type { SvaDriver } from '../iommu/sva';
@@ -86,7 +86,8 @@ export class AccelDriver {
         if (rec.status !== COMPLETION_STATUS_NONE) {
           done = true;
           const out: SubmitResult = { result: 'accepted', status: rec.status, bytes: rec.bytesCompleted };
-          if (rec.faultAddress !== 0) out.faultAddress = rec.faultAddress;
+          // A page-fault record carries the faulting address (DESIGN §5), 0 included (a null pointer).
+          if (rec.status === CompletionStatus.pageFault) out.faultAddress = rec.faultAddress;
           return out;
         }
         await this.pause();

@@ -1,17 +1,23 @@
 import { KernelError } from '@app/shared/errno';
 import { walk4Level, WalkMemory } from '@app/shared/x86/walk';
-import { FakeVmm } from '../iommu/fake-vmm';
+import { type FailWhen, failWhen } from '../../../../stack/fail-when';
+import { VmOnStack } from '../vm-on-stack.testing';
+import type { VmmPort } from '../vmm.port';
 import { FrameAllocator } from './frame-allocator';
 import { GuestMm } from './guest-mm';
 import { MMAP_BASE, PAGE_SIZE } from './mm.constants';
 
-function setup(memoryMiB = 1): { vmm: FakeVmm; mm: GuestMm } {
-  const vmm = new FakeVmm({ memoryMiB, vcpus: 1, devices: [] });
-  return { vmm, mm: new GuestMm(vmm, new FrameAllocator(memoryMiB * 1024 * 1024)) };
+/** A VM with no device; GuestMm over the guest's door to it (every call logged, any call can be made to fail). */
+async function setup(memoryMiB = 1): Promise<{ bed: VmOnStack; door: FailWhen<VmmPort>; mm: GuestMm }> {
+  const bed = await VmOnStack.start({ memoryMiB });
+  const door = failWhen<VmmPort>(bed.port);
+  return { bed, door, mm: new GuestMm(door.port, new FrameAllocator(bed.ramBytes)) };
 }
 
-/** A walker over the real guest RAM (not the guest's cache): what the IOMMU would see. */
-const ramWalker = (vmm: FakeVmm): WalkMemory => ({ readU64: (a) => vmm.ram.readBigUInt64LE(a) });
+/** A walker over guest RAM as the VMM holds it (not the guest's cache): what the IOMMU would see. */
+const ramWalker = (ram: Buffer): WalkMemory => ({ readU64: (a) => ram.readBigUInt64LE(a) });
+
+afterEach(() => VmOnStack.closeAll());
 
 describe('FrameAllocator', () => {
   it('hands out frames lowest first, never page 0, and reuses the lowest freed frame', () => {
@@ -37,36 +43,38 @@ describe('FrameAllocator', () => {
 
 describe('GuestMm', () => {
   it('gives each process its own zeroed PML4 and pids 1, 2, …', async () => {
-    const { vmm, mm } = setup();
-    vmm.ram.fill(0xaa, 0x1000, 0x3000);
+    const { bed, mm } = await setup();
+    await bed.port.writeMemory(0x1000, Buffer.alloc(0x2000, 0xaa));
     const a = await mm.createProcess('a');
     const b = await mm.createProcess('b');
     expect([a.pid, b.pid]).toEqual([1, 2]);
     expect(a.cr3).not.toBe(b.cr3);
-    expect(vmm.ram.subarray(a.cr3, a.cr3 + PAGE_SIZE).every((x) => x === 0)).toBe(true);
+    const ram = await bed.ram();
+    for (const cr3 of [a.cr3, b.cr3]) expect(ram.subarray(cr3, cr3 + PAGE_SIZE).every((x) => x === 0)).toBe(true);
     expect(() => mm.process(3)).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
   });
 
   it('mmap maps consecutive GVAs from MMAP_BASE to zeroed frames, user + writable, in guest RAM', async () => {
-    const { vmm, mm } = setup();
+    const { bed, mm } = await setup();
     const p = await mm.createProcess('a');
-    vmm.ram.fill(0x55, 0x2000, 0x40000); // stale bytes the new frames must not show
+    await bed.port.writeMemory(0x2000, Buffer.alloc(0x40000 - 0x2000, 0x55)); // stale bytes the new frames must not show
     const gva = await mm.mmap(p.pid, 3 * PAGE_SIZE - 100);
     const gva2 = await mm.mmap(p.pid, 1);
     expect(gva).toBe(MMAP_BASE);
     expect(gva2).toBe(MMAP_BASE + 3 * PAGE_SIZE);
     const frames = [...p.mappings[0].frames, ...p.mappings[1].frames];
     expect(new Set(frames).size).toBe(4);
+    const ram = await bed.ram();
     for (const [i, va] of [gva, gva + PAGE_SIZE, gva + 2 * PAGE_SIZE, gva2].entries()) {
-      const r = walk4Level(p.cr3, va + 12, { write: true }, ramWalker(vmm));
+      const r = walk4Level(p.cr3, va + 12, { write: true }, ramWalker(ram));
       expect(r).toEqual({ ok: true, address: frames[i] + 12, writable: true, user: true, levels: 4 });
-      expect(vmm.ram.subarray(frames[i], frames[i] + PAGE_SIZE).every((x) => x === 0)).toBe(true);
+      expect(ram.subarray(frames[i], frames[i] + PAGE_SIZE).every((x) => x === 0)).toBe(true);
     }
-    expect(walk4Level(p.cr3, gva2 + PAGE_SIZE, { write: false }, ramWalker(vmm))).toMatchObject({ ok: false, reason: 'not-present' });
+    expect(walk4Level(p.cr3, gva2 + PAGE_SIZE, { write: false }, ramWalker(ram))).toMatchObject({ ok: false, reason: 'not-present' });
   });
 
   it('two processes at the same GVA reach different frames', async () => {
-    const { vmm, mm } = setup();
+    const { bed, mm } = await setup();
     const a = await mm.createProcess('a');
     const b = await mm.createProcess('b');
     const ga = await mm.mmap(a.pid, 10);
@@ -76,30 +84,35 @@ describe('GuestMm', () => {
     await mm.write(b.pid, gb, Buffer.from('from b'));
     expect((await mm.read(a.pid, ga, 6)).toString()).toBe('from a');
     expect((await mm.read(b.pid, gb, 6)).toString()).toBe('from b');
-    const ra = walk4Level(a.cr3, ga, { write: false }, ramWalker(vmm));
-    expect(ra.ok && vmm.ram.subarray(ra.address, ra.address + 6).toString()).toBe('from a');
+    const ram = await bed.ram();
+    const ra = walk4Level(a.cr3, ga, { write: false }, ramWalker(ram));
+    const rb = walk4Level(b.cr3, gb, { write: false }, ramWalker(ram));
+    expect(ra.ok && ram.subarray(ra.address, ra.address + 6).toString()).toBe('from a');
+    expect(rb.ok && ram.subarray(rb.address, rb.address + 6).toString()).toBe('from b');
   });
 
   it('read/write by GVA crosses pages; an unmapped byte is EFAULT before anything is written', async () => {
-    const { vmm, mm } = setup();
+    const { bed, door, mm } = await setup();
     const p = await mm.createProcess('a');
     const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
     const data = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff));
     await mm.write(p.pid, gva + PAGE_SIZE - 150, data);
     expect(await mm.read(p.pid, gva + PAGE_SIZE - 150, 300)).toEqual(data);
-    const before = Buffer.from(vmm.ram);
+    const before = await bed.ram();
+    const calls = door.calls.length;
     await expect(mm.write(p.pid, gva + 2 * PAGE_SIZE - 10, Buffer.alloc(20, 1))).rejects.toMatchObject({ errno: 'EFAULT' });
     await expect(mm.read(p.pid, 0x1000, 4)).rejects.toMatchObject({ errno: 'EFAULT' });
-    expect(vmm.ram.equals(before)).toBe(true);
+    expect(door.calls.length).toBe(calls);
+    expect((await bed.ram()).equals(before)).toBe(true);
   });
 
   it('bad mmap input is EINVAL, exhaustion is ENOMEM, both leaving state unchanged', async () => {
-    const { mm } = setup();
+    const { bed, mm } = await setup();
     const p = await mm.createProcess('a');
     const free = mm.frames.freeFrames;
     await expect(mm.mmap(p.pid, 0)).rejects.toMatchObject({ errno: 'EINVAL' });
     await expect(mm.mmap(p.pid, 1.5)).rejects.toMatchObject({ errno: 'EINVAL' });
-    await expect(mm.mmap(p.pid, 2 * 1024 * 1024)).rejects.toMatchObject({ errno: 'ENOMEM' });
+    await expect(mm.mmap(p.pid, 2 * bed.ramBytes)).rejects.toMatchObject({ errno: 'ENOMEM' });
     await expect(mm.mmap(99, 10)).rejects.toMatchObject({ errno: 'ESRCH' });
     expect(mm.frames.freeFrames).toBe(free);
     expect(p.mappings).toEqual([]);
@@ -107,19 +120,19 @@ describe('GuestMm', () => {
   });
 
   it('munmap clears the PTEs in RAM, calls the IOTLB hook before freeing the frames', async () => {
-    const { vmm, mm } = setup();
+    const { bed, mm } = await setup();
     const p = await mm.createProcess('a');
     const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
     const frames = [...p.mappings[0].frames];
-    const seen: boolean[] = [];
+    const seen: Array<[number, number, number, boolean, boolean]> = [];
     mm.onUnmap = async (pid, va, len) => {
-      expect([pid, va, len]).toEqual([p.pid, gva, 2 * PAGE_SIZE]);
-      seen.push(mm.frames.isAllocated(frames[0]));
-      expect(walk4Level(p.cr3, gva, { write: false }, ramWalker(vmm))).toMatchObject({ ok: false, reason: 'not-present' });
+      const allocated = mm.frames.isAllocated(frames[0]);
+      const inRam = walk4Level(p.cr3, gva, { write: false }, ramWalker(await bed.ram())).ok;
+      seen.push([pid, va, len, allocated, inRam]);
     };
     await expect(mm.munmap(p.pid, gva, PAGE_SIZE)).rejects.toBeInstanceOf(KernelError);
     await mm.munmap(p.pid, gva, 2 * PAGE_SIZE);
-    expect(seen).toEqual([true]);
+    expect(seen).toEqual([[p.pid, gva, 2 * PAGE_SIZE, true, false]]);
     expect(frames.every((f) => !mm.frames.isAllocated(f))).toBe(true);
     await expect(mm.read(p.pid, gva, 1)).rejects.toMatchObject({ errno: 'EFAULT' });
     // GVAs are not reused
@@ -127,22 +140,20 @@ describe('GuestMm', () => {
   });
 
   it('mmap whose page-table flush fails: clears the PTEs in RAM and invalidates before freeing, and never reuses the GVAs', async () => {
-    const { vmm, mm } = setup();
+    const { bed, door, mm } = await setup();
     const p = await mm.createProcess('a');
-    const write = vmm.writeMemory.bind(vmm);
     let failures = 1;
     // The PML4 is written last: by then the new PT with the PTE is already in RAM.
-    vmm.writeMemory = async (gpa, data) => {
-      if (gpa === p.cr3 && failures-- > 0) throw new KernelError('EIO', 'write lost');
-      return write(gpa, data);
-    };
+    door.fail = (method, args) => (method === 'writeMemory' && args[0] === p.cr3 && failures-- > 0 ? 'EIO' : null);
     const frame = p.cr3 + PAGE_SIZE; // the next free frame: the data page, allocated before the tables
     const seen: Array<[number, number, boolean, boolean]> = [];
     mm.onUnmap = async (_pid, va, len) => {
-      const inRam = walk4Level(p.cr3, MMAP_BASE, { write: false }, ramWalker(vmm)).ok;
-      seen.push([va, len, mm.frames.isAllocated(frame), inRam]);
+      const allocated = mm.frames.isAllocated(frame);
+      const inRam = walk4Level(p.cr3, MMAP_BASE, { write: false }, ramWalker(await bed.ram())).ok;
+      seen.push([va, len, allocated, inRam]);
     };
     await expect(mm.mmap(p.pid, 10)).rejects.toMatchObject({ errno: 'EIO' });
+    expect(door.calls.filter((c) => c.injected).map((c) => [c.method, c.args[0]])).toEqual([['writeMemory', p.cr3]]);
     expect(seen).toEqual([[MMAP_BASE, PAGE_SIZE, true, false]]);
     expect(mm.frames.isAllocated(frame)).toBe(false);
     expect(p.mappings).toEqual([]);
@@ -150,14 +161,10 @@ describe('GuestMm', () => {
   });
 
   it('when that clean-up cannot reach RAM either, the frames stay allocated (quarantined)', async () => {
-    const { vmm, mm } = setup();
+    const { door, mm } = await setup();
     const p = await mm.createProcess('a');
-    const write = vmm.writeMemory.bind(vmm);
     let broken = true;
-    vmm.writeMemory = async (gpa, data) => {
-      if (gpa === p.cr3 && broken) throw new KernelError('EIO', 'write lost');
-      return write(gpa, data);
-    };
+    door.fail = (method, args) => (method === 'writeMemory' && args[0] === p.cr3 && broken ? 'EIO' : null);
     let hooked = 0;
     mm.onUnmap = async () => void hooked++;
     const frame = p.cr3 + PAGE_SIZE;
@@ -172,7 +179,7 @@ describe('GuestMm', () => {
   });
 
   it('munmap whose IOTLB hook fails keeps the frames allocated (quarantined) and rethrows', async () => {
-    const { mm } = setup();
+    const { mm } = await setup();
     const p = await mm.createProcess('a');
     const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
     const frames = [...p.mappings[0].frames];
