@@ -4,30 +4,24 @@
 // the three spawned apps is only the transport.
 import { randomBytes } from 'node:crypto';
 import { LamportClock } from '@app/shared/clock';
-import { createDataSource } from '@app/shared/db';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
-import { Journal as JournalImpl } from '@app/shared/journal/journal';
 import { newTraceId, runInTrace } from '@app/shared/trace';
-import type { DataSource, EntitySchema, MixedList } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { GuestApp } from '../apps/guest/src/guest.app';
 import type { AccelOptions } from '../apps/guest/src/drivers/accel-driver';
 import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
-import { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
+import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
-import { CreateProcess1764000000001, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
 import { CreateVm1764000000002, VmEntity } from '../apps/vmm/src/persistence/vm.entity';
 import { VmmApp } from '../apps/vmm/src/vmm.app';
 import { cross, type Side } from './crossing';
 import { InProcessHostKernel } from './host-kernel.in-process';
+import { openInProcessHost, openJournal } from './in-process-host';
 import { InProcessVmm } from './vmm.in-process';
 
-/** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
-export const STACK_DEVICES: DeviceConfig[] = [
-  { bdf: '0000:6a:01.0', vendorId: 0x8086, deviceId: 0x0b25, pasidWidth: 20, wqDepth: 32 },
-  { bdf: '0000:6b:01.0', vendorId: 0x8086, deviceId: 0x0b25, pasidWidth: 20, wqDepth: 32 },
-];
+export { STACK_DEVICES } from './in-process-host';
 
 export interface InProcessStackOptions {
   devices?: DeviceConfig[];
@@ -45,17 +39,6 @@ export interface VmHandle {
   token: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-type Migrations = MixedList<Function>;
-
-async function openJournal(app: string, entities: EntitySchema[] = [], migrations: Migrations = []): Promise<{ ds: DataSource; journal: Journal }> {
-  const ds = createDataSource({ path: ':memory:', entities, migrations });
-  await ds.initialize();
-  const journal = new JournalImpl(ds, app, new LamportClock());
-  await journal.recover();
-  return { ds, journal };
-}
-
 export class InProcessStack {
   readonly guests = new Map<number, GuestApp>();
   /** The operator's side of every call it makes (its own clock, as a REST client has). */
@@ -71,22 +54,13 @@ export class InProcessStack {
   ) {}
 
   static async create(opts: InProcessStackOptions = {}): Promise<InProcessStack> {
-    const hostDb = await openJournal('host-kernel', [ProcessEntity], [CreateProcess1764000000001]);
-    const hostAdminToken = randomBytes(16).toString('hex');
-    const host = await HostKernelApp.open({
-      memoryMiB: opts.memoryMiB ?? 256,
-      devices: opts.devices ?? STACK_DEVICES,
-      adminToken: hostAdminToken,
-      journal: hostDb.journal,
-      engine: opts.engine,
-      faults: opts.faults,
-    });
+    const { host, adminToken: hostAdminToken, ds: hostDs } = await openInProcessHost(opts);
     const vmmDb = await openJournal('vmm', [VmEntity], [CreateVm1764000000002]);
     const vmmAdminToken = randomBytes(16).toString('hex');
     const port = new InProcessHostKernel(host, { app: 'vmm', clock: vmmDb.journal.clock });
     const vmm = await VmmApp.open({ journal: vmmDb.journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken: vmmAdminToken, pasidQuota: opts.pasidQuota ?? 64 });
     const stack = new InProcessStack(host, vmm, hostAdminToken, vmmAdminToken, opts);
-    stack.dataSources.push(hostDb.ds, vmmDb.ds);
+    stack.dataSources.push(hostDs, vmmDb.ds);
     return stack;
   }
 

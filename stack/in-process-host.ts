@@ -1,0 +1,69 @@
+// The host kernel alone in this process, from the real code (DESIGN §8): the HostKernelApp the REST app wraps,
+// over an in-memory journal. InProcessStack composes it with the rest; the VMM's unit tests reach it through
+// InProcessHostKernel, so nothing imitates the host's behaviour.
+import { randomBytes } from 'node:crypto';
+import { LamportClock } from '@app/shared/clock';
+import { createDataSource } from '@app/shared/db';
+import { Journal } from '@app/shared/journal/journal';
+import type { DataSource, EntitySchema, MixedList } from 'typeorm';
+import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
+import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
+import { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
+import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
+import { CreateProcess1764000000001, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
+
+/** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
+export const STACK_DEVICES: DeviceConfig[] = [
+  { bdf: '0000:6a:01.0', vendorId: 0x8086, deviceId: 0x0b25, pasidWidth: 20, wqDepth: 32 },
+  { bdf: '0000:6b:01.0', vendorId: 0x8086, deviceId: 0x0b25, pasidWidth: 20, wqDepth: 32 },
+];
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+type Migrations = MixedList<Function>;
+
+/** An app's journal on its own in-memory SQLite database (`DB_PATH=:memory:`), recovered as at start-up. */
+export async function openJournal(app: string, entities: EntitySchema[] = [], migrations: Migrations = []): Promise<{ ds: DataSource; journal: Journal }> {
+  const ds = createDataSource({ path: ':memory:', entities, migrations });
+  await ds.initialize();
+  const journal = new Journal(ds, app, new LamportClock());
+  await journal.recover();
+  return { ds, journal };
+}
+
+export interface InProcessHostOptions {
+  devices?: DeviceConfig[];
+  memoryMiB?: number;
+  engine?: EngineOptions;
+  faults?: FaultInjector;
+}
+
+export interface InProcessHost {
+  host: HostKernelApp;
+  adminToken: string;
+  ds: DataSource;
+  /** A clean shutdown (every process exits, journaled), then the database closes. */
+  close(): Promise<void>;
+}
+
+/** Boots a host kernel on a fresh in-memory journal, with a random admin token. */
+export async function openInProcessHost(opts: InProcessHostOptions = {}): Promise<InProcessHost> {
+  const { ds, journal } = await openJournal('host-kernel', [ProcessEntity], [CreateProcess1764000000001]);
+  const adminToken = randomBytes(16).toString('hex');
+  const host = await HostKernelApp.open({
+    memoryMiB: opts.memoryMiB ?? 256,
+    devices: opts.devices ?? STACK_DEVICES,
+    adminToken,
+    journal,
+    engine: opts.engine,
+    faults: opts.faults,
+  });
+  return {
+    host,
+    adminToken,
+    ds,
+    close: async () => {
+      await host.shutdown();
+      if (ds.isInitialized) await ds.destroy();
+    },
+  };
+}
