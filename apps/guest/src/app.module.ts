@@ -1,11 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { CoreModule } from '@app/shared/nest/core.module';
 import type { GuestConfig } from './config';
-import { SubmitController } from './drivers/submit.controller';
+import { SubmitController } from './console/submit.controller';
 import { GuestService } from './guest.service';
-import { SvaController } from './iommu/sva.controller';
-import { ProcessController } from './mm/process.controller';
-import { StatusController } from './status.controller';
+import { SvaController } from './console/sva.controller';
+import { ProcessController } from './console/process.controller';
+import { StatusController } from './console/status.controller';
 
 @Module({})
 export class AppModule {

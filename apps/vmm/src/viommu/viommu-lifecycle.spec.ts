@@ -22,7 +22,7 @@ import {
   VRID_B,
   writeEntry,
   writeRam,
-} from './viommu.fixture';
+} from '../vm/vm.fixture';
 
 const HOST_REFUSED = VMM_FAULT_REASONS['vmm-host-refused'].code;
 

@@ -34,7 +34,7 @@ import {
   VRID_B,
   writeEntry,
   writeU64,
-} from './viommu.fixture';
+} from '../vm/vm.fixture';
 
 afterEach(closeHosts);
 

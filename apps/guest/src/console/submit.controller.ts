@@ -2,7 +2,7 @@ import { Body, Controller, Param, Post } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { GuestService } from '../guest.service';
-import type { SubmitResult } from './accel-driver';
+import type { SubmitResult } from '../drivers/accel-driver';
 import { SubmitDto } from './submit.dto';
 
 /** The accelerator driver: IA32_PASID = the process's vPASID, ENQCMD (retry on ZF=1), poll the completion record. */

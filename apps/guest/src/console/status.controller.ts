@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import type { GuestAppStatus } from './guest.app';
-import { GuestService } from './guest.service';
+import type { GuestAppStatus } from '../guest.app';
+import { GuestService } from '../guest.service';
 
 @ApiTags('status')
 @Controller({ version: '1' })

@@ -6,7 +6,7 @@ import type { DeviceConfig } from '../../../host-kernel/src/kernel';
 import type { KernelState } from '../../../host-kernel/src/kernel-state';
 import { type HostFixture, openHost } from '../host-kernel.fixture';
 import { MIB } from '../machine/machine';
-import { Vm, VmBuilder, VmSpec } from '../vm/vm-builder';
+import { Vm, VmBuilder, VmSpec } from './vm-builder';
 
 export { closeHosts } from '../host-kernel.fixture';
 
