@@ -4,6 +4,7 @@
 // that is not a KernelError reaches the caller as the problem filter would answer it: EIO, 500.
 import type { LamportClock } from '@app/shared/clock';
 import { KernelError } from '@app/shared/errno';
+import type { EventSink, Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 import { currentTrace, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
 
 export interface Side {
@@ -43,4 +44,27 @@ export async function cross<T>(from: Side, to: Side, fn: () => Promise<T> | T): 
  */
 export function later(fn: () => void): void {
   setImmediate(fn);
+}
+
+/**
+ * A lifeline across the in-process door: `attach` registers the sink with the serving app (as the REST route
+ * does when the stream opens), `drop` is what the server does when the stream closes. Events and the server's
+ * end reach the holder later (`later`), and nothing after our own close().
+ */
+export function lifeline(opts: LifelineHandlers, attach: (sink: EventSink) => Promise<void>, drop: (sink: EventSink) => void): Lifeline {
+  let closed = false;
+  const sink: EventSink = {
+    send: (event, data) => later(() => !closed && opts.onEvent?.({ event, data: copy(data) })),
+    end: () => later(() => !closed && opts.onEnd?.('stream ended')),
+  };
+  const opened = attach(sink);
+  opened.catch((err: unknown) => later(() => opts.onEnd?.((err as Error).message)));
+  return {
+    opened,
+    close: () => {
+      if (closed) return;
+      closed = true;
+      drop(sink);
+    },
+  };
 }

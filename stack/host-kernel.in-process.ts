@@ -7,7 +7,7 @@ import type { Op, OpFile } from '../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import { cpuOps, ioasidOps, kvmOps, processOps, vfioOps } from '../apps/host-kernel/src/ops';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
-import { copy, cross, later, type Side } from './crossing';
+import { copy, cross, lifeline, type Side } from './crossing';
 
 export class InProcessHostKernel implements HostKernelPort {
   constructor(
@@ -37,21 +37,7 @@ export class InProcessHostKernel implements HostKernelPort {
     return this.call(processOps.exit, { pid }, pid);
   }
   holdLifeline(pid: number, opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
-    let closed = false;
-    const sink = {
-      send: (event: string, data: unknown) => later(() => !closed && opts.onEvent?.({ event, data: copy(data) })),
-      end: () => later(() => !closed && opts.onEnd?.('stream ended')),
-    };
-    const opened = cross(this.from, this.side, () => this.host.attachLifeline(this.host.authorize({ permit: 'process' }, this.token, pid), pid, sink));
-    opened.catch((err: unknown) => later(() => opts.onEnd?.((err as Error).message)));
-    return {
-      opened,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        void this.host.lifelineDropped(pid, sink);
-      },
-    };
+    return lifeline(opts, (sink) => cross(this.from, this.side, () => this.host.attachLifeline(this.host.authorize({ permit: 'process' }, this.token, pid), pid, sink)), (sink) => void this.host.lifelineDropped(pid, sink));
   }
   async mmap(pid: number, length: number): Promise<number> {
     return (await this.call(processOps.mmap, { pid, length }, pid)).hva;

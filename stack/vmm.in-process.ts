@@ -7,7 +7,7 @@ import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink
 import type { VmmPort } from '../apps/guest/src/vmm.port';
 import type { VmmApp } from '../apps/vmm/src/vmm.app';
 import type { VmmCaller } from '../apps/vmm/src/vmm-caller';
-import { copy, cross, later, type Side } from './crossing';
+import { copy, cross, lifeline, type Side } from './crossing';
 
 export class InProcessVmm implements VmmPort {
   constructor(
@@ -22,21 +22,7 @@ export class InProcessVmm implements VmmPort {
   }
 
   holdLifeline(opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
-    let closed = false;
-    const sink = {
-      send: (event: string, data: unknown) => later(() => !closed && opts.onEvent?.({ event, data: copy(data) })),
-      end: () => later(() => !closed && opts.onEnd?.('stream ended')),
-    };
-    const opened = this.call('caller', (caller) => this.vmm.vms.attachGuest(caller, this.vmId, sink));
-    opened.catch((err: unknown) => later(() => opts.onEnd?.((err as Error).message)));
-    return {
-      opened,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        void this.vmm.vms.guestDropped(this.vmId, sink);
-      },
-    };
+    return lifeline(opts, (sink) => this.call('caller', (caller) => this.vmm.vms.attachGuest(caller, this.vmId, sink)), (sink) => void this.vmm.vms.guestDropped(this.vmId, sink));
   }
 
   machine(): Promise<GuestMachine> {
