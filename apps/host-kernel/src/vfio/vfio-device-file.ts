@@ -67,6 +67,16 @@ export class VfioDeviceFile implements KernelFile {
     tx.do('vfio.attach', () => this.attachments.set(key, attachment), () => this.attachments.delete(key));
   }
 
+  /**
+   * DEVICE_DISALLOW_IOASID of the ioasid the caller names by (ioasid fd, id): `lookup` finds it, a destroyed
+   * (parked) one of that fd included — its routes must still go, or the PASID could never be freed. An ioasid
+   * that is not there, or has no route on this device, is a no-op (false).
+   */
+  disallowNamed(tx: Tx, lookup: (opts: { parked: true }) => IoasidRef | null): boolean {
+    const ref = lookup({ parked: true });
+    return ref !== null && this.disallow(tx, ref);
+  }
+
   /** Remove every route of this device to the ioasid; false if there was none (a no-op). */
   disallow(tx: Tx, ref: IoasidRef): boolean {
     const hits = [...this.attachments.values()].filter((a) => a.ref.ppasid === ref.ppasid);

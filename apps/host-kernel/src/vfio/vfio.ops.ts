@@ -47,19 +47,15 @@ export const vfioOps = {
     object: (a) => `ioasid:${a.ioasid}`,
   }),
 
-  /**
-   * DEVICE_DISALLOW_IOASID: block the route, drain in-flight work, drop the reference. A destroyed ioasid of
-   * that fd still names its routes (they must go); an ioasid with no route on this device is a no-op.
-   */
+  /** DEVICE_DISALLOW_IOASID: block the route, drain in-flight work, drop the reference (vfio-device-file.ts). */
   disallowIoasid: op({
     name: 'vfio.disallow_ioasid',
     permit: 'process',
     journal: true,
     fd: deviceFd,
-    run: ({ k, proc, file, tx }: C<VfioDeviceFile>, a: { deviceFd: number; ioasidFd: number; ioasid: number }) => {
-      const ref = fdgetOrNull(k.ioasids, proc.fds, a.ioasidFd, a.ioasid, { parked: true });
-      return { changed: ref !== null && file.disallow(tx, ref) };
-    },
+    run: ({ k, proc, file, tx }: C<VfioDeviceFile>, a: { deviceFd: number; ioasidFd: number; ioasid: number }) => ({
+      changed: file.disallowNamed(tx, (opts) => fdgetOrNull(k.ioasids, proc.fds, a.ioasidFd, a.ioasid, opts)),
+    }),
     object: (a) => `ioasid:${a.ioasid}`,
   }),
 };
