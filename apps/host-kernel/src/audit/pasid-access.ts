@@ -3,6 +3,7 @@
 // list of holder intervals: a device route (ALLOW … DISALLOW) or a KVM vPASID entry (MAP_PASID …
 // UNMAP_PASID). DESTROY ends every access at once (routes blocked, KVM entries stop translating),
 // even though the holders keep their references until they let go.
+import type { HostEvent, HostOperation } from '@app/shared/contract/operations';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
 import { allJournalEvents } from '@app/shared/journal/journal-pages';
 
@@ -61,14 +62,15 @@ export function pasidAccess(pasid: number, rows: JournalEvent[], deviceOf: (acto
   for (const row of [...rows].sort((a, b) => a.seq - b.seq)) {
     if (row.errno !== null) continue;
     const args = (row.args ?? {}) as Record<string, unknown>;
-    if (row.operation === 'ioasid.alloc') {
+    const op = row.operation as HostOperation | HostEvent;
+    if (op === 'ioasid.alloc') {
       epoch = { pasid, owner: row.actor, allocatedAt: iso(row.wallMs), allocatedSeq: row.seq, pgtbl: null, destroyedAt: null, freedAt: null, access: [] };
       epochs.push(epoch);
       open = [];
       continue;
     }
     if (!epoch) continue; // rows from before the journal saw this PASID allocated
-    switch (row.operation) {
+    switch (op) {
       case 'ioasid.bind_pgtbl':
         epoch.pgtbl = String(args.kind);
         break;

@@ -1,5 +1,6 @@
 import type { JournalEvent } from '../journal/journal';
-import { causalOrder, renderSequence } from './sequence';
+import { HOST_OPERATIONS } from '../contract/operations';
+import { callName, causalOrder, renderSequence } from './sequence';
 
 let seq = 0;
 function ev(app: string, operation: string, spanId: string, parentSpanId: string | null, wallMs: number, extra: Partial<JournalEvent> = {}): JournalEvent {
@@ -52,8 +53,8 @@ describe('sequence diagrams', () => {
       '  participant vmm',
       '  participant host-kernel',
       '  operator->>guest: guest.boot',
-      '  guest->>vmm: vcpu.wrmsr value=0x0',
-      '  vmm->>host-kernel: kvm.vcpu_wrmsr',
+      `  guest->>vmm: ${callName('vmm', 'vcpu.wrmsr')} value=0x0`,
+      `  vmm->>host-kernel: ${callName('host-kernel', 'kvm.vcpu_wrmsr')}`,
       '  host-kernel-->>vmm: -EINVAL',
       '  vmm-->>guest: ok',
       '  guest-->>operator: ok',
@@ -69,5 +70,15 @@ describe('sequence diagrams', () => {
   it('prints addresses in hex and other numbers in decimal', () => {
     const row = ev('host-kernel', 'kvm.write_guest', 'h5', null, 1, { args: { gpa: 0x27000, length: 4096 } });
     expect(renderSequence([row])).toContain('operator->>host-kernel: kvm.write_guest gpa=0x27000 length=4096');
+  });
+
+  it('names a host call by its ioctl where the design has one, and other rows by their operation', () => {
+    expect(callName('host-kernel', 'kvm.map_pasid')).toBe(HOST_OPERATIONS['kvm.map_pasid'].label);
+    expect(callName('host-kernel', 'kvm.map_pasid')).toMatch(/MAP_PASID/);
+    expect(callName('host-kernel', 'vfio.disallow_ioasid')).toBe('VFIO_DEVICE_DISALLOW_IOASID');
+    expect(callName('host-kernel', 'mm.write')).toBe('mm.write');
+    expect(callName('guest', 'sva.bind')).toBe('sva.bind');
+    const row = ev('host-kernel', 'kvm.map_pasid', 'h6', null, 1, { args: { vpasid: 3 } });
+    expect(renderSequence([row])).toContain('operator->>host-kernel: KVM_MAP_PASID vpasid=3');
   });
 });

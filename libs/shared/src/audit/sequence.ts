@@ -1,3 +1,4 @@
+import { operationLabel } from '../contract/operations';
 import type { JournalEvent } from '../journal/journal';
 
 /** The apps in the order they stand in a diagram: the caller on the left, the kernel on the right. */
@@ -70,6 +71,15 @@ function summarize(value: unknown): string {
   return entries.length ? entries.join(' ') : 'ok';
 }
 
+/**
+ * How a diagram names a call: the ioctl or instruction of the design where the journal contract has one
+ * (IOASID_ALLOC, VFIO_DEVICE_ALLOW_IOASID, KVM_MAP_PASID, ENQCMD…), else the operation as journaled.
+ */
+export function callName(app: string, operation: string): string {
+  const label = operationLabel(app, operation);
+  return /^[A-Z][A-Z0-9_]*(\b|$)/.test(label) ? label : operation;
+}
+
 /** A Mermaid `sequenceDiagram` of the events: a request arrow, the calls it caused, its return arrow. */
 export function renderSequence(events: JournalEvent[], title?: string): string {
   const roots = causalTree(events);
@@ -79,7 +89,7 @@ export function renderSequence(events: JournalEvent[], title?: string): string {
     const e = node.event;
     used.add(from).add(e.app);
     const args = summarize(e.args);
-    lines.push(`  ${from}->>${e.app}: ${label(`${e.operation}${args === 'ok' ? '' : ` ${args}`}`)}`);
+    lines.push(`  ${from}->>${e.app}: ${label(`${callName(e.app, e.operation)}${args === 'ok' ? '' : ` ${args}`}`)}`);
     for (const child of node.children) draw(child, e.app);
     const back = e.errno ? `-${e.errno}` : summarize(e.result);
     lines.push(`  ${e.app}-->>${from}: ${label(back)}`);
