@@ -1,8 +1,7 @@
 // One running host kernel, whichever door it is reached by (DESIGN §8): the kernel, its command-table
 // dispatcher over the journal, the process table it persists, the lifelines of its processes, and who a bearer
 // token names. The Nest app (REST) and the in-process stack both wrap exactly this.
-import { timingSafeEqual } from 'node:crypto';
-import { authenticateBearer } from '@app/shared/auth/bearer';
+import { authenticateBearer, sameToken } from '@app/shared/auth/bearer';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
@@ -75,9 +74,7 @@ export class HostKernelApp {
   }
 
   isAdminToken(token: string): boolean {
-    const a = Buffer.from(token);
-    const b = Buffer.from(this.adminToken);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameToken(token, this.adminToken);
   }
 
   /** A process the kernel knows, or (after a reboot) the record the database kept of it. */

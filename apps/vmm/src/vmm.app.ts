@@ -1,8 +1,7 @@
 // One running VMM, whichever door it is reached by (DESIGN §8): its VMs, their virtual hardware and vIOMMUs,
 // over the journal, with the host kernel behind a HostKernelPort (REST, or in-process). The Nest app and the
 // in-process stack both wrap exactly this.
-import { timingSafeEqual } from 'node:crypto';
-import { type AuthKind, authenticateBearer } from '@app/shared/auth/bearer';
+import { type AuthKind, authenticateBearer, sameToken } from '@app/shared/auth/bearer';
 import type { Journal } from '@app/shared/journal/journal';
 import type { HostKernelPort } from './host-kernel.port';
 import { ViommuOps } from './viommu/viommu-ops';
@@ -59,8 +58,6 @@ export class VmmApp {
   }
 
   isAdminToken(token: string): boolean {
-    const a = Buffer.from(token);
-    const b = Buffer.from(this.adminToken);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameToken(token, this.adminToken);
   }
 }

@@ -1,8 +1,7 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
-import { timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
-import { authenticateBearer, type AuthKind } from '../auth/bearer';
+import { authenticateBearer, sameToken, type AuthKind } from '../auth/bearer';
 
 export type { AuthKind } from '../auth/bearer';
 export const AUTH_KIND = 'auth-kind';
@@ -55,9 +54,7 @@ export abstract class BearerGuard implements CanActivate {
   }
 
   private isAdminToken(token: string): boolean {
-    const a = Buffer.from(token);
-    const b = Buffer.from(this.adminToken);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameToken(token, this.adminToken);
   }
 
   canActivate(ctx: ExecutionContext): boolean {
