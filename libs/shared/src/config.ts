@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
+import { LOG_LEVELS, type LogLevel, type LogOptions } from './log/log-options';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}
@@ -60,6 +61,17 @@ export function envDbPath(env: Env, app: string): string {
   return join(isAbsolute(dir) ? dir : resolve(dir), `${app}.db`);
 }
 
+/** LOG_LEVEL (default info) and LOG_FORMAT (json | pretty; default pretty when stderr is a terminal). */
+export function envLogOptions(env: Env, app: string): LogOptions {
+  const raw = (env.LOG_LEVEL || 'info').toLowerCase();
+  // Nest's names, which LOG_LEVEL took before pino: log = info, verbose = trace.
+  const level = raw === 'log' ? 'info' : raw === 'verbose' ? 'trace' : raw;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  const format = env.LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json');
+  if (format !== 'json' && format !== 'pretty') throw new ConfigError(`LOG_FORMAT must be json or pretty, got "${format}"`);
+  return { app, level: level as LogLevel, pretty: format === 'pretty' };
+}
+
 export interface CommonConfig {
   app: string;
   host: string;
@@ -71,6 +83,8 @@ export interface CommonConfig {
   auditToken: string | null;
   /** This app's own URL, known once it listens (port 0 picks one); sent to peers as `x-audit-url`. */
   publicUrl: string | null;
+  /** LOG_LEVEL, LOG_FORMAT (log/logger.ts). */
+  log: LogOptions;
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -82,5 +96,6 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
     publicUrl: null,
+    log: envLogOptions(env, app),
   };
 }

@@ -1,3 +1,4 @@
+import { operationLabel } from '../contract/operations';
 import type { JournalEvent } from '../journal/journal';
 
 /** The apps in the order they stand in a diagram: the caller on the left, the kernel on the right. */
@@ -70,8 +71,11 @@ function summarize(value: unknown): string {
   return entries.length ? entries.join(' ') : 'ok';
 }
 
-/** A Mermaid `sequenceDiagram` of the events: a request arrow, the calls it caused, its return arrow. */
-export function renderSequence(events: JournalEvent[], title?: string): string {
+/**
+ * A Mermaid `sequenceDiagram` of the events: a request arrow, the calls it caused, its return arrow. With
+ * `labels`, each call is named as the design names it (`KVM_MAP_PASID`, contract/operations.ts), not by its journal operation.
+ */
+export function renderSequence(events: JournalEvent[], title?: string, opts: { labels?: boolean } = {}): string {
   const roots = causalTree(events);
   const used = new Set<string>();
   const lines: string[] = [];
@@ -79,7 +83,8 @@ export function renderSequence(events: JournalEvent[], title?: string): string {
     const e = node.event;
     used.add(from).add(e.app);
     const args = summarize(e.args);
-    lines.push(`  ${from}->>${e.app}: ${label(`${e.operation}${args === 'ok' ? '' : ` ${args}`}`)}`);
+    const name = opts.labels ? operationLabel(e.app, e.operation) : e.operation;
+    lines.push(`  ${from}->>${e.app}: ${label(`${name}${args === 'ok' ? '' : ` ${args}`}`)}`);
     for (const child of node.children) draw(child, e.app);
     const back = e.errno ? `-${e.errno}` : summarize(e.result);
     lines.push(`  ${e.app}-->>${from}: ${label(back)}`);

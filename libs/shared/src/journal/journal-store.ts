@@ -26,6 +26,9 @@ interface RawDb {
 
 type Row = Omit<JournalRow, 'seq'>;
 
+/** Called with the rows of every committed write (metrics count them, the log prints them). */
+export type RowsListener = (rows: readonly Row[]) => void;
+
 const JOURNAL_COLUMNS: Array<keyof Row> = [
   'app',
   'actor',
@@ -46,6 +49,7 @@ const JOURNAL_COLUMNS: Array<keyof Row> = [
 export class JournalStore {
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
+  private readonly listeners: RowsListener[] = [];
 
   constructor(
     readonly ds: DataSource,
@@ -69,14 +73,26 @@ export class JournalStore {
         const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
         for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c]));
       })(undefined);
+      this.written(rows);
       return;
     }
-    return this.lock.run(() =>
-      this.ds.transaction(async (em) => {
-        for (const w of writes) await ormWrite(em, w);
-        if (rows.length) await em.getRepository(JournalEntity).insert(rows);
-      }),
-    );
+    return this.lock
+      .run(() =>
+        this.ds.transaction(async (em) => {
+          for (const w of writes) await ormWrite(em, w);
+          if (rows.length) await em.getRepository(JournalEntity).insert(rows);
+        }),
+      )
+      .then(() => this.written(rows));
+  }
+
+  /** Hears every committed write, after its transaction committed (never for one that failed). */
+  onRows(listener: RowsListener): void {
+    this.listeners.push(listener);
+  }
+
+  private written(rows: readonly Row[]): void {
+    for (const l of this.listeners) l(rows);
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */

@@ -74,7 +74,7 @@ export class OpenOperation {
 
   /** The trace context inside this operation: outbound calls and nested journal rows hang under its span. */
   get trace(): TraceContext {
-    return { traceId: this.traceId, spanId: this.spanId, caller: this.app };
+    return { traceId: this.traceId, spanId: this.spanId, caller: this.app, actor: this.actor, operation: this.operation };
   }
 
   get durationMs(): number {

@@ -72,4 +72,34 @@ export class AuditQueryDto {
   @Min(0)
   @Max(4)
   depth?: number;
+
+  /** `sequence` only: name each call as the design does (`KVM_MAP_PASID`, `IOASID_ALLOC`) rather than by its journal operation. */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  labels?: boolean;
+}
+
+export class TracesQueryDto {
+  /** At most this many traces (default 50). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  limit?: number;
+
+  /** Also list the peers' traces (default true). */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  federate?: boolean;
+
+  /** How many hops federation may still go (internal). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(4)
+  depth?: number;
 }
