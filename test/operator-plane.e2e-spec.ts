@@ -122,7 +122,7 @@ describe('the operator plane', () => {
       await page.waitForSelector('#state-view table');
       const sections = await page.$$eval('#state-view h2', (hs) => hs.map((h) => h.textContent));
       expect(sections).toEqual(['PASID pool', 'Processes and fds', 'ioasids', 'Device routes', 'KVM vPASID → pPASID tables', 'Devices']);
-      const rowsUnder = (title: string): Promise<number> => page.$$eval('#state-view h2', (hs, t) => (hs.find((h) => h.textContent === t)?.nextElementSibling as HTMLTableElement).tBodies[0].rows.length, title);
+      const rowsUnder = (title: string): Promise<number> => page.getByRole('heading', { name: title, exact: true }).locator('xpath=following-sibling::table[1]/tbody/tr').count();
       expect(await rowsUnder('Device routes')).toBe(state.state.routes.length);
       expect(await rowsUnder('ioasids')).toBe(state.state.ioasids.length);
 

@@ -56,6 +56,7 @@ export class AuditController {
       until: q.until,
       limit: q.limit,
       afterSeq: q.afterSeq,
+      instance: q.instance,
     });
     const depth = q.depth ?? 3;
     const peers = this.peers.list();

@@ -78,6 +78,11 @@ export class AuditQueryDto {
   @Transform(toBool)
   @IsBoolean()
   labels?: boolean;
+
+  /** Whose rows, on a database several instances share: an INSTANCE name, or `*` for every instance of this app (default: this instance's). */
+  @IsOptional()
+  @Matches(/^(\*|[A-Za-z0-9._:@-]{1,64})$/)
+  instance?: string;
 }
 
 export class TracesQueryDto {

@@ -7,7 +7,7 @@ import { AuditPeers } from '../audit/peers';
 import { StateView } from '../audit/state-view';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
-import { createDataSource, WriteLock } from '../db';
+import { dataSourceOptions, openDataSource, WriteLock } from '../db';
 import { Journal } from '../journal/journal';
 import { type Logger, logJournalRows, loggerFor } from '../log/logger';
 import { AppMetrics, journalMetrics } from '../metrics/metrics';
@@ -33,15 +33,16 @@ export interface CoreOptions {
 @Module({})
 export class CoreModule {
   static forRoot(opts: CoreOptions): DynamicModule {
-    if (opts.config.dbPath !== ':memory:') mkdirSync(dirname(opts.config.dbPath), { recursive: true });
-    const dataSourceOptions = createDataSource({
-      path: opts.config.dbPath,
-      entities: opts.entities,
-      migrations: opts.migrations,
-    }).options;
+    if (!opts.config.dbUrl && opts.config.dbPath !== ':memory:') mkdirSync(dirname(opts.config.dbPath), { recursive: true });
+    const options = dataSourceOptions({ path: opts.config.dbPath, url: opts.config.dbUrl, entities: opts.entities, migrations: opts.migrations });
     return {
       module: CoreModule,
-      imports: [TypeOrmModule.forRoot({ ...dataSourceOptions, retryAttempts: 0 })],
+      imports: [
+        TypeOrmModule.forRootAsync({
+          useFactory: () => ({ ...options, retryAttempts: 0 }),
+          dataSourceFactory: async (o) => openDataSource(o ?? options),
+        }),
+      ],
       controllers: [HealthController, AuditController, OperatorController, MetricsController, UiController],
       providers: [
         { provide: APP_CONFIG, useValue: opts.config },
@@ -54,7 +55,7 @@ export class CoreModule {
           provide: JOURNAL,
           inject: [DataSource, CLOCK, LOGGER, METRICS],
           useFactory: async (ds: DataSource, clock: LamportClock, log: Logger, metrics: AppMetrics) => {
-            const journal = new Journal(ds, opts.config.app, clock, new WriteLock());
+            const journal = new Journal(ds, opts.config.app, clock, new WriteLock(), opts.config.instance);
             journalMetrics(metrics, journal.store);
             logJournalRows(log, journal.store);
             await journal.recover();

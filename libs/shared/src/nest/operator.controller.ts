@@ -27,7 +27,7 @@ export class OperatorController {
   async traces(@Query() q: TracesQueryDto, @Req() req: Request): Promise<TraceSummary[]> {
     authorizeAudit(this.config, req);
     const limit = q.limit ?? 50;
-    const local = await recentTraces(this.journal.store.ds, limit);
+    const local = await recentTraces(this.journal, limit);
     const depth = q.depth ?? 3;
     if (q.federate === false || depth === 0) return local;
     const remote = await Promise.all(
