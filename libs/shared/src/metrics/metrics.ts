@@ -49,34 +49,12 @@ export class AppMetrics {
 
   /** A gauge whose value the domain holds, read at each scrape. */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Samples<L>): void {
-    new Gauge<L>({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const s = read();
-        if (typeof s === 'number') this.set(s);
-        else for (const [labels, v] of s) this.set(labels, v);
-      },
-    });
+    new Gauge<L>({ name: `${METRIC_PREFIX}${name}`, help, labelNames, registers: [this.registry], collect: refill(read, (g, labels, v) => (labels ? g.set(labels, v) : g.set(v))) });
   }
 
   /** A counter the domain keeps (it only grows), read at each scrape. */
   counter<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Samples<L>): void {
-    new Counter<L>({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const s = read();
-        if (typeof s === 'number') this.inc(s);
-        else for (const [labels, v] of s) this.inc(labels, v);
-      },
-    });
+    new Counter<L>({ name: `${METRIC_PREFIX}${name}`, help, labelNames, registers: [this.registry], collect: refill(read, (c, labels, v) => (labels ? c.inc(labels, v) : c.inc(v))) });
   }
 
   /** The exposition text (Prometheus text format 0.0.4). */
@@ -87,6 +65,16 @@ export class AppMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** A collect() that resets a metric and puts the domain's current samples in it. */
+function refill<M extends { reset(): void }, L extends string>(read: () => Samples<L>, put: (m: M, labels: Labels<L> | null, v: number) => void): (this: M) => void {
+  return function (this: M): void {
+    this.reset();
+    const s = read();
+    if (typeof s === 'number') put(this, null, s);
+    else for (const [labels, v] of s) put(this, labels, v);
+  };
 }
 
 /** Committed journal rows by operation and outcome (`ok` or the errno), counted as each write commits. */

@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { PickType } from '@nestjs/swagger';
 import { toInt } from './shared.dto';
 
 const toTime = ({ value }: { value: unknown }): unknown => {
@@ -85,7 +86,8 @@ export class AuditQueryDto {
   instance?: string;
 }
 
-export class TracesQueryDto {
+/** `GET /v1/audit/traces`: how many traces, and federation as for events. */
+export class TracesQueryDto extends PickType(AuditQueryDto, ['federate', 'depth'] as const) {
   /** At most this many traces (default 50). */
   @IsOptional()
   @Transform(toInt)
@@ -93,18 +95,4 @@ export class TracesQueryDto {
   @Min(1)
   @Max(1000)
   limit?: number;
-
-  /** Also list the peers' traces (default true). */
-  @IsOptional()
-  @Transform(toBool)
-  @IsBoolean()
-  federate?: boolean;
-
-  /** How many hops federation may still go (internal). */
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(0)
-  @Max(4)
-  depth?: number;
 }
