@@ -9,7 +9,7 @@
   let rendered = 0;
   const params = new URLSearchParams(location.search);
 
-  mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', maxTextSize: 1_000_000, sequence: { useMaxWidth: false } });
+  mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', maxTextSize: 1_000_000, sequence: { useMaxWidth: true } });
 
   const status = (text) => ($('#status').textContent = text || '');
 
