@@ -9,7 +9,7 @@ import type { JournalEvent } from '../libs/shared/src/journal/journal';
 import { openBrowser } from './harness/browser';
 import { restDriver, restJournal, runDemo } from './harness/demo-flow';
 import { useStack } from './harness/hooks';
-import { AUDIT, eventually, HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
+import { AUDIT, HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
 
 const run = promisify(execFile);
 const CLI = join(__dirname, '..', 'scripts', 'cli.js');
@@ -173,11 +173,13 @@ describe('the operator plane', () => {
   it('the CLI follows the live journal (watch), has help for every command, and exits with codes that say what went wrong', async () => {
     const s = stack();
     const watching = cli(['watch', '--app', 'host-kernel', '--count', '1', '--interval', '50']);
-    // Once watch has read to the end, a new host call is the one row it prints.
-    await eventually(async () => {
+    // watch first reads to the end, then prints what comes after: keep making host calls until it has printed one.
+    let finished = false;
+    void watching.then(() => (finished = true));
+    for (const deadline = Date.now() + 15_000; !finished && Date.now() < deadline; ) {
       await s.hostProcess('watched');
-      return undefined;
-    }, 600).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const watched = await watching;
     expect(watched.code).toBe(0);
     expect(watched.stdout).toMatch(/host-kernel .* process\.create /);
