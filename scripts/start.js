@@ -39,7 +39,9 @@ function buildIfNeeded() {
 
 function start(app, env) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [entry(app)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The apps log JSON when not on a terminal; under this supervisor on a terminal, readable lines (colour kept).
+    const pretty = process.stdout.isTTY && !process.env.LOG_FORMAT ? { LOG_FORMAT: 'pretty', FORCE_COLOR: '1' } : {};
+    const child = spawn(process.execPath, [entry(app)], { env: { ...process.env, ...pretty, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push({ app, child });
     let ready = false;
     const pipe = (stream) => {
@@ -143,8 +145,13 @@ async function main() {
   log('demo', `  host-kernel  ${hostUrl}/docs   (admin token ${hostAdmin})`);
   log('demo', `  vmm          ${vmmUrl}/docs   (admin token ${vmmAdmin})`);
   log('demo', `  guest        ${guestUrl}/docs`);
+  log('demo', 'Operator pages (paste the audit token once per app):');
+  log('demo', `  host-kernel  ${hostUrl}/ui   (state, PASID history)`);
+  log('demo', `  vmm          ${vmmUrl}/ui   (VMs, shadow PASID tables)`);
+  log('demo', `  guest        ${guestUrl}/ui?trace=${traceId}   (the boot, drawn)`);
+  log('demo', `Prometheus: ${hostUrl}/metrics, ${vmmUrl}/metrics, ${guestUrl}/metrics (bearer: the audit token)`);
   log('demo', `audit token ${audit}; boot trace: ${guestUrl}/v1/audit/sequence?trace=${traceId}`);
-  log('demo', 'Explore: npm run cli -- status | events | sequence <trace> | pasids | history <pPASID>. Ctrl-C stops all three.');
+  log('demo', 'Explore: npm run cli -- status | traces | events | sequence <trace> | pasids --state | watch | history <pPASID>. Ctrl-C stops all three.');
 }
 
 main().catch((err) => {

@@ -10,7 +10,7 @@ import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
-import { CreateProcess1764000000001, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
+import { PROCESS_MIGRATIONS, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
 export const STACK_DEVICES: DeviceConfig[] = [
@@ -47,7 +47,7 @@ export interface InProcessHost {
 
 /** Boots a host kernel on a fresh in-memory journal, with a random admin token. */
 export async function openInProcessHost(opts: InProcessHostOptions = {}): Promise<InProcessHost> {
-  const { ds, journal } = await openJournal('host-kernel', [ProcessEntity], [CreateProcess1764000000001]);
+  const { ds, journal } = await openJournal('host-kernel', [ProcessEntity], PROCESS_MIGRATIONS);
   const adminToken = randomBytes(16).toString('hex');
   const host = await HostKernelApp.open({
     memoryMiB: opts.memoryMiB ?? 256,

@@ -14,7 +14,7 @@ import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
-import { CreateVm1764000000002, VmEntity } from '../apps/vmm/src/persistence/vm.entity';
+import { VM_MIGRATIONS, VmEntity } from '../apps/vmm/src/persistence/vm.entity';
 import { VmmApp } from '../apps/vmm/src/vmm.app';
 import { cross, type Side } from './crossing';
 import { InProcessHostKernel } from './host-kernel.in-process';
@@ -55,7 +55,7 @@ export class InProcessStack {
 
   static async create(opts: InProcessStackOptions = {}): Promise<InProcessStack> {
     const { host, adminToken: hostAdminToken, ds: hostDs } = await openInProcessHost(opts);
-    const vmmDb = await openJournal('vmm', [VmEntity], [CreateVm1764000000002]);
+    const vmmDb = await openJournal('vmm', [VmEntity], VM_MIGRATIONS);
     const vmmAdminToken = randomBytes(16).toString('hex');
     const port = new InProcessHostKernel(host, { app: 'vmm', clock: vmmDb.journal.clock });
     const vmm = await VmmApp.open({ journal: vmmDb.journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken: vmmAdminToken, pasidQuota: opts.pasidQuota ?? 64 });

@@ -1,3 +1,4 @@
+import { callName } from '../libs/shared/src/audit/sequence';
 import { useStack } from './harness/hooks';
 import { AUDIT, eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
 
@@ -54,11 +55,11 @@ describe('the walking skeleton across three processes', () => {
       expect(seq.status).toBe(200);
       const lines = (seq.text as string).split('\n');
       expect(lines[0]).toBe('sequenceDiagram');
-      const toVmm = lines.findIndex((l) => l.includes('guest->>vmm: vcpu.wrmsr'));
-      const toHost = lines.findIndex((l) => l.includes('vmm->>host-kernel: kvm.vcpu_wrmsr'));
+      const toVmm = lines.findIndex((l) => l.includes(`guest->>vmm: ${callName('vmm', 'vcpu.wrmsr')}`));
+      const toHost = lines.findIndex((l) => l.includes(`vmm->>host-kernel: ${callName('host-kernel', 'kvm.vcpu_wrmsr')}`));
       expect([url, toVmm > 0, toHost > toVmm]).toEqual([url, true, true]);
-      expect(lines.findIndex((l) => l.includes('operator->>vmm: vm.create'))).toBeGreaterThan(0);
-      expect(lines.findIndex((l) => l.includes('vmm->>host-kernel: process.create'))).toBeGreaterThan(0);
+      expect(lines.findIndex((l) => l.includes(`operator->>vmm: ${callName('vmm', 'vm.create')}`))).toBeGreaterThan(0);
+      expect(lines.findIndex((l) => l.includes(`vmm->>host-kernel: ${callName('host-kernel', 'process.create')}`))).toBeGreaterThan(0);
     }
   });
 

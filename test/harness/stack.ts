@@ -59,9 +59,11 @@ export class Stack {
   host!: AppProcess;
   vmm?: AppProcess;
   guests: AppProcess[] = [];
+  /** Environment every app of this stack starts with (e.g. DB_URL to run them all on PostgreSQL). */
+  env: Record<string, string> = {};
 
   async startHost(env: Record<string, string> = {}): Promise<AppProcess> {
-    this.host = await spawnApp('host-kernel', { DATA_DIR: join(this.dataDir, 'host'), ADMIN_TOKEN: HOST_ADMIN, AUDIT_TOKEN: AUDIT, MEMORY_MIB: '1024', ...env });
+    this.host = await spawnApp('host-kernel', { DATA_DIR: join(this.dataDir, 'host'), ADMIN_TOKEN: HOST_ADMIN, AUDIT_TOKEN: AUDIT, MEMORY_MIB: '1024', ...this.env, ...env });
     return this.host;
   }
 
@@ -71,6 +73,7 @@ export class Stack {
       ADMIN_TOKEN: VMM_ADMIN,
       AUDIT_TOKEN: AUDIT,
       HOST_KERNEL_URL: this.host.url,
+      ...this.env,
       ...env,
     });
     return this.vmm;
@@ -83,6 +86,7 @@ export class Stack {
       VM_ID: String(vm.id),
       VM_TOKEN: vm.token,
       AUDIT_TOKEN: AUDIT,
+      ...this.env,
       ...env,
     });
     this.guests.push(guest);

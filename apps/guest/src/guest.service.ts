@@ -1,20 +1,32 @@
 // The Nest side of the guest: builds the one GuestApp over the app's journal with a REST VmmPort, boots it once
 // listening (see main.ts), and shuts this process down when the VMM drops it (a guest dies with its QEMU).
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import type { StateView } from '@app/shared/audit/state-view';
 import type { LamportClock } from '@app/shared/clock';
 import { RestClient } from '@app/shared/http/rest-client';
 import { VmmClient } from '@app/shared/http/vmm.client';
 import type { Journal } from '@app/shared/journal/journal';
-import { APP_CONFIG, CLOCK, JOURNAL } from '@app/shared/nest/tokens';
+import type { Logger } from '@app/shared/log/logger';
+import type { AppMetrics } from '@app/shared/metrics/metrics';
+import { APP_CONFIG, CLOCK, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
 import type { GuestConfig } from './config';
 import { GuestApp } from './guest.app';
+import { guestMetrics } from './guest-metrics';
 
 @Injectable()
 export class GuestService implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('GuestService');
+  private readonly logger: Logger;
   readonly app: GuestApp;
 
-  constructor(@Inject(APP_CONFIG) config: GuestConfig, @Inject(JOURNAL) journal: Journal, @Inject(CLOCK) clock: LamportClock) {
+  constructor(
+    @Inject(APP_CONFIG) config: GuestConfig,
+    @Inject(JOURNAL) journal: Journal,
+    @Inject(CLOCK) clock: LamportClock,
+    @Inject(LOGGER) log: Logger,
+    @Inject(METRICS) metrics: AppMetrics,
+    @Inject(STATE_VIEW) state: StateView,
+  ) {
+    this.logger = log.child({ component: 'guest' });
     const vmm = new VmmClient(new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken }), config.vmId);
     this.app = new GuestApp({
       journal,
@@ -24,10 +36,12 @@ export class GuestService implements BeforeApplicationShutdown {
       publicUrl: () => config.publicUrl,
       onError: (m) => this.logger.error(m),
       onVmmLost: (reason) => {
-        this.logger.error(`lost the VMM (${reason}): the machine is gone, shutting down`);
+        this.logger.error({ reason }, 'lost the VMM: the machine is gone, shutting down');
         process.kill(process.pid, 'SIGTERM');
       },
     });
+    guestMetrics(metrics, this.app);
+    state.set(() => this.app.status());
   }
 
   beforeApplicationShutdown(): void {

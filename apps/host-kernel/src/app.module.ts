@@ -8,7 +8,7 @@ import { HwController } from './hw/hw.controller';
 import { IoasidController } from './ioasid/ioasid.controller';
 import { HOST_KERNEL_PROVIDERS, KernelShutdown } from './kernel.service';
 import { KvmController } from './kvm/kvm.controller';
-import { CreateProcess1764000000001, ProcessEntity } from './persistence/process.entity';
+import { PROCESS_MIGRATIONS, ProcessEntity } from './persistence/process.entity';
 import { HostAuthGuard } from './host-auth.guard';
 import { ProcessController } from './process/process.controller';
 import { VfioController } from './vfio/vfio.controller';
@@ -18,7 +18,7 @@ export class AppModule {
   static forRoot(config: HostKernelConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: [CreateProcess1764000000001] })],
+      imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: PROCESS_MIGRATIONS })],
       controllers: [ProcessController, CpuController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
       providers: [...HOST_KERNEL_PROVIDERS, KernelShutdown, { provide: APP_GUARD, useClass: HostAuthGuard }],
     };

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { createDataSource } from '@app/shared/db';
 import { KernelError } from '@app/shared/errno';
 import { Journal } from '@app/shared/journal/journal';
-import { CreateProcess1764000000001, ProcessEntity } from './persistence/process.entity';
+import { PROCESS_MIGRATIONS, ProcessEntity } from './persistence/process.entity';
 import { FaultInjector } from './fault-injection';
 import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from './kernel.testing';
 
@@ -113,7 +113,7 @@ const FLOWS: Flow[] = [
 describe('fail_nth: every mutating call is all-or-nothing, its journal row included', () => {
   let ds: DataSource;
   beforeEach(async () => {
-    ds = createDataSource({ path: ':memory:', entities: [ProcessEntity], migrations: [CreateProcess1764000000001] });
+    ds = createDataSource({ path: ':memory:', entities: [ProcessEntity], migrations: PROCESS_MIGRATIONS });
     await ds.initialize();
   });
   afterEach(() => ds.destroy());

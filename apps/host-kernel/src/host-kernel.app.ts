@@ -40,7 +40,7 @@ export class HostKernelApp {
   static async open(opts: HostKernelAppOptions): Promise<HostKernelApp> {
     const { journal, adminToken, ...kernelOpts } = opts;
     const onError = opts.onError ?? (() => undefined);
-    const rows = await journal.store.ds.getRepository<ProcessRow>(ProcessEntity).find();
+    const rows = await journal.store.find<ProcessRow>(ProcessEntity);
     const maxPid = rows.reduce((m, r) => Math.max(m, r.pid), 0);
     const survivors = rows.filter((r) => r.state === 'running').map((r) => r.pid);
     const firstPid = Math.max(FIRST_PID, maxPid + 1);
@@ -83,7 +83,7 @@ export class HostKernelApp {
       return await this.dispatcher.exec(processOps.get, caller, { pid });
     } catch (err) {
       if (!(err instanceof KernelError) || err.errno !== 'ESRCH') throw err;
-      const row = await this.journal.store.ds.getRepository<ProcessRow>(ProcessEntity).findOneBy({ pid });
+      const [row] = await this.journal.store.find<ProcessRow>(ProcessEntity, { pid });
       if (!row) throw err;
       return { pid: row.pid, comm: row.comm, state: row.state, fds: [], exitReason: row.exitReason };
     }

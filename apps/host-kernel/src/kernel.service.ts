@@ -1,20 +1,28 @@
 // The Nest side of the host kernel: builds the one HostKernelApp over the app's journal and hands its parts
 // to the controllers (the dispatcher, the process lifelines); a clean shutdown kills every process first.
-import { type BeforeApplicationShutdown, Injectable, Logger, type Provider } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Injectable, type Provider } from '@nestjs/common';
+import type { StateView } from '@app/shared/audit/state-view';
 import type { Journal } from '@app/shared/journal/journal';
-import { APP_CONFIG, JOURNAL } from '@app/shared/nest/tokens';
+import type { Logger } from '@app/shared/log/logger';
+import type { AppMetrics } from '@app/shared/metrics/metrics';
+import { APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
 import type { HostKernelConfig } from './config';
 import { Dispatcher } from './dispatch/dispatcher';
 import { HostKernelApp } from './host-kernel.app';
+import { hostMetrics } from './host-metrics';
+import { kernelState } from './kernel-state';
 import { PROCESS_LIFELINES } from './process/lifelines';
 
 export const HOST_KERNEL_PROVIDERS: Provider[] = [
   {
     provide: HostKernelApp,
-    inject: [APP_CONFIG, JOURNAL],
-    useFactory: (config: HostKernelConfig, journal: Journal) => {
-      const logger = new Logger('HostKernel');
-      return HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
+    inject: [APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW],
+    useFactory: async (config: HostKernelConfig, journal: Journal, log: Logger, metrics: AppMetrics, state: StateView) => {
+      const logger = log.child({ component: 'kernel' });
+      const app = await HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
+      hostMetrics(metrics, app.kernel);
+      state.set(() => kernelState(app.kernel));
+      return app;
     },
   },
   { provide: Dispatcher, inject: [HostKernelApp], useFactory: (app: HostKernelApp) => app.dispatcher },

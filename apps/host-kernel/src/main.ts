@@ -7,6 +7,7 @@ runMain('host-kernel', async () => {
   const config = loadConfig(process.env);
   await bootstrap({
     config,
+    principal: 'pid',
     module: AppModule.forRoot(config),
     title: 'ioasid-lab host kernel',
     description:

@@ -2,7 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CoreModule } from '@app/shared/nest/core.module';
 import type { VmmConfig } from './config';
-import { CreateVm1764000000002, VmEntity } from './persistence/vm.entity';
+import { VM_MIGRATIONS, VmEntity } from './persistence/vm.entity';
 import { ViommuController } from './viommu/viommu.controller';
 import { VmController } from './vm/vm.controller';
 import { VmmAuthGuard } from './vmm-auth.guard';
@@ -13,7 +13,7 @@ export class AppModule {
   static forRoot(config: VmmConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot({ config, entities: [VmEntity], migrations: [CreateVm1764000000002] })],
+      imports: [CoreModule.forRoot({ config, entities: [VmEntity], migrations: VM_MIGRATIONS })],
       controllers: [VmController, ViommuController],
       providers: [...VMM_PROVIDERS, VmmLifecycle, { provide: APP_GUARD, useClass: VmmAuthGuard }],
     };

@@ -7,6 +7,7 @@ runMain('vmm', async () => {
   const config = loadConfig(process.env);
   await bootstrap({
     config,
+    principal: 'vm',
     module: AppModule.forRoot(config),
     title: 'ioasid-lab VMM',
     description: 'The VMM: VMs as host processes, and the virtual hardware guests see — memory, vCPUs, a scalable-mode vIOMMU (DESIGN §3, §5).',

@@ -1,26 +1,34 @@
 // The Nest side of the VMM: builds the one VmmApp over the app's journal with a REST HostKernelPort, hands its
 // parts to the controllers, rebuilds running VMs after start-up, and lets them die with the VMM on shutdown.
-import { type BeforeApplicationShutdown, Injectable, Logger, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Injectable, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
+import type { StateView } from '@app/shared/audit/state-view';
 import type { LamportClock } from '@app/shared/clock';
 import { HostKernelClient } from '@app/shared/http/host-kernel.client';
 import { RestClient } from '@app/shared/http/rest-client';
 import type { Journal } from '@app/shared/journal/journal';
-import { APP_CONFIG, CLOCK, JOURNAL } from '@app/shared/nest/tokens';
+import type { Logger } from '@app/shared/log/logger';
+import type { AppMetrics } from '@app/shared/metrics/metrics';
+import { APP_CONFIG, CLOCK, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
 import type { VmmConfig } from './config';
 import { ViommuOps } from './viommu/viommu-ops';
 import { withStall } from './vm/debug-stall';
 import { VmHardware } from './vm/vm-hardware';
 import { VmManager } from './vm/vm-manager';
 import { VmmApp } from './vmm.app';
+import { vmmMetrics } from './vmm-metrics';
+import { vmmState } from './vmm-state';
 
 export const VMM_PROVIDERS: Provider[] = [
   {
     provide: VmmApp,
-    inject: [APP_CONFIG, JOURNAL, CLOCK],
-    useFactory: (config: VmmConfig, journal: Journal, clock: LamportClock) => {
-      const logger = new Logger('Vmm');
+    inject: [APP_CONFIG, JOURNAL, CLOCK, LOGGER, METRICS, STATE_VIEW],
+    useFactory: async (config: VmmConfig, journal: Journal, clock: LamportClock, log: Logger, metrics: AppMetrics, state: StateView) => {
+      const logger = log.child({ component: 'vmm' });
       const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
-      return VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
+      const app = await VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
+      vmmMetrics(metrics, app);
+      state.set(() => vmmState(app));
+      return app;
     },
   },
   { provide: VmManager, inject: [VmmApp], useFactory: (app: VmmApp) => app.vms },

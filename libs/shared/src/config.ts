@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
+import { LOG_LEVELS, type LogLevel, type LogOptions } from './log/log-options';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}
@@ -60,17 +61,56 @@ export function envDbPath(env: Env, app: string): string {
   return join(isAbsolute(dir) ? dir : resolve(dir), `${app}.db`);
 }
 
+/** LOG_LEVEL (default info) and LOG_FORMAT (json | pretty; default pretty when stderr is a terminal). */
+export function envLogOptions(env: Env, app: string): LogOptions {
+  const raw = (env.LOG_LEVEL || 'info').toLowerCase();
+  // Nest's names, which LOG_LEVEL took before pino: log = info, verbose = trace.
+  const level = raw === 'log' ? 'info' : raw === 'verbose' ? 'trace' : raw;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  const format = env.LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json');
+  if (format !== 'json' && format !== 'pretty') throw new ConfigError(`LOG_FORMAT must be json or pretty, got "${format}"`);
+  return { app, level: level as LogLevel, pretty: format === 'pretty' };
+}
+
+/** DB_URL: a PostgreSQL URL (postgres:// or postgresql://), or null for the SQLite file. */
+export function envDbUrl(env: Env): string | null {
+  const raw = env.DB_URL;
+  if (raw === undefined || raw === '') return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError('DB_URL must be a postgres:// URL');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new ConfigError(`DB_URL must be a postgres:// URL, got a ${u.protocol} URL`);
+  return raw;
+}
+
+/** INSTANCE: what this app's rows are signed with in a shared database (default: the app's name). */
+export function envInstance(env: Env, app: string): string {
+  const raw = env.INSTANCE;
+  if (raw === undefined || raw === '') return app;
+  if (!/^[A-Za-z0-9._:@-]{1,64}$/.test(raw)) throw new ConfigError('INSTANCE must be 1-64 characters of A-Z a-z 0-9 . _ : @ -');
+  return raw;
+}
+
 export interface CommonConfig {
   app: string;
   host: string;
   port: number;
   dbPath: string;
+  /** DB_URL: PostgreSQL instead of the SQLite file (DESIGN §12). */
+  dbUrl: string | null;
+  /** INSTANCE: names this app's rows in a database several instances share. */
+  instance: string;
   /** Apps whose journals `/v1/audit/*` federates (downstream peers by default). */
   auditPeers: string[];
   /** When set, `/v1/audit/*` needs it as bearer token, and federation sends it to the peers. */
   auditToken: string | null;
   /** This app's own URL, known once it listens (port 0 picks one); sent to peers as `x-audit-url`. */
   publicUrl: string | null;
+  /** LOG_LEVEL, LOG_FORMAT (log/logger.ts). */
+  log: LogOptions;
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -79,8 +119,11 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     host: env.HOST || '127.0.0.1',
     port: envPort(env, 'PORT', defaultPort),
     dbPath: envDbPath(env, app),
+    dbUrl: envDbUrl(env),
+    instance: envInstance(env, app),
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
     publicUrl: null,
+    log: envLogOptions(env, app),
   };
 }

@@ -1,22 +1,38 @@
-import { DataSource, type EntitySchema, type MixedList } from 'typeorm';
+import { types as pgTypes } from 'pg';
+import { DataSource, type DataSourceOptions, type EntitySchema, type MixedList, type QueryRunner } from 'typeorm';
 import { CreateJournal1764000000000 } from './journal/journal.migration';
+import { JournalInstance1764000000010 } from './journal/journal-instance.migration';
 import { JournalEntity } from './journal/journal.entity';
 
 export interface DatabaseOptions {
-  /** A file path, or ':memory:'. */
+  /** A file path, or ':memory:' (SQLite); ignored when `url` is given. */
   path: string;
+  /** `postgres://user@host:port/db`: run on PostgreSQL instead (DESIGN §12). */
+  url?: string | null;
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
   entities?: EntitySchema[];
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
   migrations?: MixedList<Function>;
 }
 
+/** True when a migration runs on PostgreSQL (migrations keep one branch per driver; SQLite is the default). */
+export const isPostgres = (q: QueryRunner): boolean => q.connection.options.type === 'postgres';
+
 /**
- * One SQLite database per app: WAL (readers never block the writer), a busy timeout, and migrations
- * run at start — never `synchronize` (DESIGN §6).
+ * The database of one app: SQLite (WAL, a busy timeout) or PostgreSQL by `url`, with the same entities and
+ * migrations, run at start — never `synchronize` (DESIGN §6, §12).
  */
-export function createDataSource(opts: DatabaseOptions): DataSource {
-  return new DataSource({
+export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
+  const entities = [JournalEntity, ...(opts.entities ?? [])];
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  const migrations = [CreateJournal1764000000000, JournalInstance1764000000010, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<Function>;
+  if (opts.url) {
+    // int8 (wall_ms, logical, COUNT(*)) as a JS number, as SQLite answers: every value here is below 2^53.
+    pgTypes.setTypeParser(pgTypes.builtins.INT8, Number);
+    // Migrations run in openDataSource, under an advisory lock: several apps may start on one database at once.
+    return { type: 'postgres', url: opts.url, entities, migrations, migrationsRun: false, synchronize: false, logging: false, poolSize: 4, applicationName: 'ioasid-lab' };
+  }
+  return {
     type: 'better-sqlite3',
     database: opts.path,
     enableWAL: opts.path !== ':memory:',
@@ -25,15 +41,34 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
     },
-    entities: [JournalEntity, ...(opts.entities ?? [])],
-    migrations: [CreateJournal1764000000000, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-      Function
-    >,
+    entities,
+    migrations,
     migrationsRun: true,
     synchronize: false,
     logging: false,
-  });
+  };
+}
+
+export function createDataSource(opts: DatabaseOptions): DataSource {
+  return new DataSource(dataSourceOptions(opts));
+}
+
+/** Any 64-bit key, the same in every app: the lock that serializes migrations on a shared PostgreSQL database. */
+const MIGRATION_LOCK = 7_100_771_042;
+
+/** Opens a DataSource and runs its pending migrations (on PostgreSQL, one app at a time, under an advisory lock). */
+export async function openDataSource(options: DataSourceOptions): Promise<DataSource> {
+  const ds = await new DataSource(options).initialize();
+  if (options.type !== 'postgres') return ds;
+  const lock = ds.createQueryRunner();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await ds.runMigrations({ transaction: 'each' });
+  } finally {
+    await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    await lock.release();
+  }
+  return ds;
 }
 
 export { WriteLock } from './journal/write-lock';

@@ -12,6 +12,9 @@ export interface TraceContext {
   spanId: string | null;
   /** The app that called us, from `x-caller`, for drawing arrows whose caller row is not at hand. */
   caller: string | null;
+  /** Inside a journaled operation: who issues it and what it is (for log lines; never sent to another app). */
+  actor?: string;
+  operation?: string;
 }
 
 export function newTraceId(): string {

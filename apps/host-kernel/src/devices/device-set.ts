@@ -5,7 +5,7 @@ import type { Iommu } from '../iommu/iommu';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import type { DeviceConfig } from '../vfio/vfio-device';
 import type { Tx } from '../fault-injection';
-import { Accelerator, type AcceleratorEvent } from './accelerator';
+import { Accelerator, type AcceleratorEvent, type AcceleratorStats } from './accelerator';
 
 export interface EngineOptions {
   /** Start every engine stalled (tests; step() or setEngine to run). */
@@ -117,6 +117,11 @@ export class DeviceSet {
     // PCIe carries PR only in a PASID prefix: a request without PASID is never privileged.
     const r = this.iommu.access(bdf, pasid, req.address, req.length, req.write, req.data, pasid !== null && req.privileged === true);
     return r.ok ? r : { ok: false, fault: r.fault };
+  }
+
+  /** Each function's work-queue counters, in bdf order (metrics, /ui). */
+  stats(): Array<{ bdf: string } & AcceleratorStats> {
+    return [...this.functions.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([bdf, f]) => ({ bdf, ...f.accelerator.stats }));
   }
 
   private fn(bdf: string): PciFunction {

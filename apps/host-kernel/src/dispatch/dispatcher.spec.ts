@@ -5,14 +5,14 @@ import { Journal } from '@app/shared/journal/journal';
 import { hostSva } from '../data-plane.testing';
 import { DSA0, newKernel, PAGE, type TestKernel } from '../kernel.testing';
 import { ioasidOps } from '../ops';
-import { CreateProcess1764000000001, ProcessEntity } from '../persistence/process.entity';
+import { PROCESS_MIGRATIONS, ProcessEntity } from '../persistence/process.entity';
 
 describe('the dispatcher: a call and its journal row are one commit', () => {
   let ds: DataSource;
   let journal: Journal;
   let k: TestKernel;
   beforeEach(async () => {
-    ds = createDataSource({ path: ':memory:', entities: [ProcessEntity], migrations: [CreateProcess1764000000001] });
+    ds = createDataSource({ path: ':memory:', entities: [ProcessEntity], migrations: PROCESS_MIGRATIONS });
     await ds.initialize();
     journal = new Journal(ds, 'host-kernel');
     k = newKernel({ journal, engine: { paused: true } });

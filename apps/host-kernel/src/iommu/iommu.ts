@@ -32,6 +32,8 @@ export class Iommu {
   private readonly capacity: number;
   private head = 0;
   private lost = 0;
+  /** Every fault since boot by VT-d reason, whether or not the log still holds it (metrics). */
+  private readonly byReason = new Map<string, number>();
   /** The route whose drain is running: its own completion writes still pass the block (see drainWith). */
   private draining: { bdf: string; ppasid: number | null } | null = null;
 
@@ -96,7 +98,13 @@ export class Iommu {
     return this.lost;
   }
 
+  /** Faults since boot, by reason (the log keeps only the last FAULT_LOG_CAPACITY). */
+  faultCounts(): ReadonlyMap<string, number> {
+    return this.byReason;
+  }
+
   private record(fault: FaultRecord): void {
+    this.byReason.set(fault.reason, (this.byReason.get(fault.reason) ?? 0) + 1);
     if (this.log.length < this.capacity) {
       this.log.push(fault);
       return;

@@ -7,6 +7,9 @@ import type { InvalidationResult, VirtualFault, VirtualPageRequest } from './vio
 import type { VmRegistry } from './vm-registry';
 
 export class ViommuOps {
+  /** Descriptors the invalidation queues of every VM ran since the VMM started, by type (metrics). */
+  readonly descriptorsRun = new Map<string, number>();
+
   constructor(
     private readonly vms: VmRegistry,
     private readonly journal: Journal,
@@ -33,7 +36,12 @@ export class ViommuOps {
         args: { descriptors },
         recordResult: (r) => ({ completed: r.completed, faults: r.faults.length }),
       },
-      () => vm.viommu.invalidate(descriptors),
+      async () => {
+        const r = await vm.viommu.invalidate(descriptors);
+        // The batch was well formed (a malformed one is EINVAL before anything runs): every descriptor ran.
+        for (const d of descriptors as Array<{ type: string }>) this.descriptorsRun.set(d.type, (this.descriptorsRun.get(d.type) ?? 0) + 1);
+        return r;
+      },
     );
   }
 

@@ -78,7 +78,7 @@ export class VmManager implements VmRegistry {
 
   /** Loads the VM records; the ones that were running are to be restored (restoreAll). */
   async load(): Promise<void> {
-    const rows = await this.journal.store.ds.getRepository<VmRow>(VmEntity).find({ order: { id: 'ASC' } });
+    const rows = await this.journal.store.find<VmRow>(VmEntity, {}, { id: 'ASC' });
     for (const row of rows) {
       this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running' });
       this.byToken.set(row.token, row.id);

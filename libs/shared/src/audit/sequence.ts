@@ -80,8 +80,11 @@ export function callName(app: string, operation: string): string {
   return /^[A-Z][A-Z0-9_]*(\b|$)/.test(label) ? label : operation;
 }
 
-/** A Mermaid `sequenceDiagram` of the events: a request arrow, the calls it caused, its return arrow. */
-export function renderSequence(events: JournalEvent[], title?: string): string {
+/**
+ * A Mermaid `sequenceDiagram` of the events: a request arrow, the calls it caused, its return arrow. Calls are
+ * named as the design names them (callName); `labels: false` names every call by its journal operation.
+ */
+export function renderSequence(events: JournalEvent[], title?: string, opts: { labels?: boolean } = {}): string {
   const roots = causalTree(events);
   const used = new Set<string>();
   const lines: string[] = [];
@@ -89,7 +92,8 @@ export function renderSequence(events: JournalEvent[], title?: string): string {
     const e = node.event;
     used.add(from).add(e.app);
     const args = summarize(e.args);
-    lines.push(`  ${from}->>${e.app}: ${label(`${callName(e.app, e.operation)}${args === 'ok' ? '' : ` ${args}`}`)}`);
+    const name = opts.labels === false ? e.operation : callName(e.app, e.operation);
+    lines.push(`  ${from}->>${e.app}: ${label(`${name}${args === 'ok' ? '' : ` ${args}`}`)}`);
     for (const child of node.children) draw(child, e.app);
     const back = e.errno ? `-${e.errno}` : summarize(e.result);
     lines.push(`  ${e.app}-->>${from}: ${label(back)}`);

@@ -26,6 +26,9 @@ interface RawDb {
 
 type Row = Omit<JournalRow, 'seq'>;
 
+/** Called with the rows of every committed write (metrics count them, the log prints them). */
+export type RowsListener = (rows: readonly Row[]) => void;
+
 const JOURNAL_COLUMNS: Array<keyof Row> = [
   'app',
   'actor',
@@ -41,16 +44,37 @@ const JOURNAL_COLUMNS: Array<keyof Row> = [
   'logical',
   'wallMs',
   'durationMs',
+  'instance',
 ];
 
 export class JournalStore {
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
+  private readonly listeners: RowsListener[] = [];
 
   constructor(
     readonly ds: DataSource,
     private readonly lock: WriteLock,
+    /** This app instance: rows of app tables that have an `instance` column are scoped to it (a shared database). */
+    readonly instance: string | null = null,
   ) {}
+
+  /** The rows of an app table that belong to this instance (all of them on a table without an `instance` column). */
+  find<T extends ObjectLiteral>(entity: EntitySchema<T>, where: Partial<T> = {}, order?: { [K in keyof T]?: 'ASC' | 'DESC' }): Promise<T[]> {
+    return this.ds.getRepository<T>(entity).find({ where: this.scoped(entity, where) as never, order: order as never });
+  }
+
+  /** Adds this instance to a match on a table that has an `instance` column. */
+  private scoped(entity: EntitySchema<ObjectLiteral>, values: ObjectLiteral): ObjectLiteral {
+    return this.instance !== null && this.ds.getMetadata(entity).findColumnWithPropertyName('instance') ? { ...values, instance: this.instance } : values;
+  }
+
+  /** The same write with this instance in its values and its match (see scoped). */
+  private scopedWrite(w: StateWrite): StateWrite {
+    if ('insert' in w) return { entity: w.entity, insert: this.scoped(w.entity, w.insert) };
+    if ('update' in w) return { entity: w.entity, update: w.update, where: this.scoped(w.entity, w.where) };
+    return { entity: w.entity, delete: this.scoped(w.entity, w.delete) };
+  }
 
   /** True when write() can complete synchronously right now (better-sqlite3, and no async transaction open). */
   get syncNow(): boolean {
@@ -61,22 +85,35 @@ export class JournalStore {
    * Appends `rows` and applies `writes` in one transaction. Synchronous when `syncNow`, else a promise
    * (queued under the write lock). A failure commits nothing and throws (or rejects).
    */
-  write(rows: Row[], writes: StateWrite[] = []): void | Promise<void> {
+  write(rows: Row[], stateWrites: StateWrite[] = []): void | Promise<void> {
+    const writes = stateWrites.length === 0 ? stateWrites : stateWrites.map((w) => this.scopedWrite(w));
     const raw = this.rawDb();
     if (raw && this.lock.idle) {
       raw.transaction(() => {
         for (const w of writes) this.rawWrite(w);
         const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
-        for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c]));
+        for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c] ?? null));
       })(undefined);
+      this.written(rows);
       return;
     }
-    return this.lock.run(() =>
-      this.ds.transaction(async (em) => {
-        for (const w of writes) await ormWrite(em, w);
-        if (rows.length) await em.getRepository(JournalEntity).insert(rows);
-      }),
-    );
+    return this.lock
+      .run(() =>
+        this.ds.transaction(async (em) => {
+          for (const w of writes) await ormWrite(em, w);
+          if (rows.length) await em.getRepository(JournalEntity).insert(rows);
+        }),
+      )
+      .then(() => this.written(rows));
+  }
+
+  /** Hears every committed write, after its transaction committed (never for one that failed). */
+  onRows(listener: RowsListener): void {
+    this.listeners.push(listener);
+  }
+
+  private written(rows: readonly Row[]): void {
+    for (const l of this.listeners) l(rows);
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */

@@ -17,6 +17,8 @@ export interface JournalRow {
   logical: number;
   wallMs: number;
   durationMs: number;
+  /** The app instance that wrote the row (INSTANCE; several may share a database); null on rows older than the column. */
+  instance?: string | null;
 }
 
 export const JournalEntity = new EntitySchema<JournalRow>({
@@ -38,5 +40,6 @@ export const JournalEntity = new EntitySchema<JournalRow>({
     logical: { type: 'integer' },
     wallMs: { type: 'integer', name: 'wall_ms' },
     durationMs: { type: 'real', name: 'duration_ms' },
+    instance: { type: 'text', nullable: true },
   },
 });

@@ -46,6 +46,8 @@ export interface JournalFilter {
   until?: number;
   limit?: number;
   afterSeq?: number;
+  /** Whose rows: this instance's (default), another instance of this app on a shared database, or `*` for all of them. */
+  instance?: string;
 }
 
 export interface JournalEvent extends Omit<JournalRow, 'args' | 'result'> {
@@ -74,7 +76,7 @@ export class OpenOperation {
 
   /** The trace context inside this operation: outbound calls and nested journal rows hang under its span. */
   get trace(): TraceContext {
-    return { traceId: this.traceId, spanId: this.spanId, caller: this.app };
+    return { traceId: this.traceId, spanId: this.spanId, caller: this.app, actor: this.actor, operation: this.operation };
   }
 
   get durationMs(): number {
@@ -97,8 +99,10 @@ export class Journal {
     readonly app: string,
     readonly clock: LamportClock = new LamportClock(),
     lock: WriteLock = new WriteLock(),
+    /** This app instance (INSTANCE, default the app's name): every row names it (DESIGN §12). */
+    readonly instance: string = app,
   ) {
-    this.store = new JournalStore(ds, lock);
+    this.store = new JournalStore(ds, lock, instance);
   }
 
   /** Restores the Lamport clock past every row already written (restart). */
@@ -130,6 +134,7 @@ export class Journal {
       logical: this.clock.tick(),
       wallMs: op.wallMs,
       durationMs: op.durationMs,
+      instance: this.instance,
     };
     return [
       own,
@@ -148,6 +153,7 @@ export class Journal {
         logical: this.clock.tick(),
         wallMs: op.wallMs,
         durationMs: 0,
+        instance: this.instance,
       })),
     ];
   }
@@ -214,6 +220,10 @@ export class Journal {
 
   async events(filter: JournalFilter): Promise<JournalEvent[]> {
     const qb = this.store.ds.getRepository(JournalEntity).createQueryBuilder('j');
+    // A database may hold other apps' and instances' rows (PostgreSQL, DESIGN §12): this app's own by default.
+    qb.where('j.app = :app', { app: this.app });
+    if (filter.instance === undefined) qb.andWhere('(j.instance = :instance OR j.instance IS NULL)', { instance: this.instance });
+    else if (filter.instance !== '*') qb.andWhere('j.instance = :instance', { instance: filter.instance });
     if (filter.traceId) qb.andWhere('j.trace_id = :traceId', { traceId: filter.traceId });
     if (filter.operation) qb.andWhere('j.operation = :operation', { operation: filter.operation });
     if (filter.object) qb.andWhere('j.object = :object', { object: filter.object });

@@ -43,7 +43,7 @@ export class AuditController {
     authorizeAudit(this.config, req);
     if (!q.trace && q.since === undefined) throw new KernelError('EINVAL', 'give a trace id (trace=) or a time range (since=, until=)');
     const events = await this.collect(q, q.federate ?? true);
-    return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined);
+    return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined, { labels: q.labels ?? true });
   }
 
   private async collect(q: AuditQueryDto, federate: boolean): Promise<JournalEvent[]> {
@@ -56,6 +56,7 @@ export class AuditController {
       until: q.until,
       limit: q.limit,
       afterSeq: q.afterSeq,
+      instance: q.instance,
     });
     const depth = q.depth ?? 3;
     const peers = this.peers.list();

@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { PickType } from '@nestjs/swagger';
 import { toInt } from './shared.dto';
 
 const toTime = ({ value }: { value: unknown }): unknown => {
@@ -72,4 +73,26 @@ export class AuditQueryDto {
   @Min(0)
   @Max(4)
   depth?: number;
+
+  /** `sequence` only: `false` names every call by its journal operation instead of as the design does (`KVM_MAP_PASID`, `IOASID_ALLOC`, the default). */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  labels?: boolean;
+
+  /** Whose rows, on a database several instances share: an INSTANCE name, or `*` for every instance of this app (default: this instance's). */
+  @IsOptional()
+  @Matches(/^(\*|[A-Za-z0-9._:@-]{1,64})$/)
+  instance?: string;
+}
+
+/** `GET /v1/audit/traces`: how many traces, and federation as for events. */
+export class TracesQueryDto extends PickType(AuditQueryDto, ['federate', 'depth'] as const) {
+  /** At most this many traces (default 50). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  limit?: number;
 }

@@ -1,12 +1,16 @@
-import { type DynamicModule, type INestApplication, type LogLevel, type Type, VersioningType } from '@nestjs/common';
+import { type DynamicModule, type INestApplication, type Type, VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import express from 'express';
 import swaggerUi from 'swagger-ui-express';
 import type { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
+import { loggerFor } from '../log/logger';
+import type { AppMetrics } from '../metrics/metrics';
+import { httpObserve } from './http-observe';
+import { NestPinoLogger } from './nest-logger';
 import { ProblemFilter } from './problem.filter';
-import { CLOCK } from './tokens';
+import { CLOCK, METRICS } from './tokens';
 import { traceMiddleware } from './trace.middleware';
 import { kernelValidationPipe, ObjectBodyPipe } from './validation';
 
@@ -15,7 +19,8 @@ export interface BootstrapOptions {
   module: Type | DynamicModule;
   title: string;
   description: string;
-  /** Extra security schemes (bearer token is always declared). */
+  /** How request log lines name a caller known by its token: `pid` (host kernel), `vm` (VMM). */
+  principal?: string;
   onListening?: (app: INestApplication, port: number) => Promise<void> | void;
 }
 
@@ -36,13 +41,14 @@ export function buildOpenApi(app: INestApplication, opts: BootstrapOptions): Ope
  * `READY {"app","port"}` line once listening.
  */
 export async function bootstrap(opts: BootstrapOptions): Promise<INestApplication> {
-  const levels: LogLevel[] = process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn'];
-  const app = await NestFactory.create(opts.module, { bodyParser: false, logger: levels, abortOnError: false });
+  const log = loggerFor(opts.config);
+  const app = await NestFactory.create(opts.module, { bodyParser: false, logger: new NestPinoLogger(log.child({ component: 'nest' })), abortOnError: false });
   app.use(express.json({ limit: '8mb', strict: false }));
   app.use(traceMiddleware(app.get<LamportClock>(CLOCK)));
+  app.use(httpObserve(log, app.get<AppMetrics>(METRICS), opts.principal ?? 'caller'));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());
-  app.useGlobalFilters(new ProblemFilter());
+  app.useGlobalFilters(new ProblemFilter(log.child({ component: 'problem-filter' })));
   const document = buildOpenApi(app, opts);
   const server = app.getHttpAdapter();
   server.get('/docs-json', (_req: express.Request, res: express.Response) => res.json(document));
@@ -55,8 +61,9 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   const shutdown = (signal: string): void => {
     if (closing) return;
     closing = true;
+    log.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
-      process.stderr.write(`${opts.config.app}: ${signal}: shutdown took too long\n`);
+      log.error({ signal }, 'shutdown took too long');
       process.exit(1);
     }, 10_000);
     force.unref();
@@ -64,13 +71,14 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
       .close()
       .then(() => process.exit(0))
       .catch((err: unknown) => {
-        process.stderr.write(`${opts.config.app}: shutdown: ${String(err)}\n`);
+        log.error({ err }, 'shutdown failed');
         process.exit(1);
       });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   await opts.onListening?.(app, address.port);
+  log.info({ url: opts.config.publicUrl, docs: `${opts.config.publicUrl}/docs`, ui: `${opts.config.publicUrl}/ui` }, 'listening');
   process.stdout.write(`READY ${JSON.stringify({ app: opts.config.app, port: address.port })}\n`);
   return app;
 }

@@ -1,6 +1,7 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { KernelError, type Errno, ERRNO } from '../errno';
+import type { Logger } from '../log/logger';
 import { currentTrace, newTraceId, parseTraceparent } from '../trace';
 
 /** HTTP errors Nest or Express raise before our code runs, as the errno a kernel would give. */
@@ -19,7 +20,7 @@ function errnoForHttp(status: number): Errno {
  */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
-  private readonly logger = new Logger('ProblemFilter');
+  constructor(private readonly log: Logger) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
@@ -49,7 +50,7 @@ export class ProblemFilter implements ExceptionFilter {
       errno = 'EIO';
       status = 500;
       message = 'internal error';
-      this.logger.error(`${req.method} ${req.url}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.log.error({ err: exception, method: req.method, url: req.url }, 'internal error');
     }
     if (res.headersSent) return;
     res.status(status).json({ errno, code: ERRNO[errno].code, message, traceId: currentTrace()?.traceId ?? parseTraceparent(req.header('traceparent'))?.traceId ?? newTraceId() });
