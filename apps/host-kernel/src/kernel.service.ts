@@ -2,6 +2,7 @@
 // to the controllers (the dispatcher, the process lifelines); a clean shutdown kills every process first.
 import { type BeforeApplicationShutdown, Injectable, Logger, type Provider } from '@nestjs/common';
 import type { Journal } from '@app/shared/journal/journal';
+import { timersFor } from '@app/shared/timers';
 import { APP_CONFIG, JOURNAL } from '@app/shared/nest/tokens';
 import type { HostKernelConfig } from './config';
 import { Dispatcher } from './dispatch/dispatcher';
@@ -14,7 +15,15 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL],
     useFactory: (config: HostKernelConfig, journal: Journal) => {
       const logger = new Logger('HostKernel');
-      return HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
+      return HostKernelApp.open({
+        memoryMiB: config.memoryMiB,
+        devices: config.devices,
+        adminToken: config.adminToken,
+        journal,
+        seed: config.seed,
+        timers: timersFor(config.seed, journal.clock),
+        onError: (m) => logger.error(m),
+      });
     },
   },
   { provide: Dispatcher, inject: [HostKernelApp], useFactory: (app: HostKernelApp) => app.dispatcher },

@@ -20,7 +20,7 @@ export const VMM_PROVIDERS: Provider[] = [
     useFactory: (config: VmmConfig, journal: Journal, clock: LamportClock) => {
       const logger = new Logger('Vmm');
       const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
-      return VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
+      return VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, seed: config.seed, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
     },
   },
   { provide: VmManager, inject: [VmmApp], useFactory: (app: VmmApp) => app.vms },

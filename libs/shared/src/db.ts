@@ -1,5 +1,6 @@
 import { DataSource, type EntitySchema, type MixedList } from 'typeorm';
 import { CreateJournal1764000000000 } from './journal/journal.migration';
+import { AddJournalInput1764000009000 } from './journal/journal-input.migration';
 import { JournalEntity } from './journal/journal.entity';
 
 export interface DatabaseOptions {
@@ -26,7 +27,7 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
       db.pragma('foreign_keys = ON');
     },
     entities: [JournalEntity, ...(opts.entities ?? [])],
-    migrations: [CreateJournal1764000000000, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<
+    migrations: [CreateJournal1764000000000, AddJournalInput1764000009000, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<
       // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
       Function
     >,

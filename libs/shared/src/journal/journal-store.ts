@@ -16,7 +16,7 @@ export type StateWrite =
   | { entity: EntitySchema<ObjectLiteral>; delete: ObjectLiteral };
 
 interface RawStatement {
-  run(...params: unknown[]): unknown;
+  run(...params: unknown[]): { lastInsertRowid?: number | bigint } | unknown;
 }
 
 interface RawDb {
@@ -41,9 +41,13 @@ const JOURNAL_COLUMNS: Array<keyof Row> = [
   'logical',
   'wallMs',
   'durationMs',
+  'input',
+  'request',
 ];
 
 export class JournalStore {
+  /** Told the seq of the last row of every committed write (time travel stops the world right after one). */
+  afterWrite: ((lastSeq: number) => void) | null = null;
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
 
@@ -64,19 +68,22 @@ export class JournalStore {
   write(rows: Row[], writes: StateWrite[] = []): void | Promise<void> {
     const raw = this.rawDb();
     if (raw && this.lock.idle) {
+      let last = 0;
       raw.transaction(() => {
         for (const w of writes) this.rawWrite(w);
         const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
-        for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c]));
+        for (const r of rows) last = Number((insert.run(...JOURNAL_COLUMNS.map((c) => r[c])) as { lastInsertRowid?: number | bigint }).lastInsertRowid ?? 0);
       })(undefined);
+      if (rows.length) this.afterWrite?.(last);
       return;
     }
-    return this.lock.run(() =>
-      this.ds.transaction(async (em) => {
+    return this.lock.run(async () => {
+      const ids = await this.ds.transaction(async (em) => {
         for (const w of writes) await ormWrite(em, w);
-        if (rows.length) await em.getRepository(JournalEntity).insert(rows);
-      }),
-    );
+        return rows.length ? (await em.getRepository(JournalEntity).insert(rows)).identifiers : [];
+      });
+      if (ids.length) this.afterWrite?.(Number((ids.at(-1) as { seq?: number }).seq ?? 0));
+    });
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */

@@ -17,6 +17,10 @@ export interface JournalRow {
   logical: number;
   wallMs: number;
   durationMs: number;
+  /** 1 when the row entered the stack from outside (DESIGN §9), else 0. */
+  input: number;
+  /** For an input: the request as JSON (an InputRequest); null otherwise. */
+  request: string | null;
 }
 
 export const JournalEntity = new EntitySchema<JournalRow>({
@@ -38,5 +42,7 @@ export const JournalEntity = new EntitySchema<JournalRow>({
     logical: { type: 'integer' },
     wallMs: { type: 'integer', name: 'wall_ms' },
     durationMs: { type: 'real', name: 'duration_ms' },
+    input: { type: 'integer', default: 0 },
+    request: { type: 'text', nullable: true },
   },
 });

@@ -7,7 +7,7 @@ import type { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { ProblemFilter } from './problem.filter';
 import { CLOCK } from './tokens';
-import { traceMiddleware } from './trace.middleware';
+import { type InputSource, traceMiddleware } from './trace.middleware';
 import { kernelValidationPipe, ObjectBodyPipe } from './validation';
 
 export interface BootstrapOptions {
@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   description: string;
   /** Extra security schemes (bearer token is always declared). */
   onListening?: (app: INestApplication, port: number) => Promise<void> | void;
+  /** How the app names the requests that enter the stack through it (DESIGN §9: inputs, marked in the journal). */
+  inputs?: (app: INestApplication) => Omit<InputSource, 'app'>;
 }
 
 /** The OpenAPI document of an app (also what `npm run openapi` commits under openapi/). */
@@ -39,7 +41,9 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   const levels: LogLevel[] = process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn'];
   const app = await NestFactory.create(opts.module, { bodyParser: false, logger: levels, abortOnError: false });
   app.use(express.json({ limit: '8mb', strict: false }));
-  app.use(traceMiddleware(app.get<LamportClock>(CLOCK)));
+  let source: InputSource | undefined;
+  const inputs = opts.inputs;
+  app.use(traceMiddleware(app.get<LamportClock>(CLOCK), inputs && (() => (source ??= { app: opts.config.app, ...inputs(app) }))));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());
   app.useGlobalFilters(new ProblemFilter());

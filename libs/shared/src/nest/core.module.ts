@@ -7,7 +7,9 @@ import { AuditPeers } from '../audit/peers';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { createDataSource, WriteLock } from '../db';
+import { SeededStream } from '../determinism/seeded';
 import { Journal } from '../journal/journal';
+import { useSeededIds } from '../trace';
 import { AuditController } from './audit.controller';
 import { HealthController } from './health.controller';
 import { APP_CONFIG, AUDIT_PEERS, CLOCK, JOURNAL } from './tokens';
@@ -47,6 +49,9 @@ export class CoreModule {
           useFactory: async (ds: DataSource, clock: LamportClock) => {
             const journal = new Journal(ds, opts.config.app, clock, new WriteLock());
             await journal.recover();
+            clock.observe(opts.config.lamportFloor);
+            // Deterministic mode: this boot's trace and span ids come from its own stream of the seed.
+            if (opts.config.seed !== null) useSeededIds(new SeededStream(opts.config.seed, `${opts.config.app}/ids/boot-${journal.bootSeq}`));
             return journal;
           },
         },
