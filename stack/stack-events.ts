@@ -4,17 +4,23 @@
 // logical time advanced. Before the event the operator hands every app its clock, so everything the event
 // causes journals after the event's row. `quiesce` waits until nothing is left to run.
 import { Journal } from '@app/shared/journal/journal';
-import type { EventInput } from '@app/shared/journal/input';
+import type { InputRequest } from '@app/shared/journal/input';
 import { newTraceId, runInTrace } from '@app/shared/trace';
 import type { InProcessStack } from './in-process-stack';
 
-/** Records an external event in the operator's journal and hands the run's clock to every app. */
-export async function recordEvent(stack: InProcessStack, input: EventInput): Promise<void> {
+/** The operator's row of an event it causes (or of a background request it sends without waiting for it). */
+export function eventRow(input: InputRequest): { operation: string; actor: string; object: string; args: Record<string, unknown> } {
   const target = input.vm !== undefined ? `${input.app}-${input.vm}` : input.app;
-  const args = { ...(input.signal ? { signal: input.signal } : {}), ...(input.ms !== undefined ? { ms: input.ms } : {}) };
-  await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-    stack.operatorJournal.record({ operation: `operator.${input.kind}`, actor: 'operator', object: `app:${target}`, args }, [], input),
-  );
+  const args =
+    input.kind === 'http'
+      ? { method: input.method, path: input.path }
+      : { ...(input.signal ? { signal: input.signal } : {}), ...(input.ms !== undefined ? { ms: input.ms } : {}) };
+  return { operation: `operator.${input.kind}`, actor: 'operator', object: `app:${target}`, args };
+}
+
+/** Records an external event in the operator's journal and hands the run's clock to every app. */
+export async function recordEvent(stack: InProcessStack, input: InputRequest): Promise<void> {
+  await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () => stack.operatorJournal.record(eventRow(input), [], input));
   broadcastClock(stack);
 }
 
