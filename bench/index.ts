@@ -1,6 +1,7 @@
 import { Stack } from '../test/harness/stack';
 import { killAll } from '../test/harness/apps';
 import { inProcessRows } from './inprocess.bench';
+import { replayRows } from './replay.bench';
 import { restNoopRows } from './rest.bench';
 import { floors, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
 import { type BenchRow, printTable } from './table';
@@ -10,6 +11,8 @@ async function main(): Promise<void> {
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
   process.stderr.write('bench: in-process kernel…\n');
   rows.push(...(await inProcessRows()));
+  process.stderr.write('bench: replay (in-process, then over REST)…\n');
+  rows.push(...(await replayRows()));
   const stack = new Stack();
   await stack.startHost({ MEMORY_MIB: '4096' });
   await stack.startVmm({ PASID_QUOTA: '1024' });

@@ -7,7 +7,8 @@ import Database from 'better-sqlite3';
 import { parseRow, type JournalEvent } from '@app/shared/journal/journal';
 import type { JournalRow } from '@app/shared/journal/journal.entity';
 
-const DB_NAMES = new Set(['host-kernel.db', 'vmm.db', 'guest.db', 'operator.db']);
+/** An app's database file (`npm start` and the harness), or a recording's copy of one (`guest-<vm>.db`). */
+const DB_NAME = /^(host-kernel|vmm|guest|guest-\d+|operator)\.db$/;
 
 interface RawRow extends Record<string, unknown> {
   trace_id: string;
@@ -66,7 +67,7 @@ export function findJournals(dir: string): Map<string, string> {
     for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (DB_NAMES.has(e.name)) {
+      else if (DB_NAME.test(e.name)) {
         const name = journalName(readJournalFile(p), p);
         if (out.has(name)) throw new Error(`two databases hold the journal ${name}: ${out.get(name)} and ${p}`);
         out.set(name, p);

@@ -3,6 +3,7 @@
 // data dir, a guest app spawned) and recorded first in the operator's journal (a database in the data dir).
 // Quiet means: two polls of every live journal in a row found nothing new.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataSource } from '@app/shared/db';
@@ -16,6 +17,18 @@ import { type AppProcess, spawnApp } from '../test/harness/apps';
 import { copyDatabase, readJournalFile } from './databases';
 import type { StackConfig } from './recording';
 import type { StackRequest, StackResponse, Transport } from './transport';
+
+/** A TCP port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 const ADMIN = { 'host-kernel': 'replay-host-admin-token', vmm: 'replay-vmm-admin-token' } as const;
 const AUDIT = 'replay-audit-token';
@@ -53,7 +66,10 @@ export class RestTransport implements Transport {
     await this.operatorDs.initialize();
     this.operator = new Journal(this.operatorDs, 'operator');
     await this.operator.recover();
-    const host = await spawnApp('host-kernel', {
+    // The host on a port chosen here, so the VMM (which calls it only once a VM exists) boots beside it.
+    const hostPort = await freePort();
+    const host = spawnApp('host-kernel', {
+      PORT: String(hostPort),
       DATA_DIR: join(this.dataDir, 'host'),
       ADMIN_TOKEN: ADMIN['host-kernel'],
       AUDIT_TOKEN: AUDIT,
@@ -61,16 +77,19 @@ export class RestTransport implements Transport {
       DEVICES: join(this.dataDir, 'devices.json'),
       ...this.seedEnv,
     });
-    this.apps.set('host-kernel', host);
-    await this.startVmm();
+    this.hostUrl = `http://127.0.0.1:${hostPort}`;
+    const [h] = await Promise.all([host, this.startVmm()]);
+    this.apps.set('host-kernel', h);
   }
+
+  private hostUrl = '';
 
   private async startVmm(): Promise<void> {
     const vmm = await spawnApp('vmm', {
       DATA_DIR: join(this.dataDir, 'vmm'),
       ADMIN_TOKEN: ADMIN.vmm,
       AUDIT_TOKEN: AUDIT,
-      HOST_KERNEL_URL: this.url('host-kernel'),
+      HOST_KERNEL_URL: this.hostUrl,
       PASID_QUOTA: String(this.config.pasidQuota),
       LAMPORT: String(this.operator.clock.peek()),
       ...(this.config.debugStallBefore ? { DEBUG_STALL_BEFORE: this.config.debugStallBefore } : {}),
