@@ -2,7 +2,7 @@
 // every principal it has met — the admin tokens it set, and each token an answer handed out (a host process's
 // from POST /v1/processes, a VM's from POST /v1/vms) — so an input that names `pid:103` or `vm:2` is sent
 // with the token that principal has in *this* stack, never one copied from a recording.
-import type { HttpInput } from '@app/shared/journal/input';
+import type { HttpInput } from '@app/shared/replay/input';
 import type { StackResponse, Transport } from './transport';
 
 export class Operator {

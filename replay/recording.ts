@@ -3,7 +3,7 @@
 // database files, and `config.json`, what a fresh stack needs to run it again (seed, devices, memory, quota).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { InputRequest } from '@app/shared/journal/input';
+import type { InputRequest } from '@app/shared/replay/input';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
 

@@ -1,6 +1,6 @@
 // What `npm run replay` prints: one line when nothing diverged, else the first divergence — where, the two rows
 // side by side, the input that led to it, and that input's trace as Mermaid, as recorded and as replayed.
-import type { InputRequest } from '@app/shared/journal/input';
+import type { InputRequest } from '@app/shared/replay/input';
 import { renderSequence } from '@app/shared/audit/sequence';
 import { sideBySide } from './compare';
 import type { RecordedRow, Recording } from './recording';

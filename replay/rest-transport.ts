@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataSource } from '@app/shared/db';
-import type { InputRequest } from '@app/shared/journal/input';
+import type { InputRequest } from '@app/shared/replay/input';
 import { Journal, type JournalEvent } from '@app/shared/journal/journal';
 import { OPERATOR_RECORDED } from '@app/shared/nest/trace.middleware';
 import { newTraceId, runInTrace } from '@app/shared/trace';

@@ -5,7 +5,7 @@
 import type { LamportClock } from '@app/shared/clock';
 import { KernelError } from '@app/shared/errno';
 import type { EventSink, Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
-import type { InputMark } from '@app/shared/journal/input';
+import type { InputMark } from '@app/shared/replay/input';
 import { currentTrace, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
 
 export interface Side {

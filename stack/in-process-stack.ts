@@ -6,7 +6,7 @@
 // stack-events.ts and are recorded in the operator's own journal.
 import { randomBytes } from 'node:crypto';
 import { adminTokenStream } from '@app/shared/config';
-import { SeededStream } from '@app/shared/determinism/seeded';
+import { SeededStream } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
 import { newTraceId, parseTraceparent, runInTrace, useSeededIds } from '@app/shared/trace';

@@ -4,7 +4,7 @@
 // logical time advanced. Before the event the operator hands every app its clock, so everything the event
 // causes journals after the event's row. `quiesce` waits until nothing is left to run.
 import { Journal } from '@app/shared/journal/journal';
-import type { InputRequest } from '@app/shared/journal/input';
+import type { InputRequest } from '@app/shared/replay/input';
 import { newTraceId, runInTrace } from '@app/shared/trace';
 import type { InProcessStack } from './in-process-stack';
 

@@ -4,7 +4,7 @@
 // divergence fails the run.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SeededStream } from '@app/shared/determinism/seeded';
+import { SeededStream } from '@app/shared/replay/seeded';
 import { readJournalFile } from '../databases';
 import { InProcessTransport } from '../in-process-transport';
 import { Operator } from '../operator';

@@ -1,10 +1,10 @@
 // What each scenario step does: the REST request(s) it issues through the operator (so each is an input of the
 // recording, as the same call by hand would be), an external event, or a check. `${name.field}` in any value
 // is the saved answer of an earlier step (`as: name`).
-import type { HttpInput } from '@app/shared/journal/input';
+import type { HttpInput } from '@app/shared/replay/input';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { formatTraceparent } from '@app/shared/trace';
-import type { SeededStream } from '@app/shared/determinism/seeded';
+import type { SeededStream } from '@app/shared/replay/seeded';
 import { encodePasidDirEntry, encodePasidEntry } from '@app/shared/vtd/pasid-entry';
 import type { Operator } from '../operator';
 import type { StackResponse, Transport } from '../transport';

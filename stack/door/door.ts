@@ -3,7 +3,7 @@
 // or the problem body of a KernelError). A request through this door is an input (DESIGN §9), marked exactly
 // as the REST middleware marks it: the receiving app's principal for the token, never the token.
 import { KernelError } from '@app/shared/errno';
-import type { HttpInput, InputMark } from '@app/shared/journal/input';
+import type { HttpInput, InputMark } from '@app/shared/replay/input';
 import { GUEST_ROUTES } from './guest.routes';
 import { HOST_ROUTES } from './host.routes';
 import { match, type Route } from './route';

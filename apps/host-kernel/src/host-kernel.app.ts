@@ -3,7 +3,7 @@
 // token names. The Nest app (REST) and the in-process stack both wrap exactly this.
 import { timingSafeEqual } from 'node:crypto';
 import { authenticateBearer } from '@app/shared/auth/bearer';
-import { seededTokens } from '@app/shared/determinism/seeded';
+import { seededTokens } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';

@@ -3,7 +3,7 @@
 // in-process stack both wrap exactly this.
 import { timingSafeEqual } from 'node:crypto';
 import { type AuthKind, authenticateBearer } from '@app/shared/auth/bearer';
-import { seededTokens } from '@app/shared/determinism/seeded';
+import { seededTokens } from '@app/shared/replay/seeded';
 import type { Journal } from '@app/shared/journal/journal';
 import type { HostKernelPort } from './host-kernel.port';
 import { ViommuOps } from './viommu/viommu-ops';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
-import { SeededStream } from './determinism/seeded';
+import { SeededStream } from './replay/seeded';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import type { InputMark } from './journal/input';
-import type { SeededStream } from './determinism/seeded';
+import type { InputMark } from './replay/input';
+import type { SeededStream } from './replay/seeded';
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): traceparent = version-traceid-parentid-flags.
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;

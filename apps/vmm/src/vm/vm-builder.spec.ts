@@ -71,7 +71,8 @@ describe('VmBuilder on the real host kernel', () => {
 
     // What the host now holds for the VM, read from the host.
     const s = host.state();
-    expect(s.vms).toEqual([{ pid, fd: vmFd, memslots: [{ gpa: 0, size: RAM, hva: ramHva }], vcpus: SPEC.vcpus, translation: true, pasids: [] }]);
+    // A fresh vCPU's IA32_PASID is 0 (valid clear) until the guest writes it.
+    expect(s.vms).toEqual([{ pid, fd: vmFd, memslots: [{ gpa: 0, size: RAM, hva: ramHva }], vcpus: SPEC.vcpus, ia32Pasids: Array(SPEC.vcpus).fill(0), translation: true, pasids: [] }]);
     expect(s.ioasids).toEqual([
       expect.objectContaining({ id: gpaIoasid, state: 'bound', owner: { pid, fd: ioasidFd }, holders: { devices: [`${DSA0}/rid`, `${DSA1}/rid`], kvm: [], children: [] } }),
     ]);

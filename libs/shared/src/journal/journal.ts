@@ -5,7 +5,7 @@ import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import { JournalEntity, type JournalRow } from './journal.entity';
 import { JournalStore, type StateWrite } from './journal-store';
-import type { InputRequest } from './input';
+import type { InputRequest } from '../replay/input';
 
 export type { StateWrite } from './journal-store';
 

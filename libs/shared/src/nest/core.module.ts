@@ -7,7 +7,7 @@ import { AuditPeers } from '../audit/peers';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { createDataSource, WriteLock } from '../db';
-import { SeededStream } from '../determinism/seeded';
+import { SeededStream } from '../replay/seeded';
 import { Journal } from '../journal/journal';
 import { useSeededIds } from '../trace';
 import { AuditController } from './audit.controller';

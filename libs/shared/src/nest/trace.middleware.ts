@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { LamportClock } from '../clock';
-import { type InputMark, type PrincipalOf, STACK_APPS } from '../journal/input';
+import { type InputMark, type PrincipalOf, STACK_APPS } from '../replay/input';
 import { newTraceId, runInTrace, parseTraceparent, type TraceContext } from '../trace';
 
 /** How an app names the requests that enter the stack through it (DESIGN §9 inputs). */
