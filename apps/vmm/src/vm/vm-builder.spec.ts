@@ -81,8 +81,8 @@ describe('VmBuilder on the real host kernel', () => {
       [DSA1, null, gpaIoasid, false],
     ]);
     expect(s.devices).toEqual([
-      { bdf: DSA0, openedBy: { pid, fd: deviceFds[0] } },
-      { bdf: DSA1, openedBy: { pid, fd: deviceFds[1] } },
+      { bdf: DSA0, openedBy: { pid, fd: deviceFds[0] }, queued: 0, engineRunning: true },
+      { bdf: DSA1, openedBy: { pid, fd: deviceFds[1] }, queued: 0, engineRunning: true },
     ]);
     expect(s.pins).toHaveLength(RAM / PAGE_SIZE);
     expect(vm.machine.devices.map((d) => d.vrid)).toEqual([0x08, 0x10]);
