@@ -1,7 +1,10 @@
 // The guest demo `npm start` runs once the stack is up: a guest process binds to the first device
 // (dynamic PASID authorization), copies 64 KiB with ENQCMD through KVM's vPASID→pPASID table, checks
-// the bytes from the guest, unbinds; then writes each step's sequence diagram (all three journals) under out/.
+// the bytes from the guest, unbinds; then writes each step's sequence diagram (all three journals) under out/,
+// and the run's recording (out/demo-recording: recording.jsonl, the three databases, config.json), which
+// `npm run replay -- out/demo-recording` replays on a fresh stack.
 'use strict';
+const { spawnSync } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const { mkdirSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
@@ -48,4 +51,22 @@ async function run({ guestUrl, audit, log, call, root }) {
   }
 }
 
-module.exports = { run };
+/** Exports the run's recording from its (live) data directory, with what a fresh stack needs to replay it. */
+async function record({ dataDir, hostUrl, hostAdmin, log, call, root, fresh }) {
+  const devices = await call('GET', `${hostUrl}/v1/vfio/devices`, hostAdmin);
+  const config = {
+    seed: process.env.SEED === undefined ? null : Number(process.env.SEED),
+    memoryMiB: Number(process.env.MEMORY_MIB || 4096),
+    devices: devices.map((d) => ({ bdf: d.bdf, pasidWidth: d.pasidWidth, wqDepth: d.wqDepth, vendorId: 0x8086, deviceId: 0x0b25 })),
+    pasidQuota: Number(process.env.PASID_QUOTA || 64),
+    debugStallBefore: null,
+  };
+  writeFileSync(join(dataDir, 'config.json'), JSON.stringify(config, null, 2));
+  const outDir = join(root, 'out', 'demo-recording');
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'tools.js'), 'replay', '--export', dataDir, outDir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`recording the demo: ${r.stderr || r.stdout}`);
+  log(r.stdout.trim());
+  log(`replay it: npm run replay -- out/demo-recording${fresh ? '' : ' (DATA_DIR was reused: it replays from scratch only if it was empty)'}`);
+}
+
+module.exports = { run, record };

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: builds if needed, runs the three apps under one supervisor (logs prefixed by app),
-// creates the demo VM, boots its guest, runs the guest demo, and prints where to look.
+// creates the demo VM, boots its guest, runs the guest demo, writes its recording and diagrams under out/,
+// and prints where to look. Each run starts on a fresh data directory (data/run-<time>/, so its recording
+// replays from scratch; earlier runs stay beside it) unless DATA_DIR names one to keep using.
 // Ctrl-C stops all three cleanly (guest, then VMM, then host kernel).
 'use strict';
 const { spawn, execSync } = require('node:child_process');
@@ -72,12 +74,17 @@ function start(app, env) {
   });
 }
 
+// The operator's Lamport clock (DESIGN §9): every call carries it and moves past the answer's, so the recording
+// orders the demo's inputs as they were made, whichever app each reached.
+let lamport = 0;
+
 async function call(method, url, token, body, traceparent) {
   // (token may be undefined for the guest's own API)
-  const headers = { 'content-type': 'application/json' };
+  const headers = { 'content-type': 'application/json', 'x-caller': 'operator', 'x-lamport': String(lamport) };
   if (token) headers.authorization = `Bearer ${token}`;
   if (traceparent) headers.traceparent = traceparent;
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  lamport = Math.max(lamport, Number(res.headers.get('x-lamport')) || 0);
   const text = await res.text();
   const parsed = text ? (text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text) : undefined;
   if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text}`);
@@ -106,8 +113,10 @@ async function main() {
   process.on('SIGINT', () => shutdown(0));
   process.on('SIGTERM', () => shutdown(0));
   buildIfNeeded();
-  const dataDir = process.env.DATA_DIR || join(ROOT, 'data');
+  const home = process.env.DATA_DIR || join(ROOT, 'data');
+  const dataDir = process.env.DATA_DIR || join(home, `run-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(dataDir, { recursive: true });
+  log('demo', `data directory ${dataDir}`);
   const hostAdmin = process.env.HOST_ADMIN_TOKEN || randomBytes(16).toString('hex');
   const vmmAdmin = process.env.VMM_ADMIN_TOKEN || randomBytes(16).toString('hex');
   const audit = process.env.AUDIT_TOKEN || randomBytes(16).toString('hex');
@@ -133,13 +142,15 @@ async function main() {
     VM_TOKEN: vm.token,
     TRACEPARENT: traceparent,
     AUDIT_TOKEN: audit,
+    LAMPORT: String(lamport),
   });
   const guestUrl = `http://127.0.0.1:${guestPort}`;
   // Where the CLI (npm run cli) finds this stack.
-  writeFileSync(join(dataDir, 'stack.json'), JSON.stringify({ host: hostUrl, vmm: vmmUrl, guest: guestUrl, hostAdmin, vmmAdmin, audit }, null, 2));
+  writeFileSync(join(home, 'stack.json'), JSON.stringify({ host: hostUrl, vmm: vmmUrl, guest: guestUrl, hostAdmin, vmmAdmin, audit, dataDir }, null, 2));
   log('demo', `guest booted: ${JSON.stringify(await call('GET', `${guestUrl}/v1/status`))}`);
 
   await require('./demo.js').run({ guestUrl, vmmUrl, hostUrl, hostAdmin, vmmAdmin, audit, log: (l) => log('demo', l), call, root: ROOT });
+  await require('./demo.js').record({ dataDir, hostUrl, hostAdmin, log: (l) => log('demo', l), call, root: ROOT, fresh: !process.env.DATA_DIR });
 
   log('demo', 'Swagger UIs:');
   log('demo', `  host-kernel  ${hostUrl}/docs   (admin token ${hostAdmin})`);

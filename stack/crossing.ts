@@ -5,6 +5,7 @@
 import type { LamportClock } from '@app/shared/clock';
 import { KernelError } from '@app/shared/errno';
 import type { EventSink, Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
+import type { InputMark } from '@app/shared/replay/input';
 import { currentTrace, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
 
 export interface Side {
@@ -23,12 +24,15 @@ export function copy<T>(value: T): T {
   return out as T;
 }
 
-/** Runs `fn` (the callee's side of the call) as if it had arrived over REST from `from`. */
-export async function cross<T>(from: Side, to: Side, fn: () => Promise<T> | T): Promise<T> {
+/**
+ * Runs `fn` (the callee's side of the call) as if it had arrived over REST from `from`. `input` marks a request
+ * from outside the stack (the operator's door), as the REST middleware does: a peer's call never carries one.
+ */
+export async function cross<T>(from: Side, to: Side, fn: () => Promise<T> | T, input?: InputMark): Promise<T> {
   const outer = currentTrace();
   to.clock.observe(from.clock.peek());
   try {
-    const r = await runInTrace({ traceId: outer?.traceId ?? newTraceId(), spanId: outer?.spanId ?? newSpanId(), caller: from.app }, fn);
+    const r = await runInTrace({ traceId: outer?.traceId ?? newTraceId(), spanId: outer?.spanId ?? newSpanId(), caller: from.app, ...(input ? { input } : {}) }, fn);
     return copy(r);
   } catch (err) {
     if (err instanceof KernelError) throw new KernelError(err.errno, err.message, err.status);

@@ -3,8 +3,10 @@
 // InProcessHostKernel, so nothing imitates the host's behaviour.
 import { randomBytes } from 'node:crypto';
 import { LamportClock } from '@app/shared/clock';
+import { adminTokenStream } from '@app/shared/config';
 import { createDataSource } from '@app/shared/db';
 import { Journal } from '@app/shared/journal/journal';
+import { timersFor } from '@app/shared/timers';
 import type { DataSource, EntitySchema, MixedList } from 'typeorm';
 import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
@@ -35,6 +37,8 @@ export interface InProcessHostOptions {
   memoryMiB?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** Deterministic mode (DESIGN §9): tokens from the seed, waits on logical time. */
+  seed?: number;
 }
 
 export interface InProcessHost {
@@ -45,10 +49,11 @@ export interface InProcessHost {
   close(): Promise<void>;
 }
 
-/** Boots a host kernel on a fresh in-memory journal, with a random admin token. */
+/** Boots a host kernel on a fresh in-memory journal, with a random admin token (seeded in deterministic mode). */
 export async function openInProcessHost(opts: InProcessHostOptions = {}): Promise<InProcessHost> {
   const { ds, journal } = await openJournal('host-kernel', [ProcessEntity], PROCESS_MIGRATIONS);
-  const adminToken = randomBytes(16).toString('hex');
+  const seed = opts.seed ?? null;
+  const adminToken = adminTokenStream(seed, 'host-kernel')?.hex(16) ?? randomBytes(16).toString('hex');
   const host = await HostKernelApp.open({
     memoryMiB: opts.memoryMiB ?? 256,
     devices: opts.devices ?? STACK_DEVICES,
@@ -56,6 +61,8 @@ export async function openInProcessHost(opts: InProcessHostOptions = {}): Promis
     journal,
     engine: opts.engine,
     faults: opts.faults,
+    seed,
+    timers: timersFor(seed, journal.clock),
   });
   return {
     host,

@@ -37,6 +37,11 @@ describe('the in-process stack and the three processes journal the same run', ()
     expect(restRows.host.map((r) => r.operation)).toEqual(expect.arrayContaining(['ioasid.alloc', 'ioasid.bind_pgtbl', 'vfio.allow_ioasid', 'kvm.map_pasid', 'kvm.unmap_pasid', 'ioasid.destroy', 'process.exit']));
     expect(restRows.guest.map((r) => r.operation)).toEqual(expect.arrayContaining(['guest.boot', 'sva.bind', 'accel.submit', 'sva.unbind']));
     expect(restRows.host.length).toBeGreaterThan(40);
+    // Inputs (DESIGN §9) are marked alike on both doors: the operator's calls, with their requests; a peer's never.
+    expect(restRows.vmm.find((r) => r.operation === 'vm.create')).toMatchObject({ input: true, request: { kind: 'http', method: 'POST', path: '/v1/vms', principal: 'admin' } });
+    expect(restRows.guest.find((r) => r.operation === 'sva.bind')).toMatchObject({ input: true, request: { app: 'guest', path: '/v1/sva/bind', principal: 'none' } });
+    expect(restRows.guest.find((r) => r.operation === 'guest.boot')).toMatchObject({ input: true, request: { kind: 'boot', vm: overRest.vmId } });
+    expect(restRows.host.filter((r) => r.input)).toEqual([]);
     expect(localRows.host).toEqual(restRows.host);
     expect(localRows.vmm).toEqual(restRows.vmm);
     expect(localRows.guest).toEqual(restRows.guest);

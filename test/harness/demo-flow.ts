@@ -64,26 +64,27 @@ export function restDriver(stack: Stack): DemoDriver & { guestUrls: Map<number, 
   };
 }
 
-/** The demo over the in-process stack (the guest console is the GuestApp's own). */
+/** The demo over the in-process stack: the guest console through the operator's door, as REST requests. */
 export function inProcessDriver(stack: InProcessStack): DemoDriver {
+  const guest = <T>(vmId: number, method: string, path: string, body?: unknown): Promise<T> => stack.call<T>({ app: 'guest', vm: vmId, method, path, body });
   return {
     createVm: (spec) => stack.createVm(spec),
     bootGuest: async (vm) => void (await stack.bootGuest(vm)),
     deleteVm: (id) => stack.deleteVm(id),
-    vridOf: async (vmId) => stack.guests.get(vmId)?.status().machine?.devices[0].vrid as number,
-    createProcess: async (vmId, name) => (await stack.console(vmId, (g) => g.createProcess(name))).pid,
-    mmap: async (vmId, pid, length) => (await stack.console(vmId, (g) => g.mmap(pid, length))).gva,
-    write: (vmId, pid, gva, data) => stack.console(vmId, (g) => g.writeMemory(pid, gva, data)),
-    read: (vmId, pid, gva, length) => stack.console(vmId, (g) => g.readMemory(pid, gva, length)),
-    bind: async (vmId, pid, vrid) => (await stack.console(vmId, (g) => g.bind(pid, vrid))).vpasid,
-    unbind: (vmId, pid, vrid) => stack.console(vmId, (g) => g.unbind(pid, vrid)),
-    submit: (vmId, pid, vrid, descriptor) => stack.console(vmId, (g) => g.submit(pid, { vrid, descriptor })),
+    vridOf: async (vmId) => (await guest<{ machine: { devices: Array<{ vrid: number }> } }>(vmId, 'GET', '/v1/status')).machine.devices[0].vrid,
+    createProcess: async (vmId, name) => (await guest<{ pid: number }>(vmId, 'POST', '/v1/processes', { name })).pid,
+    mmap: async (vmId, pid, length) => (await guest<{ gva: number }>(vmId, 'POST', `/v1/processes/${pid}/mmap`, { length })).gva,
+    write: (vmId, pid, gva, data) => guest(vmId, 'PUT', `/v1/processes/${pid}/memory`, { gva, data: data.toString('base64') }),
+    read: async (vmId, pid, gva, length) => Buffer.from((await guest<{ data: string }>(vmId, 'GET', `/v1/processes/${pid}/memory?gva=${gva}&length=${length}`)).data, 'base64'),
+    bind: async (vmId, pid, vrid) => (await guest<{ vpasid: number }>(vmId, 'POST', '/v1/sva/bind', { pid, vrid })).vpasid,
+    unbind: (vmId, pid, vrid) => guest(vmId, 'POST', '/v1/sva/unbind', { pid, vrid }),
+    submit: (vmId, pid, vrid, descriptor) => guest(vmId, 'POST', `/v1/processes/${pid}/submit`, { vrid, descriptor }),
   };
 }
 
-/** A journal row as replay compares it (DESIGN §9): tokens, times, span ids and seq excluded. */
-export function comparable(rows: JournalEvent[]): Array<Pick<JournalEvent, 'operation' | 'actor' | 'object' | 'args' | 'result' | 'errno'>> {
-  return rows.map((r) => ({ operation: r.operation, actor: r.actor, object: r.object, args: r.args, result: r.result, errno: r.errno }));
+/** A journal row as replay compares it (DESIGN §9): tokens, times, span ids and seq excluded; inputs with their request. */
+export function comparable(rows: JournalEvent[]): Array<Pick<JournalEvent, 'operation' | 'actor' | 'object' | 'args' | 'result' | 'errno' | 'input' | 'request'>> {
+  return rows.map((r) => ({ operation: r.operation, actor: r.actor, object: r.object, args: r.args, result: r.result, errno: r.errno, input: r.input, request: r.request }));
 }
 
 /** Every row of one spawned app's journal, paged. */

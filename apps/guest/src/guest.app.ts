@@ -50,7 +50,8 @@ export class GuestApp {
   async boot(): Promise<void> {
     const tp = parseTraceparent(this.opts.bootTraceparent ?? null);
     await runInTrace({ traceId: tp?.traceId ?? newTraceId(), spanId: tp?.parentId ?? null, caller: tp ? 'operator' : null }, () =>
-      this.run({ operation: 'guest.boot', object: `vm:${this.opts.vmId}` }, async () => {
+      // A boot is an input (DESIGN §9): whoever started this guest did it from outside the stack.
+      this.run({ operation: 'guest.boot', object: `vm:${this.opts.vmId}`, input: { kind: 'boot', app: 'guest', vm: this.opts.vmId, principal: this.actor } }, async () => {
         this.lifeline = this.opts.vmm.holdLifeline({
           auditUrl: this.opts.publicUrl?.() ?? null,
           onEnd: (reason) => {

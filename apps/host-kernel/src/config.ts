@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
-import { commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
+import { adminTokenStream, commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
 import type { DeviceConfig } from './kernel';
 
 export interface HostKernelConfig extends CommonConfig {
@@ -42,7 +42,7 @@ export function parseDevices(json: unknown, source: string): DeviceConfig[] {
 
 export function loadConfig(env: NodeJS.ProcessEnv): HostKernelConfig {
   const common = commonConfig(env, 'host-kernel', 7100, []);
-  const admin = envToken(env, 'ADMIN_TOKEN');
+  const admin = envToken(env, 'ADMIN_TOKEN', adminTokenStream(common.seed, 'host-kernel'));
   let devices = DEFAULT_DEVICES;
   if (env.DEVICES) {
     let json: unknown;

@@ -2,10 +2,12 @@
 // dispatcher over the journal, the process table it persists, the lifelines of its processes, and who a bearer
 // token names. The Nest app (REST) and the in-process stack both wrap exactly this.
 import { authenticateBearer, sameToken } from '@app/shared/auth/bearer';
+import { seededTokens } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
 import { newTraceId, runInTrace } from '@app/shared/trace';
+import { realTimers, type Timers } from '@app/shared/timers';
 import { Dispatcher } from './dispatch/dispatcher';
 import { authKindOf, type HostCaller, type Permit } from './dispatch/op';
 import type { TxEvent } from './fault-injection';
@@ -20,6 +22,10 @@ export interface HostKernelAppOptions extends Omit<KernelOptions, 'firstPid' | '
   adminToken: string;
   journal: Journal;
   onError?: (message: string) => void;
+  /** Deterministic mode (DESIGN §9): process tokens come from this boot's stream of the seed. */
+  seed?: number | null;
+  /** What the kernel's waits run on (logical in deterministic mode); default wall-clock. */
+  timers?: Timers;
 }
 
 export class HostKernelApp {
@@ -31,6 +37,8 @@ export class HostKernelApp {
     readonly journal: Journal,
     private readonly adminToken: string,
     private readonly onError: (message: string) => void,
+    /** The kernel's waits (a page-request timeout): logical time in deterministic mode. */
+    readonly timers: Timers,
   ) {}
 
   /**
@@ -38,7 +46,7 @@ export class HostKernelApp {
    * running are marked exited, and pids continue past every pid the table has seen.
    */
   static async open(opts: HostKernelAppOptions): Promise<HostKernelApp> {
-    const { journal, adminToken, ...kernelOpts } = opts;
+    const { journal, adminToken, seed, timers, ...kernelOpts } = opts;
     const onError = opts.onError ?? (() => undefined);
     const rows = await journal.store.find<ProcessRow>(ProcessEntity);
     const maxPid = rows.reduce((m, r) => Math.max(m, r.pid), 0);
@@ -52,7 +60,8 @@ export class HostKernelApp {
           survivors.length ? [{ entity: ProcessEntity, update: { state: 'exited', exitedMs: Date.now(), exitReason: 'host-kernel restart' }, where: { state: 'running' } }] : [],
       ),
     );
-    const kernel = new Kernel({ ...kernelOpts, firstPid });
+    const newToken = kernelOpts.newToken ?? seededTokens(seed ?? null, `host-kernel/process-token/boot-${journal.bootSeq}`, 24, 'base64url');
+    const kernel = new Kernel({ ...kernelOpts, firstPid, newToken });
     let app: HostKernelApp | null = null;
     const dispatcher = new Dispatcher(kernel, journal, {
       deliver: (events) => app?.deliver(events),
@@ -60,7 +69,7 @@ export class HostKernelApp {
       onError: (err) => onError(`journal: ${String(err)}`),
     });
     kernel.onEvent = (e) => dispatcher.onKernelEvent(e);
-    app = new HostKernelApp(kernel, dispatcher, journal, adminToken, onError);
+    app = new HostKernelApp(kernel, dispatcher, journal, adminToken, onError, timers ?? realTimers);
     return app;
   }
 
@@ -71,6 +80,14 @@ export class HostKernelApp {
   authorize(row: { permit: Permit }, token: string | null, pid?: number): HostCaller {
     const p = authenticateBearer(authKindOf(row.permit), token, { isAdminToken: (t) => this.isAdminToken(t), callerForToken: (t) => this.kernel.procs.pidForToken(t) }, { param: 'pid', value: pid });
     return p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'process', pid: p.callerId } : { kind: 'anyone' };
+  }
+
+  /** Whose a bearer token is, as an input row records it (DESIGN §9): `admin`, `pid:<n>`, or `none`. */
+  principalOf(token: string | null): string {
+    if (token === null) return 'none';
+    if (this.isAdminToken(token)) return 'admin';
+    const pid = this.kernel.procs.pidForToken(token);
+    return pid === undefined ? 'none' : `pid:${pid}`;
   }
 
   isAdminToken(token: string): boolean {

@@ -21,8 +21,18 @@ export interface KernelState {
   pins: [number, number][];
   allocatedFrames: number;
   routes: RouteInfo[];
-  devices: { bdf: string; openedBy: { pid: number; fd: number } | null }[];
-  vms: { pid: number; fd: number; memslots: Memslot[]; vcpus: number; translation: boolean; pasids: { vpasid: number; ppasid: number; translates: boolean }[] }[];
+  /** Each device, who opened it, and the work queued on it (pending: a stalled engine's descriptors). */
+  devices: { bdf: string; openedBy: { pid: number; fd: number } | null; queued: number; engineRunning: boolean }[];
+  vms: {
+    pid: number;
+    fd: number;
+    memslots: Memslot[];
+    vcpus: number;
+    /** Each vCPU's IA32_PASID (bit 31 valid, bits 19:0 the vPASID). */
+    ia32Pasids: number[];
+    translation: boolean;
+    pasids: { vpasid: number; ppasid: number; translates: boolean }[];
+  }[];
 }
 
 export function kernelState(k: Kernel): KernelState {
@@ -31,7 +41,8 @@ export function kernelState(k: Kernel): KernelState {
     for (const { fd, kind } of p.fds.list()) {
       if (kind !== 'kvm-vm') continue;
       const vm = p.fds.get(fd, 'kvm-vm', KvmVm);
-      vms.push({ pid: p.pid, fd, memslots: vm.memslots.list(), vcpus: vm.vcpuCount, translation: vm.pasidTranslation, pasids: vm.pasidMappings() });
+      const ia32Pasids = Array.from({ length: vm.vcpuCount }, (_, n) => vm.vcpuRdmsr(n, 'IA32_PASID'));
+      vms.push({ pid: p.pid, fd, memslots: vm.memslots.list(), vcpus: vm.vcpuCount, ia32Pasids, translation: vm.pasidTranslation, pasids: vm.pasidMappings() });
     }
     return { pid: p.pid, comm: p.comm, state: p.state, fds: p.fds.list(), residentPages: p.mm.residentPages, ia32Pasid: p.ia32Pasid };
   });
@@ -49,7 +60,12 @@ export function kernelState(k: Kernel): KernelState {
     pins: [...k.memory.pinnedFrames().entries()].sort(([a], [b]) => a - b),
     allocatedFrames: k.memory.allocatedFrames,
     routes: k.iommu.table.routes(),
-    devices: k.vfio.all().map((d) => ({ bdf: d.bdf, openedBy: d.openedBy && { ...d.openedBy } })),
+    devices: k.vfio.all().map((d) => ({
+      bdf: d.bdf,
+      openedBy: d.openedBy && { ...d.openedBy },
+      queued: k.accelerators.accelerator(d.bdf).stats.queued,
+      engineRunning: k.accelerators.engineRunning(d.bdf),
+    })),
     vms,
   };
 }

@@ -6,6 +6,7 @@ import type { Journal } from '@app/shared/journal/journal';
 import type { Logger } from '@app/shared/log/logger';
 import type { AppMetrics } from '@app/shared/metrics/metrics';
 import { APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
+import { timersFor } from '@app/shared/timers';
 import type { HostKernelConfig } from './config';
 import { Dispatcher } from './dispatch/dispatcher';
 import { HostKernelApp } from './host-kernel.app';
@@ -19,7 +20,15 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW],
     useFactory: async (config: HostKernelConfig, journal: Journal, log: Logger, metrics: AppMetrics, state: StateView) => {
       const logger = log.child({ component: 'kernel' });
-      const app = await HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
+      const app = await HostKernelApp.open({
+        memoryMiB: config.memoryMiB,
+        devices: config.devices,
+        adminToken: config.adminToken,
+        journal,
+        seed: config.seed,
+        timers: timersFor(config.seed, journal.clock),
+        onError: (m) => logger.error(m),
+      });
       hostMetrics(metrics, app.kernel);
       state.set(() => kernelState(app.kernel));
       return app;

@@ -1,4 +1,4 @@
-import { commonConfig, type CommonConfig, envInt, envToken, envUrl } from '@app/shared/config';
+import { adminTokenStream, commonConfig, type CommonConfig, envInt, envToken, envUrl } from '@app/shared/config';
 
 export interface VmmConfig extends CommonConfig {
   hostKernelUrl: string;
@@ -13,7 +13,7 @@ export interface VmmConfig extends CommonConfig {
 export function loadConfig(env: NodeJS.ProcessEnv): VmmConfig {
   const hostKernelUrl = envUrl(env, 'HOST_KERNEL_URL', 'http://127.0.0.1:7100');
   const common = commonConfig(env, 'vmm', 7200, [hostKernelUrl]);
-  const admin = envToken(env, 'ADMIN_TOKEN');
+  const admin = envToken(env, 'ADMIN_TOKEN', adminTokenStream(common.seed, 'vmm'));
   return {
     ...common,
     hostKernelUrl,

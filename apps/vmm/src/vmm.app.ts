@@ -2,6 +2,7 @@
 // over the journal, with the host kernel behind a HostKernelPort (REST, or in-process). The Nest app and the
 // in-process stack both wrap exactly this.
 import { type AuthKind, authenticateBearer, sameToken } from '@app/shared/auth/bearer';
+import { seededTokens } from '@app/shared/replay/seeded';
 import type { Journal } from '@app/shared/journal/journal';
 import type { HostKernelPort } from './host-kernel.port';
 import { ViommuOps } from './viommu/viommu-ops';
@@ -16,6 +17,8 @@ export interface VmmAppOptions {
   pasidQuota: number;
   publicUrl?: () => string | null;
   newToken?: () => string;
+  /** Deterministic mode (DESIGN §9): VM tokens come from this boot's stream of the seed. */
+  seed?: number | null;
   onError?: (message: string) => void;
 }
 
@@ -34,7 +37,7 @@ export class VmmApp {
       host: opts.host,
       pasidQuota: opts.pasidQuota,
       publicUrl: opts.publicUrl ?? (() => null),
-      newToken: opts.newToken,
+      newToken: opts.newToken ?? seededTokens(opts.seed ?? null, `vmm/vm-token/boot-${journal.bootSeq}`),
       onError: opts.onError,
     });
     this.hardware = new VmHardware(this.vms, journal);
@@ -55,6 +58,14 @@ export class VmmApp {
   authorize(kind: AuthKind, token: string | null, id?: number): VmmCaller {
     const p = authenticateBearer(kind, token, { isAdminToken: (t) => this.isAdminToken(t), callerForToken: (t) => this.vms.idForToken(t) }, { param: 'id', value: id });
     return p.isAdmin ? { kind: 'admin' } : p.callerId !== undefined ? { kind: 'vm', id: p.callerId } : { kind: 'anyone' };
+  }
+
+  /** Whose a bearer token is, as an input row records it (DESIGN §9): `admin`, `vm:<id>`, or `none`. */
+  principalOf(token: string | null): string {
+    if (token === null) return 'none';
+    if (this.isAdminToken(token)) return 'admin';
+    const id = this.vms.idForToken(token);
+    return id === undefined ? 'none' : `vm:${id}`;
   }
 
   isAdminToken(token: string): boolean {

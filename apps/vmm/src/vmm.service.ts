@@ -25,7 +25,7 @@ export const VMM_PROVIDERS: Provider[] = [
     useFactory: async (config: VmmConfig, journal: Journal, clock: LamportClock, log: Logger, metrics: AppMetrics, state: StateView) => {
       const logger = log.child({ component: 'vmm' });
       const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
-      const app = await VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
+      const app = await VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, seed: config.seed, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
       vmmMetrics(metrics, app);
       state.set(() => vmmState(app));
       return app;

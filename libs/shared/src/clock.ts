@@ -4,6 +4,7 @@
  */
 export class LamportClock {
   private now = 0;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(start = 0) {
     this.now = start;
@@ -11,11 +12,24 @@ export class LamportClock {
 
   tick(): number {
     this.now += 1;
+    if (this.listeners.length) this.advanced();
     return this.now;
   }
 
   observe(remote: number): void {
-    if (Number.isSafeInteger(remote) && remote > this.now) this.now = remote;
+    if (Number.isSafeInteger(remote) && remote > this.now) {
+      this.now = remote;
+      if (this.listeners.length) this.advanced();
+    }
+  }
+
+  /** Called after every move of the clock (the logical timers of deterministic mode watch it). */
+  onAdvance(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private advanced(): void {
+    for (const fn of this.listeners) fn();
   }
 
   peek(): number {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
 import { LOG_LEVELS, type LogLevel, type LogOptions } from './log/log-options';
+import { SeededStream } from './replay/seeded';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}
@@ -37,9 +38,10 @@ export function envUrl(env: Env, name: string, fallback?: string): string {
   return u.toString().replace(/\/$/, '');
 }
 
-export function envToken(env: Env, name: string): { token: string; generated: boolean } {
+/** A token from the environment, or a generated one: random, or drawn from `seeded` in deterministic mode. */
+export function envToken(env: Env, name: string, seeded: SeededStream | null = null): { token: string; generated: boolean } {
   const raw = env[name];
-  if (raw === undefined || raw === '') return { token: randomBytes(16).toString('hex'), generated: true };
+  if (raw === undefined || raw === '') return { token: seeded ? seeded.hex(16) : randomBytes(16).toString('hex'), generated: true };
   if (!/^[A-Za-z0-9._~-]{8,128}$/.test(raw)) throw new ConfigError(`${name} must be 8-128 URL-safe characters`);
   return { token: raw, generated: false };
 }
@@ -111,6 +113,22 @@ export interface CommonConfig {
   publicUrl: string | null;
   /** LOG_LEVEL, LOG_FORMAT (log/logger.ts). */
   log: LogOptions;
+  /** SEED: deterministic mode (DESIGN §9): tokens, ids and waits derive from it. Null: random, wall-clock. */
+  seed: number | null;
+  /** LAMPORT: the logical time to start from at least (the harness hands a restarted app the run's clock). */
+  lamportFloor: number;
+}
+
+/** SEED=<n>, a non-negative integer, or null when unset. */
+export function envSeed(env: Env): number | null {
+  const raw = env.SEED;
+  if (raw === undefined || raw === '') return null;
+  return envInt(env, 'SEED', 0, 0, Number.MAX_SAFE_INTEGER);
+}
+
+/** The seeded stream of this app's generated admin token (null without SEED). */
+export function adminTokenStream(seed: number | null, app: string): SeededStream | null {
+  return seed === null ? null : new SeededStream(seed, `${app}/admin-token`);
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -125,5 +143,7 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
     publicUrl: null,
     log: envLogOptions(env, app),
+    seed: envSeed(env),
+    lamportFloor: envInt(env, 'LAMPORT', 0, 0, Number.MAX_SAFE_INTEGER),
   };
 }

@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
+import type { InputMark } from './replay/input';
+import type { SeededStream } from './replay/seeded';
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): traceparent = version-traceid-parentid-flags.
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -15,14 +17,24 @@ export interface TraceContext {
   /** Inside a journaled operation: who issues it and what it is (for log lines; never sent to another app). */
   actor?: string;
   operation?: string;
+  /** Set on a request that entered the stack from outside: the first journal row begun under it is that input. */
+  input?: InputMark;
+}
+
+/** Where trace and span ids come from: random, or a seeded stream in deterministic mode (DESIGN §9). */
+let ids: SeededStream | null = null;
+
+/** Draws trace and span ids from `stream` (null: random again). One per process: an app, or the in-process stack. */
+export function useSeededIds(stream: SeededStream | null): void {
+  ids = stream;
 }
 
 export function newTraceId(): string {
-  return randomBytes(16).toString('hex');
+  return ids ? ids.hex(16) : randomBytes(16).toString('hex');
 }
 
 export function newSpanId(): string {
-  return randomBytes(8).toString('hex');
+  return ids ? ids.hex(8) : randomBytes(8).toString('hex');
 }
 
 /** Parses a traceparent header; an absent or malformed one yields null (the spec says: start a new trace). */

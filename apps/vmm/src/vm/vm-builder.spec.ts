@@ -71,7 +71,8 @@ describe('VmBuilder on the real host kernel', () => {
 
     // What the host now holds for the VM, read from the host.
     const s = host.state();
-    expect(s.vms).toEqual([{ pid, fd: vmFd, memslots: [{ gpa: 0, size: RAM, hva: ramHva }], vcpus: SPEC.vcpus, translation: true, pasids: [] }]);
+    // A fresh vCPU's IA32_PASID is 0 (valid clear) until the guest writes it.
+    expect(s.vms).toEqual([{ pid, fd: vmFd, memslots: [{ gpa: 0, size: RAM, hva: ramHva }], vcpus: SPEC.vcpus, ia32Pasids: Array(SPEC.vcpus).fill(0), translation: true, pasids: [] }]);
     expect(s.ioasids).toEqual([
       expect.objectContaining({ id: gpaIoasid, state: 'bound', owner: { pid, fd: ioasidFd }, holders: { devices: [`${DSA0}/rid`, `${DSA1}/rid`], kvm: [], children: [] } }),
     ]);
@@ -80,8 +81,8 @@ describe('VmBuilder on the real host kernel', () => {
       [DSA1, null, gpaIoasid, false],
     ]);
     expect(s.devices).toEqual([
-      { bdf: DSA0, openedBy: { pid, fd: deviceFds[0] } },
-      { bdf: DSA1, openedBy: { pid, fd: deviceFds[1] } },
+      { bdf: DSA0, openedBy: { pid, fd: deviceFds[0] }, queued: 0, engineRunning: true },
+      { bdf: DSA1, openedBy: { pid, fd: deviceFds[1] }, queued: 0, engineRunning: true },
     ]);
     expect(s.pins).toHaveLength(RAM / PAGE_SIZE);
     expect(vm.machine.devices.map((d) => d.vrid)).toEqual([0x08, 0x10]);

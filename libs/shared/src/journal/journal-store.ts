@@ -16,7 +16,7 @@ export type StateWrite =
   | { entity: EntitySchema<ObjectLiteral>; delete: ObjectLiteral };
 
 interface RawStatement {
-  run(...params: unknown[]): unknown;
+  run(...params: unknown[]): { lastInsertRowid?: number | bigint } | unknown;
 }
 
 interface RawDb {
@@ -45,9 +45,13 @@ const JOURNAL_COLUMNS: Array<keyof Row> = [
   'wallMs',
   'durationMs',
   'instance',
+  'input',
+  'request',
 ];
 
 export class JournalStore {
+  /** Told the seq of the last row of every committed write (time travel stops the world right after one). */
+  afterWrite: ((lastSeq: number) => void) | null = null;
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
   private readonly listeners: RowsListener[] = [];
@@ -89,22 +93,22 @@ export class JournalStore {
     const writes = stateWrites.length === 0 ? stateWrites : stateWrites.map((w) => this.scopedWrite(w));
     const raw = this.rawDb();
     if (raw && this.lock.idle) {
+      let last = 0;
       raw.transaction(() => {
         for (const w of writes) this.rawWrite(w);
         const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
-        for (const r of rows) insert.run(...JOURNAL_COLUMNS.map((c) => r[c] ?? null));
+        for (const r of rows) last = Number((insert.run(...JOURNAL_COLUMNS.map((c) => r[c] ?? null)) as { lastInsertRowid?: number | bigint }).lastInsertRowid ?? 0);
       })(undefined);
-      this.written(rows);
+      this.written(rows, last);
       return;
     }
-    return this.lock
-      .run(() =>
-        this.ds.transaction(async (em) => {
-          for (const w of writes) await ormWrite(em, w);
-          if (rows.length) await em.getRepository(JournalEntity).insert(rows);
-        }),
-      )
-      .then(() => this.written(rows));
+    return this.lock.run(async () => {
+      const ids = await this.ds.transaction(async (em) => {
+        for (const w of writes) await ormWrite(em, w);
+        return rows.length ? (await em.getRepository(JournalEntity).insert(rows)).identifiers : [];
+      });
+      this.written(rows, Number((ids.at(-1) as { seq?: number } | undefined)?.seq ?? 0));
+    });
   }
 
   /** Hears every committed write, after its transaction committed (never for one that failed). */
@@ -112,8 +116,9 @@ export class JournalStore {
     this.listeners.push(listener);
   }
 
-  private written(rows: readonly Row[]): void {
+  private written(rows: readonly Row[], lastSeq: number): void {
     for (const l of this.listeners) l(rows);
+    if (rows.length) this.afterWrite?.(lastSeq);
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */

@@ -19,6 +19,10 @@ export interface JournalRow {
   durationMs: number;
   /** The app instance that wrote the row (INSTANCE; several may share a database); null on rows older than the column. */
   instance?: string | null;
+  /** 1 when the row entered the stack from outside (DESIGN §9), else 0. */
+  input: number;
+  /** For an input: the request as JSON (an InputRequest); null otherwise. */
+  request: string | null;
 }
 
 export const JournalEntity = new EntitySchema<JournalRow>({
@@ -41,5 +45,7 @@ export const JournalEntity = new EntitySchema<JournalRow>({
     wallMs: { type: 'integer', name: 'wall_ms' },
     durationMs: { type: 'real', name: 'duration_ms' },
     instance: { type: 'text', nullable: true },
+    input: { type: 'integer', default: 0 },
+    request: { type: 'text', nullable: true },
   },
 });

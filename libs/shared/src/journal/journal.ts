@@ -5,6 +5,7 @@ import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import { JournalEntity, type JournalRow } from './journal.entity';
 import { JournalStore, type StateWrite } from './journal-store';
+import type { InputRequest } from '../replay/input';
 
 export type { StateWrite } from './journal-store';
 
@@ -17,6 +18,8 @@ export interface OperationMeta<T> {
   object?: string | ((result: T) => string | null);
   /** What to record as the result; defaults to the returned value. */
   recordResult?: (result: T) => unknown;
+  /** Marks the row as an input (an external event such as a guest's boot); a request's mark comes by itself. */
+  input?: InputRequest;
 }
 
 /** A row that a journaled operation produced besides its own (e.g. each fd closed by a process exit). */
@@ -50,9 +53,12 @@ export interface JournalFilter {
   instance?: string;
 }
 
-export interface JournalEvent extends Omit<JournalRow, 'args' | 'result'> {
+export interface JournalEvent extends Omit<JournalRow, 'args' | 'result' | 'input' | 'request'> {
   args: unknown;
   result: unknown;
+  /** True for a row that entered the stack from outside (absent in hand-built rows: false). */
+  input?: boolean;
+  request?: InputRequest | null;
 }
 
 /**
@@ -72,6 +78,8 @@ export class OpenOperation {
     readonly parentSpanId: string | null,
     readonly caller: string | null,
     readonly app: string,
+    /** Set when this operation entered the stack from outside (DESIGN §9): the request that replay re-issues. */
+    readonly input: InputRequest | null = null,
   ) {}
 
   /** The trace context inside this operation: outbound calls and nested journal rows hang under its span. */
@@ -93,6 +101,8 @@ export class OpenOperation {
  */
 export class Journal {
   readonly store: JournalStore;
+  /** The highest seq when the app started (names this boot: seeded streams of different boots never repeat). */
+  bootSeq = 0;
 
   constructor(
     ds: DataSource,
@@ -107,14 +117,23 @@ export class Journal {
 
   /** Restores the Lamport clock past every row already written (restart). */
   async recover(): Promise<void> {
-    const rows: Array<{ m: number | null }> = await this.store.ds.query('SELECT MAX(logical) AS m FROM journal');
+    const rows: Array<{ m: number | null; s: number | null }> = await this.store.ds.query('SELECT MAX(logical) AS m, MAX(seq) AS s FROM journal');
     this.clock.observe(Number(rows[0]?.m ?? 0));
+    this.bootSeq = Number(rows[0]?.s ?? 0);
   }
 
-  /** Opens an operation under the current trace (a new trace when there is none). */
-  begin(operation: string, actor: string): OpenOperation {
+  /**
+   * Opens an operation under the current trace (a new trace when there is none). The first operation begun
+   * under an outside request is that request's input row; `input` marks an event row explicitly.
+   */
+  begin(operation: string, actor: string, input: InputRequest | null = null): OpenOperation {
     const outer = currentTrace();
-    return new OpenOperation(operation, actor, outer?.traceId ?? newTraceId(), newSpanId(), outer?.spanId ?? null, outer?.caller ?? null, this.app);
+    const mark = outer?.input;
+    if (!input && mark && !mark.taken) {
+      mark.taken = true;
+      input = mark.request;
+    }
+    return new OpenOperation(operation, actor, outer?.traceId ?? newTraceId(), newSpanId(), outer?.spanId ?? null, outer?.caller ?? null, this.app, input);
   }
 
   /** The rows of a finished operation: its own, then its children under its span, each taking a Lamport tick. */
@@ -135,6 +154,8 @@ export class Journal {
       wallMs: op.wallMs,
       durationMs: op.durationMs,
       instance: this.instance,
+      input: op.input ? 1 : 0,
+      request: op.input ? JSON.stringify(op.input) : null,
     };
     return [
       own,
@@ -154,6 +175,8 @@ export class Journal {
         wallMs: op.wallMs,
         durationMs: 0,
         instance: this.instance,
+        input: 0,
+        request: null,
       })),
     ];
   }
@@ -176,7 +199,7 @@ export class Journal {
     fn: (scope: { addChild(row: ChildRow): void }) => Promise<T> | T,
     persist?: (result: T) => StateWrite[],
   ): Promise<T> {
-    const op = this.begin(meta.operation, meta.actor);
+    const op = this.begin(meta.operation, meta.actor, meta.input ?? null);
     let result: T;
     try {
       result = await runInTrace(op.trace, () => fn({ addChild: (row) => op.children.push(row) }));
@@ -207,9 +230,12 @@ export class Journal {
     }
   }
 
-  /** Journals an event that is not a call (a hardware fault, a lifeline drop) under the current trace, with what it persists. */
-  record(row: ChildRow, writes: StateWrite[] = []): void | Promise<void> {
-    const op = this.begin(row.operation, row.actor);
+  /**
+   * Journals an event that is not a call (a hardware fault, a lifeline drop) under the current trace, with what
+   * it persists; `input` marks an external event (an app killed, time advanced) as an input.
+   */
+  record(row: ChildRow, writes: StateWrite[] = [], input: InputRequest | null = null): void | Promise<void> {
+    const op = this.begin(row.operation, row.actor, input);
     return this.commit(op, { object: row.object ?? null, args: row.args, result: row.result, errno: row.errno ?? null }, writes);
   }
 
@@ -233,10 +259,17 @@ export class Journal {
     if (filter.afterSeq !== undefined) qb.andWhere('j.seq > :afterSeq', { afterSeq: filter.afterSeq });
     qb.orderBy('j.seq', 'ASC').limit(Math.min(filter.limit ?? 1000, 10000));
     const rows = await qb.getMany();
-    return rows.map((r) => ({
-      ...r,
-      args: JSON.parse(r.args) as unknown,
-      result: r.result === null ? null : (JSON.parse(r.result) as unknown),
-    }));
+    return rows.map(parseRow);
   }
+}
+
+/** A stored row as plain data: JSON columns parsed, the input flag a boolean. */
+export function parseRow(r: JournalRow): JournalEvent {
+  return {
+    ...r,
+    args: JSON.parse(r.args) as unknown,
+    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
+    input: Number(r.input) === 1,
+    request: r.request ? (JSON.parse(r.request) as InputRequest) : null,
+  };
 }

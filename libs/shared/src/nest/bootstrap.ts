@@ -11,7 +11,7 @@ import { httpObserve } from './http-observe';
 import { NestPinoLogger } from './nest-logger';
 import { ProblemFilter } from './problem.filter';
 import { CLOCK, METRICS } from './tokens';
-import { traceMiddleware } from './trace.middleware';
+import { type InputSource, traceMiddleware } from './trace.middleware';
 import { kernelValidationPipe, ObjectBodyPipe } from './validation';
 
 export interface BootstrapOptions {
@@ -22,6 +22,8 @@ export interface BootstrapOptions {
   /** How request log lines name a caller known by its token: `pid` (host kernel), `vm` (VMM). */
   principal?: string;
   onListening?: (app: INestApplication, port: number) => Promise<void> | void;
+  /** How the app names the requests that enter the stack through it (DESIGN §9: inputs, marked in the journal). */
+  inputs?: (app: INestApplication) => Omit<InputSource, 'app'>;
 }
 
 /** The OpenAPI document of an app (also what `npm run openapi` commits under openapi/). */
@@ -44,7 +46,9 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   const log = loggerFor(opts.config);
   const app = await NestFactory.create(opts.module, { bodyParser: false, logger: new NestPinoLogger(log.child({ component: 'nest' })), abortOnError: false });
   app.use(express.json({ limit: '8mb', strict: false }));
-  app.use(traceMiddleware(app.get<LamportClock>(CLOCK)));
+  let source: InputSource | undefined;
+  const inputs = opts.inputs;
+  app.use(traceMiddleware(app.get<LamportClock>(CLOCK), inputs && (() => (source ??= { app: opts.config.app, ...inputs(app) }))));
   app.use(httpObserve(log, app.get<AppMetrics>(METRICS), opts.principal ?? 'caller'));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());

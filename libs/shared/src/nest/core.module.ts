@@ -11,6 +11,8 @@ import { dataSourceOptions, openDataSource, WriteLock } from '../db';
 import { Journal } from '../journal/journal';
 import { type Logger, logJournalRows, loggerFor } from '../log/logger';
 import { AppMetrics, journalMetrics } from '../metrics/metrics';
+import { SeededStream } from '../replay/seeded';
+import { useSeededIds } from '../trace';
 import { AuditController } from './audit.controller';
 import { HealthController } from './health.controller';
 import { MetricsController } from './metrics.controller';
@@ -59,6 +61,9 @@ export class CoreModule {
             journalMetrics(metrics, journal.store);
             logJournalRows(log, journal.store);
             await journal.recover();
+            clock.observe(opts.config.lamportFloor);
+            // Deterministic mode: this boot's trace and span ids come from its own stream of the seed.
+            if (opts.config.seed !== null) useSeededIds(new SeededStream(opts.config.seed, `${opts.config.app}/ids/boot-${journal.bootSeq}`));
             return journal;
           },
         },

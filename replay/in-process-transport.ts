@@ -1,0 +1,99 @@
+// The in-process stack as a replay transport: the operator's door for requests, stack-events.ts for external
+// events, the journals read directly; time travel hooks each journal's writes to stop the world right after one.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Journal, JournalEvent } from '@app/shared/journal/journal';
+import { InProcessStack } from '../stack/in-process-stack';
+import { advance, kill, quiesce, recordEvent, restartVmm } from '../stack/stack-events';
+import type { StackConfig } from './recording';
+import type { StackRequest, StackResponse, Transport } from './transport';
+
+interface RawHandle {
+  serialize(): Buffer;
+}
+
+export class InProcessTransport implements Transport {
+  readonly kind = 'in-process' as const;
+  stack!: InProcessStack;
+  private readonly cursors = new Map<string, number>();
+  private readonly hooked = new Set<Journal>();
+
+  constructor(
+    readonly config: StackConfig,
+    /** Told after every committed write of every journal (time travel). */
+    private readonly onWrite: ((journal: string, lastSeq: number) => void) | null = null,
+  ) {}
+
+  adminToken(app: 'host-kernel' | 'vmm'): string {
+    return app === 'host-kernel' ? this.stack.hostAdminToken : this.stack.vmmAdminToken;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.stack = await InProcessStack.create({ devices: c.devices, memoryMiB: c.memoryMiB, pasidQuota: c.pasidQuota, seed: c.seed ?? undefined, debugStallBefore: c.debugStallBefore });
+    this.hook();
+  }
+
+  /** Hooks the journals the stack has now (a restarted VMM and a booted guest bring new ones). */
+  private hook(): void {
+    if (!this.onWrite) return;
+    for (const [name, j] of this.stack.streams()) {
+      if (this.hooked.has(j)) continue;
+      this.hooked.add(j);
+      j.store.afterWrite = (seq) => this.onWrite?.(name, seq);
+    }
+  }
+
+  async request(req: StackRequest & { background?: boolean; principal?: string }): Promise<StackResponse> {
+    if (!req.background) return this.stack.request(req);
+    await recordEvent(this.stack, { kind: 'http', app: req.app, ...(req.vm !== undefined ? { vm: req.vm } : {}), method: req.method, path: req.path, body: req.body ?? null, principal: req.principal ?? 'none' });
+    // Not awaited by the caller: a request that may never be answered (the VMM stalls, then dies).
+    void this.stack.request({ ...req, recorded: true }).catch(() => undefined);
+    return { status: 202, body: null };
+  }
+
+  async boot(vm: number, token: string, traceparent: string | null): Promise<void> {
+    await this.stack.bootGuest({ id: vm, token }, { traceparent });
+    this.hook();
+  }
+
+  kill(app: 'vmm' | 'guest', vm?: number): Promise<void> {
+    return kill(this.stack, app, vm);
+  }
+
+  async restart(): Promise<void> {
+    await restartVmm(this.stack);
+    this.hook();
+  }
+
+  advance(ms: number): Promise<void> {
+    return advance(this.stack, ms);
+  }
+
+  quiesce(): Promise<void> {
+    return quiesce(this.stack);
+  }
+
+  async newRows(): Promise<Map<string, JournalEvent[]>> {
+    const out = new Map<string, JournalEvent[]>();
+    for (const [name, j] of this.stack.streams()) {
+      const after = this.cursors.get(name) ?? 0;
+      const rows: JournalEvent[] = [];
+      for (let page = await j.events({ afterSeq: after, limit: 10_000 }); page.length > 0; page = await j.events({ afterSeq: page.at(-1)?.seq, limit: 10_000 })) rows.push(...page);
+      if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
+      out.set(name, rows);
+    }
+    return out;
+  }
+
+  async saveDatabases(dir: string): Promise<void> {
+    for (const [name, j] of this.stack.streams()) {
+      const raw = (j.store.ds.driver as unknown as { databaseConnection: RawHandle }).databaseConnection;
+      writeFileSync(join(dir, `${name}.db`), raw.serialize());
+    }
+  }
+
+  close(): Promise<void> {
+    return this.stack.close();
+  }
+}

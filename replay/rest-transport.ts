@@ -1,0 +1,260 @@
+// The three apps as spawned processes on free ports (test/harness/apps.ts), as a replay transport: requests over
+// HTTP carrying the operator's Lamport clock, external events caused for real (SIGKILL, a restart on the same
+// data dir, a guest app spawned) and recorded first in the operator's journal (a database in the data dir).
+// Quiet means: two polls of every live journal in a row found nothing new.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDataSource } from '@app/shared/db';
+import type { InputRequest } from '@app/shared/replay/input';
+import { Journal, type JournalEvent } from '@app/shared/journal/journal';
+import { OPERATOR_RECORDED } from '@app/shared/nest/trace.middleware';
+import { newTraceId, runInTrace } from '@app/shared/trace';
+import type { DataSource } from 'typeorm';
+import { eventRow } from '../stack/stack-events';
+import { type AppProcess, spawnApp } from '../test/harness/apps';
+import { copyDatabase, readJournalFile } from './databases';
+import type { StackConfig } from './recording';
+import type { StackRequest, StackResponse, Transport } from './transport';
+
+/** A TCP port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const ADMIN = { 'host-kernel': 'replay-host-admin-token', vmm: 'replay-vmm-admin-token' } as const;
+const AUDIT = 'replay-audit-token';
+const POLL_MS = 15;
+
+export class RestTransport implements Transport {
+  readonly kind = 'rest' as const;
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'ioasid-replay-'));
+  private readonly apps = new Map<string, AppProcess>();
+  private readonly cursors = new Map<string, number>();
+  private readonly pending = new Map<string, JournalEvent[]>();
+  private operatorDs!: DataSource;
+  private operator!: Journal;
+
+  constructor(readonly config: StackConfig) {}
+
+  adminToken(app: 'host-kernel' | 'vmm'): string {
+    return ADMIN[app];
+  }
+
+  private get seedEnv(): Record<string, string> {
+    return this.config.seed === null ? {} : { SEED: String(this.config.seed) };
+  }
+
+  private url(journal: string): string {
+    const app = this.apps.get(journal);
+    if (!app || !app.running) throw new Error(`${journal} is not running`);
+    return app.url;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(join(this.dataDir, 'operator'), { recursive: true });
+    writeFileSync(join(this.dataDir, 'devices.json'), JSON.stringify(this.config.devices));
+    this.operatorDs = createDataSource({ path: join(this.dataDir, 'operator', 'operator.db') });
+    await this.operatorDs.initialize();
+    this.operator = new Journal(this.operatorDs, 'operator');
+    await this.operator.recover();
+    // The host on a port chosen here, so the VMM (which calls it only once a VM exists) boots beside it.
+    const hostPort = await freePort();
+    const host = spawnApp('host-kernel', {
+      PORT: String(hostPort),
+      DATA_DIR: join(this.dataDir, 'host'),
+      ADMIN_TOKEN: ADMIN['host-kernel'],
+      AUDIT_TOKEN: AUDIT,
+      MEMORY_MIB: String(this.config.memoryMiB),
+      DEVICES: join(this.dataDir, 'devices.json'),
+      ...this.seedEnv,
+    });
+    this.hostUrl = `http://127.0.0.1:${hostPort}`;
+    const [h] = await Promise.all([host, this.startVmm()]);
+    this.apps.set('host-kernel', h);
+  }
+
+  private hostUrl = '';
+
+  private async startVmm(): Promise<void> {
+    const vmm = await spawnApp('vmm', {
+      DATA_DIR: join(this.dataDir, 'vmm'),
+      ADMIN_TOKEN: ADMIN.vmm,
+      AUDIT_TOKEN: AUDIT,
+      HOST_KERNEL_URL: this.hostUrl,
+      PASID_QUOTA: String(this.config.pasidQuota),
+      LAMPORT: String(this.operator.clock.peek()),
+      ...(this.config.debugStallBefore ? { DEBUG_STALL_BEFORE: this.config.debugStallBefore } : {}),
+      ...this.seedEnv,
+    });
+    this.apps.set('vmm', vmm);
+  }
+
+  /** One HTTP call carrying the operator's clock (and moving it past the answer's). */
+  private async http(url: string, method: string, path: string, opts: { token?: string | null; body?: unknown; traceparent?: string | null; recorded?: boolean } = {}): Promise<StackResponse> {
+    const headers: Record<string, string> = { 'x-caller': 'operator', 'x-lamport': String(this.operator.clock.peek()) };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    if (opts.traceparent) headers.traceparent = opts.traceparent;
+    if (opts.recorded) headers[OPERATOR_RECORDED] = '1';
+    if (opts.body !== undefined && opts.body !== null) headers['content-type'] = 'application/json';
+    const res = await fetch(`${url}${path}`, { method, headers, body: opts.body === undefined || opts.body === null ? undefined : JSON.stringify(opts.body) });
+    const text = await res.text();
+    this.operator.clock.observe(Number(res.headers.get('x-lamport')));
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* plain text */
+    }
+    return { status: res.status, body };
+  }
+
+  private target(req: StackRequest): string {
+    return req.app === 'guest' ? `guest-${req.vm}` : req.app;
+  }
+
+  async request(req: StackRequest & { background?: boolean; principal?: string }): Promise<StackResponse> {
+    const url = this.url(this.target(req));
+    const opts = { token: req.token, body: req.body, traceparent: req.traceparent };
+    if (!req.background) return this.http(url, req.method, req.path, opts);
+    await this.record({ kind: 'http', app: req.app, ...(req.vm !== undefined ? { vm: req.vm } : {}), method: req.method, path: req.path, body: req.body ?? null, principal: req.principal ?? 'none' });
+    void this.http(url, req.method, req.path, { ...opts, recorded: true }).catch(() => undefined);
+    return { status: 202, body: null };
+  }
+
+  /** Records an event in the operator's journal, then hands every live app the operator's clock. */
+  private async record(input: InputRequest): Promise<void> {
+    await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () => this.operator.record(eventRow(input), [], input));
+    for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
+  }
+
+  async boot(vm: number, token: string, traceparent: string | null): Promise<void> {
+    const guest = await spawnApp('guest', {
+      DATA_DIR: join(this.dataDir, `guest-${vm}`),
+      VMM_URL: this.url('vmm'),
+      VM_ID: String(vm),
+      VM_TOKEN: token,
+      AUDIT_TOKEN: AUDIT,
+      LAMPORT: String(this.operator.clock.peek()),
+      ...(traceparent ? { TRACEPARENT: traceparent } : {}),
+      ...this.seedEnv,
+    });
+    this.apps.set(`guest-${vm}`, guest);
+    await this.http(guest.url, 'GET', '/health');
+  }
+
+  async kill(app: 'vmm' | 'guest', vm?: number): Promise<void> {
+    await this.record({ kind: 'kill', app, ...(vm !== undefined ? { vm } : {}), signal: 'SIGKILL' });
+    const name = app === 'guest' ? `guest-${vm}` : app;
+    const proc = this.apps.get(name);
+    if (!proc) throw new Error(`${name} is not running`);
+    proc.signal('SIGKILL');
+    await proc.exited;
+    // A guest dies with its VMM (it stops itself when its lifeline ends).
+    if (app === 'vmm') for (const [n, p] of this.apps) if (n.startsWith('guest-')) await p.exited;
+  }
+
+  async restart(app: 'vmm'): Promise<void> {
+    await this.record({ kind: 'restart', app });
+    const old = this.apps.get(app);
+    if (old?.running) await old.stop('SIGTERM');
+    await this.startVmm();
+    // The restart rebuilds the running VMs in the background: wait until none is `starting`.
+    for (let i = 0; i < 1000; i++) {
+      const vms = (await this.http(this.url('vmm'), 'GET', '/v1/vms', { token: ADMIN.vmm })).body as Array<{ state: string }>;
+      if (!vms.some((v) => v.state === 'starting')) return;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  async advance(ms: number): Promise<void> {
+    await this.record({ kind: 'advance', app: 'operator', ms });
+    this.operator.clock.observe(this.operator.clock.peek() + ms);
+    for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
+  }
+
+  /** Polls every live journal until two rounds in a row bring nothing new. */
+  async quiesce(): Promise<void> {
+    for (let quiet = 0; quiet < 2; ) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      quiet = (await this.poll()) ? 0 : quiet + 1;
+    }
+    for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
+  }
+
+  /** Fetches new rows of every journal; true if any. */
+  private async poll(): Promise<boolean> {
+    let any = false;
+    for (const [name, app] of this.apps) {
+      const rows: JournalEvent[] = [];
+      if (app.running) {
+        for (;;) {
+          const after = this.cursors.get(name) ?? 0;
+          const res = await this.http(app.url, 'GET', `/v1/audit/events?limit=10000&afterSeq=${after}`, { token: AUDIT }).catch(() => ({ status: 0, body: [] }));
+          const page = Array.isArray(res.body) ? (res.body as JournalEvent[]) : [];
+          if (page.length === 0) break;
+          rows.push(...page);
+          this.cursors.set(name, page[page.length - 1].seq);
+        }
+      } else {
+        rows.push(...this.fromFile(name));
+      }
+      if (rows.length) {
+        any = true;
+        this.pending.set(name, [...(this.pending.get(name) ?? []), ...rows]);
+      }
+    }
+    return any;
+  }
+
+  /** A dead app's rows not yet seen, from its database file. */
+  private fromFile(name: string): JournalEvent[] {
+    const rows = readJournalFile(this.dbFile(name), this.cursors.get(name) ?? 0);
+    if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
+    return rows;
+  }
+
+  private dbFile(name: string): string {
+    if (name === 'host-kernel') return join(this.dataDir, 'host', 'host-kernel.db');
+    if (name === 'vmm') return join(this.dataDir, 'vmm', 'vmm.db');
+    return join(this.dataDir, name, 'guest.db');
+  }
+
+  /** The journals of every app started so far (`guest-<vm>` for each guest ever booted). */
+  journalNames(): string[] {
+    return [...this.apps.keys()];
+  }
+
+  async newRows(): Promise<Map<string, JournalEvent[]>> {
+    await this.poll();
+    const out = new Map<string, JournalEvent[]>(this.pending);
+    this.pending.clear();
+    const after = this.cursors.get('operator') ?? 0;
+    const own = await this.operator.events({ afterSeq: after, limit: 10_000 });
+    if (own.length) this.cursors.set('operator', own[own.length - 1].seq);
+    out.set('operator', own);
+    return out;
+  }
+
+  async saveDatabases(dir: string): Promise<void> {
+    for (const app of this.apps.values()) app.signal('SIGKILL');
+    await Promise.all([...this.apps.values()].map((a) => a.exited));
+    for (const name of this.apps.keys()) copyDatabase(this.dbFile(name), join(dir, `${name}.db`));
+    copyDatabase(join(this.dataDir, 'operator', 'operator.db'), join(dir, 'operator.db'));
+  }
+
+  async close(): Promise<void> {
+    for (const app of this.apps.values()) app.signal('SIGKILL');
+    await Promise.all([...this.apps.values()].map((a) => a.exited));
+    if (this.operatorDs?.isInitialized) await this.operatorDs.destroy();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
