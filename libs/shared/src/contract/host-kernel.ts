@@ -12,6 +12,8 @@ export interface Descriptor {
   length?: number;
   pattern?: number;
   completion: number;
+  /** DSA block-on-fault: a translation fault becomes page requests the device waits on (DESIGN §10). */
+  blockOnFault?: boolean;
 }
 
 export type EnqcmdOutcome = 'accepted' | 'retry' | 'gp';
