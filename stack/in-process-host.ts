@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { LamportClock } from '@app/shared/clock';
 import { createDataSource } from '@app/shared/db';
 import { Journal } from '@app/shared/journal/journal';
+import type { Timers } from '@app/shared/timers';
 import type { DataSource, EntitySchema, MixedList } from 'typeorm';
 import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
@@ -35,6 +36,11 @@ export interface InProcessHostOptions {
   memoryMiB?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** The host's waits (page request timeouts, device back-off); real timers by default. */
+  timers?: Timers;
+  /** Host page request queue depth and PRQ_TIMEOUT_MS. */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
 }
 
 export interface InProcessHost {
@@ -56,6 +62,9 @@ export async function openInProcessHost(opts: InProcessHostOptions = {}): Promis
     journal,
     engine: opts.engine,
     faults: opts.faults,
+    timers: opts.timers,
+    prqDepth: opts.prqDepth,
+    prqTimeoutMs: opts.prqTimeoutMs,
   });
   return {
     host,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { LamportClock } from '@app/shared/clock';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
 import { newTraceId, runInTrace } from '@app/shared/trace';
+import type { Timers } from '@app/shared/timers';
 import type { DataSource } from 'typeorm';
 import { GuestApp } from '../apps/guest/src/guest.app';
 import type { AccelOptions } from '../apps/guest/src/drivers/accel-driver';
@@ -29,6 +30,15 @@ export interface InProcessStackOptions {
   pasidQuota?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** The host's waits (page request timeouts, device back-off); real timers by default. */
+  timers?: Timers;
+  /** Host page request queue depth and PRQ_TIMEOUT_MS. */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
+  /** The guest page request queue depth of every VM (requests). */
+  guestPrqDepth?: number;
+  /** How every guest's vIOMMU driver treats page requests (default: handles them). */
+  guestPageRequests?: 'handle' | 'ignore';
   /** Wraps the VMM's door to the host kernel (fault injection: fail chosen calls before they reach it). */
   wrapHost?: (port: HostKernelPort) => HostKernelPort;
   accel?: AccelOptions;
@@ -58,7 +68,7 @@ export class InProcessStack {
     const vmmDb = await openJournal('vmm', [VmEntity], [CreateVm1764000000002]);
     const vmmAdminToken = randomBytes(16).toString('hex');
     const port = new InProcessHostKernel(host, { app: 'vmm', clock: vmmDb.journal.clock });
-    const vmm = await VmmApp.open({ journal: vmmDb.journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken: vmmAdminToken, pasidQuota: opts.pasidQuota ?? 64 });
+    const vmm = await VmmApp.open({ journal: vmmDb.journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken: vmmAdminToken, pasidQuota: opts.pasidQuota ?? 64, guestPrqDepth: opts.guestPrqDepth });
     const stack = new InProcessStack(host, vmm, hostAdminToken, vmmAdminToken, opts);
     stack.dataSources.push(hostDs, vmmDb.ds);
     return stack;
@@ -93,6 +103,7 @@ export class InProcessStack {
       vmm: new InProcessVmm(this.vmm, { app: 'guest', clock: db.journal.clock }, vm.id, vm.token),
       vmId: vm.id,
       accel: this.opts.accel,
+      pageRequests: this.opts.guestPageRequests,
       onVmmLost: () => this.guests.delete(vm.id),
     });
     this.guests.set(vm.id, guest);

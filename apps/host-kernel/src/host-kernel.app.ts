@@ -6,7 +6,7 @@ import { authenticateBearer } from '@app/shared/auth/bearer';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
-import { newTraceId, runInTrace } from '@app/shared/trace';
+import { currentTrace, formatTraceparent, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
 import { Dispatcher } from './dispatch/dispatcher';
 import { authKindOf, type HostCaller, type Permit } from './dispatch/op';
 import type { TxEvent } from './fault-injection';
@@ -136,10 +136,19 @@ export class HostKernelApp {
         sink.send('exit', e);
         sink.end();
       } else {
-        sink.send(e.kind, e);
+        sink.send(e.kind, withTraceparent(e));
       }
     }
   }
+}
+
+/**
+ * What a lifeline carries of an event: the event, and the trace it happened in (W3C traceparent), so the holder
+ * handles it in the same trace over either door (a page request's round trip is one trace, one diagram).
+ */
+function withTraceparent(e: TxEvent): TxEvent {
+  const t = currentTrace();
+  return t ? { ...e, traceparent: formatTraceparent(t.traceId, t.spanId ?? newSpanId()) } : e;
 }
 
 /** A process exit updates its row in the process table, in the same transaction as the exit's row. */

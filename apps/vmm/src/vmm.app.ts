@@ -15,6 +15,8 @@ export interface VmmAppOptions {
   host: HostKernelPort;
   adminToken: string;
   pasidQuota: number;
+  /** Requests each VM's guest page request queue holds (vIOMMU default otherwise). */
+  guestPrqDepth?: number;
   publicUrl?: () => string | null;
   newToken?: () => string;
   onError?: (message: string) => void;
@@ -34,6 +36,7 @@ export class VmmApp {
       journal,
       host: opts.host,
       pasidQuota: opts.pasidQuota,
+      guestPrqDepth: opts.guestPrqDepth,
       publicUrl: opts.publicUrl ?? (() => null),
       newToken: opts.newToken,
       onError: opts.onError,

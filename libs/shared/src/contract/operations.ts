@@ -75,6 +75,7 @@ export const VMM_OPERATIONS = {
   'vcpu.enqcmds': { label: 'ENQCMDS' },
   'viommu.set_context': { label: 'set PASID directory' },
   'viommu.invalidate': { label: 'invalidation queue' },
+  'viommu.page_request': { label: 'page request (to the guest)' },
   'viommu.page_response': { label: 'page group response' },
 } as const satisfies Record<string, { label: string }>;
 
@@ -88,6 +89,8 @@ export const GUEST_OPERATIONS = {
   'sva.unbind': { label: 'iommu_sva_unbind_device' },
   'accel.submit': { label: 'submit descriptor' },
   'viommu.fault': { label: 'vIOMMU fault' },
+  'viommu.page_request': { label: 'page request' },
+  'sva.page_fault': { label: 'iommu_sva_handle_iopf' },
 } as const satisfies Record<string, { label: string }>;
 
 export type HostOperation = keyof typeof HOST_OPERATIONS;
