@@ -95,7 +95,7 @@ export class InProcessStack {
   }
 
   /** Starts a guest OS on the VM (its own journal) and boots it, as `npm start` starts the guest app. */
-  async bootGuest(vm: VmHandle): Promise<GuestApp> {
+  async bootGuest(vm: VmHandle, opts: { pageRequests?: 'handle' | 'ignore' } = {}): Promise<GuestApp> {
     const db = await openJournal('guest');
     this.dataSources.push(db.ds);
     const guest = new GuestApp({
@@ -103,7 +103,7 @@ export class InProcessStack {
       vmm: new InProcessVmm(this.vmm, { app: 'guest', clock: db.journal.clock }, vm.id, vm.token),
       vmId: vm.id,
       accel: this.opts.accel,
-      pageRequests: this.opts.guestPageRequests,
+      pageRequests: opts.pageRequests ?? this.opts.guestPageRequests,
       onVmmLost: () => this.guests.delete(vm.id),
     });
     this.guests.set(vm.id, guest);

@@ -21,9 +21,13 @@ export class HandTimers implements Timers {
     return this.waiting.map((t) => t.ms);
   }
 
-  /** Fires every wait set so far (not those their callbacks set), oldest first. Returns how many fired. */
-  fire(): number {
-    const due = this.waiting.splice(0);
+  /**
+   * Fires every wait set so far (not those their callbacks set), oldest first, or only those of `ms`. Returns how
+   * many fired.
+   */
+  fire(ms?: number): number {
+    const due = this.waiting.filter((t) => ms === undefined || t.ms === ms);
+    for (const t of due) this.waiting.splice(this.waiting.indexOf(t), 1);
     for (const t of due) t.fn();
     return due.length;
   }
