@@ -11,6 +11,7 @@ const USAGE = `usage: npm run cli -- <command>
   vms                          VMs on the VMM
   pasids [P]                   host PASID pool counts, or one PASID's state, owner and holders
   faults                       the host IOMMU fault log
+  page-requests                the host page request queue: depth, held, overflows, groups waiting
   events [key=value ...]       journal rows, federated from the guest down (trace=, operation=, object=, actor=, since=, limit=)
   sequence <trace-id>          the Mermaid sequence diagram of a trace across the three apps
   history <pPASID>             every host journal row that named ioasid:<pPASID>, oldest first
@@ -61,6 +62,8 @@ async function main(argv) {
       return print(await get(`${s.host}/v1/hw/pasids${rest[0] ? `?pasid=${Number(rest[0])}` : ''}`, s.hostAdmin));
     case 'faults':
       return print(await get(`${s.host}/v1/hw/iommu/faults`, s.hostAdmin));
+    case 'page-requests':
+      return print(await get(`${s.host}/v1/hw/iommu/page-requests`, s.hostAdmin));
     case 'events': {
       const q = new URLSearchParams(rest.map((kv) => kv.split('=')));
       if (!q.has('federate')) q.set('federate', 'true');

@@ -208,6 +208,18 @@ async function queueOwner(bdf: string) {
   return { pid, k, token, fd, queue, parent, nested, dev, copy, record, groups };
 }
 
+/** A host process doing SVA on OTHER_DEV: its mm bound (kind mm), allowed on the device, IA32_PASID set. */
+async function svaProcess(comm: string) {
+  const { pid, k } = await stack().hostProcess(comm);
+  const fd = await k.openIoasid();
+  const p = await k.alloc(fd);
+  await k.bindPgtbl(fd, p, { kind: 'mm' });
+  const dev = await k.openDevice(OTHER_DEV);
+  await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
+  await k.wrmsr(pid, IA32_PASID_VALID + p);
+  return { pid, k, p, dev };
+}
+
 describe('fault queues of a host process (the iommufd FAULT object over REST)', () => {
   it('cookies: unknown and used ones are EINVAL; a bad code is EINVAL and leaves the group pending; another process gets EBADF/ENOENT', async () => {
     const o = await queueOwner(HOST_DEV);
@@ -261,19 +273,13 @@ describe('fault queues of a host process (the iommufd FAULT object over REST)', 
   });
 
   it('host SVA: the kernel answers its own process — mmap\'d never-written memory succeeds, unmapped memory ends with status 2', async () => {
-    const { pid, k } = await stack().hostProcess('sva');
+    const { pid, k, p, dev } = await svaProcess('sva');
     const buf = await k.mmap(pid, 3 * PAGE);
     const untouched = await k.mmap(pid, 4 * PAGE);
     const bytes = Buffer.from(Array.from({ length: 4 * PAGE }, (_, i) => (i * 7) & 0xff));
     const src = await k.mmap(pid, 4 * PAGE);
     await k.writeMemory(pid, src, bytes);
     await k.writeMemory(pid, buf, Buffer.alloc(PAGE));
-    const fd = await k.openIoasid();
-    const p = await k.alloc(fd);
-    await k.bindPgtbl(fd, p, { kind: 'mm' });
-    const dev = await k.openDevice(OTHER_DEV);
-    await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
-    await k.wrmsr(pid, IA32_PASID_VALID + p);
     const since = await mark(stack().host.url);
     const recordAt = async (at: number) => eventually(async () => {
       const r = decodeCompletion(await k.readMemory(pid, at, 32));
@@ -296,19 +302,13 @@ describe('fault queues of a host process (the iommufd FAULT object over REST)', 
     const holder = await queueOwner(HOST_DEV);
     await holder.copy(0, 4); // 4 requests held, unanswered
     const [held] = await holder.groups();
-    const { pid, k } = await stack().hostProcess('big-copy');
+    const { pid, k, p, dev } = await svaProcess('big-copy');
     const src = await k.mmap(pid, LENGTH);
     const dst = await k.mmap(pid, LENGTH);
     const done = await k.mmap(pid, PAGE);
     const bytes = Buffer.from(Array.from({ length: LENGTH }, (_, i) => (i * 29 + 1) & 0xff));
     await k.writeMemory(pid, src, bytes);
     await k.writeMemory(pid, done, Buffer.alloc(32));
-    const fd = await k.openIoasid();
-    const p = await k.alloc(fd);
-    await k.bindPgtbl(fd, p, { kind: 'mm' });
-    const dev = await k.openDevice(OTHER_DEV);
-    await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
-    await k.wrmsr(pid, IA32_PASID_VALID + p);
     const since = await mark(stack().host.url);
     await k.enqcmd(pid, dev, { op: 'memmove', src, dst, length: LENGTH, completion: done, blockOnFault: true });
     await eventually(async () => ((await pending()).overflows > 0 ? true : undefined), 5000, 'an overflow');

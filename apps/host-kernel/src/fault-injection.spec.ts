@@ -123,6 +123,14 @@ const FLOWS: Flow[] = [
     },
     op: (k, w) => k.respondFault(w.pid, w.fd, w.queue as number, 1, 'invalid'),
   },
+  {
+    name: 'close the ioasid fd with a fault queue a nested table uses (table parked first, then the queue released)',
+    prep: (k, w) => {
+      w.queue = k.createFaultQueue(w.pid, w.fd);
+      k.bindPgtbl(w.pid, w.fd, k.alloc(w.pid, w.fd), { kind: 'nested', parent: w.gpa, faultQueue: w.queue });
+    },
+    op: (k, w) => k.closeFd(w.pid, w.fd),
+  },
   { name: 'createVm', op: (k, w) => void k.createVm(w.pid) },
   { name: 'addMemslot', op: (k, w) => k.addMemslot(w.pid, w.vm, { gpa: 0x100000, size: 2 * PAGE, hva: w.hva }) },
   { name: 'createVcpu', op: (k, w) => void k.createVcpu(w.pid, w.vm) },

@@ -1,7 +1,7 @@
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { HandTimers } from '@app/shared/hand-timers.testing';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
-import { bindGuestSva, bytes, guestRecord, guestWorld, type GuestWorld } from '../data-plane.testing';
+import { bindGuestSva, bytes, guestRecord, guestWorld, type GuestWorld, hostSva } from '../data-plane.testing';
 import { PRI_MAX_ROUNDS, PRI_RETRY_BACKOFF_MS } from '../devices/devices.constants';
 import { PRQ_DEFAULT_DEPTH, PRQ_DEFAULT_TIMEOUT_MS } from '../iommu/iommu.constants';
 import type { KernelEvent } from '../kernel';
@@ -247,19 +247,12 @@ describe('the kernel answers on its own', () => {
 });
 
 describe('host SVA: the kernel answers its own processes (handle_mm_fault)', () => {
+  /** hostSva's process (its 4 pages touched) with a page-filled source and an mmap it never touched. */
   function hostProcess(k: TestKernel) {
-    const { pid } = k.createProcess('sva');
-    const buf = k.mmap(pid, 4 * PAGE);
-    const fd = k.openIoasid(pid);
-    const ppasid = k.alloc(pid, fd);
-    k.bindPgtbl(pid, fd, ppasid, { kind: 'mm' });
-    const dev = k.openDevice(pid, DSA1);
-    k.allowIoasid(pid, dev, { ioasidFd: fd, ioasid: ppasid, mode: 'pasid' });
-    k.wrmsr(pid, 'IA32_PASID', (IA32_PASID_VALID | ppasid) >>> 0);
+    const a = hostSva(k, DSA1, 4);
     const src = bytes(PAGE, 9);
-    k.writeMemory(pid, buf, src);
-    k.writeMemory(pid, buf + 3 * PAGE, Buffer.alloc(64));
-    return { pid, buf, dev, src, done: buf + 3 * PAGE };
+    k.writeMemory(a.pid, a.buf, src);
+    return { pid: a.pid, buf: a.buf, dev: a.dev, src, done: a.buf + 3 * PAGE, untouched: k.mmap(a.pid, 2 * PAGE) };
   }
 
   it('a page inside an mmap: populated and answered success at once; the copy finishes', () => {
@@ -267,11 +260,11 @@ describe('host SVA: the kernel answers its own processes (handle_mm_fault)', () 
     const k = newKernel({ engine: { paused: true }, onEvent: (e) => events.push(e) });
     const p = hostProcess(k);
     const resident = k.snapshot().processes.find((x) => x.pid === p.pid)?.residentPages;
-    k.enqcmd(p.pid, p.dev, { op: 'memmove', src: p.buf, dst: p.buf + PAGE, length: PAGE, completion: p.done, blockOnFault: true });
+    k.enqcmd(p.pid, p.dev, { op: 'memmove', src: p.buf, dst: p.untouched, length: PAGE, completion: p.done, blockOnFault: true });
     k.accelerators.accelerator(DSA1).step();
     expect(ofKind(events, 'page-response')).toEqual([expect.objectContaining({ code: 'success', by: 'kernel', reason: 'response' })]);
     k.accelerators.accelerator(DSA1).step();
-    expect(k.readMemory(p.pid, p.buf + PAGE, PAGE)).toEqual(p.src);
+    expect(k.readMemory(p.pid, p.untouched, PAGE)).toEqual(p.src);
     expect(k.snapshot().processes.find((x) => x.pid === p.pid)?.residentPages).toBe((resident as number) + 1);
   });
 
@@ -285,9 +278,9 @@ describe('host SVA: the kernel answers its own processes (handle_mm_fault)', () 
     dev.step();
     expect(ofKind(events, 'page-response')).toEqual([expect.objectContaining({ code: 'invalid', by: 'kernel', reason: 'response' })]);
     expect(k.readMemory(p.pid, p.done, 32)[0]).toBe(CompletionStatus.pageFault);
-    k.enqcmd(p.pid, p.dev, { op: 'memmove', src: p.buf, dst: p.buf + 2 * PAGE, length: 16, completion: p.done });
+    k.enqcmd(p.pid, p.dev, { op: 'memmove', src: p.buf, dst: p.untouched, length: 16, completion: p.done });
     dev.step();
     expect(k.readMemory(p.pid, p.done, 32)[0]).toBe(CompletionStatus.pageFault);
-    expect(k.faults().at(-1)).toMatchObject({ address: p.buf + 2 * PAGE, reason: 'fl-not-present' });
+    expect(k.faults().at(-1)).toMatchObject({ address: p.untouched, reason: 'fl-not-present' });
   });
 });
