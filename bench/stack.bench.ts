@@ -39,6 +39,8 @@ export async function restCycleRows(stack: Stack, hopUs: number, insertUs: numbe
 export async function restEnqcmdRows(stack: Stack, noopUs: number, n = 1000): Promise<BenchRow[]> {
   const { pid, k } = await hostProcess(stack, 'enqcmd');
   const buf = await k.mmap(pid, 4096);
+  // Touched, so the completion records land: a device reaches an untouched page only through a page request.
+  await k.writeMemory(pid, buf, Buffer.alloc(4096));
   const fd = await k.openIoasid();
   const p = await k.alloc(fd);
   await k.bindPgtbl(fd, p, { kind: 'mm' });

@@ -94,6 +94,18 @@ program
   );
 
 program
+  .command('page-requests')
+  .description('the host page request queue: depth, held, overflows, and the groups waiting for an answer')
+  .action(async () =>
+    emit(opts(), await get(`${s.host}/v1/hw/iommu/page-requests`, s.hostAdmin), (q) =>
+      [
+        `depth ${q.depth}, held ${q.held}, groups pending ${q.pending}, overflows ${q.overflows}, timeout ${q.timeoutMs} ms`,
+        table(['seq', 'bdf', 'pPASID', 'grpid', 'requests', 'answered by', 'owner'], q.groups.map((g) => [g.seq, g.bdf, g.ppasid, g.grpid, g.requests, g.handler, g.owner ?? '-'])),
+      ].join('\n'),
+    ),
+  );
+
+program
   .command('events')
   .description('journal rows, federated from the guest down')
   .argument('[filters...]', 'key=value: trace=, operation=, object=, actor=, since=, until=, limit=, instance=')

@@ -1,8 +1,10 @@
 // The guest demo `npm start` runs once the stack is up: a guest process binds to the first device
-// (dynamic PASID authorization), copies 64 KiB with ENQCMD through KVM's vPASID→pPASID table, checks
-// the bytes from the guest, unbinds; then writes each step's sequence diagram (all three journals) under out/,
-// and the run's recording (out/demo-recording: recording.jsonl, the three databases, config.json), which
-// `npm run replay -- out/demo-recording` replays on a fresh stack.
+// (dynamic PASID authorization), copies 64 KiB with ENQCMD through KVM's vPASID→pPASID table into a destination
+// it never touched (the device asks for every page with one page request group, the guest maps them and answers,
+// the device retries), checks the bytes, copies again (the pages are there now: plain translation), unbinds; then
+// writes each step's sequence diagram (all three journals) under out/, and the run's recording (out/demo-recording:
+// recording.jsonl, the three databases, config.json), which `npm run replay -- out/demo-recording` replays on a
+// fresh stack.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
@@ -27,12 +29,19 @@ async function run({ guestUrl, audit, log, call, root }) {
   const bind = traceparent();
   const { vpasid } = await call('POST', `${guestUrl}/v1/sva/bind`, undefined, { pid, vrid }, bind.header);
   log(`guest process ${pid} bound to vrid 0x${vrid.toString(16)} with vPASID ${vpasid}`);
-  const submit = traceparent();
-  const done = await call('POST', `${guestUrl}/v1/processes/${pid}/submit`, undefined, { vrid, descriptor: { op: 'memmove', src, dst, length: len } }, submit.header);
-  const copied = Buffer.from((await call('GET', `${guestUrl}/v1/processes/${pid}/memory?gva=${dst}&length=${len}`)).data, 'base64');
-  const ok = done.result === 'accepted' && done.status === 1 && copied.equals(bytes);
-  log(`ENQCMD memmove of ${len} bytes: ${JSON.stringify(done)}; bytes ${ok ? 'verified' : 'WRONG'}`);
-  if (!ok) throw new Error('the demo copy did not produce the right bytes');
+  const copyOnce = async (what) => {
+    const t = traceparent();
+    const done = await call('POST', `${guestUrl}/v1/processes/${pid}/submit`, undefined, { vrid, descriptor: { op: 'memmove', src, dst, length: len } }, t.header);
+    const copied = Buffer.from((await call('GET', `${guestUrl}/v1/processes/${pid}/memory?gva=${dst}&length=${len}`)).data, 'base64');
+    const ok = done.result === 'accepted' && done.status === 1 && copied.equals(bytes);
+    log(`ENQCMD memmove of ${len} bytes ${what}: ${JSON.stringify(done)}; bytes ${ok ? 'verified' : 'WRONG'}`);
+    if (!ok) throw new Error('the demo copy did not produce the right bytes');
+    return t;
+  };
+  const faulting = await copyOnce('into a destination never touched (page requests)');
+  const groups = (await call('GET', `${guestUrl}/v1/audit/events?trace=${faulting.traceId}&operation=sva.page_fault`, audit)).length;
+  log(`the guest answered ${groups} page request group(s) for it`);
+  const submit = await copyOnce('again (the pages are there now)');
   const unbind = traceparent();
   await call('POST', `${guestUrl}/v1/sva/unbind`, undefined, { pid, vrid }, unbind.header);
   log(`unbound vPASID ${vpasid}`);
@@ -41,6 +50,7 @@ async function run({ guestUrl, audit, log, call, root }) {
   mkdirSync(out, { recursive: true });
   const diagrams = [
     ['dynamic-authorization.mmd', bind.traceId, 'guest SVA bind: the vIOMMU invalidation drives ALLOC, BIND_PGTBL, ALLOW, MAP_PASID'],
+    ['page-request.mmd', faulting.traceId, 'page request round trip: device → IOMMU → host fault queue → VMM → guest → response → device retry'],
     ['enqcmd-translation.mmd', submit.traceId, 'ENQCMD: KVM translates the vPASID through the table MAP_PASID programmed'],
     ['unbind-teardown.mmd', unbind.traceId, 'guest SVA unbind: UNMAP_PASID, DISALLOW, DESTROY'],
   ];

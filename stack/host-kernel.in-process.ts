@@ -1,11 +1,11 @@
 // The in-process adapter of HostKernelPort (DESIGN §8): every method is the row of the host's command table the
 // REST route issues, with the same arguments, through the same bearer-token rule and the same dispatcher, so the
 // journals, errnos and ordering are those of the three-process stack.
-import type { AllowMode, Descriptor, DeviceInfo, EnqcmdResult, PgtblSpec, ProcessCreated } from '@app/shared/contract/host-kernel';
+import type { AllowMode, Descriptor, DeviceInfo, EnqcmdResult, FaultGroup, FaultResponseCode, PageRequestQueueView, PgtblSpec, ProcessCreated } from '@app/shared/contract/host-kernel';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 import type { Op, OpFile } from '../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
-import { cpuOps, ioasidOps, kvmOps, processOps, vfioOps } from '../apps/host-kernel/src/ops';
+import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from '../apps/host-kernel/src/ops';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
 import { copy, cross, lifeline, type Side } from './crossing';
 
@@ -68,6 +68,19 @@ export class InProcessHostKernel implements HostKernelPort {
     return this.call(ioasidOps.destroy, { fd, ioasid });
   }
 
+  async createFaultQueue(fd: number): Promise<number> {
+    return (await this.call(faultOps.alloc, { fd })).faultQueue;
+  }
+  destroyFaultQueue(fd: number, faultQueue: number): Promise<void> {
+    return this.call(faultOps.destroy, { fd, faultQueue });
+  }
+  readFaultGroups(fd: number, faultQueue: number): Promise<FaultGroup[]> {
+    return this.call(faultOps.read, { fd, faultQueue });
+  }
+  respondFault(fd: number, faultQueue: number, cookie: number, code: FaultResponseCode): Promise<void> {
+    return this.call(faultOps.respond, { fd, faultQueue, cookie, code });
+  }
+
   listDevices(): Promise<DeviceInfo[]> {
     return this.call(vfioOps.listDevices, {});
   }
@@ -127,5 +140,9 @@ export class InProcessHostKernel implements HostKernelPort {
   }
   enqcmd(pid: number, deviceFd: number, descriptor: Descriptor): Promise<EnqcmdResult> {
     return this.call(cpuOps.enqcmd, { pid, deviceFd, descriptor }, pid);
+  }
+  /** The admin view of the host page request queue (with the admin token). */
+  pageRequests(): Promise<PageRequestQueueView> {
+    return this.call(hwOps.pageRequests, {});
   }
 }

@@ -6,7 +6,7 @@ import { LamportClock } from '@app/shared/clock';
 import { adminTokenStream } from '@app/shared/config';
 import { createDataSource } from '@app/shared/db';
 import { Journal } from '@app/shared/journal/journal';
-import { timersFor } from '@app/shared/timers';
+import { type Timers, timersFor } from '@app/shared/timers';
 import type { DataSource, EntitySchema, MixedList } from 'typeorm';
 import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
@@ -39,6 +39,11 @@ export interface InProcessHostOptions {
   faults?: FaultInjector;
   /** Deterministic mode (DESIGN §9): tokens from the seed, waits on logical time. */
   seed?: number;
+  /** The host's waits (page request timeouts, device back-off); by default real timers, or logical ones with a seed. */
+  timers?: Timers;
+  /** Host page request queue depth and PRQ_TIMEOUT_MS. */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
 }
 
 export interface InProcessHost {
@@ -62,7 +67,9 @@ export async function openInProcessHost(opts: InProcessHostOptions = {}): Promis
     engine: opts.engine,
     faults: opts.faults,
     seed,
-    timers: timersFor(seed, journal.clock),
+    timers: opts.timers ?? timersFor(seed, journal.clock),
+    prqDepth: opts.prqDepth,
+    prqTimeoutMs: opts.prqTimeoutMs,
   });
   return {
     host,

@@ -10,6 +10,7 @@ import { SeededStream } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
 import { newTraceId, parseTraceparent, runInTrace, useSeededIds } from '@app/shared/trace';
+import type { Timers } from '@app/shared/timers';
 import type { DataSource } from 'typeorm';
 import { GuestApp } from '../apps/guest/src/guest.app';
 import type { AccelOptions } from '../apps/guest/src/drivers/accel-driver';
@@ -36,6 +37,15 @@ export interface InProcessStackOptions {
   pasidQuota?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** The host's waits (page request timeouts, device back-off); real timers by default. */
+  timers?: Timers;
+  /** Host page request queue depth and PRQ_TIMEOUT_MS. */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
+  /** The guest page request queue depth of every VM (requests). */
+  guestPrqDepth?: number;
+  /** How every guest's vIOMMU driver treats page requests (default: handles them). */
+  guestPageRequests?: 'handle' | 'ignore';
   /** Wraps the VMM's door to the host kernel (fault injection: fail chosen calls before they reach it). */
   wrapHost?: (port: HostKernelPort) => HostKernelPort;
   accel?: AccelOptions;
@@ -92,7 +102,7 @@ export class InProcessStack {
   /** A VMM over `journal` (a fresh one, or a restart's over the same database), its host door as configured. */
   static openVmm(host: HostKernelApp, journal: Journal, adminToken: string, opts: InProcessStackOptions): Promise<VmmApp> {
     const port = withStall(new InProcessHostKernel(host, { app: 'vmm', clock: journal.clock }), opts.debugStallBefore ?? null);
-    return VmmApp.open({ journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken, pasidQuota: opts.pasidQuota ?? 64, seed: opts.seed ?? null });
+    return VmmApp.open({ journal, host: opts.wrapHost ? opts.wrapHost(port) : port, adminToken, pasidQuota: opts.pasidQuota ?? 64, guestPrqDepth: opts.guestPrqDepth, seed: opts.seed ?? null });
   }
 
   /** Runs `fn` as an operator request: the trace it carries (or a fresh one), then the callee's side of the call. */
@@ -146,7 +156,7 @@ export class InProcessStack {
    * Starts a guest OS on the VM and boots it, as `npm start` starts the guest app: on the VM's guest journal
    * (kept across reboots, as a guest's data dir is), its clock at least the operator's (the LAMPORT it is started with).
    */
-  async bootGuest(vm: VmHandle, opts: { traceparent?: string | null } = {}): Promise<GuestApp> {
+  async bootGuest(vm: VmHandle, opts: { traceparent?: string | null; pageRequests?: 'handle' | 'ignore' } = {}): Promise<GuestApp> {
     let db = this.guestDbs.get(vm.id);
     if (!db) {
       db = await openJournal('guest');
@@ -160,6 +170,7 @@ export class InProcessStack {
       vmId: vm.id,
       accel: this.opts.accel,
       bootTraceparent: opts.traceparent ?? null,
+      pageRequests: opts.pageRequests ?? this.opts.guestPageRequests,
       onVmmLost: () => {
         if (this.guests.get(vm.id) === guest) this.guests.delete(vm.id);
         guest.shutdown();

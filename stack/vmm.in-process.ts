@@ -1,7 +1,7 @@
 // The in-process adapter of VmmPort (DESIGN §8) for one VM: every method is what the VMM's REST route calls,
 // with the VM's token through the same bearer-token rule, so the guest's calls journal exactly as over REST.
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
-import type { GuestMachine, InvalidationDescriptor, InvalidationResult } from '@app/shared/contract/vmm';
+import type { GuestMachine, GuestPageResponse, InvalidationDescriptor, InvalidationResult, VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { AuthKind } from '@app/shared/auth/bearer';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 import type { VmmPort } from '../apps/guest/src/vmm.port';
@@ -45,5 +45,11 @@ export class InProcessVmm implements VmmPort {
   }
   enqcmd(vcpu: number, vrid: number, descriptor: Descriptor): Promise<EnqcmdResult> {
     return this.call('caller', (caller) => this.vmm.hardware.enqcmd(caller, this.vmId, vcpu, vrid, copy(descriptor)));
+  }
+  pageRequests(): Promise<VirtualPageRequest[]> {
+    return this.call('caller', (caller) => this.vmm.viommu.pageRequests(caller, this.vmId));
+  }
+  pageResponse(r: GuestPageResponse): Promise<void> {
+    return this.call('caller', (caller) => this.vmm.viommu.pageResponse(caller, this.vmId, copy(r)));
   }
 }

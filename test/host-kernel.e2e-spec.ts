@@ -129,6 +129,8 @@ describe('the host kernel over REST', () => {
     const dst = buf + 4096;
     const completion = buf + 8192;
     const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 13) & 0xff));
+    // The process touches its buffers first: without block-on-fault a device reaches only present pages.
+    await k.writeMemory(pid, buf, Buffer.alloc(3 * 4096));
     await k.writeMemory(pid, src, bytes);
     const fd = await k.openIoasid();
     const p = await k.alloc(fd);
@@ -170,6 +172,7 @@ describe('the host kernel over REST', () => {
     const dev = await k.openDevice('0000:6b:01.0');
     await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
     await k.wrmsr(pid, IA32_PASID_VALID + p);
+    await k.writeMemory(pid, buf, Buffer.alloc((depth + 3) * 4096));
     await k.writeMemory(pid, buf, Buffer.alloc(4096, 0xab));
     const engine = (running: boolean): Promise<unknown> => http('POST', `${s.host.url}/v1/hw/devices/0000:6b:01.0/engine`, { token: HOST_ADMIN, body: { running } });
     await engine(false);

@@ -4,7 +4,7 @@ import type { Descriptor } from '@app/shared/contract/host-kernel';
 import { decodePayload, encodePayload, type PayloadEncoding } from '@app/shared/payload';
 import type { Op, OpFile } from '../../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../../apps/host-kernel/src/host-kernel.app';
-import { cpuOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from '../../apps/host-kernel/src/ops';
+import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from '../../apps/host-kernel/src/ops';
 import { intParam, intQuery, type Route, route, type RouteCall } from './route';
 
 type H = Route<HostKernelApp>;
@@ -42,6 +42,12 @@ export const HOST_ROUTES: H[] = [
   route('POST', '/v1/ioasid/:fd/ioasids', 201, (h, c) => exec(h, c, ioasidOps.alloc, { fd: fd(c) })),
   route('GET', '/v1/ioasid/:fd/ioasids', 200, (h, c) => exec(h, c, ioasidOps.list, { fd: fd(c) })),
   route('GET', '/v1/ioasid/:fd/ioasids/:ioasid', 200, (h, c) => exec(h, c, ioasidOps.info, ioasid(c))),
+  route('POST', '/v1/ioasid/:fd/fault-queues', 201, (h, c) => exec(h, c, faultOps.alloc, { fd: fd(c) })),
+  route('DELETE', '/v1/ioasid/:fd/fault-queues/:q', 204, (h, c) => none(exec(h, c, faultOps.destroy, { fd: fd(c), faultQueue: intParam(c, 'q') }))),
+  route('GET', '/v1/ioasid/:fd/fault-queues/:q/groups', 200, (h, c) => exec(h, c, faultOps.read, { fd: fd(c), faultQueue: intParam(c, 'q') })),
+  route('POST', '/v1/ioasid/:fd/fault-queues/:q/response', 204, (h, c) =>
+    none(exec(h, c, faultOps.respond, { fd: fd(c), faultQueue: intParam(c, 'q'), cookie: c.body.cookie as number, code: c.body.code as never })),
+  ),
   route('POST', '/v1/ioasid/:fd/ioasids/:ioasid/pgtbl', 204, (h, c) => none(exec(h, c, ioasidOps.bindPgtbl, { ...ioasid(c), ...c.body } as never))),
   route('POST', '/v1/ioasid/:fd/ioasids/:ioasid/map', 201, (h, c) => exec(h, c, ioasidOps.map, { ...ioasid(c), ...c.body } as never)),
   route('POST', '/v1/ioasid/:fd/ioasids/:ioasid/unmap', 201, (h, c) => exec(h, c, ioasidOps.unmap, { ...ioasid(c), ...c.body } as never)),
@@ -69,6 +75,7 @@ export const HOST_ROUTES: H[] = [
 
   route('GET', '/v1/hw/pasids', 200, (h, c) => exec(h, c, hwOps.pasids, { pasid: intQuery(c, 'pasid') })),
   route('GET', '/v1/hw/iommu/faults', 200, (h, c) => exec(h, c, hwOps.faults, {})),
+  route('GET', '/v1/hw/iommu/page-requests', 200, (h, c) => exec(h, c, hwOps.pageRequests, {})),
   route('POST', '/v1/hw/devices/:bdf/dma', 201, async (h, c) => {
     const b = c.body as B;
     const r = await exec(h, c, hwOps.dma, { ...b, bdf: c.params.bdf, data: b.data === undefined ? undefined : decodePayload(b.data as string) } as never);

@@ -39,7 +39,7 @@ export const VMM_ROUTES: V[] = [
   route('GET', '/v1/vms/:id/viommu/faults', 200, (v, c) => v.viommu.faults(as(v, c), id(c))),
   route('GET', '/v1/vms/:id/viommu/page-requests', 200, (v, c) => v.viommu.pageRequests(as(v, c), id(c))),
   route('POST', '/v1/vms/:id/viommu/page-response', 204, (v, c) => {
-    const b = c.body as { vrid: number; vpasid: number; seq: number; success: boolean };
-    return none(v.viommu.pageResponse(as(v, c), id(c), { vrid: b.vrid, vpasid: b.vpasid, seq: b.seq, success: b.success }));
+    const b = c.body as { vrid: number; vpasid: number; grpid: number; code: 'success' | 'invalid' | 'failure' };
+    return none(v.viommu.pageResponse(as(v, c), id(c), { vrid: b.vrid, vpasid: b.vpasid, grpid: b.grpid, code: b.code }));
   }),
 ];

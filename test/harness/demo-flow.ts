@@ -1,6 +1,7 @@
 // The demo `npm start` runs (scripts/demo.js), as a flow over any stack: create the demo VM with both
-// accelerators, boot its guest, bind a guest process to the first device, ENQCMD memmove 64 KiB, check the
-// bytes, unbind (the caller then deletes the VM). The REST and the in-process drivers below run it on either transport.
+// accelerators, boot its guest, bind a guest process to the first device, ENQCMD memmove 64 KiB into a destination
+// never touched (through page requests), check the bytes, copy again (the pages are there now), unbind (the
+// caller then deletes the VM). The REST and the in-process drivers below run it on either transport.
 import type { JournalEvent } from '../../libs/shared/src/journal/journal';
 import type { InProcessStack } from '../../stack/in-process-stack';
 import { guestCall, readGuest } from './guest';
@@ -37,6 +38,8 @@ export async function runDemo(d: DemoDriver): Promise<{ vmId: number; copied: Bu
   await d.bind(vm.id, pid, vrid);
   const done = await d.submit(vm.id, pid, vrid, { op: 'memmove', src, dst, length: DEMO_LENGTH });
   const copied = await d.read(vm.id, pid, dst, DEMO_LENGTH);
+  const again = await d.submit(vm.id, pid, vrid, { op: 'memmove', src, dst, length: DEMO_LENGTH });
+  if (JSON.stringify(again) !== JSON.stringify(done)) throw new Error(`the second copy ended otherwise: ${JSON.stringify(again)}`);
   await d.unbind(vm.id, pid, vrid);
   return { vmId: vm.id, copied, bytes, done };
 }

@@ -7,6 +7,8 @@ export interface GuestConfig extends CommonConfig {
   vmToken: string;
   /** Boot under this W3C traceparent (so a VM's creation and its guest's boot are one trace). */
   bootTraceparent: string | null;
+  /** Test knob DEBUG_PAGE_REQUESTS=ignore: page requests are journaled but left for a test to answer by hand. */
+  pageRequests: 'handle' | 'ignore';
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): GuestConfig {
@@ -18,5 +20,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GuestConfig {
   if (!/^[A-Za-z0-9._~-]{8,128}$/.test(vmToken)) throw new ConfigError('VM_TOKEN is required (the per-VM token the VMM issued)');
   const tp = env.TRACEPARENT || null;
   if (tp && !parseTraceparent(tp)) throw new ConfigError(`TRACEPARENT "${tp}" is not a W3C traceparent`);
-  return { ...common, vmmUrl, vmId, vmToken, bootTraceparent: tp };
+  const debug = env.DEBUG_PAGE_REQUESTS || 'handle';
+  if (debug !== 'handle' && debug !== 'ignore') throw new ConfigError(`DEBUG_PAGE_REQUESTS must be "handle" or "ignore", not "${debug}"`);
+  return { ...common, vmmUrl, vmId, vmToken, bootTraceparent: tp, pageRequests: debug };
 }

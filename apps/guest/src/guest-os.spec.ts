@@ -25,7 +25,8 @@ describe('GuestOs', () => {
     await os.boot();
     await expect(os.boot()).rejects.toMatchObject({ errno: 'EBUSY' });
     const pid = await os.createProcess('app');
-    const buf = await os.mmap(pid, 4096);
+    // Populated now: this bare OS holds no lifeline, so nobody would answer a page request of the device.
+    const buf = await os.mmap(pid, 4096, true);
     const vpasid = await os.bind(pid, vrid);
     expect(await os.submit(pid, vrid, { op: 'fill', dst: buf, length: 16, pattern: PATTERN })).toEqual({ result: 'accepted', status: 1, bytes: 16 });
     expect(await os.readMemory(pid, buf, 16)).toEqual(Buffer.concat([patternBytes(PATTERN), patternBytes(PATTERN)]));
@@ -56,7 +57,7 @@ describe('GuestOs', () => {
     const os = new GuestOs(bed.port);
     await os.boot();
     const pid = await os.createProcess('app');
-    const buf = await os.mmap(pid, 2 * 4096);
+    const buf = await os.mmap(pid, 2 * 4096, true);
     const vpasid = await os.bind(pid, vrid);
     const free = os.status().frames.free;
     // The host refuses the IOTLB invalidation of this vPASID's ioasid: the vIOMMU faults the piotlb.

@@ -5,10 +5,11 @@
 // completion polling of a submission do not take the lock.
 import { KernelError } from '@app/shared/errno';
 import { AccelDriver, AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
+import { handlePageRequest, type PageFaultAnswer } from './iommu/page-fault';
 import { SvaDriver } from './iommu/sva';
 import { FrameAllocator } from './mm/frame-allocator';
 import { GuestMm } from './mm/guest-mm';
-import type { GuestMachine, VmmPort } from './vmm.port';
+import type { GuestMachine, VirtualPageRequest, VmmPort } from './vmm.port';
 
 export interface GuestStatus {
   booted: boolean;
@@ -38,7 +39,8 @@ export class GuestOs {
       if (this.state) throw new KernelError('EBUSY', 'the guest OS is already booted');
       const machine = await this.vmm.machine();
       const frames = new FrameAllocator(machine.memoryMiB * 1024 * 1024);
-      const mm = new GuestMm(this.vmm, frames);
+      // A write by GVA to a page never touched maps it: a page-table change, under the kernel lock.
+      const mm = new GuestMm(this.vmm, frames, (fn) => this.locked(fn));
       const sva = new SvaDriver(this.vmm, frames, mm);
       await sva.boot(machine.devices.map((d) => d.vrid));
       // munmap → PASID-based IOTLB invalidation before the frames are reused (the SVA mmu_notifier).
@@ -76,8 +78,17 @@ export class GuestOs {
     return this.locked(async () => (await this.booted().mm.createProcess(name)).pid);
   }
 
-  async mmap(pid: number, length: number): Promise<number> {
-    return this.locked(() => this.booted().mm.mmap(pid, length));
+  /** Reserves GVAs (frames on first touch); `populate` maps every page now (MAP_POPULATE). */
+  async mmap(pid: number, length: number, populate = false): Promise<number> {
+    return this.locked(() => this.booted().mm.mmap(pid, length, { populate }));
+  }
+
+  /** A device's page request, as the vIOMMU driver's fault handler takes it (a page-table change: under the lock). */
+  async handlePageRequest(pr: VirtualPageRequest): Promise<{ pid: number | null; code: PageFaultAnswer }> {
+    return this.locked(async () => {
+      const s = this.booted();
+      return handlePageRequest(s.sva, s.mm, pr);
+    });
   }
 
   async munmap(pid: number, gva: number, length: number): Promise<void> {

@@ -4,6 +4,7 @@
 import type { Journal, OperationMeta } from '@app/shared/journal/journal';
 import type { Lifeline } from '@app/shared/lifeline/event-sink';
 import { newTraceId, parseTraceparent, runInTrace } from '@app/shared/trace';
+import type { VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
 import { GuestOs, type GuestStatus } from './guest-os';
 import type { VmmPort } from './vmm.port';
@@ -25,6 +26,11 @@ export interface GuestAppOptions {
   /** The VMM dropped us (or went away): the machine under this OS is gone. */
   onVmmLost?: (reason: string) => void;
   accel?: AccelOptions;
+  /**
+   * What the vIOMMU driver does with a page request: handle it (the iommu_sva fault path, the default), or only
+   * journal it and leave the answer to whoever drives the vIOMMU by hand (tests: DEBUG_PAGE_REQUESTS=ignore).
+   */
+  pageRequests?: 'handle' | 'ignore';
   onError?: (message: string) => void;
 }
 
@@ -58,15 +64,10 @@ export class GuestApp {
             this.vmmAttached = false;
             this.opts.onVmmLost?.(reason);
           },
-          // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told.
+          // vIOMMU fault records and page requests the VMM pushes (virtual ids only): the guest journals what it was told.
           onEvent: (e) => {
-            if (e.event !== 'fault') return;
-            try {
-              const w = this.opts.journal.record({ operation: 'viommu.fault', actor: this.actor, object: `vm:${this.opts.vmId}`, args: e.data });
-              if (w instanceof Promise) w.catch((err: unknown) => this.opts.onError?.(`journal: ${String(err)}`));
-            } catch (err) {
-              this.opts.onError?.(`journal: ${String(err)}`);
-            }
+            if (e.event === 'fault') this.told('viommu.fault', e.data);
+            else if (e.event === 'page-request') this.onPageRequest(e.data as VirtualPageRequest & { traceparent?: string });
           },
         });
         await this.lifeline.opened;
@@ -92,9 +93,9 @@ export class GuestApp {
     return this.run({ operation: 'process.create', args: { name }, object: (r) => `gpid:${r.pid}` }, async () => ({ pid: await this.os.createProcess(name) }));
   }
 
-  /** Maps fresh zeroed guest frames at a new GVA. */
-  mmap(pid: number, length: number): Promise<{ gva: number }> {
-    return this.run({ operation: 'mm.mmap', args: { length }, object: `gpid:${pid}` }, async () => ({ gva: await this.os.mmap(pid, length) }));
+  /** Reserves a new GVA range; its pages get zeroed frames on first touch, or all now with `populate`. */
+  mmap(pid: number, length: number, populate = false): Promise<{ gva: number }> {
+    return this.run({ operation: 'mm.mmap', args: populate ? { length, populate } : { length }, object: `gpid:${pid}` }, async () => ({ gva: await this.os.mmap(pid, length, populate) }));
   }
 
   /** Unmaps a whole mapping: PTEs cleared, PASID-based IOTLB invalidation + wait, then the frames are freed. */
@@ -122,6 +123,35 @@ export class GuestApp {
   /** IA32_PASID = the process's vPASID, ENQCMD (retry on ZF=1), poll the completion record. */
   submit(pid: number, a: { vrid: number; descriptor: SubmitRequest; vcpu?: number }): Promise<SubmitResult> {
     return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu ?? 0));
+  }
+
+  /**
+   * A page request group the vIOMMU reports, in the trace it came with: journaled as told; then, unless left to an
+   * operator, resolved by the fault handler (its own journaled row, committed before the answer leaves, so the
+   * device's retry can never overtake it) and answered with a page group response.
+   */
+  private onPageRequest(data: VirtualPageRequest & { traceparent?: string }): void {
+    const { traceparent, ...pr } = data;
+    const tp = parseTraceparent(traceparent ?? null);
+    void runInTrace({ traceId: tp?.traceId ?? newTraceId(), spanId: tp?.parentId ?? null, caller: 'vmm' }, async () => {
+      this.told('viommu.page_request', pr);
+      if (this.opts.pageRequests === 'ignore') return;
+      const object = `vpasid:${this.opts.vmId}/${pr.vpasid}`;
+      const { code } = await this.run({ operation: 'sva.page_fault', args: { vrid: pr.vrid, vpasid: pr.vpasid, grpid: pr.grpid, requests: pr.requests.length }, object }, () =>
+        this.os.handlePageRequest(pr),
+      ).catch(() => ({ code: 'invalid' as const }));
+      await this.opts.vmm.pageResponse({ vrid: pr.vrid, vpasid: pr.vpasid, grpid: pr.grpid, code });
+    }).catch((err: unknown) => this.opts.onError?.(`page request ${pr.grpid} of vPASID ${pr.vpasid}: ${String(err)}`));
+  }
+
+  /** Journals what the VMM told the guest (an event, not an operation of the guest's). */
+  private told(operation: 'viommu.fault' | 'viommu.page_request', args: unknown): void {
+    try {
+      const w = this.opts.journal.record({ operation, actor: this.actor, object: `vm:${this.opts.vmId}`, args });
+      if (w instanceof Promise) w.catch((err: unknown) => this.opts.onError?.(`journal: ${String(err)}`));
+    } catch (err) {
+      this.opts.onError?.(`journal: ${String(err)}`);
+    }
   }
 
   private get actor(): string {

@@ -34,6 +34,7 @@ export class GuestService implements BeforeApplicationShutdown {
       vmId: config.vmId,
       bootTraceparent: config.bootTraceparent,
       publicUrl: () => config.publicUrl,
+      pageRequests: config.pageRequests,
       onError: (m) => this.logger.error(m),
       onVmmLost: (reason) => {
         this.logger.error({ reason }, 'lost the VMM: the machine is gone, shutting down');

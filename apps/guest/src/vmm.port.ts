@@ -2,10 +2,10 @@
 // the machine description and the scalable-mode vIOMMU. Each method is one REST call; a failure rejects
 // with the KernelError the VMM raised (errno preserved). Only virtual ids cross this boundary.
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
-import type { GuestMachine, InvalidationDescriptor, InvalidationResult, VirtualFault } from '@app/shared/contract/vmm';
+import type { GuestMachine, GuestPageResponse, InvalidationDescriptor, InvalidationResult, VirtualFault, VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 
-export type { GuestMachine, InvalidationDescriptor, InvalidationResult };
+export type { GuestMachine, GuestPageResponse, InvalidationDescriptor, InvalidationResult, VirtualPageRequest };
 /** A vIOMMU fault record as the guest sees it (virtual ids only). */
 export type GuestFault = VirtualFault;
 
@@ -20,4 +20,8 @@ export interface VmmPort {
   invalidate(descriptors: InvalidationDescriptor[]): Promise<InvalidationResult>;
   wrmsr(vcpu: number, msr: 'IA32_PASID', value: number): Promise<void>;
   enqcmd(vcpu: number, vrid: number, descriptor: Descriptor): Promise<EnqcmdResult>;
+  /** The vIOMMU page request queue: every group waiting for the guest's answer. */
+  pageRequests(): Promise<VirtualPageRequest[]>;
+  /** A page group response; it answers exactly the oldest waiting group of (vrid, vpasid, grpid) (ENOENT: none). */
+  pageResponse(r: GuestPageResponse): Promise<void>;
 }

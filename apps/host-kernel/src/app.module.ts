@@ -4,6 +4,7 @@ import { CoreModule } from '@app/shared/nest/core.module';
 import { PasidAccessController } from './audit/pasid-access.controller';
 import type { HostKernelConfig } from './config';
 import { CpuController } from './cpu/cpu.controller';
+import { FaultController } from './fault/fault.controller';
 import { HwController } from './hw/hw.controller';
 import { IoasidController } from './ioasid/ioasid.controller';
 import { HOST_KERNEL_PROVIDERS, KernelShutdown } from './kernel.service';
@@ -19,7 +20,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot({ config, entities: [ProcessEntity], migrations: PROCESS_MIGRATIONS })],
-      controllers: [ProcessController, CpuController, IoasidController, VfioController, KvmController, HwController, PasidAccessController],
+      controllers: [ProcessController, CpuController, IoasidController, FaultController, VfioController, KvmController, HwController, PasidAccessController],
       providers: [...HOST_KERNEL_PROVIDERS, KernelShutdown, { provide: APP_GUARD, useClass: HostAuthGuard }],
     };
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { adminTokenStream, commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
+import { PRQ_DEFAULT_DEPTH, PRQ_DEFAULT_TIMEOUT_MS } from './iommu/iommu.constants';
 import type { DeviceConfig } from './kernel';
 
 export interface HostKernelConfig extends CommonConfig {
@@ -8,6 +9,9 @@ export interface HostKernelConfig extends CommonConfig {
   adminTokenGenerated: boolean;
   memoryMiB: number;
   devices: DeviceConfig[];
+  /** Host page request queue depth in requests, and how long a group may wait for its answer (DESIGN §10). */
+  prqDepth: number;
+  prqTimeoutMs: number;
 }
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
@@ -59,5 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HostKernelConfig {
     adminTokenGenerated: admin.generated,
     memoryMiB: envInt(env, 'MEMORY_MIB', 4096, 1, 1 << 20),
     devices,
+    prqDepth: envInt(env, 'PRQ_DEPTH', PRQ_DEFAULT_DEPTH, 1, 1 << 20),
+    prqTimeoutMs: envInt(env, 'PRQ_TIMEOUT_MS', PRQ_DEFAULT_TIMEOUT_MS, 1, 2 ** 31 - 1),
   };
 }

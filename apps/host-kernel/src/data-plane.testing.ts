@@ -82,20 +82,27 @@ export function guestWorld(k: TestKernel, opts: { bdf?: string; ramPages?: numbe
   };
 }
 
-/** Guest SVA bind (DESIGN §4 steps 4-7): nested ioasid over the GPA ioasid, allowed on the device, vPASID mapped. */
-export function bindGuestSva(k: TestKernel, w: GuestWorld, vpasid: number, root: number | null = w.cr3): number {
+/**
+ * Guest SVA bind (DESIGN §4 steps 4-7): nested ioasid over the GPA ioasid (sending its page requests to
+ * `faultQueue` if given), allowed on the device, vPASID mapped.
+ */
+export function bindGuestSva(k: TestKernel, w: GuestWorld, vpasid: number, root: number | null = w.cr3, faultQueue?: number): number {
   const ppasid = k.alloc(w.pid, w.fd);
-  k.bindPgtbl(w.pid, w.fd, ppasid, { kind: 'nested', parent: w.gpa, root });
+  k.bindPgtbl(w.pid, w.fd, ppasid, { kind: 'nested', parent: w.gpa, root, ...(faultQueue === undefined ? {} : { faultQueue }) });
   k.allowIoasid(w.pid, w.dev, { ioasidFd: w.fd, ioasid: ppasid, mode: 'pasid' });
   k.mapPasid(w.pid, w.vm, { vpasid, ioasidFd: w.fd, ioasid: ppasid });
   k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', (IA32_PASID_VALID | vpasid) >>> 0);
   return ppasid;
 }
 
-/** A host process whose mm is bound to an ioasid allowed on `bdf` (PASID mode), IA32_PASID set; `pages` mmapped. */
+/**
+ * A host process whose mm is bound to an ioasid allowed on `bdf` (PASID mode), IA32_PASID set; `pages` mmapped and
+ * touched (present, as after the process wrote them: a device reaches an untouched page only by a page request).
+ */
 export function hostSva(k: TestKernel, bdf: string, pages = 4): { pid: number; fd: number; dev: number; ppasid: number; buf: number } {
   const { pid } = k.createProcess('sva-app');
   const buf = k.mmap(pid, pages * PAGE);
+  k.writeMemory(pid, buf, Buffer.alloc(pages * PAGE));
   const fd = k.openIoasid(pid);
   const ppasid = k.alloc(pid, fd);
   k.bindPgtbl(pid, fd, ppasid, { kind: 'mm' });

@@ -5,6 +5,7 @@ import { Journal } from '@app/shared/journal/journal';
 import { PROCESS_MIGRATIONS, ProcessEntity } from './persistence/process.entity';
 import { FaultInjector } from './fault-injection';
 import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from './kernel.testing';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 
 /** A VMM with a GPA ioasid on DSA0's RID, a nested SVA ioasid on DSA0/DSA1 PASID routes, mapped in KVM as vPASID 9. */
 interface World {
@@ -18,6 +19,8 @@ interface World {
   dev1: number;
   /** an hva a flow's prep mapped */
   extra?: number;
+  /** a fault queue a flow's prep made */
+  queue?: number;
 }
 
 function world(k: TestKernel): World {
@@ -45,6 +48,21 @@ interface Flow {
 }
 
 const mapArgs = (w: World) => ({ iova: 0x100000, hva: w.hva, length: 4 * PAGE, read: true, write: true });
+
+/**
+ * A fault queue on the world's fd, a pass-through nested ioasid (3) bound with it on DSA1, and one page request
+ * group waiting in it: a block-on-fault copy by the process itself (IA32_PASID = 3) to a GPA the parent leaves
+ * unmapped, run by one engine step (the engines are stalled).
+ */
+function pendingGroup(k: TestKernel, w: World): void {
+  w.queue = k.createFaultQueue(w.pid, w.fd);
+  const p = k.alloc(w.pid, w.fd);
+  k.bindPgtbl(w.pid, w.fd, p, { kind: 'nested', parent: w.gpa, faultQueue: w.queue });
+  k.allowIoasid(w.pid, w.dev1, { ioasidFd: w.fd, ioasid: p, mode: 'pasid' });
+  k.wrmsr(w.pid, 'IA32_PASID', (IA32_PASID_VALID | p) >>> 0);
+  k.enqcmd(w.pid, w.dev1, { op: 'memmove', src: 0, dst: 0x80000, length: 64, completion: 64, blockOnFault: true });
+  k.accelerators.accelerator(DSA1).step();
+}
 
 const FLOWS: Flow[] = [
   { name: 'createProcess', op: (k) => void k.createProcess('new') },
@@ -86,6 +104,33 @@ const FLOWS: Flow[] = [
   },
   { name: 'destroy (parks: device and KVM still hold it)', op: (k, w) => k.destroy(w.pid, w.fd, w.sva) },
   { name: 'destroy (frees at once)', prep: (k, w) => void k.alloc(w.pid, w.fd), op: (k, w) => k.destroy(w.pid, w.fd, 3) },
+  { name: 'create a fault queue', op: (k, w) => void k.createFaultQueue(w.pid, w.fd) },
+  { name: 'destroy a fault queue', prep: (k, w) => void (w.queue = k.createFaultQueue(w.pid, w.fd)), op: (k, w) => k.destroyFaultQueue(w.pid, w.fd, w.queue as number) },
+  {
+    name: 'bind nested with a fault queue (takes a user of it)',
+    prep: (k, w) => {
+      w.queue = k.createFaultQueue(w.pid, w.fd);
+      k.alloc(w.pid, w.fd);
+    },
+    op: (k, w) => k.bindPgtbl(w.pid, w.fd, 3, { kind: 'nested', parent: w.gpa, faultQueue: w.queue }),
+  },
+  { name: 'read a fault queue (assigns cookies)', prep: pendingGroup, op: (k, w) => void k.readFaultGroups(w.pid, w.fd, w.queue as number) },
+  {
+    name: 'answer a page request group',
+    prep: (k, w) => {
+      pendingGroup(k, w);
+      k.readFaultGroups(w.pid, w.fd, w.queue as number);
+    },
+    op: (k, w) => k.respondFault(w.pid, w.fd, w.queue as number, 1, 'invalid'),
+  },
+  {
+    name: 'close the ioasid fd with a fault queue a nested table uses (table parked first, then the queue released)',
+    prep: (k, w) => {
+      w.queue = k.createFaultQueue(w.pid, w.fd);
+      k.bindPgtbl(w.pid, w.fd, k.alloc(w.pid, w.fd), { kind: 'nested', parent: w.gpa, faultQueue: w.queue });
+    },
+    op: (k, w) => k.closeFd(w.pid, w.fd),
+  },
   { name: 'createVm', op: (k, w) => void k.createVm(w.pid) },
   { name: 'addMemslot', op: (k, w) => k.addMemslot(w.pid, w.vm, { gpa: 0x100000, size: 2 * PAGE, hva: w.hva }) },
   { name: 'createVcpu', op: (k, w) => void k.createVcpu(w.pid, w.vm) },
@@ -118,15 +163,16 @@ describe('fail_nth: every mutating call is all-or-nothing, its journal row inclu
   });
   afterEach(() => ds.destroy());
 
+  // Engines stalled: a flow's device work runs only when its prep steps it (no tick runs between the two kernels).
   it.each(FLOWS.map((f) => [f.name, f] as const))('%s', async (_name, flow) => {
-    const reference = newKernel();
+    const reference = newKernel({ engine: { paused: true } });
     const rw = world(reference);
     flow.prep?.(reference, rw);
     flow.op(reference, rw);
 
     const faults = new FaultInjector();
     const journal = new Journal(ds, 'host-kernel');
-    const k = newKernel({ faults, journal });
+    const k = newKernel({ faults, journal, engine: { paused: true } });
     const w = world(k);
     flow.prep?.(k, w);
     const steps: string[] = [];

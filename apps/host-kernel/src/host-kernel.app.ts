@@ -6,7 +6,7 @@ import { seededTokens } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
-import { newTraceId, runInTrace } from '@app/shared/trace';
+import { currentTrace, formatTraceparent, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
 import { realTimers, type Timers } from '@app/shared/timers';
 import { Dispatcher } from './dispatch/dispatcher';
 import { authKindOf, type HostCaller, type Permit } from './dispatch/op';
@@ -24,8 +24,6 @@ export interface HostKernelAppOptions extends Omit<KernelOptions, 'firstPid' | '
   onError?: (message: string) => void;
   /** Deterministic mode (DESIGN §9): process tokens come from this boot's stream of the seed. */
   seed?: number | null;
-  /** What the kernel's waits run on (logical in deterministic mode); default wall-clock. */
-  timers?: Timers;
 }
 
 export class HostKernelApp {
@@ -61,7 +59,7 @@ export class HostKernelApp {
       ),
     );
     const newToken = kernelOpts.newToken ?? seededTokens(seed ?? null, `host-kernel/process-token/boot-${journal.bootSeq}`, 24, 'base64url');
-    const kernel = new Kernel({ ...kernelOpts, firstPid, newToken });
+    const kernel = new Kernel({ ...kernelOpts, firstPid, newToken, timers: timers ?? realTimers });
     let app: HostKernelApp | null = null;
     const dispatcher = new Dispatcher(kernel, journal, {
       deliver: (events) => app?.deliver(events),
@@ -150,10 +148,19 @@ export class HostKernelApp {
         sink.send('exit', e);
         sink.end();
       } else {
-        sink.send(e.kind, e);
+        sink.send(e.kind, withTraceparent(e));
       }
     }
   }
+}
+
+/**
+ * What a lifeline carries of an event: the event, and the trace it happened in (W3C traceparent), so the holder
+ * handles it in the same trace over either door (a page request's round trip is one trace, one diagram).
+ */
+function withTraceparent(e: TxEvent): TxEvent {
+  const t = currentTrace();
+  return t ? { ...e, traceparent: formatTraceparent(t.traceId, t.spanId ?? newSpanId()) } : e;
 }
 
 /** A process exit updates its row in the process table, in the same transaction as the exit's row. */

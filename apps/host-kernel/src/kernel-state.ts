@@ -1,7 +1,11 @@
 // The host object graph at one moment (DESIGN §9 time travel, the /ui state view, and the all-or-nothing
 // checks of the tests): processes and fds, ioasids with state, refs and holders, device routes, KVM vPASID
-// tables, the PASID pool, pinned frames. Plain data, in a stable order.
+// tables, the PASID pool, pinned frames, fault queues and pending page requests. Plain data, in a stable order.
+import type { FaultQueueState } from './fault/fault-queue';
+import { FaultQueue } from './fault/fault-queue';
 import type { RouteInfo } from './iommu/attach-table';
+import type { PendingGroupInfo } from './iommu/page-request-queue';
+import { IoasidContext } from './ioasid/ioasid-context';
 import type { Kernel } from './kernel';
 import { KvmVm } from './kvm/kvm-vm';
 import type { Memslot } from './kvm/memslots';
@@ -33,12 +37,19 @@ export interface KernelState {
     translation: boolean;
     pasids: { vpasid: number; ppasid: number; translates: boolean }[];
   }[];
+  /** Fault queues of every ioasid fd, and the page request groups the IOMMU holds (every one waits for an answer). */
+  faultQueues: ({ pid: number; fd: number } & FaultQueueState)[];
+  pageRequests: PendingGroupInfo[];
 }
 
 export function kernelState(k: Kernel): KernelState {
   const vms: KernelState['vms'] = [];
+  const faultQueues: KernelState['faultQueues'] = [];
   const processes = k.procs.all().map((p) => {
     for (const { fd, kind } of p.fds.list()) {
+      if (kind === 'ioasid') {
+        for (const q of p.fds.get(fd, 'ioasid', IoasidContext).faultQueues.all()) if (q instanceof FaultQueue) faultQueues.push({ pid: p.pid, fd, ...q.state() });
+      }
       if (kind !== 'kvm-vm') continue;
       const vm = p.fds.get(fd, 'kvm-vm', KvmVm);
       const ia32Pasids = Array.from({ length: vm.vcpuCount }, (_, n) => vm.vcpuRdmsr(n, 'IA32_PASID'));
@@ -67,5 +78,7 @@ export function kernelState(k: Kernel): KernelState {
       engineRunning: k.accelerators.engineRunning(d.bdf),
     })),
     vms,
+    faultQueues,
+    pageRequests: k.iommu.prq.pendingGroups(),
   };
 }

@@ -23,6 +23,8 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
       const app = await HostKernelApp.open({
         memoryMiB: config.memoryMiB,
         devices: config.devices,
+        prqDepth: config.prqDepth,
+        prqTimeoutMs: config.prqTimeoutMs,
         adminToken: config.adminToken,
         journal,
         seed: config.seed,

@@ -18,7 +18,9 @@ import type { BindSpec, PageTableHandle } from './ioasid/pgtbl';
 import { DeviceConfig, Kernel, KernelOptions } from './kernel';
 import { kernelState, type KernelState } from './kernel-state';
 import type { Memslot } from './kvm/memslots';
-import { cpuOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from './ops';
+import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from './ops';
+import type { FaultGroupView } from './fault/fault-queue';
+import type { PageResponseCode } from './ioasid/pgtbl';
 import type { ProcessInfo } from './process/process.ops';
 import type { AllowMode, DrainHook } from './vfio/vfio-device-file';
 import { VfioDeviceFile } from './vfio/vfio-device-file';
@@ -165,6 +167,21 @@ export class TestKernel {
   }
   destroy(pid: number, fd: number, ioasid: number): void {
     this.call(ioasidOps.destroy, proc(pid), { fd, ioasid });
+  }
+  createFaultQueue(pid: number, fd: number): number {
+    return this.call(faultOps.alloc, proc(pid), { fd }).faultQueue;
+  }
+  destroyFaultQueue(pid: number, fd: number, faultQueue: number): void {
+    this.call(faultOps.destroy, proc(pid), { fd, faultQueue });
+  }
+  readFaultGroups(pid: number, fd: number, faultQueue: number): FaultGroupView[] {
+    return this.call(faultOps.read, proc(pid), { fd, faultQueue });
+  }
+  respondFault(pid: number, fd: number, faultQueue: number, cookie: number, code: PageResponseCode): void {
+    this.call(faultOps.respond, proc(pid), { fd, faultQueue, cookie, code });
+  }
+  pageRequests(): ReturnType<Kernel['iommu']['prq']['stats']> & { groups: ReturnType<Kernel['iommu']['prq']['pendingGroups']> } {
+    return this.call(hwOps.pageRequests, ADMIN, {});
   }
   pasidPool(): { allocated: number; parked: number; free: number } {
     return this.call(hwOps.pasids, ADMIN, {}) as { allocated: number; parked: number; free: number };

@@ -8,6 +8,7 @@ import type { FaultInjector, TxEvent } from './fault-injection';
 import { Iommu } from './iommu/iommu';
 import { type InvalidateRequest, IoasidLayer } from './ioasid/ioasid-layer';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
+import { realTimers, type Timers } from '@app/shared/timers';
 import type { PageTableHandle } from './ioasid/pgtbl';
 import { Kvm } from './kvm/kvm';
 import { PhysicalMemory } from './memory/physical-memory';
@@ -36,6 +37,11 @@ export interface KernelOptions {
   engine?: EngineOptions;
   /** Where process tokens come from (default random). */
   newToken?: () => string;
+  /** Where waits come from (page request timeouts, device retry back-off): real timers unless deterministic. */
+  timers?: Timers;
+  /** Host page request queue depth in requests (PRQ_DEPTH, default 2048) and PRQ_TIMEOUT_MS (default 10000). */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
 }
 
 export class Kernel {
@@ -55,7 +61,15 @@ export class Kernel {
     this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken);
     this.faults = opts.faults;
     this.onEvent = opts.onEvent ?? (() => undefined);
-    this.iommu = new Iommu({ memory: this.memory, onFault: (f, route) => this.onEvent({ kind: 'fault', ...this.ownerOf(f.bdf, route), ...f }) });
+    const timers = opts.timers ?? realTimers;
+    this.iommu = new Iommu({
+      memory: this.memory,
+      onFault: (f, route) => this.onEvent({ kind: 'fault', ...this.ownerOf(f.bdf, route), ...f }),
+      onPageEvent: (e, route) => this.onEvent({ ...this.ownerOf(e.bdf, route), ...e }),
+      prqDepth: opts.prqDepth,
+      prqTimeoutMs: opts.prqTimeoutMs,
+      timers,
+    });
     const drain: DrainHook = (bdf, ppasid) => {
       this.accelerators.drain(bdf, ppasid);
       opts.drain?.(bdf, ppasid);
@@ -76,7 +90,7 @@ export class Kernel {
     this.accelerators = new DeviceSet(
       this.vfio.all().map((d) => d.config),
       this.iommu,
-      opts.engine ?? {},
+      { timers, ...opts.engine },
       (bdf, e) => this.deviceEvent(bdf, e),
     );
   }

@@ -116,6 +116,8 @@ export class HostFixture {
       for (const m of vm.pasids) out.push(`kvm vpasid ${m.vpasid} → ${m.ppasid}`);
     }
     for (const d of s.devices) if (d.openedBy?.pid === pid) out.push(`device ${d.bdf} open`);
+    for (const q of s.faultQueues.filter((x) => x.pid === pid)) out.push(`fault queue ${q.id} on fd ${q.fd}`);
+    for (const g of s.pageRequests.filter((x) => x.owner === pid)) out.push(`page request group ${g.grpid} of ${g.bdf}`);
     return out;
   }
 

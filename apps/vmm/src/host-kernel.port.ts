@@ -6,6 +6,8 @@ import type {
   Descriptor,
   DeviceInfo,
   EnqcmdResult,
+  FaultGroup,
+  FaultResponseCode,
   PgtblSpec,
   ProcessCreated,
 } from '@app/shared/contract/host-kernel';
@@ -33,6 +35,12 @@ export interface HostKernelPort {
   unmap(fd: number, ioasid: number, a: { iova: number; length: number } | { all: true }): Promise<number>;
   invalidate(fd: number, ioasid: number, range?: { iova: number; length: number }): Promise<void>;
   destroy(fd: number, ioasid: number): Promise<void>;
+  /** Fault queues (DESIGN §10): where nested page tables bound with one send their page requests. */
+  createFaultQueue(fd: number): Promise<number>;
+  destroyFaultQueue(fd: number, faultQueue: number): Promise<void>;
+  /** Every group not read yet, whole, each with its response cookie. */
+  readFaultGroups(fd: number, faultQueue: number): Promise<FaultGroup[]>;
+  respondFault(fd: number, faultQueue: number, cookie: number, code: FaultResponseCode): Promise<void>;
 
   listDevices(): Promise<DeviceInfo[]>;
   openDevice(bdf: string): Promise<number>;

@@ -15,6 +15,8 @@ export interface VmmAppOptions {
   host: HostKernelPort;
   adminToken: string;
   pasidQuota: number;
+  /** Requests each VM's guest page request queue holds (vIOMMU default otherwise). */
+  guestPrqDepth?: number;
   publicUrl?: () => string | null;
   newToken?: () => string;
   /** Deterministic mode (DESIGN §9): VM tokens come from this boot's stream of the seed. */
@@ -36,6 +38,7 @@ export class VmmApp {
       journal,
       host: opts.host,
       pasidQuota: opts.pasidQuota,
+      guestPrqDepth: opts.guestPrqDepth,
       publicUrl: opts.publicUrl ?? (() => null),
       newToken: opts.newToken ?? seededTokens(opts.seed ?? null, `vmm/vm-token/boot-${journal.bootSeq}`),
       onError: opts.onError,

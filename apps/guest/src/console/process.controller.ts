@@ -16,10 +16,10 @@ export class ProcessController {
     return this.guest.app.createProcess(dto.name);
   }
 
-  /** Maps fresh zeroed guest frames at a new GVA. */
+  /** Reserves a new GVA range: its pages get zeroed frames on first touch (a write, or a device's page request), or now with `populate`. */
   @Post(':pid/mmap')
   mmap(@Param('pid', IntParamPipe) pid: number, @Body() dto: MmapDto): Promise<{ gva: number }> {
-    return this.guest.app.mmap(pid, dto.length);
+    return this.guest.app.mmap(pid, dto.length, dto.populate ?? false);
   }
 
   /**

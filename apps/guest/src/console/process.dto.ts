@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsNotEmpty, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { toInt } from '@app/shared/nest/shared.dto';
 
 
@@ -17,6 +17,11 @@ export class MmapDto {
   @Min(1)
   @Max(64 << 20)
   length!: number;
+
+  /** MAP_POPULATE: give every page its zeroed frame now (default: on first touch, by a write or a device's page request). */
+  @IsOptional()
+  @IsBoolean()
+  populate?: boolean;
 }
 
 export class MunmapDto {

@@ -70,7 +70,8 @@ export class AccelDriver {
     let done = false;
     try {
       await this.mm.write(pid, completion, Buffer.alloc(COMPLETION_RECORD_SIZE));
-      const descriptor: Descriptor = { ...req, completion };
+      // SVA work blocks on faults: a page not there yet is asked for (PRI) and the device waits for it.
+      const descriptor: Descriptor = { ...req, completion, blockOnFault: true };
       const enq = await this.enqueue(pid, vrid, vcpu, descriptor);
       if (enq.result === 'gp') {
         done = true;

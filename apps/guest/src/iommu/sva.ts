@@ -84,6 +84,12 @@ export class SvaDriver {
       .map((b) => ({ pid: b.pid, vpasid: b.vpasid, vrids: [...b.devices.keys()].sort((x, y) => x - y) }));
   }
 
+  /** The process bound with `vpasid` and the devices it is bound to (null: nobody is bound with it now). */
+  ownerOf(vpasid: number): { pid: number; vrids: number[] } | null {
+    for (const b of this.byPid.values()) if (b.vpasid === vpasid && b.devices.size > 0) return { pid: b.pid, vrids: [...b.devices.keys()] };
+    return null;
+  }
+
   /** The process's vPASID (mm->pasid): set by its first successful bind, kept after unbind. */
   vpasidOf(pid: number): number | null {
     return this.byPid.get(pid)?.vpasid ?? null;

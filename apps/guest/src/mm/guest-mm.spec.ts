@@ -14,6 +14,9 @@ async function setup(memoryMiB = 1): Promise<{ bed: VmOnStack; door: FailWhen<Vm
   return { bed, door, mm: new GuestMm(door.port, new FrameAllocator(bed.ramBytes)) };
 }
 
+/** MAP_POPULATE: every page gets its frame at mmap (the eager behaviour the tests of frames rely on). */
+const EAGER = { populate: true };
+
 /** A walker over guest RAM as the VMM holds it (not the guest's cache): what the IOMMU would see. */
 const ramWalker = (ram: Buffer): WalkMemory => ({ readU64: (a) => ram.readBigUInt64LE(a) });
 
@@ -58,8 +61,8 @@ describe('GuestMm', () => {
     const { bed, mm } = await setup();
     const p = await mm.createProcess('a');
     await bed.port.writeMemory(0x2000, Buffer.alloc(0x40000 - 0x2000, 0x55)); // stale bytes the new frames must not show
-    const gva = await mm.mmap(p.pid, 3 * PAGE_SIZE - 100);
-    const gva2 = await mm.mmap(p.pid, 1);
+    const gva = await mm.mmap(p.pid, 3 * PAGE_SIZE - 100, EAGER);
+    const gva2 = await mm.mmap(p.pid, 1, EAGER);
     expect(gva).toBe(MMAP_BASE);
     expect(gva2).toBe(MMAP_BASE + 3 * PAGE_SIZE);
     const frames = [...p.mappings[0].frames, ...p.mappings[1].frames];
@@ -67,8 +70,8 @@ describe('GuestMm', () => {
     const ram = await bed.ram();
     for (const [i, va] of [gva, gva + PAGE_SIZE, gva + 2 * PAGE_SIZE, gva2].entries()) {
       const r = walk4Level(p.cr3, va + 12, { write: true }, ramWalker(ram));
-      expect(r).toEqual({ ok: true, address: frames[i] + 12, writable: true, user: true, levels: 4 });
-      expect(ram.subarray(frames[i], frames[i] + PAGE_SIZE).every((x) => x === 0)).toBe(true);
+      expect(r).toEqual({ ok: true, address: (frames[i] as number) + 12, writable: true, user: true, levels: 4 });
+      expect(ram.subarray(frames[i] as number, (frames[i] as number) + PAGE_SIZE).every((x) => x === 0)).toBe(true);
     }
     expect(walk4Level(p.cr3, gva2 + PAGE_SIZE, { write: false }, ramWalker(ram))).toMatchObject({ ok: false, reason: 'not-present' });
   });
@@ -112,7 +115,7 @@ describe('GuestMm', () => {
     const free = mm.frames.freeFrames;
     await expect(mm.mmap(p.pid, 0)).rejects.toMatchObject({ errno: 'EINVAL' });
     await expect(mm.mmap(p.pid, 1.5)).rejects.toMatchObject({ errno: 'EINVAL' });
-    await expect(mm.mmap(p.pid, 2 * bed.ramBytes)).rejects.toMatchObject({ errno: 'ENOMEM' });
+    await expect(mm.mmap(p.pid, 2 * bed.ramBytes, EAGER)).rejects.toMatchObject({ errno: 'ENOMEM' });
     await expect(mm.mmap(99, 10)).rejects.toMatchObject({ errno: 'ESRCH' });
     expect(mm.frames.freeFrames).toBe(free);
     expect(p.mappings).toEqual([]);
@@ -122,8 +125,8 @@ describe('GuestMm', () => {
   it('munmap clears the PTEs in RAM, calls the IOTLB hook before freeing the frames', async () => {
     const { bed, mm } = await setup();
     const p = await mm.createProcess('a');
-    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
-    const frames = [...p.mappings[0].frames];
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE, EAGER);
+    const frames = p.mappings[0].frames as number[];
     const seen: Array<[number, number, number, boolean, boolean]> = [];
     mm.onUnmap = async (pid, va, len) => {
       const allocated = mm.frames.isAllocated(frames[0]);
@@ -152,12 +155,12 @@ describe('GuestMm', () => {
       const inRam = walk4Level(p.cr3, MMAP_BASE, { write: false }, ramWalker(await bed.ram())).ok;
       seen.push([va, len, allocated, inRam]);
     };
-    await expect(mm.mmap(p.pid, 10)).rejects.toMatchObject({ errno: 'EIO' });
+    await expect(mm.mmap(p.pid, 10, EAGER)).rejects.toMatchObject({ errno: 'EIO' });
     expect(door.calls.filter((c) => c.injected).map((c) => [c.method, c.args[0]])).toEqual([['writeMemory', p.cr3]]);
     expect(seen).toEqual([[MMAP_BASE, PAGE_SIZE, true, false]]);
     expect(mm.frames.isAllocated(frame)).toBe(false);
     expect(p.mappings).toEqual([]);
-    expect(await mm.mmap(p.pid, 10)).toBe(MMAP_BASE + PAGE_SIZE);
+    expect(await mm.mmap(p.pid, 10, EAGER)).toBe(MMAP_BASE + PAGE_SIZE);
   });
 
   it('when that clean-up cannot reach RAM either, the frames stay allocated (quarantined)', async () => {
@@ -168,12 +171,12 @@ describe('GuestMm', () => {
     let hooked = 0;
     mm.onUnmap = async () => void hooked++;
     const frame = p.cr3 + PAGE_SIZE;
-    await expect(mm.mmap(p.pid, 10)).rejects.toMatchObject({ errno: 'EIO' });
+    await expect(mm.mmap(p.pid, 10, EAGER)).rejects.toMatchObject({ errno: 'EIO' });
     expect(hooked).toBe(0);
     expect(mm.frames.isAllocated(frame)).toBe(true);
     expect(mm.quarantinedFrames()).toEqual([frame]);
     broken = false;
-    const gva = await mm.mmap(p.pid, 10);
+    const gva = await mm.mmap(p.pid, 10, EAGER);
     expect(gva).toBe(MMAP_BASE + PAGE_SIZE);
     expect(p.mappings[0].frames).not.toContain(frame);
   });
@@ -181,8 +184,8 @@ describe('GuestMm', () => {
   it('munmap whose IOTLB hook fails keeps the frames allocated (quarantined) and rethrows', async () => {
     const { mm } = await setup();
     const p = await mm.createProcess('a');
-    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
-    const frames = [...p.mappings[0].frames];
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE, EAGER);
+    const frames = [...p.mappings[0].frames] as number[];
     mm.onUnmap = async () => {
       throw new KernelError('EIO', 'piotlb refused');
     };
@@ -190,5 +193,61 @@ describe('GuestMm', () => {
     expect(frames.every((f) => mm.frames.isAllocated(f))).toBe(true);
     expect(mm.quarantinedFrames()).toEqual(frames);
     expect(p.mappings).toEqual([]);
+  });
+});
+
+describe('GuestMm: frames on first touch', () => {
+  const RW = { read: true, write: true, exec: false, privileged: false };
+
+  it('mmap only reserves GVAs; a write gives exactly the pages it touches their frames; an untouched page reads as zeros', async () => {
+    const { door, mm } = await setup();
+    const p = await mm.createProcess('a');
+    const free = mm.frames.freeFrames;
+    const gva = await mm.mmap(p.pid, 4 * PAGE_SIZE);
+    expect(mm.frames.freeFrames).toBe(free);
+    expect(p.mappings[0].frames).toEqual([null, null, null, null]);
+    const calls = door.calls.length;
+    expect(await mm.read(p.pid, gva + PAGE_SIZE - 8, 16)).toEqual(Buffer.alloc(16));
+    expect(door.calls.length).toBe(calls); // zeros without a frame, without a port call
+    await mm.write(p.pid, gva + 2 * PAGE_SIZE + 10, Buffer.from('touched'));
+    expect(p.mappings[0].frames.map((f) => f !== null)).toEqual([false, false, true, false]);
+    expect(mm.frames.freeFrames).toBeLessThan(free);
+    expect((await mm.read(p.pid, gva + 2 * PAGE_SIZE, 17)).subarray(10).toString()).toBe('touched');
+    expect(() => mm.translate(p.pid, gva, false)).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
+  });
+
+  it('a page request inside a mapping maps its pages (success); outside any mapping, or to execute, it is invalid', async () => {
+    const { mm } = await setup();
+    const p = await mm.createProcess('a');
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
+    expect(await mm.faultIn(p.pid, [{ addr: gva, perm: RW }, { addr: gva + PAGE_SIZE, perm: { ...RW, read: false } }])).toBe('success');
+    expect(p.mappings[0].frames.every((f) => f !== null)).toBe(true);
+    expect(mm.translate(p.pid, gva + PAGE_SIZE, true)).toBe(p.mappings[0].frames[1]);
+    const free = mm.frames.freeFrames;
+    expect(await mm.faultIn(p.pid, [{ addr: gva + 2 * PAGE_SIZE, perm: RW }])).toBe('invalid');
+    expect(await mm.faultIn(p.pid, [{ addr: gva, perm: { ...RW, exec: true, read: false } }])).toBe('invalid');
+    expect(mm.frames.freeFrames).toBe(free);
+  });
+
+  it('iommu_sva_handle_iopf stops at the first request it cannot serve: the pages before it stay mapped', async () => {
+    const { mm } = await setup();
+    const p = await mm.createProcess('a');
+    const gva = await mm.mmap(p.pid, 2 * PAGE_SIZE);
+    expect(await mm.faultIn(p.pid, [{ addr: gva, perm: RW }, { addr: 0x1000, perm: RW }, { addr: gva + PAGE_SIZE, perm: RW }])).toBe('invalid');
+    expect(p.mappings[0].frames.map((f) => f !== null)).toEqual([true, false]);
+  });
+
+  it('munmap frees the frames of the touched pages only', async () => {
+    const { mm } = await setup();
+    const p = await mm.createProcess('a');
+    const free = mm.frames.freeFrames;
+    const gva = await mm.mmap(p.pid, 3 * PAGE_SIZE);
+    await mm.write(p.pid, gva, Buffer.from('x'));
+    const frame = p.mappings[0].frames[0] as number;
+    await mm.munmap(p.pid, gva, 3 * PAGE_SIZE);
+    expect(mm.frames.isAllocated(frame)).toBe(false);
+    // the page tables made for the first touch stay (they outlive their last mapping)
+    expect(mm.frames.freeFrames).toBeLessThanOrEqual(free);
+    await expect(mm.read(p.pid, gva, 1)).rejects.toMatchObject({ errno: 'EFAULT' });
   });
 });

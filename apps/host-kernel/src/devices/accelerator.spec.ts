@@ -1,45 +1,9 @@
-import { decodeCompletion, encodeDescriptor } from '@app/shared/dsa/descriptor';
+import { encodeDescriptor } from '@app/shared/dsa/descriptor';
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { Iotlb } from '../iommu/iotlb';
-import { dmaAccess, type PageTableView, type PhysicalMemoryPort } from '../iommu/translate';
+import { dmaAccess } from '../iommu/translate';
 import { Accelerator, type AcceleratorEvent, type DmaPort } from './accelerator';
-
-class FakePhys implements PhysicalMemoryPort {
-  readonly mem = Buffer.alloc(0x40000);
-  read(hpa: number, length: number): Buffer {
-    return Buffer.from(this.mem.subarray(hpa, hpa + length));
-  }
-  write(hpa: number, data: Buffer): void {
-    data.copy(this.mem, hpa);
-  }
-}
-
-/** One identity-mapped iova space per PASID over pages [0, 0x40000), with holes on request. */
-function rig(options: { wqDepth?: number; paused?: boolean } = {}) {
-  const phys = new FakePhys();
-  const holes = new Set<number>();
-  const routes = new Map<number | null, PageTableView>();
-  const view = (id: number): PageTableView => ({
-    kind: 'iova',
-    id,
-    destroyed: false,
-    lookup: (iova) => (iova < phys.mem.length && !holes.has(iova) ? { hpa: iova, read: true, write: true } : null),
-  });
-  routes.set(5, view(5));
-  routes.set(null, view(0));
-  const tlb = new Iotlb();
-  const log: Array<{ ppasid: number | null; address: number; length: number; write: boolean; privileged?: boolean }> = [];
-  const dma: DmaPort = {
-    access(ppasid, address, length, write, data, privileged) {
-      log.push({ ppasid, address, length, write, ...(privileged ? { privileged } : {}) });
-      return dmaAccess(routes.get(ppasid) ?? null, address, length, write, data, phys, tlb, privileged);
-    },
-  };
-  const events: AcceleratorEvent[] = [];
-  const dev = new Accelerator({ dma, wqDepth: options.wqDepth ?? 4, paused: options.paused ?? true, onEvent: (e) => events.push(e) });
-  const record = (at: number) => decodeCompletion(phys.read(at, 32));
-  return { phys, holes, routes, dev, events, log, record, tlb };
-}
+import { FakePhys, rig } from './accelerator.testing';
 
 const pattern = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
 
@@ -175,7 +139,11 @@ describe('Accelerator', () => {
     const ticks: Array<() => void> = [];
     const events: AcceleratorEvent[] = [];
     const phys = new FakePhys();
-    const dma: DmaPort = { access: (_p, address, length, write, data) => dmaAccess({ kind: 'iova', id: 1, destroyed: false, lookup: (a) => ({ hpa: a, read: true, write: true }) }, address, length, write, data, phys, new Iotlb()) };
+    const dma: DmaPort = {
+      access: (_p, address, length, write, data) => dmaAccess({ kind: 'iova', id: 1, destroyed: false, lookup: (a) => ({ hpa: a, read: true, write: true }) }, address, length, write, data, phys, new Iotlb()),
+      probe: () => ({ ok: true }),
+      pageRequest: () => undefined,
+    };
     const dev = new Accelerator({ dma, wqDepth: 8, batchPerTick: 2, scheduler: (run) => ticks.push(run), onEvent: (e) => events.push(e) });
     for (let i = 0; i < 5; i++) dev.submit(9, encodeDescriptor({ op: 'noop', completion: 0x100 + i * 32 }));
     expect(ticks.length).toBe(1);

@@ -1,9 +1,12 @@
 import { KernelError } from '@app/shared/errno';
 import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type DsaOp } from '@app/shared/dsa/descriptor';
-import { DESC_PRIV_BIT, DESCRIPTOR_SIZE } from '@app/shared/dsa/dsa.constants';
+import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
+import { realTimers, type Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
-import { type Outcome, runDescriptor } from './dsa-ops';
-import { ENGINE_BATCH_PER_TICK, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
+import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
+import { PageRequester, type PriWork } from './block-on-fault';
+import { type AccessStage, type Outcome, runDescriptor, unresolvedFault } from './dsa-ops';
+import { ENGINE_BATCH_PER_TICK, ENGINES_PER_DEVICE, PRI_MAX_ROUNDS, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
 
 /**
  * Every device memory access goes through this (the IOMMU, tagged with the requester's PASID or RID, and with
@@ -18,11 +21,15 @@ export interface DmaPort {
     data?: Buffer,
     privileged?: boolean,
   ): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
+  /** A translation request (ATS) for one page: no byte moves, no fault is logged. */
+  probe(ppasid: number | null, address: number, write: boolean, privileged: boolean): { ok: true } | { ok: false; recoverable: boolean };
+  /** A page request group (PRI); `respond` is how its Page Request Group Response reaches the device, now or later. */
+  pageRequest(ppasid: number | null, grpid: number, requests: PageRequest[], respond: (code: PageResponseCode) => void): void;
 }
 
 export type AcceleratorEvent =
   | { kind: 'completion'; ppasid: number | null; op: DsaOp | null; status: number; bytesCompleted: number; completionAddress: number | null }
-  | { kind: 'fault'; ppasid: number | null; address: number; write: boolean; reason: string; stage: 'source' | 'destination' | 'completion-record' }
+  | { kind: 'fault'; ppasid: number | null; address: number; write: boolean; reason: string; stage: AccessStage }
   /** A descriptor the device cannot report on (misaligned completion address): a software error (DSA SWERR). */
   | { kind: 'error'; ppasid: number | null; status: number; message: string };
 
@@ -33,6 +40,8 @@ export interface AcceleratorOptions {
   batchPerTick?: number;
   /** Runs the engine later; default setImmediate. */
   scheduler?: (run: () => void) => void;
+  /** Where the page-request back-off waits (default real timers). */
+  timers?: Timers;
   onEvent?: (event: AcceleratorEvent) => void;
   /** Start paused (tests, "stalled device"). */
   paused?: boolean;
@@ -49,13 +58,20 @@ export interface AcceleratorStats {
   aborted: number;
   /** Descriptors rejected by validation (status 0x10+). */
   invalid: number;
+  /** Descriptors holding an engine while they wait on a page request (or its back-off). */
+  blocked: number;
+  /** Page request groups sent, and the answers they got. */
+  pageRequests: number;
+  pageResponses: { success: number; invalid: number };
 }
 
-interface Queued {
+interface Queued extends PriWork {
   ppasid: number | null;
   descriptor: Buffer;
   /** the descriptor's priv bit (PR of every request it makes); requests without PASID are never privileged */
   privileged: boolean;
+  /** Fence: runs only once every earlier descriptor of the queue has completed. */
+  fence: boolean;
 }
 
 /** Who a request comes from: the PASID it is tagged with (null: RID) and its PR bit. */
@@ -63,18 +79,20 @@ type Requester = Pick<Queued, 'ppasid' | 'privileged'>;
 
 /** What reset() discarded, so a rolled-back transaction can put it back (unreset). */
 export interface ResetState {
-  readonly dropped: readonly Readonly<Queued>[];
+  readonly dropped: readonly Queued[];
   readonly paused: boolean;
   readonly aborted: number;
 }
 
-
 const defaultScheduler = (run: () => void): void => void setImmediate(run);
 
 /**
- * A DSA-like device with one shared work queue. submit() is the ENQCMD portal write (ZF=1 'retry' when the
- * WQ is full); the engine executes descriptors in order, each synchronously, all memory through the DmaPort,
- * and writes the completion record by DMA. drainPasid() aborts a PASID's queued work before its route goes.
+ * A DSA-like device with one shared work queue and ENGINES_PER_DEVICE engines. submit() is the ENQCMD portal
+ * write (ZF=1 'retry' when the WQ is full). Descriptors run in queue order, each synchronously, all memory through
+ * the DmaPort, and write their completion record by DMA. A block-on-fault descriptor whose pages do not all
+ * translate sends a page request group and holds its slot and an engine until the answer: later descriptors run on
+ * the other engines meanwhile (a fence waits), and with every engine held the queue waits. drainPasid() finishes or
+ * aborts a PASID's work before its route goes.
  */
 export class Accelerator {
   readonly wqDepth: number;
@@ -82,6 +100,7 @@ export class Accelerator {
   private readonly queue: Queued[] = [];
   private readonly batchPerTick: number;
   private readonly schedule: (run: () => void) => void;
+  private readonly pri: PageRequester;
   private scheduled = false;
   private running = false;
   private isPaused: boolean;
@@ -95,6 +114,7 @@ export class Accelerator {
       if (!Number.isSafeInteger(v) || v < 1) throw new KernelError('EINVAL', `accelerator ${name} ${v} must be a positive integer`);
     }
     this.schedule = options.scheduler ?? defaultScheduler;
+    this.pri = new PageRequester(options.dma, options.timers ?? realTimers, () => this.queue, () => this.kick());
     this.isPaused = options.paused ?? false;
   }
 
@@ -109,7 +129,8 @@ export class Accelerator {
       return 'retry';
     }
     const privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
-    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor), privileged });
+    const fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
+    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor), privileged, fence, pri: null });
     this.counters.submitted++;
     this.kick();
     return 'accepted';
@@ -119,7 +140,7 @@ export class Accelerator {
     return this.isPaused;
   }
 
-  /** No free work-queue slot: a portal write now answers retry (ZF=1). */
+  /** No free work-queue slot (blocked descriptors hold theirs): a portal write now answers retry (ZF=1). */
   get full(): boolean {
     return this.queue.length >= this.wqDepth;
   }
@@ -133,13 +154,13 @@ export class Accelerator {
     this.kick();
   }
 
-  /** Executes the oldest descriptor now, paused or not. Returns false when the queue was empty. */
+  /** Runs the next runnable descriptor now, paused or not. Returns false when none can run. */
   step(): boolean {
-    const next = this.queue.shift();
+    const next = this.nextRunnable();
     if (!next) return false;
     this.running = true;
     try {
-      this.execute(next);
+      if (this.execute(next)) this.remove(next);
     } finally {
       this.running = false;
     }
@@ -147,35 +168,54 @@ export class Accelerator {
   }
 
   /**
-   * Aborts every queued descriptor of ppasid (null = RID requests): each gets completion status 4 written by DMA
-   * now, while the route still exists, and leaves the queue. Execution is synchronous, so when this returns no
-   * DMA for that PASID remains pending. Returns how many were aborted.
+   * Finishes every descriptor of ppasid (null = RID requests) now, while the route still exists: one answered
+   * invalid (its page requests were just answered by the drain) completes with status 2, every other one is
+   * aborted with status 4. Execution is synchronous, so when this returns no DMA for that PASID remains pending.
+   * Returns how many were aborted.
    */
   drainPasid(ppasid: number | null): number {
     checkPasid(ppasid);
-    return this.abortWhere((q) => q.ppasid === ppasid);
+    let aborted = 0;
+    for (const q of this.queue.filter((x) => x.ppasid === ppasid)) {
+      this.remove(q);
+      if (q.pri && (q.pri.answer === 'invalid' || q.pri.waiting === 'answer')) this.finishUnresolved(q, 'page request answered invalid by a teardown');
+      else {
+        this.abort(q);
+        aborted++;
+      }
+    }
+    return aborted;
   }
 
   /** Aborts everything queued, writing each completion record (WQ disable / drain-all). */
   abortAll(): number {
-    return this.abortWhere(() => true);
+    const all = this.queue.splice(0);
+    for (const q of all) {
+      this.pri.release(q);
+      this.abort(q);
+    }
+    return all.length;
   }
 
   /**
    * Function-level reset (PCIe FLR, what VFIO's pci_try_reset_function does on device open and release): every
-   * queued descriptor is discarded with no completion record and no event — an FLR drops work, it does not
-   * report it — and the engine returns to its configured default (paused option). Counted as aborted. Nothing
-   * is written anywhere, so unreset() can undo it exactly.
+   * queued descriptor, blocked ones included, is discarded with no completion record and no event — an FLR drops
+   * work, it does not report it — and the engine returns to its configured default (paused option). The function
+   * forgets its page request groups (a late response finds no one). Counted as aborted. Nothing is written
+   * anywhere, so unreset() can undo it exactly.
    */
   reset(): ResetState {
     const saved: ResetState = { dropped: this.queue.splice(0), paused: this.isPaused, aborted: this.counters.aborted };
+    for (const q of saved.dropped) this.pri.release(q);
+    this.pri.clear();
     this.counters.aborted += saved.dropped.length;
     this.isPaused = this.options.paused ?? false;
     return saved;
   }
 
-  /** Undo of reset() in a rolled-back transaction (nothing was submitted in between). */
+  /** Undo of reset() in a rolled-back transaction (nothing was submitted in between): blocked work runs again. */
   unreset(saved: ResetState): void {
+    for (const q of saved.dropped) if (q.pri) q.pri = { ...q.pri, grpid: null, waiting: null, backoff: null };
     this.queue.unshift(...saved.dropped);
     this.isPaused = saved.paused;
     this.counters.aborted = saved.aborted;
@@ -187,61 +227,97 @@ export class Accelerator {
   }
 
   get stats(): AcceleratorStats {
-    return { wqDepth: this.wqDepth, queued: this.queue.length, inFlight: this.running ? 1 : 0, ...this.counters };
+    const blocked = this.queue.filter((q) => q.pri?.waiting).length;
+    const { groups, success, invalid } = this.pri.counts;
+    return { wqDepth: this.wqDepth, queued: this.queue.length, inFlight: this.running ? 1 : 0, ...this.counters, blocked, pageRequests: groups, pageResponses: { success, invalid } };
   }
 
-  private abortWhere(match: (q: Queued) => boolean): number {
-    const victims = this.queue.filter(match);
-    for (let i = this.queue.length - 1; i >= 0; i--) if (match(this.queue[i])) this.queue.splice(i, 1);
-    for (const q of victims) {
-      this.counters.aborted++;
-      const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
-      const completion = decoded.ok ? decoded.descriptor.completion : decoded.completion;
-      const op = decoded.ok ? decoded.descriptor.op : null;
-      this.report(q, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
+  /** The oldest descriptor that can run: one between rounds keeps its engine; a new one needs a free engine. */
+  private nextRunnable(): Queued | null {
+    let held = 0;
+    for (const q of this.queue) if (q.pri?.waiting) held++;
+    for (let i = 0; i < this.queue.length; i++) {
+      const q = this.queue[i];
+      if (q.pri?.waiting) continue;
+      if (q.pri) return q;
+      // A fence waits for every earlier descriptor; what comes after it waits behind it.
+      if (q.fence && i > 0) return null;
+      if (held >= ENGINES_PER_DEVICE) return null;
+      return q;
     }
-    return victims.length;
+    return null;
   }
 
   private kick(): void {
-    if (this.isPaused || this.scheduled || this.queue.length === 0) return;
+    if (this.isPaused || this.scheduled || !this.nextRunnable()) return;
     this.scheduled = true;
     this.schedule(() => this.tick());
   }
 
   private tick(): void {
     this.scheduled = false;
-    for (let n = 0; n < this.batchPerTick && !this.isPaused && this.queue.length > 0; n++) this.step();
+    for (let n = 0; n < this.batchPerTick && !this.isPaused && this.step(); n++);
     this.kick();
   }
 
-  private execute(q: Queued): void {
+  /** Runs a descriptor; true when it is done (its record written), false when it waits on a page request. */
+  private execute(q: Queued): boolean {
     const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
     if (!decoded.ok) {
       this.counters.invalid++;
       if (decoded.completion === null) {
         this.emit({ kind: 'error', ppasid: q.ppasid, status: decoded.status, message: decoded.message });
-        return;
+        return true;
       }
       this.report(q, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
-      return;
+      return true;
     }
     const d = decoded.descriptor;
+    if (d.blockOnFault) {
+      const now = this.pri.prepare(q, d);
+      if (now === 'wait') return false;
+      if (now === 'fail') {
+        const why = q.pri?.answer === 'invalid' ? 'page request answered invalid' : `page still faulting after ${PRI_MAX_ROUNDS} page request rounds`;
+        this.finishUnresolved(q, why);
+        return true;
+      }
+    }
     const outcome = runDescriptor(d, (address, length, write, data, stage) => this.dma(q, address, length, write, data, stage));
     if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
     else this.counters.completed++;
     const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
     this.report(q, d.op, d.completion, outcome, always || d.requestCompletion);
+    return true;
   }
 
-  private dma(
-    rq: Requester,
-    address: number,
-    length: number,
-    write: boolean,
-    data: Buffer | undefined,
-    stage: 'source' | 'destination' | 'completion-record',
-  ): { ok: true; data?: Buffer } | { ok: false; address: number } {
+  /** Status 2 at the first page it could not get: nothing was moved. */
+  private finishUnresolved(q: Queued, reason: string): void {
+    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
+    const first = q.pri?.first;
+    if (!decoded.ok || !first) {
+      this.abort(q);
+      return;
+    }
+    this.counters.faulted++;
+    this.emit({ kind: 'fault', ppasid: q.ppasid, address: first.address, write: first.write, reason, stage: first.stage });
+    this.report(q, decoded.descriptor.op, decoded.descriptor.completion, unresolvedFault(decoded.descriptor, first), true);
+  }
+
+  private abort(q: Queued): void {
+    this.counters.aborted++;
+    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
+    const completion = decoded.ok ? decoded.descriptor.completion : decoded.completion;
+    const op = decoded.ok ? decoded.descriptor.op : null;
+    this.report(q, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
+  }
+
+  private remove(q: Queued): void {
+    const i = this.queue.indexOf(q);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.pri.release(q);
+  }
+
+  private dma(rq: Requester, address: number, length: number, write: boolean, data: Buffer | undefined, stage: AccessStage): { ok: true; data?: Buffer } | { ok: false; address: number } {
     const r = this.options.dma.access(rq.ppasid, address, length, write, data, rq.privileged);
     if (r.ok) return r;
     this.emit({ kind: 'fault', ppasid: rq.ppasid, address: r.address, write, reason: r.reason, stage });

@@ -1,5 +1,6 @@
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
+import type { Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import type { Iommu } from '../iommu/iommu';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
@@ -12,6 +13,8 @@ export interface EngineOptions {
   paused?: boolean;
   /** Runs an engine tick later; default setImmediate. */
   scheduler?: (run: () => void) => void;
+  /** Where a device's page-request back-off waits come from (the kernel's timers). */
+  timers?: Timers;
 }
 
 export interface RawDma {
@@ -51,7 +54,12 @@ export class DeviceSet {
         wqDepth: config.wqDepth,
         paused: engine.paused,
         scheduler: engine.scheduler,
-        dma: { access: (ppasid, address, length, write, data, privileged) => iommu.access(bdf, ppasid, address, length, write, data, privileged) },
+        timers: engine.timers,
+        dma: {
+          access: (ppasid, address, length, write, data, privileged) => iommu.access(bdf, ppasid, address, length, write, data, privileged),
+          probe: (ppasid, address, write, privileged) => iommu.probe(bdf, ppasid, address, write, privileged),
+          pageRequest: (ppasid, grpid, requests, respond) => iommu.pageRequest(bdf, ppasid, grpid, requests, respond),
+        },
         onEvent: (e) => onEvent(bdf, e),
       });
       this.functions.set(bdf, { config, accelerator });
@@ -67,7 +75,10 @@ export class DeviceSet {
     return this.fn(bdf).config.pasidWidth > 0;
   }
 
-  /** The VFIO drain hook: abort the route's queued work (records written while the route still translates). */
+  /**
+   * The VFIO drain hook: the route's pending page requests are answered invalid (Iommu.drainWith), then its queued
+   * work is finished or aborted, records written while the route still translates.
+   */
   drain(bdf: string, ppasid: number | null): number {
     const accelerator = this.fn(bdf).accelerator;
     let aborted = 0;

@@ -1,7 +1,7 @@
 // What a DSA-like engine does with one descriptor (Intel DSA spec §5 operations): memmove, fill, compare and
 // noop, every memory access a device DMA through the IOMMU. Accesses never cross a page of source or destination,
 // so a fault leaves every byte of the faulting page untouched and reports where the work stopped.
-import { CompletionStatus, type Descriptor } from '@app/shared/dsa/descriptor';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, type Descriptor } from '@app/shared/dsa/descriptor';
 import { FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
 
@@ -20,8 +20,40 @@ export type DeviceDma = (
   length: number,
   write: boolean,
   data: Buffer | undefined,
-  stage: 'source' | 'destination' | 'completion-record',
+  stage: AccessStage,
 ) => { ok: true; data?: Buffer } | { ok: false; address: number };
+
+/** Where a device access goes: what a descriptor reads, what it writes, and its completion record. */
+export type AccessStage = 'source' | 'destination' | 'completion-record';
+
+/** One page a descriptor touches: the first byte it accesses in that page, and how. */
+export interface PageNeed {
+  address: number;
+  write: boolean;
+  stage: AccessStage;
+}
+
+/**
+ * Every page a descriptor needs, sources first, then destinations, then its completion record: what a
+ * block-on-fault descriptor translates before it moves a byte.
+ */
+export function pagesNeeded(d: Descriptor): PageNeed[] {
+  const out: PageNeed[] = [];
+  const range = (start: number, length: number, write: boolean, stage: AccessStage): void => {
+    for (let at = start; at < start + length; at = (Math.floor(at / PAGE_SIZE) + 1) * PAGE_SIZE) out.push({ address: at, write, stage });
+  };
+  if (d.op === 'memmove' || d.op === 'compare') range(d.src, d.length, false, 'source');
+  if (d.op === 'compare') range(d.dst, d.length, false, 'source');
+  if (d.op === 'memmove' || d.op === 'fill') range(d.dst, d.length, true, 'destination');
+  if (d.completion !== null) range(d.completion, COMPLETION_RECORD_SIZE, true, 'completion-record');
+  return out;
+}
+
+/** The completion of a descriptor that ends on a page it could not get: nothing moved, the fault at that page. */
+export function unresolvedFault(d: Descriptor, need: PageNeed): Outcome {
+  const backward = d.op === 'memmove' && d.dst > d.src && d.dst < d.src + d.length;
+  return pageFault(need.address, need.write, 0, backward ? RESULT_MEMMOVE_BACKWARD : 0);
+}
 
 export function runDescriptor(d: Descriptor, dma: DeviceDma): Outcome {
   switch (d.op) {

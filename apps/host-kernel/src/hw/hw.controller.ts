@@ -29,6 +29,13 @@ export class HwController {
     return this.host.exec(ops.faults, caller, {});
   }
 
+  /** The host page request queue: depth, requests held, overflows, and every group waiting for an answer. */
+  @Get('iommu/page-requests')
+  @Authorize(ops.pageRequests)
+  pageRequests(@Caller() caller: HostCaller): Promise<unknown> {
+    return this.host.exec(ops.pageRequests, caller, {});
+  }
+
   /** A raw device-initiated access, through the IOMMU like any other (a misbehaving device). */
   @Post('devices/:bdf/dma')
   @Authorize(ops.dma)

@@ -26,6 +26,14 @@ export const hwOps = {
       a.pasid === undefined ? k.ioasids.pasidPool() : k.ioasids.pasidInfo(a.pasid),
   }),
 
+  /** The host page request queue: its depth, what it holds, overflows, and every group still waiting for an answer. */
+  pageRequests: op({
+    name: 'hw.page_requests',
+    permit: 'admin',
+    journal: false,
+    run: ({ k }: C, _a: Record<string, never>) => ({ ...k.iommu.prq.stats(), groups: k.iommu.prq.pendingGroups() }),
+  }),
+
   /** The IOMMU fault log, oldest first. */
   faults: op({
     name: 'hw.faults',

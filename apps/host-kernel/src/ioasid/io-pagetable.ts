@@ -31,6 +31,8 @@ interface Area {
 export class IovaPageTable implements IovaPageTableHandle {
   readonly kind = 'iova';
   destroyed = false;
+  /** An IOAS pins what it maps: it takes no page requests (they are answered invalid at once). */
+  readonly iopf = null;
   private readonly areas: Area[] = []; // sorted by iova, disjoint
   private readonly pages = new Map<number, { pfn: number; read: boolean; write: boolean }>();
 

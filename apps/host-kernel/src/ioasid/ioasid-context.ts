@@ -4,6 +4,7 @@ import { AddressSpace } from '../memory/address-space';
 import { pageAligned } from '../memory/memory.constants';
 import { KernelFile } from '../process/fd-table';
 import { IovaPageTable, MapArgs } from './io-pagetable';
+import { FaultQueueTable } from './fault-queues';
 import { childKey, Ioasid, IoasidHolders, IoasidState } from './ioasid';
 import { NESTED_ROOT_LIMIT } from './ioasid.constants';
 import type { IoasidLayer } from './ioasid-layer';
@@ -13,7 +14,7 @@ import { BindSpec } from './pgtbl';
 export interface IoasidInfo {
   ioasid: number;
   state: IoasidState;
-  pgtbl: null | { kind: PageTable['kind']; id: number; parent?: number; root?: number | null; mappedBytes?: number };
+  pgtbl: null | { kind: PageTable['kind']; id: number; parent?: number; root?: number | null; faultQueue?: number; mappedBytes?: number };
   refs: number;
   holders: IoasidHolders;
 }
@@ -27,6 +28,8 @@ export type UnmapArgs = { iova: number; length: number } | { all: true };
 export class IoasidContext implements KernelFile {
   readonly kind = 'ioasid';
   readonly ioasids = new Map<number, Ioasid>();
+  /** The fd's fault queues (iommufd FAULT objects), which nested page tables send their page requests to. */
+  readonly faultQueues: FaultQueueTable;
   closed = false;
 
   constructor(
@@ -35,7 +38,9 @@ export class IoasidContext implements KernelFile {
     readonly pid: number,
     readonly fd: number,
     private readonly mm: AddressSpace,
-  ) {}
+  ) {
+    this.faultQueues = new FaultQueueTable(fd);
+  }
 
   lookup(id: number): Ioasid {
     const ioasid = this.ioasids.get(id);
@@ -60,11 +65,11 @@ export class IoasidContext implements KernelFile {
     let pgtbl: IoasidInfo['pgtbl'] = null;
     if (t?.kind === 'iova') pgtbl = { kind: t.kind, id: t.id, mappedBytes: t.mappedBytes };
     else if (t?.kind === 'mm') pgtbl = { kind: t.kind, id: t.id };
-    else if (t?.kind === 'nested') pgtbl = { kind: t.kind, id: t.id, parent: t.parent.ppasid, root: t.root };
+    else if (t?.kind === 'nested') pgtbl = { kind: t.kind, id: t.id, parent: t.parent.ppasid, root: t.root, ...(t.iopf ? { faultQueue: t.iopf.id } : {}) };
     return { ioasid: id, state: ioasid.state, pgtbl, refs: ioasid.refs, holders: ioasid.describeHolders() };
   }
 
-  /** IOASID_BIND_PGTBL: once per ioasid (EBUSY); a nested one pins its iova parent. */
+  /** IOASID_BIND_PGTBL: once per ioasid (EBUSY); a nested one pins its iova parent and uses its fault queue. */
   bind(tx: Tx, id: number, spec: BindSpec): void {
     const ioasid = this.lookup(id);
     if (typeof spec !== 'object' || spec === null) throw new KernelError('EINVAL', `BIND_PGTBL needs a page-table spec`);
@@ -86,12 +91,15 @@ export class IoasidContext implements KernelFile {
     } else if (spec.kind !== 'mm' && spec.kind !== 'iova') {
       throw new KernelError('EINVAL', `unknown page-table kind ${String((spec as { kind: unknown }).kind)}`);
     }
+    // The iommufd FAULT object a nested hwpt is allocated with (IOMMU_HWPT_FAULT_ID_VALID): a queue of this fd.
+    const queue = spec.kind === 'nested' && spec.faultQueue !== undefined ? this.faultQueues.lookup(spec.faultQueue) : null;
     const pgtblId = this.layer.newPgtblId(tx);
     let pgtbl: PageTable;
     if (spec.kind === 'mm') pgtbl = new MmPageTable(pgtblId, id, this.pid, this.mm);
     else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id, this.layer.memory);
-    else pgtbl = new NestedPageTable(pgtblId, id, root, (parent as Ioasid).pgtbl as IovaPageTable);
+    else pgtbl = new NestedPageTable(pgtblId, id, root, (parent as Ioasid).pgtbl as IovaPageTable, queue);
     if (parent) this.layer.hold(tx, parent, { kind: 'child', key: childKey(id), ioasid: id });
+    queue?.hold(tx);
     tx.do(
       'ioasid.bind',
       () => {
@@ -156,6 +164,7 @@ export class IoasidContext implements KernelFile {
   release(tx: Tx): void {
     const order = [...this.ioasids.values()].sort((a, b) => Number(b.pgtbl?.kind === 'nested') - Number(a.pgtbl?.kind === 'nested') || a.id - b.id);
     for (const ioasid of order) this.park(tx, ioasid, 'detach');
+    this.faultQueues.releaseAll(tx);
     tx.do('ioasid.close', () => (this.closed = true), () => (this.closed = false));
   }
 
@@ -173,6 +182,8 @@ export class IoasidContext implements KernelFile {
     if (pgtbl) {
       tx.do('pgtbl.destroy', () => (pgtbl.destroyed = true), () => (pgtbl.destroyed = false));
       if (pgtbl.kind === 'iova') pgtbl.unmapAll(tx);
+      // Its routes are blocked and drained (their page requests answered): the table no longer uses its queue.
+      if (pgtbl.kind === 'nested') pgtbl.iopf?.put(tx);
     }
     this.layer.park(
       tx,

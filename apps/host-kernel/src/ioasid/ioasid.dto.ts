@@ -21,6 +21,16 @@ export class BindPgtblDto {
   @Min(0)
   @Max(MAX_ADDR)
   root?: number;
+
+  /**
+   * nested only: a fault queue of this ioasid fd (POST .../fault-queues); the table's page requests go there
+   * (the iommufd hwpt's fault object). Without one, its page requests are answered invalid at once.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(0xffff_ffff)
+  faultQueue?: number;
 }
 
 export class MapDto {

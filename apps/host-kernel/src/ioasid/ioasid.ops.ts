@@ -24,12 +24,17 @@ export interface BindArgs {
   kind: BindSpec['kind'];
   parent?: number;
   root?: number | null;
+  faultQueue?: number;
 }
 
-/** The page-table spec of a BIND_PGTBL; `parent` and `root` belong to kind nested only (EINVAL otherwise). */
+/** The page-table spec of a BIND_PGTBL; `parent`, `root` and `faultQueue` belong to kind nested only (EINVAL otherwise). */
 function bindSpec(a: BindArgs): BindSpec {
-  if (a.kind === 'nested') return { kind: 'nested', parent: a.parent as number, ...(a.root === undefined ? {} : { root: a.root }) };
-  if (a.parent !== undefined || a.root !== undefined) throw new KernelError('EINVAL', `parent and root are only for kind "nested", not "${String(a.kind)}"`);
+  if (a.kind === 'nested') {
+    return { kind: 'nested', parent: a.parent as number, ...(a.root === undefined ? {} : { root: a.root }), ...(a.faultQueue === undefined ? {} : { faultQueue: a.faultQueue }) };
+  }
+  if (a.parent !== undefined || a.root !== undefined || a.faultQueue !== undefined) {
+    throw new KernelError('EINVAL', `parent, root and faultQueue are only for kind "nested", not "${String(a.kind)}"`);
+  }
   return { kind: a.kind } as BindSpec;
 }
 

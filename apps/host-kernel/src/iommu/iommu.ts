@@ -1,20 +1,32 @@
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
+import { realTimers, type Timers } from '@app/shared/timers';
 import { NO_PASID } from '../ioasid/ioasid.constants';
 import type { InvalidateRequest } from '../ioasid/ioasid-layer';
-import type { PageTableHandle } from '../ioasid/pgtbl';
+import type { PageRequest, PageTableHandle } from '../ioasid/pgtbl';
 import { AttachTable } from './attach-table';
-import { FAULT_LOG_CAPACITY, FAULT_REASONS, IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
+import { FAULT_LOG_CAPACITY, FAULT_REASONS, IOTLB_DEFAULT_CAPACITY, PRQ_DEFAULT_DEPTH, PRQ_DEFAULT_TIMEOUT_MS, RECOVERABLE_FAULTS } from './iommu.constants';
 import { Iotlb } from './iotlb';
-import { dmaAccess, type PageTableView, type PhysicalMemoryPort } from './translate';
+import { type DeviceResponder, type PageEvent, PageRequestQueue } from './page-request-queue';
+import { dmaAccess, type PageTableView, type PhysicalMemoryPort, translate } from './translate';
 
 export type IommuAccessResult = { ok: true; data?: Buffer } | { ok: false; address: number; reason: string; fault: FaultRecord };
+
+/** A translation request (ATS) of a device: translated, or why not and whether a page request could fix it. */
+export type ProbeResult = { ok: true } | { ok: false; reason: string; recoverable: boolean };
+const PROBE_OK: ProbeResult = { ok: true };
 
 export interface IommuOptions {
   memory: PhysicalMemoryPort;
   /** Every fault, after it is logged; `route` is the table the request was routed to (null: no route). */
   onFault?: (fault: FaultRecord, route: PageTableHandle | null) => void;
+  /** Every page request group and every answer to one; `route` as for faults. */
+  onPageEvent?: (e: PageEvent, route: PageTableHandle | null) => void;
   faultLogCapacity?: number;
   iotlbCapacity?: number;
+  /** Page request queue depth (requests) and the timeout after which the kernel answers a group invalid. */
+  prqDepth?: number;
+  prqTimeoutMs?: number;
+  timers?: Timers;
 }
 
 /** A blocked route translates like a destroyed table: every request faults 'translation-blocked'. */
@@ -28,6 +40,7 @@ const BLOCKED: PageTableView = { kind: 'iova', id: 0, destroyed: true, lookup: (
 export class Iommu {
   readonly table = new AttachTable();
   readonly iotlb: Iotlb;
+  readonly prq: PageRequestQueue;
   private readonly log: FaultRecord[] = [];
   private readonly capacity: number;
   private head = 0;
@@ -40,6 +53,11 @@ export class Iommu {
   constructor(private readonly options: IommuOptions) {
     this.iotlb = new Iotlb(options.iotlbCapacity ?? IOTLB_DEFAULT_CAPACITY);
     this.capacity = options.faultLogCapacity ?? FAULT_LOG_CAPACITY;
+    this.prq = new PageRequestQueue(
+      this.table,
+      { depth: options.prqDepth ?? PRQ_DEFAULT_DEPTH, timeoutMs: options.prqTimeoutMs ?? PRQ_DEFAULT_TIMEOUT_MS, timers: options.timers ?? realTimers },
+      (e, route) => options.onPageEvent?.(e, route),
+    );
   }
 
   addDevice(bdf: string): void {
@@ -53,14 +71,29 @@ export class Iommu {
   access(bdf: string, ppasid: number | null, address: number, length: number, write: boolean, data?: Buffer, privileged = false): IommuAccessResult {
     const key = ppasid === NO_PASID ? null : ppasid;
     const route = this.table.find(bdf, key);
-    let view: PageTableView | null = null;
-    if (route) view = route.blocked && !this.isDraining(bdf, key) ? BLOCKED : route.pgtbl;
-    const r = dmaAccess(view, address, length, write, data, this.options.memory, this.iotlb, privileged);
+    const r = dmaAccess(this.viewFor(bdf, key), address, length, write, data, this.options.memory, this.iotlb, privileged);
     if (r.ok) return r;
     const fault: FaultRecord = { bdf, pasid: key, address: r.address, access: write ? 'write' : 'read', reason: r.reason, code: FAULT_REASONS[r.reason].code };
     this.record(fault);
     this.options.onFault?.({ ...fault }, route?.pgtbl ?? null);
     return { ok: false, address: r.address, reason: r.reason, fault };
+  }
+
+  /**
+   * A translation request of one page (PCIe ATS, as a PRI-capable device makes before it touches memory): no byte
+   * moves and no fault is logged; a recoverable miss is what the device then asks for with a page request.
+   */
+  probe(bdf: string, ppasid: number | null, address: number, write: boolean, privileged = false): ProbeResult {
+    const key = ppasid === NO_PASID ? null : ppasid;
+    const view = this.viewFor(bdf, key);
+    const t = translate(view, address, { write, privileged }, this.options.memory, this.iotlb);
+    if (t.ok) return PROBE_OK;
+    return { ok: false, reason: t.reason, recoverable: RECOVERABLE_FAULTS.has(t.reason) };
+  }
+
+  /** A page request group of device `bdf` (PCIe PRI), answered through `respond` (now or later). */
+  pageRequest(bdf: string, ppasid: number | null, grpid: number, requests: PageRequest[], respond: DeviceResponder): void {
+    this.prq.submit(bdf, ppasid === NO_PASID ? null : ppasid, grpid, requests, respond);
   }
 
   /**
@@ -74,6 +107,9 @@ export class Iommu {
     const outer = this.draining;
     this.draining = { bdf, ppasid: key };
     try {
+      // VT-d: drain the page requests of the PASID before its entry goes (intel_drain_pasid_prq); iommufd
+      // answers what its fault queue holds for the detached route invalid (iommufd_auto_response_faults).
+      this.prq.answerRoute(bdf, key);
       drain();
     } finally {
       this.draining = outer;
@@ -112,6 +148,13 @@ export class Iommu {
     this.log[this.head] = fault;
     this.head = (this.head + 1) % this.capacity;
     this.lost++;
+  }
+
+  /** What a request on (bdf, ppasid) is translated with: its table, BLOCKED, or null (no route). */
+  private viewFor(bdf: string, ppasid: number | null): PageTableView | null {
+    const route = this.table.find(bdf, ppasid);
+    if (!route) return null;
+    return route.blocked && !this.isDraining(bdf, ppasid) ? BLOCKED : route.pgtbl;
   }
 
   private isDraining(bdf: string, ppasid: number | null): boolean {

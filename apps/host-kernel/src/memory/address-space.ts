@@ -107,22 +107,32 @@ export class AddressSpace {
   }
 
   /**
-   * The mm page table seen by an IOMMU doing SVA: a mapped page not yet present is faulted in on the
-   * spot (a page request the kernel resolves at once); unmapped, out of memory or a dead mm → null.
+   * The mm page table seen by an IOMMU doing SVA: a present page, or null (not present, unmapped, or a dead mm).
+   * A mapped page not yet touched is not present: a device reaches it only through a page request, which the
+   * kernel resolves with handleMmFault, as the CPU's first touch does.
    */
   translate(hva: number): MmTranslation | null {
-    if (!this.alive || !this.findVma(hva)) return null;
+    if (!this.alive) return null;
+    const pfn = this.pages.get(pageIndex(hva));
+    return pfn === undefined ? null : { hpa: pfn * PAGE_SIZE + pageOffset(hva), writable: true };
+  }
+
+  /**
+   * A page request for this mm (Linux iommu_sva_handle_mm → handle_mm_fault): inside a mapping, populate the page
+   * and succeed; outside any mapping, for an access the mapping does not allow (mappings are read-write, never
+   * executable), a dead mm or no memory left: fail. Outside any transaction: what a device asked for is hardware's
+   * doing, journaled by the page request's own rows, like the frames a first CPU touch allocates.
+   */
+  handleMmFault(hva: number, perm: { read: boolean; write: boolean; exec: boolean }): boolean {
+    if (!this.alive || perm.exec || !this.findVma(hva)) return false;
     const vpn = pageIndex(hva);
-    let pfn = this.pages.get(vpn);
-    if (pfn === undefined) {
-      try {
-        pfn = this.memory.allocFrameNow();
-      } catch {
-        return null;
-      }
-      this.pages.set(vpn, pfn);
+    if (this.pages.has(vpn)) return true;
+    try {
+      this.pages.set(vpn, this.memory.allocFrameNow());
+    } catch {
+      return false; // VM_FAULT_OOM is a VM_FAULT_ERROR: the request is answered invalid
     }
-    return { hpa: pfn * PAGE_SIZE + pageOffset(hva), writable: true };
+    return true;
   }
 
   /** exit_mmap: free every frame (after the fds are closed, so none is pinned any more). */

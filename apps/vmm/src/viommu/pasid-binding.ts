@@ -10,7 +10,7 @@ import type { MirroredEntry, PendingTeardown } from './viommu.types';
 
 export type BindingPort = Pick<
   HostKernelPort,
-  'alloc' | 'bindPgtbl' | 'allowIoasid' | 'mapPasid' | 'unmapPasid' | 'disallowIoasid' | 'destroy' | 'invalidate'
+  'alloc' | 'bindPgtbl' | 'allowIoasid' | 'mapPasid' | 'unmapPasid' | 'disallowIoasid' | 'destroy' | 'invalidate' | 'readFaultGroups' | 'respondFault'
 >;
 
 export interface BindingContext {
@@ -19,6 +19,8 @@ export interface BindingContext {
   ioasidFd: number;
   /** The VM's GPA ioasid (kind iova): parent of every nested vPASID table. */
   gpaIoasid: number;
+  /** The VM's host fault queue: every nested vPASID table sends its page requests there. */
+  faultQueue: number;
   deviceFd(vrid: number): number;
 }
 
@@ -51,8 +53,8 @@ function asKernelError(err: unknown): KernelError {
 function pgtblFor(ctx: BindingContext, entry: MirroredEntry): PgtblSpec {
   // Pass-through (PGTT 4) = nested with no root: the PASID sees the parent's GPA space (DESIGN §2).
   return entry.flptr === null
-    ? { kind: 'nested', parent: ctx.gpaIoasid }
-    : { kind: 'nested', parent: ctx.gpaIoasid, root: entry.flptr };
+    ? { kind: 'nested', parent: ctx.gpaIoasid, faultQueue: ctx.faultQueue }
+    : { kind: 'nested', parent: ctx.gpaIoasid, root: entry.flptr, faultQueue: ctx.faultQueue };
 }
 
 /** Every teardown step of a fully mirrored binding allowed on `vrids`. */

@@ -20,6 +20,8 @@ export interface PasidCacheDeps extends EntryReaderContext {
   log: FaultLog;
   quota: number;
   hostRefused: HostErrorSink;
+  /** Runs before a device leaves a vPASID: its waiting page requests from that device are answered first. */
+  beforeDisallow(vpasid: number, vrid: number): Promise<unknown>;
 }
 
 interface Present {
@@ -110,6 +112,7 @@ export class PasidCacheHandler {
     for (const p of wanted.filter((w) => binding.vrids.includes(w.vrid))) binding.snapshots[p.vrid] = p.raw.toString('hex');
     for (const vrid of [...binding.vrids].reverse().filter((v) => !wanted.some((w) => w.vrid === v))) {
       delete binding.snapshots[vrid];
+      await this.d.beforeDisallow(binding.vpasid, vrid);
       const err = await disallowOne(this.d.binding, binding.ioasid, vrid);
       // Still routed on the host: keep the vrid, so the next pasid-cache of this vPASID retries the DISALLOW.
       if (err) this.d.hostRefused(vrid, binding.vpasid, err);

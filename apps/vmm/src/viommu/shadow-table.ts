@@ -16,6 +16,8 @@ export class ShadowTable {
     private readonly binding: BindingContext,
     /** Each host error met while releasing (the vIOMMU turns it into a guest fault). */
     private readonly onHostError: HostErrorSink,
+    /** Runs before a binding is torn down: its waiting page requests are answered first (nothing left waiting). */
+    private readonly beforeRetire: (vpasid: number) => Promise<unknown> = async () => undefined,
   ) {}
 
   get size(): number {
@@ -69,6 +71,7 @@ export class ShadowTable {
       this.byVpasid.delete(b.vpasid);
       return { done: true, errors: [] };
     }
+    await this.beforeRetire(b.vpasid);
     const out = await teardownBinding(this.binding, b.vpasid, b.ioasid, pending);
     for (const e of out.errors) this.onHostError(e.vrid, b.vpasid, e.error);
     if (!out.left) {

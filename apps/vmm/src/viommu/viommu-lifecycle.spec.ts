@@ -22,6 +22,7 @@ import {
   VRID_B,
   writeEntry,
   writeRam,
+  faultingCopy,
 } from '../vm/vm.fixture';
 
 const HOST_REFUSED = VMM_FAULT_REASONS['vmm-host-refused'].code;
@@ -36,18 +37,23 @@ describe('vIOMMU reset (guest died, the VM stays) and close (VM teardown)', () =
     await writeEntry(vm, DIR_A, TABLE_A, 2, FL(0x20000));
     await writeEntry(vm, DIR_A, TABLE_A, 3, { ...FL(), pgtt: 2 }); // a refused entry: one fault in the log
     await vm.viommu.invalidate([...cacheWait(1), ...cacheWait(2), ...cacheWait(3)]);
-    const ppasid = vm.viommu.bindings()[0].ioasid;
-    vm.viommu.translateHostPageRequest({ bdf: BDF_A, pasid: ppasid, address: 0x7f0000000000, access: 'read' });
+    await faultingCopy(host, vm, VRID_A, 1);
+    await vm.viommu.pullPageRequests();
     expect(vm.viommu.faults()).toHaveLength(1);
     expect(vm.viommu.pageRequests()).toHaveLength(1);
     const mark = await host.mark();
 
     expect(await vm.viommu.reset()).toEqual([]);
     const rows = await host.calledRows(mark);
-    expect(rows.map((r) => r.operation)).toEqual([UNMAP_PASID, DISALLOW, DESTROY, UNMAP_PASID, DISALLOW, DISALLOW, DESTROY]);
-    expect([rows[0].args, rows[3].args]).toEqual([expect.objectContaining({ vpasid: 2 }), expect.objectContaining({ vpasid: 1 })]);
+    // The waiting page request is answered invalid first; then the bindings go, newest first.
+    expect(rows.map((r) => r.operation)).toEqual(['fault.respond', UNMAP_PASID, DISALLOW, DESTROY, UNMAP_PASID, DISALLOW, DISALLOW, DESTROY]);
+    expect(rows[0].args).toMatchObject({ code: 'invalid' });
+    expect([rows[1].args, rows[4].args]).toEqual([expect.objectContaining({ vpasid: 2 }), expect.objectContaining({ vpasid: 1 })]);
     expect(rows.every((r) => r.errno === null)).toBe(true);
-    expect(host.state()).toEqual(baseline);
+    // Everything the host held for the bindings is gone. The vCPU's IA32_PASID (the faulting copy loaded it) is the
+    // guest's own state, not the vIOMMU's: the next guest's boot resets it.
+    const vcpusAside = (st: typeof baseline): typeof baseline => ({ ...st, vms: st.vms.map((v) => ({ ...v, ia32Pasids: [] })) });
+    expect(vcpusAside(host.state())).toEqual(vcpusAside(baseline));
     expect(vm.viommu.bindings()).toEqual([]);
     expect(vm.viommu.faults()).toEqual([]);
     expect(vm.viommu.pageRequests()).toEqual([]);

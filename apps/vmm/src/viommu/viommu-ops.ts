@@ -1,9 +1,8 @@
 // The guest-facing calls of a VM's scalable-mode vIOMMU (DESIGN §3): PASID directory registration (the context
 // entry), the invalidation queue, the fault log and the page-request queue, each on the caller's own VM.
-import { KernelError } from '@app/shared/errno';
 import type { Journal } from '@app/shared/journal/journal';
 import { requireVm, type VmmCaller } from '../vmm-caller';
-import type { InvalidationResult, VirtualFault, VirtualPageRequest } from './viommu.types';
+import type { GuestPageResponse, InvalidationResult, VirtualFault, VirtualPageRequest } from './viommu.types';
 import type { VmRegistry } from './vm-registry';
 
 export class ViommuOps {
@@ -51,23 +50,21 @@ export class ViommuOps {
     return this.vms.running(id).viommu.faults();
   }
 
+  /** The vIOMMU page request queue: every group waiting for the guest's answer, in guest terms. */
   pageRequests(caller: VmmCaller, id: number): VirtualPageRequest[] {
     requireVm(caller, id);
     return this.vms.running(id).viommu.pageRequests();
   }
 
   /**
-   * Answers a page request the vIOMMU reported. The DSA-like devices modelled on the host do not
-   * block on faults, so nothing forwards a response to the host yet (see docs/): an unknown request is ENOENT.
+   * The guest's page group response: it answers exactly one waiting group of (vrid, vpasid, grpid), the oldest
+   * (ENOENT when none waits); `failure` reaches the host as invalid. The host errno, if the host had answered the
+   * group already, is journaled, not returned: the guest's answer was taken either way.
    */
-  async pageResponse(caller: VmmCaller, id: number, r: { vrid: number; vpasid: number; seq: number; success: boolean }): Promise<void> {
+  async pageResponse(caller: VmmCaller, id: number, r: GuestPageResponse): Promise<void> {
     requireVm(caller, id);
     const vm = this.vms.running(id);
-    await this.journal.run({ operation: 'viommu.page_response', actor: `vm:${id}`, args: r }, async () => {
-      const pending = vm.viommu.pageRequests().find((p) => p.seq === r.seq);
-      if (!pending || pending.vrid !== r.vrid || pending.vpasid !== r.vpasid)
-        throw new KernelError('ENOENT', `no outstanding page request ${r.seq} for vrid 0x${r.vrid.toString(16)} vpasid ${r.vpasid}`);
-      vm.viommu.pageResponse(r.seq, r.success);
-    });
+    const args = { vrid: r.vrid, vpasid: r.vpasid, grpid: r.grpid, code: r.code };
+    await this.journal.run({ operation: 'viommu.page_response', actor: `vm:${id}`, object: `vpasid:${id}/${r.vpasid}`, args }, () => vm.viommu.pageResponse(args));
   }
 }

@@ -25,6 +25,8 @@ export const VMM_FAULT_REASONS = {
   'vmm-entry-conflict': { code: 0xf1, text: 'VMM: PASID entry differs from the same vPASID on another device' },
   'vmm-host-refused': { code: 0xf2, text: 'VMM: host refused to mirror the PASID entry' },
   'vmm-host-fault': { code: 0xf3, text: 'VMM: DMA fault reported by the host IOMMU' },
+  // VT-d reports a full PRQ in PRS_REG.PRO, a status bit; a guest of this vIOMMU reads it as this fault record.
+  'vmm-prq-overflow': { code: 0xf4, text: 'VMM: page request queue overflow (group answered success, the device retries)' },
 } as const satisfies Record<string, { code: number; text: string }>;
 
 type VmmFaultReason = keyof typeof VMM_FAULT_REASONS;
@@ -38,6 +40,9 @@ export function viommuFaultReason(reason: ViommuFaultReason): { code: number; te
 
 /** Page-table types accepted in a guest PASID entry: first-level (nested over GPA) and pass-through. */
 export const ACCEPTED_PGTT = [1, 4] as const;
+
+/** Requests the guest page request queue holds: VT-d's 2048 (Linux PRQ_ORDER 4 pages of 32-byte descriptors). */
+export const GUEST_PRQ_DEPTH = 2048;
 
 /** Largest batch the invalidation queue accepts: 256 descriptors = the smallest VT-d queue (IQA_REG.QS = 0, §10.4.23). */
 export const INVALIDATION_QUEUE_DEPTH = 256;

@@ -7,7 +7,7 @@ import { ContextDto, InvalidateDto, PageResponseDto } from './viommu.dto';
 import { ViommuOps } from './viommu-ops';
 import type { InvalidationResult, VirtualFault, VirtualPageRequest } from './viommu.types';
 
-/** The guest's scalable-mode vIOMMU: context (PASID directory) registration, invalidation queue, faults. */
+/** The guest's scalable-mode vIOMMU: context (PASID directory) registration, invalidation queue, faults, page requests. */
 @ApiTags('viommu')
 @ApiBearerAuth()
 @Controller({ path: 'vms/:id/viommu', version: '1' })
@@ -33,15 +33,16 @@ export class ViommuController {
     return this.viommu.faults(caller, id);
   }
 
+  /** The vIOMMU page request queue: every group waiting for the guest's answer (virtual ids only). */
   @Get('page-requests')
   pageRequests(@Caller() caller: VmmCaller, @Param('id', IntParamPipe) id: number): VirtualPageRequest[] {
     return this.viommu.pageRequests(caller, id);
   }
 
-  /** Answers a page request the vIOMMU reported (ENOENT when none such is outstanding). */
+  /** A page group response: answers exactly the oldest waiting group of (vrid, vpasid, grpid) (ENOENT when none). */
   @Post('page-response')
   @HttpCode(204)
   pageResponse(@Caller() caller: VmmCaller, @Param('id', IntParamPipe) id: number, @Body() dto: PageResponseDto): Promise<void> {
-    return this.viommu.pageResponse(caller, id, { vrid: dto.vrid, vpasid: dto.vpasid, seq: dto.seq, success: dto.success });
+    return this.viommu.pageResponse(caller, id, { vrid: dto.vrid, vpasid: dto.vpasid, grpid: dto.grpid, code: dto.code });
   }
 }

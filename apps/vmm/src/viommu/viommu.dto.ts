@@ -1,4 +1,4 @@
-import { ArrayMaxSize, IsArray, IsBoolean, IsInt, Max, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, Max, Min } from 'class-validator';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 
 export class ContextDto {
@@ -30,13 +30,16 @@ export class PageResponseDto {
   @Max(PASID_LIMIT - 1)
   vpasid!: number;
 
-  /** The page-request group index being answered. */
+  /** The page request group index being answered (9 bits). */
   @IsInt()
   @Min(0)
-  @Max(Number.MAX_SAFE_INTEGER)
-  seq!: number;
+  @Max(511)
+  grpid!: number;
 
-  /** Success (the page is now mapped) or failure (the device reports a page fault). */
-  @IsBoolean()
-  success!: boolean;
+  /**
+   * `success` (the pages are mapped: the device retries), `invalid` (the device completes with a page fault) or
+   * `failure` (VT-d Response Failure: reaches the host as invalid, so PRI stays enabled for the device's other users).
+   */
+  @IsIn(['success', 'invalid', 'failure'])
+  code!: 'success' | 'invalid' | 'failure';
 }

@@ -61,7 +61,7 @@ describe('vIOMMU pasid-cache: mirroring a PASID entry on the host', () => {
     const rows = await host.calledRows(mark);
     expect(rows.map((r) => [r.operation, r.args, r.errno])).toEqual([
       [ALLOC, { fd: ioasidFd }, null],
-      [BIND, { fd: ioasidFd, ioasid: b.ioasid, kind: 'nested', parent: gpaIoasid, root: CR3 }, null],
+      [BIND, { fd: ioasidFd, ioasid: b.ioasid, kind: 'nested', parent: gpaIoasid, root: CR3, faultQueue: vm.handles.faultQueue }, null],
       [ALLOW, { deviceFd: deviceFd(vm, VRID_A), ioasidFd, ioasid: b.ioasid, mode: 'pasid' }, null],
       [MAP_PASID, { vmFd, vpasid: 5, ioasidFd, ioasid: b.ioasid }, null],
     ]);
@@ -113,7 +113,7 @@ describe('vIOMMU pasid-cache: mirroring a PASID entry on the host', () => {
     const mark = await host.mark();
     await vm.viommu.invalidate(cacheWait(7));
     const [b] = vm.viommu.bindings();
-    expect((await host.calledRows(mark)).find((r) => r.operation === BIND)?.args).toEqual({ fd: vm.handles.ioasidFd, ioasid: b.ioasid, kind: 'nested', parent: vm.handles.gpaIoasid });
+    expect((await host.calledRows(mark)).find((r) => r.operation === BIND)?.args).toEqual({ fd: vm.handles.ioasidFd, ioasid: b.ioasid, kind: 'nested', parent: vm.handles.gpaIoasid, faultQueue: vm.handles.faultQueue });
   });
 
   it('the same vPASID on two vrids shares one host ioasid: the second only ALLOWs, removing one only DISALLOWs', async () => {
@@ -402,20 +402,5 @@ describe('vIOMMU and VM teardown, host faults', () => {
     expect(vm.viommu.translateHostFault({ bdf: OTHER_BDFS[0], pasid: ppasid, address: 0, access: 'read', reason: 'x' })).toBeNull();
     expect(vm.viommu.translateHostFault({ bdf: BDF_A, pasid: ppasid + 100, address: 0, access: 'read', reason: 'x' })).toBeNull();
     expect(vm.viommu.faults()).toHaveLength(3);
-  });
-});
-
-describe('vIOMMU page requests (stub)', () => {
-  it('queues a host page request in virtual ids and answers it once', async () => {
-    const { vm } = await setup();
-    await writeEntry(vm, DIR_A, TABLE_A, 5, FL());
-    await vm.viommu.invalidate(cacheWait(5));
-    const ppasid = vm.viommu.bindings()[0].ioasid;
-    const pr = vm.viommu.translateHostPageRequest({ bdf: BDF_A, pasid: ppasid, address: 0x7f0000000000, access: 'write' });
-    expect(pr).toEqual({ seq: 1, vrid: VRID_A, vpasid: 5, address: 0x7f0000000000, access: 'write' });
-    expect(vm.viommu.pageRequests()).toEqual([pr]);
-    expect(vm.viommu.pageResponse(1, true)).toEqual({ bdf: BDF_A, ppasid, address: 0x7f0000000000, success: true });
-    expect(() => vm.viommu.pageResponse(1, true)).toThrow(expect.objectContaining({ errno: 'ENOENT' }));
-    expect(vm.viommu.translateHostPageRequest({ bdf: BDF_A, pasid: ppasid + 1, address: 0, access: 'read' })).toBeNull();
   });
 });

@@ -7,14 +7,14 @@ import { KernelError } from '@app/shared/errno';
 import { isVtdFaultReason, VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
 import type { HostKernelPort } from '../host-kernel.port';
 import { FaultLog } from './fault-log';
-import { PageRequestQueue } from './page-requests';
+import { PageRequestRelay, type PulledGroup } from './page-requests';
 import { parseInvalidationBatch, piotlbRange } from './invalidation';
 import type { BindingContext } from './pasid-binding';
 import { PasidCacheHandler } from './pasid-cache';
 import { ShadowTable } from './shadow-table';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
-import { DEFAULT_PASID_QUOTA, PASID_DIR_BYTES } from './viommu.constants';
-import type { InvalidationDescriptor, InvalidationResult, ShadowBinding, VirtualFault, VirtualPageRequest } from './viommu.types';
+import { DEFAULT_PASID_QUOTA, GUEST_PRQ_DEPTH, PASID_DIR_BYTES } from './viommu.constants';
+import type { GuestPageResponse, InvalidationDescriptor, InvalidationResult, ShadowBinding, VirtualFault, VirtualPageRequest } from './viommu.types';
 
 export type ViommuPort = Pick<HostKernelPort, 'readGuestMemory'> & BindingContext['port'];
 
@@ -30,10 +30,14 @@ export interface ViommuConfig {
   vmFd: number;
   ioasidFd: number;
   gpaIoasid: number;
+  /** The VM's host fault queue, on `ioasidFd` (DESIGN §10: one per VM, bound with every nested table). */
+  faultQueue: number;
   ramBytes: number;
   devices: ViommuDevice[];
   /** Bound vPASIDs allowed at once for this VM. */
   pasidQuota?: number;
+  /** Requests the guest page request queue holds at once. */
+  prqDepth?: number;
 }
 
 
@@ -42,7 +46,7 @@ export class Viommu {
   private readonly shadow: ShadowTable;
   private readonly pasidCache: PasidCacheHandler;
   private readonly log = new FaultLog();
-  private readonly pageRequestQueue = new PageRequestQueue();
+  private readonly pageRequestRelay: PageRequestRelay;
   private readonly binding: BindingContext;
   private readonly quota: number;
   /**
@@ -63,10 +67,17 @@ export class Viommu {
       vmFd: config.vmFd,
       ioasidFd: config.ioasidFd,
       gpaIoasid: config.gpaIoasid,
+      faultQueue: config.faultQueue,
       deviceFd: (vrid) => this.device(vrid).deviceFd,
     };
+    this.pageRequestRelay = new PageRequestRelay(
+      { read: () => port.readFaultGroups(config.ioasidFd, config.faultQueue), respond: (cookie, code) => port.respondFault(config.ioasidFd, config.faultQueue, cookie, code) },
+      { vrid: (bdf) => config.devices.find((d) => d.bdf === bdf)?.vrid ?? null, vpasid: (ppasid) => this.shadow.byIoasid(ppasid)?.vpasid ?? null },
+      config.prqDepth ?? GUEST_PRQ_DEPTH,
+    );
     const hostRefused = (vrid: number | null, vpasid: number, err: KernelError): void => this.hostRefused(vrid, vpasid, err);
-    this.shadow = new ShadowTable(this.binding, hostRefused);
+    // Unbind of a vPASID (or a device leaving it) answers its waiting page requests invalid before the host teardown.
+    this.shadow = new ShadowTable(this.binding, hostRefused, (vpasid) => this.pageRequestRelay.drop((r) => r.vpasid === vpasid));
     this.pasidCache = new PasidCacheHandler({
       readGuest: (gpa, len) => port.readGuestMemory(config.vmFd, gpa, len),
       ramBytes: config.ramBytes,
@@ -77,6 +88,7 @@ export class Viommu {
       log: this.log,
       quota: this.quota,
       hostRefused,
+      beforeDisallow: (vpasid, vrid) => this.pageRequestRelay.drop((r) => r.vpasid === vpasid && r.vrid === vrid),
     });
   }
 
@@ -132,26 +144,24 @@ export class Viommu {
   }
 
   pageRequests(): VirtualPageRequest[] {
-    return this.pageRequestQueue.list();
-  }
-
-  /** A host page request in guest terms, queued for the guest; null when it is not this VM's. */
-  translateHostPageRequest(r: { bdf: string; pasid: number; address: number; access: 'read' | 'write' }): VirtualPageRequest | null {
-    const dev = this.config.devices.find((d) => d.bdf === r.bdf);
-    const b = this.shadow.byIoasid(r.pasid);
-    if (!dev || !b) return null;
-    return this.pageRequestQueue.push({ vrid: dev.vrid, vpasid: b.vpasid, address: r.address, access: r.access });
+    return this.pageRequestRelay.list();
   }
 
   /**
-   * The guest's page response (VT-d page group response): removes the request and returns what the VMM
-   * forwards to the host (with the pPASID). ENOENT when no such request is pending.
+   * The host said the VM's fault queue has groups: read them, forward each in guest terms. A group the guest queue
+   * cannot take is answered success and reported as a vmm-prq-overflow fault (returned for the guest's lifeline).
    */
-  pageResponse(seq: number, success: boolean): { bdf: string; ppasid: number; address: number; success: boolean } {
-    const pr = this.pageRequestQueue.take(seq);
-    const b = this.shadow.get(pr.vpasid);
-    if (!b) throw new KernelError('ENOENT', `vPASID ${pr.vpasid} of page request ${seq} is no longer bound`);
-    return { bdf: this.device(pr.vrid).bdf, ppasid: b.ioasid, address: pr.address, success };
+  async pullPageRequests(): Promise<{ groups: PulledGroup[]; forwarded: VirtualPageRequest[]; faults: VirtualFault[] }> {
+    const pulled = await this.pageRequestRelay.pull();
+    const faults = pulled.groups
+      .filter((g) => g.outcome === 'overflow')
+      .map((g) => this.log.record({ vrid: g.vrid, vpasid: g.vpasid ?? 0, reason: 'vmm-prq-overflow', errno: 'EAGAIN', detail: `page request group ${g.grpid} answered success: the queue is full` }));
+    return { ...pulled, faults };
+  }
+
+  /** The guest's page group response (VT-d page group response descriptor): exactly one waiting group, or ENOENT. */
+  pageResponse(r: GuestPageResponse): Promise<{ generation: number; host: string }> {
+    return this.pageRequestRelay.respond(r);
   }
 
   /** VMM-internal view of the shadow table (contains pPASIDs: never hand it to the guest). */
@@ -168,9 +178,10 @@ export class Viommu {
   reset(): Promise<KernelError[]> {
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
     return this.enqueue(async () => {
+      // Nobody is left to answer the old guest's page requests: answered invalid, before the bindings go.
+      await this.pageRequestRelay.drop(() => true);
       this.contexts.clear();
       this.log.clear();
-      this.pageRequestQueue.clear();
       // After the clear, so the new guest sees which vPASIDs are still held by a stale binding.
       return this.shadow.releaseAll();
     });
@@ -179,7 +190,10 @@ export class Viommu {
   /** VM teardown: tears every binding down like reset(), and refuses every later call with ENODEV. */
   close(): Promise<KernelError[]> {
     this.closed = true;
-    return this.enqueue(() => this.shadow.releaseAll());
+    return this.enqueue(async () => {
+      await this.pageRequestRelay.drop(() => true);
+      return this.shadow.releaseAll();
+    });
   }
 
   /** The VM-teardown name used by the VM builder: same as close(). A guest reset must call reset() instead. */

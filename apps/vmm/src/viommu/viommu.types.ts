@@ -1,5 +1,5 @@
 // Guest-facing shapes of the vIOMMU (DESIGN §3, §5 VMM table). Nothing here carries a host PASID.
-export type { InvalidationDescriptor, InvalidationResult, VirtualFault, VirtualPageRequest } from '@app/shared/contract/vmm';
+export type { GuestPageResponse, InvalidationDescriptor, InvalidationResult, VirtualFault, VirtualPageRequest } from '@app/shared/contract/vmm';
 
 /** The guest PASID entry as far as the VMM mirrors it. */
 export interface MirroredEntry {

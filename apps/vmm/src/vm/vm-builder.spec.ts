@@ -17,6 +17,7 @@ const BUILD_ORDER = [
   'createVcpu',
   'createVcpu',
   'openIoasid',
+  'createFaultQueue',
   'alloc',
   'bindPgtbl',
   'map',
@@ -47,7 +48,7 @@ describe('VmBuilder on the real host kernel', () => {
     const mark = await host.mark();
     const vm = await new VmBuilder(host.port).build(SPEC);
     expect(host.door.calls.map((c) => c.method)).toEqual(BUILD_ORDER);
-    const { pid, vmFd, ramHva, ioasidFd, gpaIoasid } = vm.handles;
+    const { pid, vmFd, ramHva, ioasidFd, gpaIoasid, faultQueue } = vm.handles;
     const rows = await host.calledRows(mark);
     const deviceFds = await openedDeviceFds(host, mark);
     expect(rows.map((r) => [r.operation, r.args, r.errno])).toEqual([
@@ -58,6 +59,7 @@ describe('VmBuilder on the real host kernel', () => {
       ['kvm.create_vcpu', { vmFd }, null],
       ['kvm.create_vcpu', { vmFd }, null],
       ['ioasid.open', {}, null],
+      ['fault.alloc', { fd: ioasidFd }, null],
       ['ioasid.alloc', { fd: ioasidFd }, null],
       ['ioasid.bind_pgtbl', { fd: ioasidFd, ioasid: gpaIoasid, kind: 'iova' }, null],
       ['ioasid.map', { fd: ioasidFd, ioasid: gpaIoasid, iova: 0, hva: ramHva, length: RAM, read: true, write: true }, null],
@@ -85,6 +87,7 @@ describe('VmBuilder on the real host kernel', () => {
       { bdf: DSA1, openedBy: { pid, fd: deviceFds[1] }, queued: 0, engineRunning: true },
     ]);
     expect(s.pins).toHaveLength(RAM / PAGE_SIZE);
+    expect(s.faultQueues).toEqual([{ pid, fd: ioasidFd, id: faultQueue, users: 0, unread: [], awaiting: [] }]);
     expect(vm.machine.devices.map((d) => d.vrid)).toEqual([0x08, 0x10]);
     expect(vm.handles.vcpus).toEqual([0, 1]);
   });
@@ -94,7 +97,7 @@ describe('VmBuilder on the real host kernel', () => {
     const builder = new VmBuilder(host.port);
     const built = await host.mark();
     const vm = await builder.build(SPEC);
-    const { pid, vmFd, ioasidFd, gpaIoasid } = vm.handles;
+    const { pid, vmFd, ioasidFd, gpaIoasid, faultQueue } = vm.handles;
     const deviceFds = await openedDeviceFds(host, built);
     const mark = await host.mark();
     expect(await builder.teardown(vm)).toEqual([]);
@@ -107,6 +110,7 @@ describe('VmBuilder on the real host kernel', () => {
       ['fd.close', { fd: deviceFds[0] }, null],
       ['ioasid.unmap', { fd: ioasidFd, ioasid: gpaIoasid, all: true }, null],
       ['ioasid.destroy', { fd: ioasidFd, ioasid: gpaIoasid }, null],
+      ['fault.destroy', { fd: ioasidFd, faultQueue }, null],
       ['fd.close', { fd: ioasidFd }, null],
       ['fd.close', { fd: vmFd }, null],
       ['process.exit', { pid }, null],

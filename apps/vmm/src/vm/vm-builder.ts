@@ -1,5 +1,5 @@
 // Builds a VM on the host for real (DESIGN §3): host process → guest RAM → KVM VM, memslot, vCPUs →
-// ioasid fd, GPA ioasid (iova) mapping all RAM at iova = GPA → each device opened and allowed the GPA
+// ioasid fd, the VM's fault queue (DESIGN §10), GPA ioasid (iova) mapping all RAM at iova = GPA → each device opened and allowed the GPA
 // ioasid on its RID → PASID translation on. Progress is recorded in VmHandles as it happens; a failure
 // unwinds exactly what the handles say was done, in reverse, and rethrows. teardown() is the same unwind
 // on a finished VM, after every vIOMMU binding is gone (UNMAP_PASID, DISALLOW, DESTROY per vPASID).
@@ -12,6 +12,8 @@ export interface VmSpec extends MachineSpec {
   name: string;
   /** Per-VM budget of bound vPASIDs (vIOMMU default otherwise). */
   pasidQuota?: number;
+  /** Requests the guest page request queue holds (vIOMMU default otherwise). */
+  prqDepth?: number;
 }
 
 export interface DeviceHandles {
@@ -32,6 +34,8 @@ export interface VmHandles {
   memslot?: boolean;
   vcpus: number[];
   ioasidFd?: number;
+  /** The VM's host fault queue on ioasidFd: every nested vPASID table sends its page requests there. */
+  faultQueue?: number;
   gpaIoasid?: number;
   gpaMapped?: boolean;
   devices: DeviceHandles[];
@@ -44,7 +48,7 @@ export interface Vm {
   ramBytes: number;
   /** The host kernel acting as this VM's own host process. */
   port: HostKernelPort;
-  handles: VmHandles & { pid: number; token: string; ramHva: number; vmFd: number; ioasidFd: number; gpaIoasid: number };
+  handles: VmHandles & { pid: number; token: string; ramHva: number; vmFd: number; ioasidFd: number; faultQueue: number; gpaIoasid: number };
   viommu: Viommu;
 }
 
@@ -67,6 +71,7 @@ export async function unwindHandles(port: HostKernelPort, h: VmHandles): Promise
   }
   if (h.gpaMapped) await step(() => port.unmap(h.ioasidFd as number, h.gpaIoasid as number, { all: true }));
   if (h.gpaIoasid !== undefined) await step(() => port.destroy(h.ioasidFd as number, h.gpaIoasid as number));
+  if (h.faultQueue !== undefined) await step(() => port.destroyFaultQueue(h.ioasidFd as number, h.faultQueue as number));
   if (h.ioasidFd !== undefined) await step(() => port.closeFd(h.ioasidFd as number));
   // Memslots and vCPUs belong to the VM fd and go with it (KVM has no separate destroy for them).
   if (h.vmFd !== undefined) await step(() => port.closeFd(h.vmFd as number));
@@ -100,6 +105,7 @@ export class VmBuilder {
       h.memslot = true;
       for (let i = 0; i < machine.vcpus; i++) h.vcpus.push(await port.createVcpu(h.vmFd));
       h.ioasidFd = await port.openIoasid();
+      h.faultQueue = await port.createFaultQueue(h.ioasidFd);
       h.gpaIoasid = await port.alloc(h.ioasidFd);
       await port.bindPgtbl(h.ioasidFd, h.gpaIoasid, { kind: 'iova' });
       await port.map(h.ioasidFd, h.gpaIoasid, { iova: 0, hva: h.ramHva, length: bytes, read: true, write: true });
@@ -125,9 +131,11 @@ export class VmBuilder {
       vmFd: handles.vmFd,
       ioasidFd: handles.ioasidFd,
       gpaIoasid: handles.gpaIoasid,
+      faultQueue: handles.faultQueue,
       ramBytes: bytes,
       devices: h.devices.map((d) => ({ vrid: d.vrid, bdf: d.bdf, deviceFd: d.deviceFd as number, pasidWidth: d.pasidWidth })),
       pasidQuota: spec.pasidQuota,
+      prqDepth: spec.prqDepth,
     });
     return { name: spec.name, machine, ramBytes: bytes, port, handles, viommu };
   }

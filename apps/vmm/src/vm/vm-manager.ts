@@ -3,7 +3,6 @@
 // reverse. Records survive a VMM restart; the host side does not (the VMM's death is the VM's), so a restart
 // rebuilds it: a power cycle. Plain TypeScript: the Nest app and the in-process stack both run this.
 import { randomBytes } from 'node:crypto';
-import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink, Lifeline } from '@app/shared/lifeline/event-sink';
@@ -13,6 +12,7 @@ import type { Machine } from '../machine/machine';
 import { VmEntity, type VmRow } from '../persistence/vm.entity';
 import type { VmRegistry } from '../viommu/vm-registry';
 import { requireAdmin, requireVm, type VmmCaller } from '../vmm-caller';
+import { HostEvents } from './host-events';
 import { type Vm, VmBuilder } from './vm-builder';
 
 /** One VM as the VMM runs it: its record, its host side (null when stopped) and its two lifelines. */
@@ -52,6 +52,8 @@ export interface VmManagerOptions {
   /** The host kernel, unbound (each VM binds it to its own process's token). */
   host: HostKernelPort;
   pasidQuota: number;
+  /** Requests each VM's guest page request queue holds (vIOMMU default otherwise). */
+  guestPrqDepth?: number;
   /** This VMM's audit URL once known (sent with every host lifeline). */
   publicUrl: () => string | null;
   /** Where VM tokens come from (random; seeded in deterministic mode). */
@@ -65,6 +67,7 @@ export class VmManager implements VmRegistry {
   private readonly vms = new Map<number, VmRuntime>();
   private readonly byToken = new Map<string, number>();
   private readonly builder: VmBuilder;
+  private readonly hostEvents: HostEvents;
   private readonly journal: Journal;
   private readonly newToken: () => string;
   private readonly onError: (message: string) => void;
@@ -74,6 +77,7 @@ export class VmManager implements VmRegistry {
     this.builder = new VmBuilder(opts.host);
     this.newToken = opts.newToken ?? (() => randomBytes(16).toString('hex'));
     this.onError = opts.onError ?? (() => undefined);
+    this.hostEvents = new HostEvents(this.journal, (id, event, data) => this.pushToGuest(id, event, data), this.onError);
   }
 
   /** Loads the VM records; the ones that were running are to be restored (restoreAll). */
@@ -249,7 +253,7 @@ export class VmManager implements VmRegistry {
     const devices = JSON.parse(rt.row.devices) as string[];
     let ended: string | null = null;
     const vm = await this.builder.build(
-      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.opts.pasidQuota },
+      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.opts.pasidQuota, prqDepth: this.opts.guestPrqDepth },
       async (pid, token) => {
         const lifeline = this.opts.host.as(token).holdLifeline(pid, {
           auditUrl: this.opts.publicUrl(),
@@ -286,9 +290,7 @@ export class VmManager implements VmRegistry {
   }
 
   private onHostEvent(rt: VmRuntime, event: string, data: unknown): void {
-    if (event !== 'fault' || !rt.vm) return;
-    const fault = rt.vm.viommu.translateHostFault(data as FaultRecord);
-    if (fault) this.pushToGuest(rt.row.id, 'fault', fault);
+    if (rt.vm) this.hostEvents.handle(rt.row.id, rt.vm, event, data);
   }
 
   /** The host ended the VM's process (killed, or the host kernel went away): the VM is stopped. */

@@ -1,7 +1,9 @@
 // Shared set-up of the vIOMMU unit tests: a VM built with VmBuilder on the real host kernel (in process, see
 // ../host-kernel.fixture.ts), two devices with registered PASID directories, and helpers writing guest PASID
 // entries into guest RAM through the VM's own port, as the guest's writes reach it.
+import type { Timers } from '@app/shared/timers';
 import { encodePasidDirEntry, encodePasidEntry, PasidEntry, pasidDirEntryOffset, pasidTableEntryOffset } from '@app/shared/vtd/pasid-entry';
+import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import type { DeviceConfig } from '../../../host-kernel/src/kernel';
 import type { KernelState } from '../../../host-kernel/src/kernel-state';
 import { type HostFixture, openHost } from '../host-kernel.fixture';
@@ -33,11 +35,14 @@ export interface Setup {
   baseline: KernelState;
 }
 
-/** A fresh host (device B of `widthB` PASID bits), the VM on it, both contexts registered; the door log is empty. */
-export async function setup(opts: { quota?: number; widthB?: number } = {}): Promise<Setup> {
-  const host = await openHost({ devices: [DEV(BDF_A), DEV(BDF_B, opts.widthB ?? 20), ...OTHER_BDFS.map((b) => DEV(b))], memoryMiB: 64 });
+/**
+ * A fresh host (device B of `widthB` PASID bits; its timers, PRQ depth), the VM on it (its guest page request
+ * queue depth), both contexts registered; the door log is empty.
+ */
+export async function setup(opts: { quota?: number; widthB?: number; timers?: Timers; prqDepth?: number; guestPrqDepth?: number } = {}): Promise<Setup> {
+  const host = await openHost({ devices: [DEV(BDF_A), DEV(BDF_B, opts.widthB ?? 20), ...OTHER_BDFS.map((b) => DEV(b))], memoryMiB: 64, timers: opts.timers, prqDepth: opts.prqDepth });
   const builder = new VmBuilder(host.port);
-  const vm = await builder.build({ ...SPEC, pasidQuota: opts.quota });
+  const vm = await builder.build({ ...SPEC, pasidQuota: opts.quota, prqDepth: opts.guestPrqDepth });
   await vm.viommu.setContext(VRID_A, DIR_A);
   await vm.viommu.setContext(VRID_B, DIR_B);
   host.resetCalls();
@@ -80,4 +85,18 @@ export function deviceFd(vm: Vm, vrid: number): number {
   const fd = vm.handles.devices.find((d) => d.vrid === vrid)?.deviceFd;
   if (fd === undefined) throw new Error(`vm ${vm.name} has no device at vrid 0x${vrid.toString(16)}`);
   return fd;
+}
+
+/**
+ * The guest's device faults: a block-on-fault memmove on vrid's device, tagged with `vpasid` (WRMSR + ENQCMD on
+ * vCPU 0), from `gva` to the next page, its record on the page after; with nothing mapped at CR3 every page is
+ * missing: one page request group of 3 requests. Resolves once the host holds the group.
+ */
+export async function faultingCopy(host: HostFixture, vm: Vm, vrid: number, vpasid: number, gva = 0x7f00_0000_0000): Promise<void> {
+  const held = host.state().pageRequests.length;
+  await vm.port.vcpuWrmsr(vm.handles.vmFd, vm.handles.vcpus[0], (IA32_PASID_VALID | vpasid) >>> 0);
+  const r = await vm.port.vcpuEnqcmd(vm.handles.vmFd, vm.handles.vcpus[0], deviceFd(vm, vrid), { op: 'memmove', src: gva, dst: gva + 0x1000, length: 16, completion: gva + 0x2000, blockOnFault: true });
+  if (r.result !== 'accepted') throw new Error(`ENQCMD: ${JSON.stringify(r)}`);
+  for (let i = 0; i < 100 && host.state().pageRequests.length === held; i++) await new Promise((resolve) => setImmediate(resolve));
+  if (host.state().pageRequests.length === held) throw new Error('the device sent no page request');
 }

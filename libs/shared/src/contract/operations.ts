@@ -24,6 +24,10 @@ export const HOST_OPERATIONS = {
   'ioasid.unmap': { label: 'IOASID_UNMAP_DMA' },
   'ioasid.invalidate': { label: 'IOASID_INVALIDATE' },
   'ioasid.destroy': { label: 'IOASID_DESTROY' },
+  'fault.alloc': { label: 'IOMMU_FAULT_QUEUE_ALLOC' },
+  'fault.destroy': { label: 'IOMMU_DESTROY (fault queue)' },
+  'fault.read': { label: 'read(fault queue)' },
+  'fault.respond': { label: 'write(fault queue): page response' },
   'vfio.list_devices': { label: 'list devices' },
   'vfio.open': { label: 'open VFIO device' },
   'vfio.allow_ioasid': { label: 'VFIO_DEVICE_ALLOW_IOASID' },
@@ -41,6 +45,7 @@ export const HOST_OPERATIONS = {
   'kvm.vcpu_enqcmds': { label: 'ENQCMDS (vCPU)' },
   'hw.pasids': { label: 'PASID pool' },
   'hw.faults': { label: 'IOMMU fault log' },
+  'hw.page_requests': { label: 'IOMMU page request queue' },
   'hw.dma': { label: 'device DMA' },
   'hw.engine': { label: 'device engine' },
 } as const satisfies Record<string, { label: string }>;
@@ -51,6 +56,8 @@ export const HOST_EVENTS = {
   'event.device-completion': { label: 'completion record' },
   'event.device-fault': { label: 'device fault' },
   'event.device-error': { label: 'device error' },
+  'event.page-request': { label: 'page request group' },
+  'event.page-response': { label: 'page group response' },
   'event.ioasid-destroyed': { label: 'ioasid parked' },
   'event.ioasid-freed': { label: 'PASID freed' },
   'event.process-exit': { label: 'process exit' },
@@ -68,6 +75,7 @@ export const VMM_OPERATIONS = {
   'vcpu.enqcmds': { label: 'ENQCMDS' },
   'viommu.set_context': { label: 'set PASID directory' },
   'viommu.invalidate': { label: 'invalidation queue' },
+  'viommu.page_request': { label: 'page request (to the guest)' },
   'viommu.page_response': { label: 'page group response' },
 } as const satisfies Record<string, { label: string }>;
 
@@ -81,6 +89,8 @@ export const GUEST_OPERATIONS = {
   'sva.unbind': { label: 'iommu_sva_unbind_device' },
   'accel.submit': { label: 'submit descriptor' },
   'viommu.fault': { label: 'vIOMMU fault' },
+  'viommu.page_request': { label: 'page request' },
+  'sva.page_fault': { label: 'iommu_sva_handle_iopf' },
 } as const satisfies Record<string, { label: string }>;
 
 export type HostOperation = keyof typeof HOST_OPERATIONS;

@@ -1,6 +1,7 @@
 // The guest-facing VMM contract (DESIGN §3, §5 VMM table): what a guest sends to and gets from its
 // VMM's virtual hardware. Nothing here carries a host PASID, host pid or fd.
 import type { Errno } from '../errno';
+import type { PagePerm } from './host-kernel';
 
 /** The machine description a guest boots on: devices known only by virtual RID. */
 export interface GuestMachine {
@@ -42,11 +43,23 @@ export interface VirtualFault {
   detail?: string;
 }
 
-/** A page request as the guest sees it (stub: the host queue is not wired yet). */
+/**
+ * A page request group as the guest's vIOMMU page request queue holds it (VT-d page request descriptors, in guest
+ * terms): the virtual RID and vPASID, the device's group index, and one request per page (address, access, LPIG).
+ */
 export interface VirtualPageRequest {
+  /** The queue's own number for the group (oldest first). */
   seq: number;
   vrid: number;
   vpasid: number;
-  address: number;
-  access: 'read' | 'write';
+  grpid: number;
+  requests: Array<{ addr: number; perm: PagePerm; last: boolean }>;
+}
+
+/** A page group response (VT-d page group response descriptor): Success, Invalid Request, or Response Failure. */
+export interface GuestPageResponse {
+  vrid: number;
+  vpasid: number;
+  grpid: number;
+  code: 'success' | 'invalid' | 'failure';
 }

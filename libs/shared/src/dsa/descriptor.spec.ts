@@ -18,8 +18,15 @@ describe('DSA descriptor', () => {
     const d = decodeDescriptor(b);
     expect(d).toEqual({
       ok: true,
-      descriptor: { op: 'memmove', opcode: 3, pasid: 7, privileged: false, flags: 0x0c, completion: 0x3000, requestCompletion: true, src: 0x1000, dst: 0x2000, length: 300, pattern: 0n },
+      descriptor: { op: 'memmove', opcode: 3, pasid: 7, privileged: false, flags: 0x0c, completion: 0x3000, requestCompletion: true, blockOnFault: false, src: 0x1000, dst: 0x2000, length: 300, pattern: 0n },
     });
+  });
+
+  it('carries block-on-fault in flag bit 1 (IDXD_OP_FLAG_BOF) and decodes it', () => {
+    const b = encodeDescriptor({ op: 'memmove', src: 0x1000, dst: 0x2000, length: 8, completion: 0x40, blockOnFault: true });
+    expect(b.readUIntLE(4, 3)).toBe(DsaFlag.crav | DsaFlag.rcr | DsaFlag.blockOnFault);
+    expect(decodeDescriptor(b)).toMatchObject({ ok: true, descriptor: { blockOnFault: true, flags: DsaFlag.crav | DsaFlag.rcr | DsaFlag.blockOnFault } });
+    expect(errnoOf(() => encodeDescriptor({ op: 'noop', completion: 0x40, blockOnFault: 1 as unknown as boolean }))).toBe('EINVAL');
   });
 
   it('round-trips fill (pattern at @16), compare (src2 at @24) and noop', () => {
@@ -39,7 +46,7 @@ describe('DSA descriptor', () => {
     bad[7] = 0x7e;
     expect(decodeDescriptor(bad)).toMatchObject({ ok: false, status: CompletionStatus.badOpcode, completion: 0x40 });
     const flags = base();
-    flags[4] |= DsaFlag.blockOnFault;
+    flags[4] |= DsaFlag.rci;
     expect(decodeDescriptor(flags)).toMatchObject({ ok: false, status: CompletionStatus.invalidFlags });
     const rsvd = base();
     rsvd[40] = 1;

@@ -33,6 +33,8 @@ export interface DescriptorInput {
   /** PASID field; ENQCMD overwrites it with the submitter's PASID, so drivers usually leave it 0. */
   pasid?: number;
   privileged?: boolean;
+  /** Block on fault (DSA flag bit 1): a translation fault becomes page requests and a wait, not a completion. */
+  blockOnFault?: boolean;
 }
 
 export interface Descriptor {
@@ -45,6 +47,8 @@ export interface Descriptor {
   completion: number | null;
   /** RCR: write a record on success too. */
   requestCompletion: boolean;
+  /** Block on fault: wait for page requests to be answered instead of completing with a page fault. */
+  blockOnFault: boolean;
   src: number;
   dst: number;
   length: number;
@@ -80,7 +84,8 @@ export function encodeDescriptor(input: DescriptorInput): Buffer {
   if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('ERANGE', `descriptor PASID ${pasid} is outside [0, 2^20)`);
   const b = Buffer.alloc(DESCRIPTOR_SIZE);
   b.writeUInt32LE((pasid | (input.privileged ? DESC_PRIV_BIT : 0)) >>> 0, OFF.pasid);
-  b.writeUIntLE(DsaFlag.crav | DsaFlag.rcr, OFF.flags, 3);
+  if (input.blockOnFault !== undefined && typeof input.blockOnFault !== 'boolean') throw new KernelError('EINVAL', `blockOnFault must be a boolean`);
+  b.writeUIntLE(DsaFlag.crav | DsaFlag.rcr | (input.blockOnFault ? DsaFlag.blockOnFault : 0), OFF.flags, 3);
   b.writeUInt8(DsaOpcode[input.op], OFF.opcode);
   b.writeBigUInt64LE(BigInt(completion), OFF.completion);
   if (input.op === 'noop') return b;
@@ -142,6 +147,7 @@ export function decodeDescriptor(buf: Buffer, maxTransferSize: number = U32_MAX)
       flags,
       completion,
       requestCompletion: (flags & DsaFlag.rcr) !== 0,
+      blockOnFault: (flags & DsaFlag.blockOnFault) !== 0,
       src: srcIsAddress ? Number(rawSrc) : 0,
       dst: op === 'noop' ? 0 : Number(rawDst),
       length,

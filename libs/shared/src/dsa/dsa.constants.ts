@@ -26,8 +26,11 @@ export const DsaFlag = {
   /** Request Completion Interrupt. */
   rci: 1 << 4,
 } as const;
-/** Flags this device implements; any other flag is DSA_COMP_INVALID_FLAGS. Fence is trivially honoured (in-order engine). */
-export const DSA_SUPPORTED_FLAGS = DsaFlag.fence | DsaFlag.crav | DsaFlag.rcr;
+/**
+ * Flags this device implements; any other flag is DSA_COMP_INVALID_FLAGS. Fence waits for every earlier descriptor
+ * of the queue (blocked ones included); block-on-fault waits for page requests instead of completing on a fault.
+ */
+export const DSA_SUPPORTED_FLAGS = DsaFlag.fence | DsaFlag.blockOnFault | DsaFlag.crav | DsaFlag.rcr;
 
 /** Dword 0: PASID in bits 19:0, bit 31 privileged (U/S); bits 30:20 reserved. */
 export const DESC_PASID_MASK = 0xfffff;

@@ -3,9 +3,12 @@ import type {
   Descriptor,
   DeviceInfo,
   EnqcmdResult,
+  FaultGroup,
   FaultRecord,
+  FaultResponseCode,
   IoasidInfo,
   IoasidState,
+  PageRequestQueueView,
   PasidPool,
   PgtblSpec,
   ProcessCreated,
@@ -89,6 +92,19 @@ export class HostKernelClient {
     return this.rest.delete(`/v1/ioasid/${fd}/ioasids/${ioasid}`);
   }
 
+  async createFaultQueue(fd: number): Promise<number> {
+    return (await this.rest.post<{ faultQueue: number }>(`/v1/ioasid/${fd}/fault-queues`, {})).faultQueue;
+  }
+  destroyFaultQueue(fd: number, faultQueue: number): Promise<void> {
+    return this.rest.delete(`/v1/ioasid/${fd}/fault-queues/${faultQueue}`);
+  }
+  readFaultGroups(fd: number, faultQueue: number): Promise<FaultGroup[]> {
+    return this.rest.get(`/v1/ioasid/${fd}/fault-queues/${faultQueue}/groups`);
+  }
+  respondFault(fd: number, faultQueue: number, cookie: number, code: FaultResponseCode): Promise<void> {
+    return this.rest.post(`/v1/ioasid/${fd}/fault-queues/${faultQueue}/response`, { cookie, code });
+  }
+
   listDevices(): Promise<DeviceInfo[]> {
     return this.rest.get('/v1/vfio/devices');
   }
@@ -146,5 +162,8 @@ export class HostKernelClient {
   }
   faults(): Promise<FaultRecord[]> {
     return this.rest.get('/v1/hw/iommu/faults');
+  }
+  pageRequests(): Promise<PageRequestQueueView> {
+    return this.rest.get('/v1/hw/iommu/page-requests');
   }
 }

@@ -1,4 +1,5 @@
 import type { Descriptor, EnqcmdResult } from '../contract/host-kernel';
+import type { GuestPageResponse, VirtualPageRequest } from '../contract/vmm';
 import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
 import { holdLifeline } from './lifeline';
 import { RestClient } from './rest-client';
@@ -40,5 +41,11 @@ export class VmmClient {
   }
   enqcmd(vcpu: number, vrid: number, descriptor: Descriptor): Promise<EnqcmdResult> {
     return this.rest.post(`/v1/vms/${this.vmId}/vcpus/${vcpu}/enqcmd`, { vrid, descriptor });
+  }
+  pageRequests(): Promise<VirtualPageRequest[]> {
+    return this.rest.get(`/v1/vms/${this.vmId}/viommu/page-requests`);
+  }
+  pageResponse(r: GuestPageResponse): Promise<void> {
+    return this.rest.post(`/v1/vms/${this.vmId}/viommu/page-response`, r);
   }
 }

@@ -1,6 +1,6 @@
 // DTOs more than one app takes (class-validator only; the Swagger CLI plugin derives their schema).
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -57,6 +57,15 @@ export class DescriptorDto extends WorkDescriptorDto {
   @Min(0)
   @Max(MAX_ADDR)
   completion!: number;
+
+  /**
+   * DSA block-on-fault: on a translation fault the device sends page requests and waits for their answer (the
+   * page table must take page requests: host SVA, or a nested table with a fault queue), instead of completing
+   * with status 2 at once.
+   */
+  @IsOptional()
+  @IsBoolean()
+  blockOnFault?: boolean;
 }
 
 export class GuestWriteDto {
