@@ -88,6 +88,13 @@ describe('metrics', () => {
     expect(copied('iotlb_hits_total') - bound('iotlb_hits_total')).toBe(after.hits - iotlb.hits);
     expect(copied('device_descriptors_completed_total', { bdf: DSA0 }) - bound('device_descriptors_completed_total', { bdf: DSA0 })).toBe(1);
     expect(copied('device_descriptors_submitted_total', { bdf: DSA0 }) - bound('device_descriptors_submitted_total', { bdf: DSA0 })).toBe(1);
+    // dst was never touched: the copy went through page requests, each group answered success — every answer is an
+    // event.page-response row (a child of the VMM's fault.respond when the guest answered).
+    const submitRows = (await stack.journals()).host.slice(newHost.length + hostRowsBefore);
+    const answered = submitRows.filter((r) => r.operation === 'event.page-response' && (r.args as { code: string }).code === 'success' && (r.args as { reason: string }).reason === 'response').length;
+    expect(answered).toBeGreaterThan(0);
+    expect(copied('page_requests_total', { code: 'success', reason: 'response' }) - bound('page_requests_total', { code: 'success', reason: 'response' })).toBe(answered);
+    expect(copied('page_requests_pending')).toBe(0);
 
     await stack.console(vm.id, (g) => g.unbind(pid, vrid));
     const unbound = await scrape(host);

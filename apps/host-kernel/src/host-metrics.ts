@@ -47,7 +47,12 @@ export function hostMetrics(m: AppMetrics, k: Kernel): void {
   // process/ and kvm/
   m.gauge('processes', 'Host processes by state', ['state'], () => countBy(k.procs.all(), 'state', (p) => p.state, ['running', 'exited']));
   m.gauge('kvm_vpasid_mappings', 'KVM vPASID → pPASID entries, over every VM fd', [], () => kernelState(k).vms.reduce((n, v) => n + v.pasids.length, 0));
+  // iommu/page-request-queue.ts: every page request group answered since boot, by code and by why.
+  m.counter('page_requests_total', 'Page request groups answered, by response code and reason (response, teardown, timeout, overflow, refused)', ['code', 'reason'], () =>
+    k.iommu.prq.answers(),
+  );
+  m.gauge('page_requests_pending', 'Page request groups waiting for an answer', [], () => k.iommu.prq.stats().pending);
   // Per-process resource usage against its limits (issue 11) plugs in here: process_resource_usage and
-  // process_resource_limit {pid, resource}. Page requests by outcome (issue 10): page_requests_total {outcome}.
+  // process_resource_limit {pid, resource}.
 }
 

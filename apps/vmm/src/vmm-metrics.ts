@@ -14,5 +14,4 @@ export function vmmMetrics(m: AppMetrics, app: VmmApp): void {
   m.gauge('viommu_shadow_bindings', 'vPASIDs mirrored on the host, over every running VM (stale: a teardown is pending)', ['stale'], () =>
     countBy(vmmState(app).vms.flatMap((v) => v.shadow), 'stale', (b) => String(b.stale), ['false', 'true']),
   );
-  // Page requests by outcome (issue 10) plug in here: page_requests_total {outcome}.
 }

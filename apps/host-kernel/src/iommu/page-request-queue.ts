@@ -62,6 +62,8 @@ export class PageRequestQueue {
   private held = 0;
   private nextSeq = 1;
   private overflowCount = 0;
+  /** Answers given since boot, by `code/reason` (the metrics read them). */
+  private readonly answered = new Map<string, number>();
 
   constructor(
     private readonly table: AttachTable,
@@ -86,6 +88,7 @@ export class PageRequestQueue {
     const refuse = (handler: HandlerKind, code: PageResponseCode, by: string, reason: AnswerReason, detail?: string): void => {
       this.report({ kind: 'page-request', ...base, requests: copyRequests(requests), handler }, route);
       this.report({ kind: 'page-response', ...base, code, by, reason, ...(detail ? { detail } : {}) }, route);
+      this.count(code, reason);
       respond(code);
     };
     if (this.held + requests.length > this.opts.depth) {
@@ -127,6 +130,7 @@ export class PageRequestQueue {
     p.handler.forget(seq);
     const { bdf, ppasid, grpid } = p.group;
     if (report) this.report({ kind: 'page-response', seq, bdf, ppasid, grpid, code, by, reason }, this.table.find(bdf, ppasid)?.pgtbl ?? null);
+    this.count(code, reason);
     p.respond(code);
     return true;
   }
@@ -160,6 +164,19 @@ export class PageRequestQueue {
 
   stats(): { depth: number; held: number; pending: number; overflows: number; timeoutMs: number } {
     return { depth: this.opts.depth, held: this.held, pending: this.pending.size, overflows: this.overflowCount, timeoutMs: this.opts.timeoutMs };
+  }
+
+  /** Every answer since boot by code and reason: [{ code, reason }, count]. */
+  answers(): Array<[{ code: PageResponseCode; reason: AnswerReason }, number]> {
+    return [...this.answered].map(([k, n]) => {
+      const [code, reason] = k.split('/') as [PageResponseCode, AnswerReason];
+      return [{ code, reason }, n];
+    });
+  }
+
+  private count(code: PageResponseCode, reason: AnswerReason): void {
+    const k = `${code}/${reason}`;
+    this.answered.set(k, (this.answered.get(k) ?? 0) + 1);
   }
 
   private answerAll(match: (g: IopfGroup, h: IopfHandler) => boolean): number {
