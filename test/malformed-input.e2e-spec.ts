@@ -63,6 +63,10 @@ function badBodies(schema: { properties?: Record<string, { type?: string }> } | 
     ['a string', '"hello"'],
     ['null', 'null'],
     ['unknown field only', '{"definitelyNotAField":1}'],
+    // 3,000 deep (18 KB) overflowed class-transformer's recursion: a 500 on every body endpoint.
+    ['nested 3000 deep', `{"x":${'['.repeat(3000)}${']'.repeat(3000)}}`],
+    ['__proto__ only', '{"__proto__":{"x":1}}'],
+    ['constructor only', '{"constructor":1}'],
   ];
   for (const [name, prop] of Object.entries(schema?.properties ?? {})) {
     const wrong = prop.type === 'string' ? 12345 : prop.type === 'array' ? 'not-an-array' : 'not-a-number';
@@ -117,5 +121,29 @@ describe('malformed bodies on every endpoint: a 4xx with an errno body, never a 
   it('guest', async () => {
     const s = stack();
     expect(await sweep(s.guests[0].url, [], { pid: '1' })).toEqual(expect.arrayContaining(GUEST_BODY_CALLS));
+  });
+
+  it('a valid body plus a field named __proto__ or constructor is refused like any unknown field, and changes nothing', async () => {
+    const s = stack();
+    const vm = ctx.vm!;
+    const guest = s.guests[0].url;
+    const processes = async (): Promise<unknown> => (await http('GET', `${guest}/v1/status`)).body;
+    const vms = async (): Promise<unknown> => (await http('GET', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN })).body;
+    const before = { vms: await vms(), guest: await processes() };
+    const p = await s.hostProcess('probe');
+    for (const field of ['"__proto__":{"comm":"polluted"}', '"constructor":{"name":"x"}', '"__proto__":7']) {
+      const host = await http('POST', `${s.host.url}/v1/processes`, { rawBody: `{"comm":"evil",${field}}` });
+      expect([field, host.status, host.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const vmm = await http('POST', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN, rawBody: `{"name":"evil","memoryMiB":16,"vcpus":1,"devices":[],${field}}` });
+      expect([field, vmm.status, vmm.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const g = await http('POST', `${guest}/v1/processes`, { rawBody: `{"name":"evil",${field}}` });
+      expect([field, g.status, g.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const mmap = await http('POST', `${s.host.url}/v1/processes/${p.pid}/mmap`, { token: p.token, rawBody: `{"length":4096,${field}}` });
+      expect([field, mmap.status]).toEqual([field, 400]);
+    }
+    expect({ vms: await vms(), guest: await processes() }).toEqual(before);
+    // No process was created: the next pid follows the probe's.
+    expect((await s.hostProcess('after')).pid).toBe(p.pid + 1);
+    expect(vm.id).toBeGreaterThan(0);
   });
 });

@@ -8,7 +8,7 @@ import type { CommonConfig } from '../config';
 import { ProblemFilter } from './problem.filter';
 import { CLOCK } from './tokens';
 import { traceMiddleware } from './trace.middleware';
-import { kernelValidationPipe, ObjectBodyPipe } from './validation';
+import { kernelValidationPipe, ObjectBodyPipe, verifyJsonBody } from './validation';
 
 export interface BootstrapOptions {
   config: CommonConfig;
@@ -38,7 +38,7 @@ export function buildOpenApi(app: INestApplication, opts: BootstrapOptions): Ope
 export async function bootstrap(opts: BootstrapOptions): Promise<INestApplication> {
   const levels: LogLevel[] = process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn'];
   const app = await NestFactory.create(opts.module, { bodyParser: false, logger: levels, abortOnError: false });
-  app.use(express.json({ limit: '8mb', strict: false }));
+  app.use(express.json({ limit: '8mb', strict: false, verify: verifyJsonBody }));
   app.use(traceMiddleware(app.get<LamportClock>(CLOCK)));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());
