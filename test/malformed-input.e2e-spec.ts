@@ -1,5 +1,5 @@
 import { useStack } from './harness/hooks';
-import { HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
+import { AUDIT, HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
 
 interface OpenApi {
   paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } }>>;
@@ -145,5 +145,36 @@ describe('malformed bodies on every endpoint: a 4xx with an errno body, never a 
     // No process was created: the next pid follows the probe's.
     expect((await s.hostProcess('after')).pid).toBe(p.pid + 1);
     expect(vm.id).toBeGreaterThan(0);
+  });
+
+  it('null is a value, not an absent field: every optional field refuses it with EINVAL and nothing runs', async () => {
+    const s = stack();
+    const p = await s.hostProcess('nulls');
+    const fd = await p.k.openIoasid();
+    const gpa = await p.k.alloc(fd);
+    await p.k.bindPgtbl(fd, gpa, { kind: 'iova' });
+    const nested = await p.k.alloc(fd);
+    const hva = await p.k.mmap(p.pid, 4096);
+    const journal = async (): Promise<number> => ((await http('GET', `${s.host.url}/v1/audit/events?limit=10000`, { token: AUDIT })).body as unknown[]).length;
+    const rows = await journal();
+    const calls: Array<[string, string, unknown]> = [
+      // Absent root = pass-through to the parent's space; null used to mean the same.
+      ['POST', `/v1/ioasid/${fd}/ioasids/${nested}/pgtbl`, { kind: 'nested', parent: gpa, root: null }],
+      ['PUT', `/v1/processes/${p.pid}/memory`, { hva, data: 'AAAA', encoding: null }],
+      ['POST', `/v1/ioasid/${fd}/ioasids/${gpa}/unmap`, { all: null }],
+      ['POST', `/v1/processes/${p.pid}/enqcmd`, { deviceFd: 3, descriptor: { op: 'noop', completion: hva, src: null } }],
+    ];
+    for (const [method, path, body] of calls) {
+      const res = await http(method, `${s.host.url}${path}`, { token: p.token, body });
+      expect([path, res.status, res.body]).toEqual([path, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+    }
+    // Absent pasid = a RID request; null used to be one too.
+    const dma = await http('POST', `${s.host.url}/v1/hw/devices/0000:6a:01.0/dma`, { token: HOST_ADMIN, body: { pasid: null, address: 0, length: 4, write: false } });
+    expect([dma.status, dma.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
+    expect((await p.k.info(fd, nested)).state).toBe('allocated');
+    expect(await journal()).toBe(rows);
+    // The guest console: absent vcpu = vCPU 0.
+    const submit = await http('POST', `${s.guests[0].url}/v1/processes/1/submit`, { body: { vrid: 8, vcpu: null, descriptor: { op: 'noop' } } });
+    expect([submit.status, submit.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
   });
 });

@@ -120,7 +120,7 @@ export class GuestApp {
 
   /** IA32_PASID = the process's vPASID, ENQCMD (retry on ZF=1), poll the completion record. */
   submit(pid: number, a: { vrid: number; descriptor: SubmitRequest; vcpu?: number }): Promise<SubmitResult> {
-    return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu ?? 0));
+    return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu === undefined ? 0 : a.vcpu));
   }
 
   private get actor(): string {

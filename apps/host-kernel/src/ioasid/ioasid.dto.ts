@@ -1,5 +1,6 @@
-import { Equals, IsBoolean, IsIn, IsInt, IsOptional, Max, Min, ValidateIf } from 'class-validator';
+import { Equals, IsBoolean, IsIn, IsInt, Max, Min, ValidateIf } from 'class-validator';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { Optional } from '@app/shared/nest/optional';
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -16,7 +17,7 @@ export class BindPgtblDto {
   parent?: number;
 
   /** nested only: GPA of the guest's PML4 (4 KiB aligned); absent = pass-through to the parent's space. */
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_ADDR)
@@ -48,7 +49,7 @@ export class MapDto {
 
 export class UnmapDto {
   /** Unmap every area. */
-  @IsOptional()
+  @Optional()
   @Equals(true)
   all?: true;
 

@@ -26,8 +26,12 @@ export interface BindArgs {
   root?: number | null;
 }
 
-/** The page-table spec of a BIND_PGTBL; `parent` and `root` belong to kind nested only (EINVAL otherwise). */
+/**
+ * The page-table spec of a BIND_PGTBL; `parent` and `root` belong to kind nested only (EINVAL otherwise). An
+ * absent root is pass-through to the parent's space; `root: null` is not absent (EINVAL, on both doors).
+ */
 function bindSpec(a: BindArgs): BindSpec {
+  if (a.root === null) throw new KernelError('EINVAL', 'root must be a GPA; leave it out for pass-through');
   if (a.kind === 'nested') return { kind: 'nested', parent: a.parent as number, ...(a.root === undefined ? {} : { root: a.root }) };
   if (a.parent !== undefined || a.root !== undefined) throw new KernelError('EINVAL', `parent and root are only for kind "nested", not "${String(a.kind)}"`);
   return { kind: a.kind } as BindSpec;
