@@ -1,6 +1,7 @@
 // The Nest side of the guest: builds the one GuestApp over the app's journal with a REST VmmPort, boots it once
 // listening (see main.ts), and shuts this process down when the VMM drops it (a guest dies with its QEMU).
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import type { LamportClock } from '@app/shared/clock';
 import { RestClient } from '@app/shared/http/rest-client';
 import { VmmClient } from '@app/shared/http/vmm.client';
@@ -15,7 +16,7 @@ export class GuestService implements BeforeApplicationShutdown {
   readonly app: GuestApp;
 
   constructor(@Inject(APP_CONFIG) config: GuestConfig, @Inject(JOURNAL) journal: Journal, @Inject(CLOCK) clock: LamportClock) {
-    const vmm = new VmmClient(new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken }), config.vmId);
+    const vmm = new VmmClient(new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken, peerKey: StackPeerKey.fromAuditToken(config.auditToken) }), config.vmId);
     this.app = new GuestApp({
       journal,
       vmm,

@@ -1,6 +1,7 @@
 // The Nest side of the VMM: builds the one VmmApp over the app's journal with a REST HostKernelPort, hands its
 // parts to the controllers, rebuilds running VMs after start-up, and lets them die with the VMM on shutdown.
 import { type BeforeApplicationShutdown, Injectable, Logger, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
+import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import type { LamportClock } from '@app/shared/clock';
 import { HostKernelClient } from '@app/shared/http/host-kernel.client';
 import { RestClient } from '@app/shared/http/rest-client';
@@ -19,7 +20,7 @@ export const VMM_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL, CLOCK],
     useFactory: (config: VmmConfig, journal: Journal, clock: LamportClock) => {
       const logger = new Logger('Vmm');
-      const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
+      const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock, peerKey: StackPeerKey.fromAuditToken(config.auditToken) })), config.debugStallBefore);
       return VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
     },
   },

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
+import { AUDIT_PEER_TIMEOUT_MS } from './audit/federation';
+import { LAMPORT_MAX_STEP } from './clock';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}
@@ -69,8 +71,12 @@ export interface CommonConfig {
   auditPeers: string[];
   /** When set, `/v1/audit/*` needs it as bearer token, and federation sends it to the peers. */
   auditToken: string | null;
+  /** How long federation waits for one peer (AUDIT_PEER_TIMEOUT_MS). */
+  auditPeerTimeoutMs: number;
   /** This app's own URL, known once it listens (port 0 picks one); sent to peers as `x-audit-url`. */
   publicUrl: string | null;
+  /** How far one message may advance the Lamport clock (LAMPORT_MAX_STEP). */
+  lamportMaxStep: number;
 }
 
 export function commonConfig(env: Env, app: string, defaultPort: number, defaultPeers: string[]): CommonConfig {
@@ -81,6 +87,8 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     dbPath: envDbPath(env, app),
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
+    auditPeerTimeoutMs: envInt(env, 'AUDIT_PEER_TIMEOUT_MS', AUDIT_PEER_TIMEOUT_MS, 1, 60_000),
     publicUrl: null,
+    lamportMaxStep: envInt(env, 'LAMPORT_MAX_STEP', LAMPORT_MAX_STEP, 1, 2 ** 52),
   };
 }

@@ -101,10 +101,10 @@ export class Journal {
     this.store = new JournalStore(ds, lock);
   }
 
-  /** Restores the Lamport clock past every row already written (restart). */
+  /** Restores the Lamport clock past every row already written (restart; every app's start runs it). */
   async recover(): Promise<void> {
-    const rows: Array<{ m: number | null }> = await this.store.ds.query('SELECT MAX(logical) AS m FROM journal');
-    this.clock.observe(Number(rows[0]?.m ?? 0));
+    const rows: Array<{ m: number | string | null }> = await this.store.ds.query('SELECT MAX(logical) AS m FROM journal');
+    this.clock.restore(Number(rows[0]?.m ?? 0));
   }
 
   /** Opens an operation under the current trace (a new trace when there is none). */

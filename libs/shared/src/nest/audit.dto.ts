@@ -72,4 +72,12 @@ export class AuditQueryDto {
   @Min(0)
   @Max(4)
   depth?: number;
+
+  /** The asking peer's deadline for this answer, in ms (internal: a peer of a peer gets half of ours). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(60_000)
+  timeoutMs?: number;
 }

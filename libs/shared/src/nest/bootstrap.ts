@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import express from 'express';
 import swaggerUi from 'swagger-ui-express';
+import { StackPeerKey } from '../auth/stack-peer';
 import type { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { ProblemFilter } from './problem.filter';
@@ -39,7 +40,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<INestApplicatio
   const levels: LogLevel[] = process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn'];
   const app = await NestFactory.create(opts.module, { bodyParser: false, logger: levels, abortOnError: false });
   app.use(express.json({ limit: '8mb', strict: false, verify: verifyJsonBody }));
-  app.use(traceMiddleware(app.get<LamportClock>(CLOCK)));
+  app.use(traceMiddleware(app.get<LamportClock>(CLOCK), StackPeerKey.fromAuditToken(opts.config.auditToken)));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());
   app.useGlobalFilters(new ProblemFilter());

@@ -4,6 +4,7 @@ import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type EntitySchema } from 'typeorm';
 import { AuditPeers } from '../audit/peers';
+import { StackPeerKey } from '../auth/stack-peer';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { createDataSource, WriteLock } from '../db';
@@ -39,8 +40,8 @@ export class CoreModule {
       controllers: [HealthController, AuditController],
       providers: [
         { provide: APP_CONFIG, useValue: opts.config },
-        { provide: CLOCK, useValue: new LamportClock() },
-        { provide: AUDIT_PEERS, useValue: new AuditPeers(opts.config.auditPeers) },
+        { provide: CLOCK, useValue: new LamportClock(0, opts.config.lamportMaxStep) },
+        { provide: AUDIT_PEERS, useValue: new AuditPeers(opts.config.auditPeers, StackPeerKey.fromAuditToken(opts.config.auditToken)) },
         {
           provide: JOURNAL,
           inject: [DataSource, CLOCK],

@@ -1,0 +1,86 @@
+// A tenant of the host (a process created without any credential) or of the VMM (a VM's guest) attacking the
+// planes that are not its own: the audit plane, logical time, and what a guest may learn of the host.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { useStack } from './harness/hooks';
+import { AUDIT, http, newTraceparent } from './harness/stack';
+
+interface Row {
+  app: string;
+  seq: number;
+  operation: string;
+  logical: number;
+  traceId: string;
+}
+
+const stack = useStack(async (s) => {
+  await s.startHost();
+  await s.startVmm();
+});
+
+/** A listener of the tenant's own: records every request, answers (late) with a forged journal row. */
+async function rogueAuditPeer(delayMs: number): Promise<{ url: string; seen: Array<{ path: string; authorization?: string }>; server: Server }> {
+  const seen: Array<{ path: string; authorization?: string }> = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    seen.push({ path: req.url ?? '', authorization: req.headers.authorization });
+    const forged = [{ app: 'vmm', seq: 999_999, operation: 'forged.by-tenant', actor: 'admin', traceId: '0'.repeat(31) + '1', logical: 1, wallMs: 0, args: {}, result: null }];
+    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(forged)), delayMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, seen, server };
+}
+
+async function journal(url: string, query: string): Promise<Row[]> {
+  const res = await http('GET', `${url}/v1/audit/events?${query}`, { token: AUDIT });
+  expect(res.status).toBe(200);
+  return res.body as Row[];
+}
+
+describe('a tenant attacking the audit plane', () => {
+  it('announcing its own listener on its lifeline: the listener never hears from the stack, gets no token, adds no row', async () => {
+    const s = stack();
+    const rogue = await rogueAuditPeer(3000);
+    const tenant = await s.hostProcess('tenant');
+    const lifeline = new AbortController();
+    const res = await fetch(`${s.host.url}/v1/processes/${tenant.pid}/lifeline`, {
+      headers: { authorization: `Bearer ${tenant.token}`, accept: 'text/event-stream', 'x-audit-url': rogue.url, 'x-audit-proof': 'f'.repeat(32) },
+      signal: lifeline.signal,
+    });
+    expect(res.status).toBe(200);
+    try {
+      const { traceId, traceparent } = newTraceparent();
+      await http('POST', `${s.host.url}/v1/processes`, { body: { comm: 'traced' }, traceparent });
+      const events = await http('GET', `${s.host.url}/v1/audit/events?federate=true`, { token: AUDIT });
+      const sequence = await http('GET', `${s.host.url}/v1/audit/sequence?trace=${traceId}`, { token: AUDIT });
+      expect([events.status, sequence.status]).toEqual([200, 200]);
+      expect((events.body as Row[]).filter((r) => r.operation === 'forged.by-tenant')).toEqual([]);
+      expect(sequence.text).not.toContain('forged');
+      expect(rogue.seen).toEqual([]);
+    } finally {
+      lifeline.abort();
+      rogue.server.close();
+    }
+  });
+});
+
+describe('a tenant attacking logical time', () => {
+  it('x-lamport from outside the stack moves no clock, and a restarted app goes on from its journal, not from 1', async () => {
+    const s = stack();
+    const pinned = String(Number.MAX_SAFE_INTEGER);
+    for (const url of [s.host.url, s.vmmApp.url]) await http('GET', `${url}/health`, { headers: { 'x-lamport': pinned } });
+    const p = await http('POST', `${s.host.url}/v1/processes`, { body: { comm: 'clock' }, headers: { 'x-lamport': pinned } });
+    expect(p.status).toBe(201);
+    const vm = await s.createVm({ name: 'clock-vm' });
+    const host = await journal(s.host.url, 'limit=10000');
+    const vmm = await journal(s.vmmApp.url, 'limit=10000');
+    for (const rows of [host, vmm]) expect(Math.max(...rows.map((r) => r.logical))).toBeLessThan(2 ** 32);
+    // Restart the host on its data dir: its next row comes after every row it wrote before.
+    const before = Math.max(...host.map((r) => r.logical));
+    expect(await s.host.stop('SIGTERM')).toBe(0);
+    await s.startHost();
+    await http('POST', `${s.host.url}/v1/processes`, { body: { comm: 'after-restart' } });
+    const after = (await journal(s.host.url, 'operation=process.create&limit=10000')).at(-1) as Row;
+    expect(after.logical).toBeGreaterThan(before);
+    expect(vm.id).toBeGreaterThan(0);
+  });
+});
