@@ -84,6 +84,11 @@ export class InProcessStack {
     return this.asOperator(this.vmmSide, () => this.vmm.vms.remove(this.vmm.authorize('admin', this.vmmAdminToken), id));
   }
 
+  /** POST /v1/vms/:id/start with the VMM admin token. */
+  startVm(id: number): Promise<unknown> {
+    return this.asOperator(this.vmmSide, () => this.vmm.vms.powerOn(this.vmm.authorize('admin', this.vmmAdminToken), id));
+  }
+
   /** Starts a guest OS on the VM (its own journal) and boots it, as `npm start` starts the guest app. */
   async bootGuest(vm: VmHandle): Promise<GuestApp> {
     const db = await openJournal('guest');

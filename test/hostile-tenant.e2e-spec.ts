@@ -2,7 +2,7 @@
 // planes that are not its own: the audit plane, logical time, and what a guest may learn of the host.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { useStack } from './harness/hooks';
-import { AUDIT, http, newTraceparent } from './harness/stack';
+import { AUDIT, eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
 
 interface Row {
   app: string;
@@ -63,6 +63,41 @@ describe('a tenant attacking the audit plane', () => {
   });
 });
 
+describe('a guest learning host ids', () => {
+  it('its VM stopped by a host-kernel crash: the VM token reads guest terms only; the admin starts it again and a guest boots', async () => {
+    const s = stack();
+    const vm = await s.createVm({ name: 'victim', devices: ['0000:6a:01.0'] });
+    const created = (await journal(s.host.url, 'operation=process.create&limit=10000')) as Array<Row & { args: { comm: string }; object: string }>;
+    const pid = Number(created.filter((r) => r.args.comm === 'vmm/victim').at(-1)?.object.split(':')[1]);
+    expect(pid).toBeGreaterThan(0);
+    const port = s.host.port;
+    s.host.signal('SIGKILL');
+    await s.host.exited;
+    const own = await eventually(async () => {
+      const v = await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}`, { token: vm.token });
+      return (v.body as { state: string }).state === 'stopped' ? v : undefined;
+    }, 10_000, 'the VM stopped');
+    const machine = await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}/machine`, { token: vm.token });
+    expect([machine.status, (machine.body as { errno: string }).errno]).toEqual([404, 'ENODEV']);
+    for (const text of [own.text, machine.text]) expect([text, new RegExp(`\\b${pid}\\b|pid|process|127\\.0\\.0\\.1`).test(text)]).toEqual([text, false]);
+    // The operator sees the host's account.
+    const adminView = (await http('GET', `${s.vmmApp.url}/v1/vms/${vm.id}`, { token: VMM_ADMIN })).body as { hostDetail: string };
+    expect(adminView.hostDetail).toContain(`host process ${pid} ended`);
+
+    await s.startHost({ PORT: String(port) });
+    const started = await http('POST', `${s.vmmApp.url}/v1/vms/${vm.id}/start`, { token: VMM_ADMIN });
+    expect([started.status, started.body]).toEqual([200, expect.objectContaining({ state: 'running', stopReason: null })]);
+    const guest = await s.startGuest(vm);
+    expect((await http('GET', `${guest.url}/v1/status`)).body).toMatchObject({ booted: true, vmId: vm.id });
+    const again = await http('POST', `${s.vmmApp.url}/v1/vms/${vm.id}/start`, { token: VMM_ADMIN });
+    expect([again.status, (again.body as { errno: string }).errno]).toEqual([409, 'EBUSY']);
+    const byGuest = await http('POST', `${s.vmmApp.url}/v1/vms/${vm.id}/start`, { token: vm.token });
+    expect(byGuest.status).toBe(403);
+    const host = (await http('GET', `${s.host.url}/v1/hw/pasids`, { token: HOST_ADMIN })).body as { allocated: number };
+    expect(host.allocated).toBeGreaterThan(0);
+  });
+});
+
 describe('a tenant attacking logical time', () => {
   it('x-lamport from outside the stack moves no clock, and a restarted app goes on from its journal, not from 1', async () => {
     const s = stack();
@@ -76,8 +111,9 @@ describe('a tenant attacking logical time', () => {
     for (const rows of [host, vmm]) expect(Math.max(...rows.map((r) => r.logical))).toBeLessThan(2 ** 32);
     // Restart the host on its data dir: its next row comes after every row it wrote before.
     const before = Math.max(...host.map((r) => r.logical));
+    const port = s.host.port;
     expect(await s.host.stop('SIGTERM')).toBe(0);
-    await s.startHost();
+    await s.startHost({ PORT: String(port) });
     await http('POST', `${s.host.url}/v1/processes`, { body: { comm: 'after-restart' } });
     const after = (await journal(s.host.url, 'operation=process.create&limit=10000')).at(-1) as Row;
     expect(after.logical).toBeGreaterThan(before);

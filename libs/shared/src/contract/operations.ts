@@ -60,6 +60,7 @@ export const VMM_OPERATIONS = {
   'vm.create': { label: 'create VM' },
   'vm.destroy': { label: 'destroy VM' },
   'vm.restore': { label: 'restore VM' },
+  'vm.start': { label: 'power on VM' },
   'vm.stopped': { label: 'VM stopped' },
   'vm.guest_exit': { label: 'guest exit' },
   'guest.write_memory': { label: 'write guest memory' },
