@@ -95,6 +95,23 @@ describe('a guest learning host ids', () => {
     expect(byGuest.status).toBe(403);
     const host = (await http('GET', `${s.host.url}/v1/hw/pasids`, { token: HOST_ADMIN })).body as { allocated: number };
     expect(host.allocated).toBeGreaterThan(0);
+    expect((await http('DELETE', `${s.vmmApp.url}/v1/vms/${vm.id}`, { token: VMM_ADMIN })).status).toBe(204);
+  });
+});
+
+describe('a guest process submitting where it is not bound', () => {
+  it('bound on one device only, its submission to the other fails fast with EFAULT (it was a 500 EIO after 2000 polls)', async () => {
+    const s = stack();
+    const vm = await s.createVm({ name: 'two-devices', devices: ['0000:6a:01.0', '0000:6b:01.0'] });
+    const guest = await s.startGuest(vm);
+    const st = (await http('GET', `${guest.url}/v1/status`)).body as { machine: { devices: Array<{ vrid: number }> } };
+    const [a, b] = st.machine.devices.map((d) => d.vrid);
+    const { pid } = (await http('POST', `${guest.url}/v1/processes`, { body: { name: 'stray' } })).body as { pid: number };
+    expect((await http('POST', `${guest.url}/v1/sva/bind`, { body: { pid, vrid: b } })).status).toBe(201);
+    const stray = await http('POST', `${guest.url}/v1/processes/${pid}/submit`, { body: { vrid: a, descriptor: { op: 'noop' } } });
+    expect([stray.status, (stray.body as { errno: string }).errno]).toEqual([400, 'EFAULT']);
+    const ok = await http('POST', `${guest.url}/v1/processes/${pid}/submit`, { body: { vrid: b, descriptor: { op: 'noop' } } });
+    expect([ok.status, ok.body]).toEqual([201, { result: 'accepted', status: 1, bytes: 0 }]);
   });
 });
 

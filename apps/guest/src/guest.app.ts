@@ -6,7 +6,7 @@ import type { Lifeline } from '@app/shared/lifeline/event-sink';
 import { newTraceId, parseTraceparent, runInTrace } from '@app/shared/trace';
 import type { AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
 import { GuestOs, type GuestStatus } from './guest-os';
-import type { VmmPort } from './vmm.port';
+import type { GuestFault, VmmPort } from './vmm.port';
 
 export interface GuestAppStatus extends GuestStatus {
   vmId: number;
@@ -57,9 +57,11 @@ export class GuestApp {
             this.vmmAttached = false;
             this.opts.onVmmLost?.(reason);
           },
-          // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told.
+          // vIOMMU fault records the VMM pushes (virtual ids only): the guest journals what it was told, and its
+          // drivers learn of it (the fault event interrupt).
           onEvent: (e) => {
             if (e.event !== 'fault') return;
+            this.os.deviceFault(e.data as GuestFault);
             try {
               const w = this.opts.journal.record({ operation: 'viommu.fault', actor: this.actor, object: `vm:${this.opts.vmId}`, args: e.data });
               if (w instanceof Promise) w.catch((err: unknown) => this.opts.onError?.(`journal: ${String(err)}`));

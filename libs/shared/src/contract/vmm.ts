@@ -42,6 +42,15 @@ export interface VirtualFault {
   detail?: string;
 }
 
+/**
+ * A record of a DMA the IOMMU refused (it names the access); otherwise the vIOMMU refused an entry or an
+ * invalidation, which carries none. A driver waiting on a PASID-cache or IOTLB invalidation must look at the
+ * latter only: a device faulting on the same vPASID meanwhile says nothing about the entry.
+ */
+export function isDmaFault(f: Pick<VirtualFault, 'access'>): boolean {
+  return f.access !== undefined;
+}
+
 /** A page request as the guest sees it (stub: the host queue is not wired yet). */
 export interface VirtualPageRequest {
   seq: number;
