@@ -10,6 +10,7 @@ import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
+import { DEFAULT_LIMITS, type Limits } from '../apps/host-kernel/src/limits/limits';
 import { CreateProcess1764000000001, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
@@ -35,6 +36,8 @@ export interface InProcessHostOptions {
   memoryMiB?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** Resource limits (defaults: DEFAULT_LIMITS, as the REST app without PASID_LIMIT & co.). */
+  limits?: Partial<Limits>;
 }
 
 export interface InProcessHost {
@@ -56,6 +59,7 @@ export async function openInProcessHost(opts: InProcessHostOptions = {}): Promis
     journal,
     engine: opts.engine,
     faults: opts.faults,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
   });
   return {
     host,

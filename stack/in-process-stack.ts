@@ -13,6 +13,7 @@ import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
+import type { Limits } from '../apps/host-kernel/src/limits/limits';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
 import { CreateVm1764000000002, VmEntity } from '../apps/vmm/src/persistence/vm.entity';
 import { VmmApp } from '../apps/vmm/src/vmm.app';
@@ -29,6 +30,8 @@ export interface InProcessStackOptions {
   pasidQuota?: number;
   engine?: EngineOptions;
   faults?: FaultInjector;
+  /** The host kernel's resource limits (PASID_LIMIT & co.; defaults otherwise). */
+  limits?: Partial<Limits>;
   /** Wraps the VMM's door to the host kernel (fault injection: fail chosen calls before they reach it). */
   wrapHost?: (port: HostKernelPort) => HostKernelPort;
   accel?: AccelOptions;

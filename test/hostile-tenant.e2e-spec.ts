@@ -1,6 +1,7 @@
 // A tenant of the host (a process created without any credential) or of the VMM (a VM's guest) attacking the
 // planes that are not its own: the audit plane, logical time, and what a guest may learn of the host.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { spawnApp } from './harness/apps';
 import { useStack } from './harness/hooks';
 import { AUDIT, eventually, HOST_ADMIN, http, newTraceparent, VMM_ADMIN } from './harness/stack';
 
@@ -112,6 +113,29 @@ describe('a guest process submitting where it is not bound', () => {
     expect([stray.status, (stray.body as { errno: string }).errno]).toEqual([400, 'EFAULT']);
     const ok = await http('POST', `${guest.url}/v1/processes/${pid}/submit`, { body: { vrid: b, descriptor: { op: 'noop' } } });
     expect([ok.status, ok.body]).toEqual([201, { result: 'accepted', status: 1, bytes: 0 }]);
+  });
+});
+
+describe('a tokenless tenant hoarding the host', () => {
+  it('meets its limits with the kernel errnos over REST, and the admin sees its usage', async () => {
+    const s = stack();
+    const host = await spawnApp('host-kernel', { DB_PATH: ':memory:', ADMIN_TOKEN: HOST_ADMIN, MEMORY_MIB: '64', PASID_LIMIT: '3', FD_LIMIT: '2', PROCESS_LIMIT: '2' });
+    const hog = (await http('POST', `${host.url}/v1/processes`, { body: { comm: 'hog' } })).body as { pid: number; token: string };
+    const fd = ((await http('POST', `${host.url}/v1/ioasid`, { token: hog.token })).body as { fd: number }).fd;
+    for (let i = 0; i < 3; i++) expect((await http('POST', `${host.url}/v1/ioasid/${fd}/ioasids`, { token: hog.token })).status).toBe(201);
+    const spent = await http('POST', `${host.url}/v1/ioasid/${fd}/ioasids`, { token: hog.token });
+    expect([spent.status, spent.body]).toEqual([507, expect.objectContaining({ errno: 'ENOSPC', code: 28 })]);
+    expect((await http('POST', `${host.url}/v1/ioasid`, { token: hog.token })).status).toBe(201);
+    const files = await http('POST', `${host.url}/v1/ioasid`, { token: hog.token });
+    expect([files.status, files.body]).toEqual([507, expect.objectContaining({ errno: 'EMFILE', code: 24 })]);
+    expect((await http('POST', `${host.url}/v1/processes`, { body: { comm: 'second' } })).status).toBe(201);
+    const third = await http('POST', `${host.url}/v1/processes`, { body: { comm: 'third' } });
+    expect([third.status, third.body]).toEqual([409, expect.objectContaining({ errno: 'EAGAIN' })]);
+    const view = await http('GET', `${host.url}/v1/hw/limits?pid=${hog.pid}`, { token: HOST_ADMIN });
+    expect(view.body).toMatchObject({ limits: { pasids: 3, fds: 2, processes: 2 }, host: { processes: { anyone: 2 } }, processes: [{ pid: hog.pid, usage: { pasids: 3, fds: 2 } }] });
+    expect((await http('GET', `${host.url}/v1/hw/limits`, { token: hog.token })).status).toBe(403);
+    await host.stop();
+    expect(s.host.running).toBe(true);
   });
 });
 

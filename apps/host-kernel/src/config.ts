@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs';
 import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
 import type { DeviceConfig } from './kernel';
+import { type Limits, limitsFrom } from './limits/limits';
 
 export interface HostKernelConfig extends CommonConfig {
   adminToken: string;
   adminTokenGenerated: boolean;
   memoryMiB: number;
   devices: DeviceConfig[];
+  /** Per-process resource limits: PASID_LIMIT, PIN_LIMIT_MIB, MEM_LIMIT_MIB, FD_LIMIT, FILE_MAX, PROCESS_LIMIT. */
+  limits: Limits;
 }
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
@@ -59,5 +62,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): HostKernelConfig {
     adminTokenGenerated: admin.generated,
     memoryMiB: envInt(env, 'MEMORY_MIB', 4096, 1, 1 << 20),
     devices,
+    limits: limitsFrom((name, fallback, max) => envInt(env, name, fallback, 0, max)),
   };
 }

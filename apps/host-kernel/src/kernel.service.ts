@@ -14,7 +14,7 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL],
     useFactory: (config: HostKernelConfig, journal: Journal) => {
       const logger = new Logger('HostKernel');
-      return HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
+      return HostKernelApp.open({ memoryMiB: config.memoryMiB, devices: config.devices, limits: config.limits, adminToken: config.adminToken, journal, onError: (m) => logger.error(m) });
     },
   },
   { provide: Dispatcher, inject: [HostKernelApp], useFactory: (app: HostKernelApp) => app.dispatcher },

@@ -10,6 +10,7 @@ import { type InvalidateRequest, IoasidLayer } from './ioasid/ioasid-layer';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import type { PageTableHandle } from './ioasid/pgtbl';
 import { Kvm } from './kvm/kvm';
+import { DEFAULT_LIMITS, type Limits } from './limits/limits';
 import { PhysicalMemory } from './memory/physical-memory';
 import { ProcessTable } from './process/process-table';
 import type { DrainHook } from './vfio/vfio-device-file';
@@ -36,6 +37,8 @@ export interface KernelOptions {
   engine?: EngineOptions;
   /** Where process tokens come from (default random). */
   newToken?: () => string;
+  /** Per-process resource limits (limits/limits.ts; default DEFAULT_LIMITS). */
+  limits?: Limits;
 }
 
 export class Kernel {
@@ -47,12 +50,14 @@ export class Kernel {
   readonly vfio: VfioDevices;
   readonly kvm = new Kvm();
   readonly faults?: FaultInjector;
+  readonly limits: Limits;
   /** Where events go; the dispatcher of a running host kernel replaces it. */
   onEvent: (e: KernelEvent) => void;
 
   constructor(opts: KernelOptions) {
     this.memory = new PhysicalMemory(opts.memoryMiB);
-    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken);
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits);
     this.faults = opts.faults;
     this.onEvent = opts.onEvent ?? (() => undefined);
     this.iommu = new Iommu({ memory: this.memory, onFault: (f, route) => this.onEvent({ kind: 'fault', ...this.ownerOf(f.bdf, route), ...f }) });
@@ -72,6 +77,7 @@ export class Kernel {
         drainPasid: (ppasid) => void this.accelerators.drainEverywhere(ppasid),
       },
       2 ** (opts.pasidBits ?? PASID_BITS),
+      this.limits.pasids,
     );
     this.accelerators = new DeviceSet(
       this.vfio.all().map((d) => d.config),

@@ -13,6 +13,16 @@ export class PasidQuery {
   pasid?: number;
 }
 
+export class LimitsQuery {
+  /** One process to describe instead of every running one. */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  pid?: number;
+}
+
 export class RawDmaDto {
   /** The PASID the device tags the request with; absent = an untagged (RID) request. */
   @Optional()

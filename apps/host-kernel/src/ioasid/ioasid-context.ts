@@ -89,7 +89,7 @@ export class IoasidContext implements KernelFile {
     const pgtblId = this.layer.newPgtblId(tx);
     let pgtbl: PageTable;
     if (spec.kind === 'mm') pgtbl = new MmPageTable(pgtblId, id, this.pid, this.mm);
-    else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id, this.layer.memory);
+    else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id);
     else pgtbl = new NestedPageTable(pgtblId, id, root, (parent as Ioasid).pgtbl as IovaPageTable);
     if (parent) this.layer.hold(tx, parent, { kind: 'child', key: childKey(id), ioasid: id });
     tx.do(

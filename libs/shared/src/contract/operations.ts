@@ -40,6 +40,7 @@ export const HOST_OPERATIONS = {
   'kvm.vcpu_enqcmd': { label: 'ENQCMD (vCPU)' },
   'kvm.vcpu_enqcmds': { label: 'ENQCMDS (vCPU)' },
   'hw.pasids': { label: 'PASID pool' },
+  'hw.limits': { label: 'resource limits' },
   'hw.faults': { label: 'IOMMU fault log' },
   'hw.dma': { label: 'device DMA' },
   'hw.engine': { label: 'device engine' },
