@@ -98,6 +98,15 @@ describe('per-process limits (rlimit-like), each refused with the kernel errno a
     expect(() => k.call(hwOps.limits, ADMIN, { pid: 99_999 })).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
   });
 
+  it('README and docs/choices.md name every limit with its knob and default (kept true when a row changes)', () => {
+    const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+    const { join } = jest.requireActual<typeof import('node:path')>('node:path');
+    for (const doc of ['README.md', 'docs/choices.md']) {
+      const text = readFileSync(join(__dirname, '../../../..', doc), 'utf8');
+      for (const row of Object.values(LIMITS)) expect([doc, text.includes(`\`${row.env}\` [${row.default}]`)]).toEqual([doc, true]);
+    }
+  });
+
   it('every limit is a row with its knob, default and errno', () => {
     for (const [name, row] of Object.entries(LIMITS)) {
       expect([name, row.env]).toEqual([name, expect.stringMatching(/^[A-Z_]+$/)]);
