@@ -102,7 +102,7 @@ describe('per-process limits (rlimit-like), each refused with the kernel errno a
     const { readFileSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
     const { join } = jest.requireActual<typeof import('node:path')>('node:path');
     for (const doc of ['README.md', 'docs/choices.md']) {
-      const text = readFileSync(join(__dirname, '../../../..', doc), 'utf8');
+      const text = readFileSync(join(__dirname, '../../../..', doc), 'utf8').replace(/\s+/g, ' ');
       for (const row of Object.values(LIMITS)) expect([doc, text.includes(`\`${row.env}\` [${row.default}]`)]).toEqual([doc, true]);
     }
   });
