@@ -8,7 +8,7 @@ import { type OpCall, opsFor } from '../dispatch/op';
 import type { IoasidLayer, PasidInfo } from '../ioasid/ioasid-layer';
 import type { Iommu } from '../iommu/iommu';
 import type { Limits } from '../limits/limits';
-import { limitsView, type LimitsView } from '../limits/usage';
+import { limitsView, type LimitsView } from './limits-view';
 import type { ProcessTable } from '../process/process-table';
 
 interface Deps {

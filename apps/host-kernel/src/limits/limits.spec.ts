@@ -3,7 +3,7 @@ import { hostSva } from '../data-plane.testing';
 import { hwOps } from '../hw/hw.ops';
 import { DSA0, DSA1, expectFails, newKernel, PAGE, type TestKernel } from '../kernel.testing';
 import { DEFAULT_LIMITS, LIMITS, type Limits, type ProcessUsage } from './limits';
-import type { LimitsView } from './usage';
+import type { LimitsView } from '../hw/limits-view';
 
 const ADMIN = { kind: 'admin' } as const;
 const MIB = 1024 * 1024;

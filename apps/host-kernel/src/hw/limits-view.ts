@@ -1,9 +1,9 @@
-// What each process uses of what the limits bound (limits.ts): the admin view `GET /v1/hw/limits` and kernel-state.
+// What each process uses of what the limits bound (limits/limits.ts): the admin view `GET /v1/hw/limits` and kernel-state.
 import type { IoasidLayer } from '../ioasid/ioasid-layer';
 import { PAGE_SIZE } from '../memory/memory.constants';
 import type { Process } from '../process/process';
 import type { ProcessTable } from '../process/process-table';
-import type { Limits, ProcessUsage } from './limits';
+import type { Limits, ProcessUsage } from '../limits/limits';
 
 export interface LimitsView {
   /** The limits in force (counts and bytes). */
