@@ -196,6 +196,10 @@ export class VmManager implements VmRegistry {
       rt.row.state = 'running';
       rt.row.stopReason = null;
       rt.hostDetail = null;
+    } catch (err) {
+      // Built, but its row could not be written: the start did not happen (all-or-nothing).
+      if (rt.vm) await this.stop(rt).catch(() => undefined);
+      throw err;
     } finally {
       rt.restoring = false;
     }

@@ -69,4 +69,27 @@ describe('powering a stopped VM on again', () => {
       await stack.close();
     }
   });
+
+  it('a start whose journal row cannot be written is undone: EIO, the VM stays stopped, the host holds nothing of it', async () => {
+    const stack = await InProcessStack.create();
+    try {
+      const vm = await stoppedVm(stack);
+      const stopped = stack.vmm.vms.get(admin(stack), vm.id);
+      const before = kernelState(stack.host.kernel);
+      const store = stack.vmm.journal.store;
+      const write = store.write.bind(store);
+      store.write = (rows, writes) => {
+        if (rows.some((r) => r.operation === 'vm.start' && r.errno === null)) throw new Error('disk I/O error');
+        return write(rows, writes);
+      };
+      await expect(stack.startVm(vm.id)).rejects.toMatchObject({ errno: 'EIO' });
+      await stack.settle();
+      expect(stack.vmm.vms.get(admin(stack), vm.id)).toEqual(stopped);
+      const after = kernelState(stack.host.kernel);
+      expect(after.processes.filter((p) => p.state === 'running')).toEqual(before.processes.filter((p) => p.state === 'running'));
+      expect([after.pool, after.pins, after.routes, after.vms]).toEqual([before.pool, before.pins, before.routes, before.vms]);
+    } finally {
+      await stack.close();
+    }
+  });
 });
