@@ -4,12 +4,13 @@ import type { Descriptor } from '@app/shared/contract/host-kernel';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { bindGuestSva, bytes, guestWorld, hostSva } from '../apps/host-kernel/src/data-plane.testing';
 import { DSA0, newKernel, type TestKernel } from '../apps/host-kernel/src/kernel.testing';
+import { DEFAULT_LIMITS, type Limits } from '../apps/host-kernel/src/limits/limits';
 
 export const BENCH_DSA = DSA0;
 
 /** A kernel whose engines start stalled: the bench drives them with step(), so nothing runs behind its back. */
-export function benchKernel(memoryMiB = 16): TestKernel {
-  return newKernel({ memoryMiB, engine: { paused: true } });
+export function benchKernel(memoryMiB = 16, limits: Partial<Limits> = {}): TestKernel {
+  return newKernel({ memoryMiB, engine: { paused: true }, limits: { ...DEFAULT_LIMITS, ...limits } });
 }
 
 /** GVAs of one 4 KiB memmove: src page, dst page, completion-record page. */

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import { createDataSource } from '@app/shared/db';
 import type { InputRequest } from '@app/shared/replay/input';
 import { Journal, type JournalEvent } from '@app/shared/journal/journal';
@@ -32,6 +33,8 @@ function freePort(): Promise<number> {
 
 const ADMIN = { 'host-kernel': 'replay-host-admin-token', vmm: 'replay-vmm-admin-token' } as const;
 const AUDIT = 'replay-audit-token';
+/** The operator holds the stack's audit token, so its `x-lamport` comes with the proof the apps trust it by. */
+const PEER_KEY = StackPeerKey.fromAuditToken(AUDIT) as StackPeerKey;
 const POLL_MS = 15;
 
 export class RestTransport implements Transport {
@@ -100,7 +103,8 @@ export class RestTransport implements Transport {
 
   /** One HTTP call carrying the operator's clock (and moving it past the answer's). */
   private async http(url: string, method: string, path: string, opts: { token?: string | null; body?: unknown; traceparent?: string | null; recorded?: boolean } = {}): Promise<StackResponse> {
-    const headers: Record<string, string> = { 'x-caller': 'operator', 'x-lamport': String(this.operator.clock.peek()) };
+    const lamport = String(this.operator.clock.peek());
+    const headers: Record<string, string> = { 'x-caller': 'operator', 'x-lamport': lamport, 'x-lamport-proof': PEER_KEY.sign('lamport', lamport) };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     if (opts.traceparent) headers.traceparent = opts.traceparent;
     if (opts.recorded) headers[OPERATOR_RECORDED] = '1';

@@ -76,11 +76,15 @@ function start(app, env) {
 
 // The operator's Lamport clock (DESIGN §9): every call carries it and moves past the answer's, so the recording
 // orders the demo's inputs as they were made, whichever app each reached.
+// The apps trust an `x-lamport` only with its proof, which the operator can make: it holds the stack's audit token
+// (the apps' own code signs it: libs/shared/src/auth/stack-peer.ts, from the build).
 let lamport = 0;
+let peerKey = null;
 
 async function call(method, url, token, body, traceparent) {
   // (token may be undefined for the guest's own API)
   const headers = { 'content-type': 'application/json', 'x-caller': 'operator', 'x-lamport': String(lamport) };
+  if (peerKey) headers['x-lamport-proof'] = peerKey.sign('lamport', headers['x-lamport']);
   if (token) headers.authorization = `Bearer ${token}`;
   if (traceparent) headers.traceparent = traceparent;
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -120,6 +124,7 @@ async function main() {
   const hostAdmin = process.env.HOST_ADMIN_TOKEN || randomBytes(16).toString('hex');
   const vmmAdmin = process.env.VMM_ADMIN_TOKEN || randomBytes(16).toString('hex');
   const audit = process.env.AUDIT_TOKEN || randomBytes(16).toString('hex');
+  peerKey = require(join(ROOT, 'dist/apps/host-kernel/libs/shared/src/auth/stack-peer.js')).StackPeerKey.fromAuditToken(audit);
   const hostPort = await start('host-kernel', { PORT: process.env.HOST_KERNEL_PORT || '7100', DATA_DIR: dataDir, ADMIN_TOKEN: hostAdmin, AUDIT_TOKEN: audit });
   const hostUrl = `http://127.0.0.1:${hostPort}`;
   const vmmPort = await start('vmm', { PORT: process.env.VMM_PORT || '7200', DATA_DIR: dataDir, ADMIN_TOKEN: vmmAdmin, AUDIT_TOKEN: audit, HOST_KERNEL_URL: hostUrl });

@@ -4,6 +4,7 @@
 // that is not a KernelError reaches the caller as the problem filter would answer it: EIO, 500.
 import type { LamportClock } from '@app/shared/clock';
 import { KernelError } from '@app/shared/errno';
+import { checkKeys, MAX_BODY_DEPTH } from '@app/shared/json-guard';
 import type { EventSink, Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
 import type { InputMark } from '@app/shared/replay/input';
 import { currentTrace, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
@@ -14,13 +15,22 @@ export interface Side {
   clock: LamportClock;
 }
 
-/** A deep copy of what crossed (plain data, as JSON would carry it): Buffers stay Buffers. */
+/**
+ * A deep copy of what crossed (plain data, as JSON would carry it): Buffers stay Buffers. What the REST door's
+ * body parser refuses is refused here too, with the same errno: nesting deeper than MAX_BODY_DEPTH and the
+ * reserved keys (`__proto__`, `constructor`), both EINVAL.
+ */
 export function copy<T>(value: T): T {
+  checkKeys(value, MAX_BODY_DEPTH);
+  return clone(value);
+}
+
+function clone<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
   if (Buffer.isBuffer(value)) return Buffer.from(value) as T;
-  if (Array.isArray(value)) return value.map((v: unknown) => copy(v)) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => clone(v)) as T;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = copy(v);
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = clone(v);
   return out as T;
 }
 

@@ -12,6 +12,7 @@ import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
+import { DEFAULT_LIMITS, type Limits } from '../apps/host-kernel/src/limits/limits';
 import { PROCESS_MIGRATIONS, ProcessEntity } from '../apps/host-kernel/src/persistence/process.entity';
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
@@ -44,6 +45,8 @@ export interface InProcessHostOptions {
   /** Host page request queue depth and PRQ_TIMEOUT_MS. */
   prqDepth?: number;
   prqTimeoutMs?: number;
+  /** Resource limits (defaults: DEFAULT_LIMITS, as the REST app without PASID_LIMIT & co.). */
+  limits?: Partial<Limits>;
 }
 
 export interface InProcessHost {
@@ -70,6 +73,7 @@ export async function openInProcessHost(opts: InProcessHostOptions = {}): Promis
     timers: opts.timers ?? timersFor(seed, journal.clock),
     prqDepth: opts.prqDepth,
     prqTimeoutMs: opts.prqTimeoutMs,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
   });
   return {
     host,

@@ -18,6 +18,7 @@ import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
+import type { Limits } from '../apps/host-kernel/src/limits/limits';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
 import { withStall } from '../apps/vmm/src/vm/debug-stall';
 import { VM_MIGRATIONS, VmEntity } from '../apps/vmm/src/persistence/vm.entity';
@@ -46,6 +47,8 @@ export interface InProcessStackOptions {
   guestPrqDepth?: number;
   /** How every guest's vIOMMU driver treats page requests (default: handles them). */
   guestPageRequests?: 'handle' | 'ignore';
+  /** The host kernel's resource limits (PASID_LIMIT & co.; defaults otherwise). */
+  limits?: Partial<Limits>;
   /** Wraps the VMM's door to the host kernel (fault injection: fail chosen calls before they reach it). */
   wrapHost?: (port: HostKernelPort) => HostKernelPort;
   accel?: AccelOptions;
@@ -150,6 +153,11 @@ export class InProcessStack {
   /** DELETE /v1/vms/:id with the VMM admin token. */
   async deleteVm(id: number): Promise<void> {
     await this.call({ app: 'vmm', method: 'DELETE', path: `/v1/vms/${id}`, token: this.vmmAdminToken });
+  }
+
+  /** POST /v1/vms/:id/start with the VMM admin token. */
+  startVm(id: number): Promise<unknown> {
+    return this.call({ app: 'vmm', method: 'POST', path: `/v1/vms/${id}/start`, token: this.vmmAdminToken });
   }
 
   /**

@@ -1,5 +1,5 @@
 import { useStack } from './harness/hooks';
-import { HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
+import { AUDIT, HOST_ADMIN, http, VMM_ADMIN } from './harness/stack';
 
 interface OpenApi {
   paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } }>>;
@@ -63,6 +63,10 @@ function badBodies(schema: { properties?: Record<string, { type?: string }> } | 
     ['a string', '"hello"'],
     ['null', 'null'],
     ['unknown field only', '{"definitelyNotAField":1}'],
+    // 3,000 deep (18 KB) overflowed class-transformer's recursion: a 500 on every body endpoint.
+    ['nested 3000 deep', `{"x":${'['.repeat(3000)}${']'.repeat(3000)}}`],
+    ['__proto__ only', '{"__proto__":{"x":1}}'],
+    ['constructor only', '{"constructor":1}'],
   ];
   for (const [name, prop] of Object.entries(schema?.properties ?? {})) {
     const wrong = prop.type === 'string' ? 12345 : prop.type === 'array' ? 'not-an-array' : 'not-a-number';
@@ -117,5 +121,60 @@ describe('malformed bodies on every endpoint: a 4xx with an errno body, never a 
   it('guest', async () => {
     const s = stack();
     expect(await sweep(s.guests[0].url, [], { pid: '1' })).toEqual(expect.arrayContaining(GUEST_BODY_CALLS));
+  });
+
+  it('a valid body plus a field named __proto__ or constructor is refused like any unknown field, and changes nothing', async () => {
+    const s = stack();
+    const vm = ctx.vm!;
+    const guest = s.guests[0].url;
+    const processes = async (): Promise<unknown> => (await http('GET', `${guest}/v1/status`)).body;
+    const vms = async (): Promise<unknown> => (await http('GET', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN })).body;
+    const before = { vms: await vms(), guest: await processes() };
+    const p = await s.hostProcess('probe');
+    for (const field of ['"__proto__":{"comm":"polluted"}', '"constructor":{"name":"x"}', '"__proto__":7']) {
+      const host = await http('POST', `${s.host.url}/v1/processes`, { rawBody: `{"comm":"evil",${field}}` });
+      expect([field, host.status, host.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const vmm = await http('POST', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN, rawBody: `{"name":"evil","memoryMiB":16,"vcpus":1,"devices":[],${field}}` });
+      expect([field, vmm.status, vmm.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const g = await http('POST', `${guest}/v1/processes`, { rawBody: `{"name":"evil",${field}}` });
+      expect([field, g.status, g.body]).toEqual([field, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+      const mmap = await http('POST', `${s.host.url}/v1/processes/${p.pid}/mmap`, { token: p.token, rawBody: `{"length":4096,${field}}` });
+      expect([field, mmap.status]).toEqual([field, 400]);
+    }
+    expect({ vms: await vms(), guest: await processes() }).toEqual(before);
+    // No process was created: the next pid follows the probe's.
+    expect((await s.hostProcess('after')).pid).toBe(p.pid + 1);
+    expect(vm.id).toBeGreaterThan(0);
+  });
+
+  it('null is a value, not an absent field: every optional field refuses it with EINVAL and nothing runs', async () => {
+    const s = stack();
+    const p = await s.hostProcess('nulls');
+    const fd = await p.k.openIoasid();
+    const gpa = await p.k.alloc(fd);
+    await p.k.bindPgtbl(fd, gpa, { kind: 'iova' });
+    const nested = await p.k.alloc(fd);
+    const hva = await p.k.mmap(p.pid, 4096);
+    const journal = async (): Promise<number> => ((await http('GET', `${s.host.url}/v1/audit/events?limit=10000`, { token: AUDIT })).body as unknown[]).length;
+    const rows = await journal();
+    const calls: Array<[string, string, unknown]> = [
+      // Absent root = pass-through to the parent's space; null used to mean the same.
+      ['POST', `/v1/ioasid/${fd}/ioasids/${nested}/pgtbl`, { kind: 'nested', parent: gpa, root: null }],
+      ['PUT', `/v1/processes/${p.pid}/memory`, { hva, data: 'AAAA', encoding: null }],
+      ['POST', `/v1/ioasid/${fd}/ioasids/${gpa}/unmap`, { all: null }],
+      ['POST', `/v1/processes/${p.pid}/enqcmd`, { deviceFd: 3, descriptor: { op: 'noop', completion: hva, src: null } }],
+    ];
+    for (const [method, path, body] of calls) {
+      const res = await http(method, `${s.host.url}${path}`, { token: p.token, body });
+      expect([path, res.status, res.body]).toEqual([path, 400, expect.objectContaining({ errno: 'EINVAL' })]);
+    }
+    // Absent pasid = a RID request; null used to be one too.
+    const dma = await http('POST', `${s.host.url}/v1/hw/devices/0000:6a:01.0/dma`, { token: HOST_ADMIN, body: { pasid: null, address: 0, length: 4, write: false } });
+    expect([dma.status, dma.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
+    expect((await p.k.info(fd, nested)).state).toBe('allocated');
+    expect(await journal()).toBe(rows);
+    // The guest console: absent vcpu = vCPU 0.
+    const submit = await http('POST', `${s.guests[0].url}/v1/processes/1/submit`, { body: { vrid: 8, vcpu: null, descriptor: { op: 'noop' } } });
+    expect([submit.status, submit.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
   });
 });

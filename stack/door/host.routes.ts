@@ -74,6 +74,7 @@ export const HOST_ROUTES: H[] = [
   route('POST', '/v1/kvm/:fd/vcpus/:n/enqcmds', 201, (h, c) => exec(h, c, kvmOps.vcpuEnqcmds, { vmFd: fd(c), vcpu: intParam(c, 'n'), ...c.body } as never)),
 
   route('GET', '/v1/hw/pasids', 200, (h, c) => exec(h, c, hwOps.pasids, { pasid: intQuery(c, 'pasid') })),
+  route('GET', '/v1/hw/limits', 200, (h, c) => exec(h, c, hwOps.limits, { pid: intQuery(c, 'pid') })),
   route('GET', '/v1/hw/iommu/faults', 200, (h, c) => exec(h, c, hwOps.faults, {})),
   route('GET', '/v1/hw/iommu/page-requests', 200, (h, c) => exec(h, c, hwOps.pageRequests, {})),
   route('POST', '/v1/hw/devices/:bdf/dma', 201, async (h, c) => {

@@ -21,6 +21,7 @@ export const VMM_ROUTES: V[] = [
   route('GET', '/v1/vms', 200, (v, c) => v.vms.list(as(v, c, 'admin'))),
   route('GET', '/v1/vms/:id', 200, (v, c) => v.vms.get(as(v, c, 'caller-or-admin'), id(c))),
   route('DELETE', '/v1/vms/:id', 204, (v, c) => none(v.vms.remove(as(v, c, 'admin'), id(c)))),
+  route('POST', '/v1/vms/:id/start', 200, (v, c) => v.vms.powerOn(as(v, c, 'admin'), id(c))),
   route('GET', '/v1/vms/:id/machine', 200, (v, c) => v.hardware.machine(as(v, c, 'caller-or-admin'), id(c))),
   route('PUT', '/v1/vms/:id/memory', 204, (v, c) =>
     none(v.hardware.writeMemory(as(v, c), id(c), c.body.gpa as number, decodePayload(c.body.data as string, c.body.encoding as PayloadEncoding | undefined))),

@@ -9,7 +9,7 @@ import { handlePageRequest, type PageFaultAnswer } from './iommu/page-fault';
 import { SvaDriver } from './iommu/sva';
 import { FrameAllocator } from './mm/frame-allocator';
 import { GuestMm } from './mm/guest-mm';
-import type { GuestMachine, VirtualPageRequest, VmmPort } from './vmm.port';
+import type { GuestFault, GuestMachine, VirtualPageRequest, VmmPort } from './vmm.port';
 
 export interface GuestStatus {
   booted: boolean;
@@ -116,6 +116,11 @@ export class GuestOs {
     if (!s.machine.devices.some((d) => d.vrid === vrid)) throw new KernelError('ENODEV', `no device with vrid 0x${Number(vrid).toString(16)}`);
     if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= s.machine.vcpus) throw new KernelError('EINVAL', `no vCPU ${vcpu}`);
     return s.accel.submit(pid, vrid, req, vcpu);
+  }
+
+  /** A vIOMMU fault record the VMM pushed: the accelerator driver may be waiting on what it concerns. */
+  deviceFault(f: GuestFault): void {
+    this.state?.accel.deviceFault(f);
   }
 
   private booted(): Booted {

@@ -7,7 +7,7 @@ import { newTraceId, parseTraceparent, runInTrace } from '@app/shared/trace';
 import type { VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
 import { GuestOs, type GuestStatus } from './guest-os';
-import type { VmmPort } from './vmm.port';
+import type { GuestFault, VmmPort } from './vmm.port';
 
 export interface GuestAppStatus extends GuestStatus {
   vmId: number;
@@ -64,10 +64,13 @@ export class GuestApp {
             this.vmmAttached = false;
             this.opts.onVmmLost?.(reason);
           },
-          // vIOMMU fault records and page requests the VMM pushes (virtual ids only): the guest journals what it was told.
+          // vIOMMU fault records and page requests the VMM pushes (virtual ids only): the guest journals what it was
+          // told, and its drivers learn of a fault (the fault event interrupt).
           onEvent: (e) => {
-            if (e.event === 'fault') this.told('viommu.fault', e.data);
-            else if (e.event === 'page-request') this.onPageRequest(e.data as VirtualPageRequest & { traceparent?: string });
+            if (e.event === 'fault') {
+              this.os.deviceFault(e.data as GuestFault);
+              this.told('viommu.fault', e.data);
+            } else if (e.event === 'page-request') this.onPageRequest(e.data as VirtualPageRequest & { traceparent?: string });
           },
         });
         await this.lifeline.opened;
@@ -122,7 +125,7 @@ export class GuestApp {
 
   /** IA32_PASID = the process's vPASID, ENQCMD (retry on ZF=1), poll the completion record. */
   submit(pid: number, a: { vrid: number; descriptor: SubmitRequest; vcpu?: number }): Promise<SubmitResult> {
-    return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu ?? 0));
+    return this.run({ operation: 'accel.submit', args: a, object: `gpid:${pid}` }, () => this.os.submit(pid, a.vrid, a.descriptor, a.vcpu === undefined ? 0 : a.vcpu));
   }
 
   /**

@@ -2,6 +2,7 @@
 // listening (see main.ts), and shuts this process down when the VMM drops it (a guest dies with its QEMU).
 import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import type { StateView } from '@app/shared/audit/state-view';
+import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import type { LamportClock } from '@app/shared/clock';
 import { RestClient } from '@app/shared/http/rest-client';
 import { VmmClient } from '@app/shared/http/vmm.client';
@@ -27,7 +28,8 @@ export class GuestService implements BeforeApplicationShutdown {
     @Inject(STATE_VIEW) state: StateView,
   ) {
     this.logger = log.child({ component: 'guest' });
-    const vmm = new VmmClient(new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken }), config.vmId);
+    const rest = new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken, peerKey: StackPeerKey.fromAuditToken(config.auditToken) });
+    const vmm = new VmmClient(rest, config.vmId);
     this.app = new GuestApp({
       journal,
       vmm,

@@ -3,6 +3,7 @@ import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { adminTokenStream, commonConfig, ConfigError, type CommonConfig, envInt, envToken } from '@app/shared/config';
 import { PRQ_DEFAULT_DEPTH, PRQ_DEFAULT_TIMEOUT_MS } from './iommu/iommu.constants';
 import type { DeviceConfig } from './kernel';
+import { type Limits, limitsFrom } from './limits/limits';
 
 export interface HostKernelConfig extends CommonConfig {
   adminToken: string;
@@ -12,6 +13,8 @@ export interface HostKernelConfig extends CommonConfig {
   /** Host page request queue depth in requests, and how long a group may wait for its answer (DESIGN §10). */
   prqDepth: number;
   prqTimeoutMs: number;
+  /** Per-process resource limits: PASID_LIMIT, PIN_LIMIT_MIB, MEM_LIMIT_MIB, FD_LIMIT, FILE_MAX, PROCESS_LIMIT. */
+  limits: Limits;
 }
 
 /** DESIGN §6b: two PASID-capable DSA-like accelerators, 20-bit PASID, work-queue depth 32. */
@@ -65,5 +68,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): HostKernelConfig {
     devices,
     prqDepth: envInt(env, 'PRQ_DEPTH', PRQ_DEFAULT_DEPTH, 1, 1 << 20),
     prqTimeoutMs: envInt(env, 'PRQ_TIMEOUT_MS', PRQ_DEFAULT_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    limits: limitsFrom((name, fallback, max) => envInt(env, name, fallback, 0, max)),
   };
 }

@@ -84,11 +84,11 @@ export function guestWorld(k: TestKernel, opts: { bdf?: string; ramPages?: numbe
 
 /**
  * Guest SVA bind (DESIGN §4 steps 4-7): nested ioasid over the GPA ioasid (sending its page requests to
- * `faultQueue` if given), allowed on the device, vPASID mapped.
+ * `faultQueue` if given), allowed on the device, vPASID mapped. `root` null = pass-through (BIND_PGTBL without a root).
  */
 export function bindGuestSva(k: TestKernel, w: GuestWorld, vpasid: number, root: number | null = w.cr3, faultQueue?: number): number {
   const ppasid = k.alloc(w.pid, w.fd);
-  k.bindPgtbl(w.pid, w.fd, ppasid, { kind: 'nested', parent: w.gpa, root, ...(faultQueue === undefined ? {} : { faultQueue }) });
+  k.bindPgtbl(w.pid, w.fd, ppasid, { kind: 'nested', parent: w.gpa, ...(root === null ? {} : { root }), ...(faultQueue === undefined ? {} : { faultQueue }) });
   k.allowIoasid(w.pid, w.dev, { ioasidFd: w.fd, ioasid: ppasid, mode: 'pasid' });
   k.mapPasid(w.pid, w.vm, { vpasid, ioasidFd: w.fd, ioasid: ppasid });
   k.vcpuWrmsr(w.pid, w.vm, 0, 'IA32_PASID', (IA32_PASID_VALID | vpasid) >>> 0);

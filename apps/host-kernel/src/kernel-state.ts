@@ -12,7 +12,19 @@ import type { Memslot } from './kvm/memslots';
 import type { FdKind } from './process/fd-table';
 
 export interface KernelState {
-  processes: { pid: number; comm: string; state: string; fds: { fd: number; kind: FdKind }[]; residentPages: number; ia32Pasid: number }[];
+  processes: {
+    pid: number;
+    comm: string;
+    state: string;
+    fds: { fd: number; kind: FdKind }[];
+    residentPages: number;
+    ia32Pasid: number;
+    /** Who created it, and what it uses of what its limits bound (limits/limits.ts). */
+    creator: string;
+    usage: { pasids: number; pinnedPages: number; fds: number };
+  }[];
+  /** Open files host-wide (FILE_MAX). */
+  openFiles: number;
   pool: { allocated: number; parked: number; free: number };
   ioasids: {
     id: number;
@@ -55,10 +67,20 @@ export function kernelState(k: Kernel): KernelState {
       const ia32Pasids = Array.from({ length: vm.vcpuCount }, (_, n) => vm.vcpuRdmsr(n, 'IA32_PASID'));
       vms.push({ pid: p.pid, fd, memslots: vm.memslots.list(), vcpus: vm.vcpuCount, ia32Pasids, translation: vm.pasidTranslation, pasids: vm.pasidMappings() });
     }
-    return { pid: p.pid, comm: p.comm, state: p.state, fds: p.fds.list(), residentPages: p.mm.residentPages, ia32Pasid: p.ia32Pasid };
+    return {
+      pid: p.pid,
+      comm: p.comm,
+      state: p.state,
+      fds: p.fds.list(),
+      residentPages: p.mm.residentPages,
+      ia32Pasid: p.ia32Pasid,
+      creator: p.creator,
+      usage: { pasids: k.ioasids.ownedBy(p.pid), pinnedPages: p.mm.pinnedPages, fds: p.fds.count },
+    };
   });
   return {
     processes,
+    openFiles: k.procs.files.count,
     pool: k.ioasids.pasidPool(),
     ioasids: k.ioasids.all().map((i) => ({
       id: i.id,

@@ -23,6 +23,7 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
       const app = await HostKernelApp.open({
         memoryMiB: config.memoryMiB,
         devices: config.devices,
+        limits: config.limits,
         prqDepth: config.prqDepth,
         prqTimeoutMs: config.prqTimeoutMs,
         adminToken: config.adminToken,

@@ -11,6 +11,7 @@ import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import { realTimers, type Timers } from '@app/shared/timers';
 import type { PageTableHandle } from './ioasid/pgtbl';
 import { Kvm } from './kvm/kvm';
+import { DEFAULT_LIMITS, type Limits } from './limits/limits';
 import { PhysicalMemory } from './memory/physical-memory';
 import { ProcessTable } from './process/process-table';
 import type { DrainHook } from './vfio/vfio-device-file';
@@ -42,6 +43,8 @@ export interface KernelOptions {
   /** Host page request queue depth in requests (PRQ_DEPTH, default 2048) and PRQ_TIMEOUT_MS (default 10000). */
   prqDepth?: number;
   prqTimeoutMs?: number;
+  /** Per-process resource limits (limits/limits.ts; default DEFAULT_LIMITS). */
+  limits?: Limits;
 }
 
 export class Kernel {
@@ -53,12 +56,14 @@ export class Kernel {
   readonly vfio: VfioDevices;
   readonly kvm = new Kvm();
   readonly faults?: FaultInjector;
+  readonly limits: Limits;
   /** Where events go; the dispatcher of a running host kernel replaces it. */
   onEvent: (e: KernelEvent) => void;
 
   constructor(opts: KernelOptions) {
     this.memory = new PhysicalMemory(opts.memoryMiB);
-    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken);
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits);
     this.faults = opts.faults;
     this.onEvent = opts.onEvent ?? (() => undefined);
     const timers = opts.timers ?? realTimers;
@@ -86,6 +91,7 @@ export class Kernel {
         drainPasid: (ppasid) => void this.accelerators.drainEverywhere(ppasid),
       },
       2 ** (opts.pasidBits ?? PASID_BITS),
+      this.limits.pasids,
     );
     this.accelerators = new DeviceSet(
       this.vfio.all().map((d) => d.config),

@@ -11,7 +11,7 @@ describe('the host command table', () => {
 
   it('journals every state change and instruction, and no read', () => {
     const reads = [...HOST_OPS.values()].filter((r) => !r.journal).map((r) => r.name).sort();
-    expect(reads).toEqual(['hw.faults', 'hw.page_requests', 'hw.pasids', 'ioasid.info', 'ioasid.list', 'kvm.read_guest', 'mm.read', 'process.get', 'vfio.list_devices']);
+    expect(reads).toEqual(['hw.faults', 'hw.limits', 'hw.page_requests', 'hw.pasids', 'ioasid.info', 'ioasid.list', 'kvm.read_guest', 'mm.read', 'process.get', 'vfio.list_devices']);
   });
 });
 

@@ -2,6 +2,7 @@
 // parts to the controllers, rebuilds running VMs after start-up, and lets them die with the VMM on shutdown.
 import { type BeforeApplicationShutdown, Injectable, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
 import type { StateView } from '@app/shared/audit/state-view';
+import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import type { LamportClock } from '@app/shared/clock';
 import { HostKernelClient } from '@app/shared/http/host-kernel.client';
 import { RestClient } from '@app/shared/http/rest-client';
@@ -24,7 +25,8 @@ export const VMM_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL, CLOCK, LOGGER, METRICS, STATE_VIEW],
     useFactory: async (config: VmmConfig, journal: Journal, clock: LamportClock, log: Logger, metrics: AppMetrics, state: StateView) => {
       const logger = log.child({ component: 'vmm' });
-      const host = withStall(new HostKernelClient(new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock })), config.debugStallBefore);
+      const rest = new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock, peerKey: StackPeerKey.fromAuditToken(config.auditToken) });
+      const host = withStall(new HostKernelClient(rest), config.debugStallBefore);
       const app = await VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, seed: config.seed, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
       vmmMetrics(metrics, app);
       state.set(() => vmmState(app));

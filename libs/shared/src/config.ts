@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
 import { LOG_LEVELS, type LogLevel, type LogOptions } from './log/log-options';
 import { SeededStream } from './replay/seeded';
+import { AUDIT_PEER_TIMEOUT_MS } from './audit/federation';
+import { LAMPORT_MAX_STEP } from './clock';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
 export class ConfigError extends Error {}
@@ -109,6 +111,8 @@ export interface CommonConfig {
   auditPeers: string[];
   /** When set, `/v1/audit/*` needs it as bearer token, and federation sends it to the peers. */
   auditToken: string | null;
+  /** How long federation waits for one peer (AUDIT_PEER_TIMEOUT_MS). */
+  auditPeerTimeoutMs: number;
   /** This app's own URL, known once it listens (port 0 picks one); sent to peers as `x-audit-url`. */
   publicUrl: string | null;
   /** LOG_LEVEL, LOG_FORMAT (log/logger.ts). */
@@ -117,6 +121,8 @@ export interface CommonConfig {
   seed: number | null;
   /** LAMPORT: the logical time to start from at least (the harness hands a restarted app the run's clock). */
   lamportFloor: number;
+  /** How far one message may advance the Lamport clock (LAMPORT_MAX_STEP). */
+  lamportMaxStep: number;
 }
 
 /** SEED=<n>, a non-negative integer, or null when unset. */
@@ -141,9 +147,11 @@ export function commonConfig(env: Env, app: string, defaultPort: number, default
     instance: envInstance(env, app),
     auditPeers: envUrlList(env, 'AUDIT_PEERS', defaultPeers),
     auditToken: env.AUDIT_TOKEN ? envToken(env, 'AUDIT_TOKEN').token : null,
+    auditPeerTimeoutMs: envInt(env, 'AUDIT_PEER_TIMEOUT_MS', AUDIT_PEER_TIMEOUT_MS, 1, 60_000),
     publicUrl: null,
     log: envLogOptions(env, app),
     seed: envSeed(env),
     lamportFloor: envInt(env, 'LAMPORT', 0, 0, Number.MAX_SAFE_INTEGER),
+    lamportMaxStep: envInt(env, 'LAMPORT_MAX_STEP', LAMPORT_MAX_STEP, 1, 2 ** 52),
   };
 }

@@ -13,6 +13,9 @@ export const ERRNO = {
   EEXIST: { code: 17, status: 409 },
   ENODEV: { code: 19, status: 404 },
   EINVAL: { code: 22, status: 400 },
+  // A resource limit, like ENOSPC/ENOMEM: the host's file table (fs.file-max), one process's fds (RLIMIT_NOFILE).
+  ENFILE: { code: 23, status: 507 },
+  EMFILE: { code: 24, status: 507 },
   ENOTTY: { code: 25, status: 501 },
   ENOSPC: { code: 28, status: 507 },
   ERANGE: { code: 34, status: 400 },

@@ -1,6 +1,7 @@
 import { Type } from 'class-transformer';
-import { IsInt, IsObject, IsOptional, Max, Min, ValidateNested } from 'class-validator';
+import { IsInt, IsObject, Max, Min, ValidateNested } from 'class-validator';
 import { WorkDescriptorDto } from '@app/shared/nest/shared.dto';
+import { Optional } from '@app/shared/nest/optional';
 
 
 export class SubmitDto {
@@ -15,7 +16,7 @@ export class SubmitDto {
   descriptor!: WorkDescriptorDto;
 
   /** The vCPU the process runs on (default 0). */
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(63)

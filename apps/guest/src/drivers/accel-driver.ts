@@ -2,8 +2,10 @@
 // completion record lives in the submitting process's memory (32-byte aligned slots in a page mapped
 // on demand), IA32_PASID = valid | vPASID is loaded on the vCPU (the per-task MSR restored when the task
 // runs), ENQCMD is retried while the queue is full (ZF=1), then the record is polled until the device
-// writes a non-zero status. WRMSR → ENQCMD (with its retries) runs under a per-vCPU lock (vcpu-lock.ts).
+// writes a non-zero status. WRMSR → ENQCMD (with its retries) runs under a per-vCPU lock (vcpu-lock.ts). A DMA
+// fault the vIOMMU reports on a record being waited for (deviceFault) ends the wait: the device will never write it.
 import type { Descriptor, DescriptorOp } from '@app/shared/contract/host-kernel';
+import { isDmaFault, type VirtualFault } from '@app/shared/contract/vmm';
 import { CompletionStatus, decodeCompletion } from '@app/shared/dsa/descriptor';
 import { KernelError } from '@app/shared/errno';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
@@ -42,6 +44,14 @@ export interface AccelOptions {
 
 const defaultYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** A completion record being polled: on which device, for which vPASID (once loaded), and a fault that ends it. */
+interface Waiter {
+  vrid: number;
+  completion: number;
+  vpasid: number | null;
+  fault: VirtualFault | null;
+}
+
 export class AccelDriver {
   /** pid → completion slots: page GVAs and the slots in use. */
   private readonly areas = new Map<number, { pages: number[]; busy: Set<number> }>();
@@ -49,6 +59,7 @@ export class AccelDriver {
   private readonly maxPolls: number;
   private readonly pause: () => Promise<void>;
   private readonly vcpus = new VcpuLocks();
+  private readonly waiting = new Set<Waiter>();
 
   constructor(
     private readonly port: Pick<VmmPort, 'wrmsr' | 'enqcmd'>,
@@ -68,11 +79,14 @@ export class AccelDriver {
     checkRequest(req);
     const completion = await this.allocSlot(pid);
     let done = false;
+    // Registered before the portal write: the fault can be reported before the ENQCMD's own answer arrives.
+    const waiter: Waiter = { vrid, completion, vpasid: null, fault: null };
+    this.waiting.add(waiter);
     try {
       await this.mm.write(pid, completion, Buffer.alloc(COMPLETION_RECORD_SIZE));
       // SVA work blocks on faults: a page not there yet is asked for (PRI) and the device waits for it.
       const descriptor: Descriptor = { ...req, completion, blockOnFault: true };
-      const enq = await this.enqueue(pid, vrid, vcpu, descriptor);
+      const enq = await this.enqueue(pid, vrid, vcpu, descriptor, waiter);
       if (enq.result === 'gp') {
         done = true;
         return enq;
@@ -91,12 +105,30 @@ export class AccelDriver {
           if (rec.status === CompletionStatus.pageFault) out.faultAddress = rec.faultAddress;
           return out;
         }
+        const fault = waiter.fault;
+        if (fault && fault.vpasid === waiter.vpasid) {
+          // The record's write itself faulted: the device reports nothing more (DSA drops the record).
+          done = true;
+          throw new KernelError('EFAULT', `vrid 0x${vrid.toString(16)} could not write the completion record (${fault.reason}): is the process bound to this device?`);
+        }
         await this.pause();
       }
       throw new KernelError('EIO', `no completion from vrid 0x${vrid.toString(16)} after ${this.maxPolls} polls`);
     } finally {
+      this.waiting.delete(waiter);
       // A timed-out record may still be written by the device later: its slot is never reused.
       if (done) this.areas.get(pid)?.busy.delete(completion);
+    }
+  }
+
+  /**
+   * A fault record the vIOMMU reported (the guest's lifeline carries them, as the VT-d fault event interrupt): a
+   * DMA write fault on a completion record being waited for means that record will never be written.
+   */
+  deviceFault(f: VirtualFault): void {
+    if (!isDmaFault(f) || f.access !== 'write' || f.address === undefined) return;
+    for (const w of this.waiting) {
+      if (w.vrid === f.vrid && f.address >= w.completion && f.address < w.completion + COMPLETION_RECORD_SIZE) w.fault = f;
     }
   }
 
@@ -109,6 +141,7 @@ export class AccelDriver {
     vrid: number,
     vcpu: number,
     descriptor: Descriptor,
+    waiter: Waiter,
   ): Promise<{ result: 'accepted' } | { result: 'full' } | { result: 'gp'; reason: string }> {
     const release = await this.vcpus.acquire(vcpu);
     try {
@@ -116,6 +149,7 @@ export class AccelDriver {
       // vPASID runs with IA32_PASID invalid, so ENQCMD raises #GP (SDM ENQCMD). After an unbind the process
       // keeps its vPASID (mm->pasid): ENQCMD then exits to KVM, which injects #GP (vPASID unmapped).
       const vpasid = this.sva.vpasidOf(pid);
+      waiter.vpasid = vpasid;
       await this.port.wrmsr(vcpu, 'IA32_PASID', vpasid === null ? 0 : (IA32_PASID_VALID | vpasid) >>> 0);
       for (let attempt = 0; attempt < this.maxTries; attempt++) {
         if (attempt > 0) await this.pause();

@@ -7,6 +7,7 @@ import { MMAP_BASE, PAGE_SIZE, RESERVED_LOW_PAGES } from '../mm/mm.constants';
 import { DSA0, DSA1, VmOnStack } from '../vm-on-stack.testing';
 import type { VmmPort } from '../vmm.port';
 import { GUEST_VPASID_MIN } from './iommu.constants';
+import { hwOps } from '../../../host-kernel/src/hw/hw.ops';
 import { SvaDriver } from './sva';
 
 /** The vPASIDs the lowest-first allocator hands out, in order. */
@@ -158,6 +159,36 @@ describe('SvaDriver', () => {
     await s.sva.unbind(q.pid, s.a);
     expect(await s.sva.bind(p.pid, s.a)).toBe(V2);
     expect(mirrored(s)).toEqual([[V2, [s.a]]]);
+  });
+
+  it('a DMA fault of the same vPASID landing while a bind is in flight does not refuse the bind: only entry faults do', async () => {
+    // The VMM's door to the host lets a hook run just before each ALLOW: there the device on vrid b — the one being
+    // bound — faults a DMA tagged with the process's pPASID (its ENQCMD there raced the bind: no route yet), and the
+    // record reaches the vIOMMU while the bind's [pasid-cache, wait] is in flight.
+    let beforeAllow: (() => Promise<void>) | null = null;
+    const hooked = (port: HostKernelPort): HostKernelPort =>
+      new Proxy(port, {
+        get(t, prop, receiver) {
+          const v = Reflect.get(t, prop, receiver) as unknown;
+          if (prop === 'as') return (token: string) => hooked(t.as(token));
+          if (prop === 'allowIoasid') return async (...args: Parameters<HostKernelPort['allowIoasid']>) => (await beforeAllow?.(), t.allowIoasid(...args));
+          return v;
+        },
+      });
+    const s = await setup({ wrapHost: hooked });
+    const p = await s.mm.createProcess('racer');
+    expect(await s.sva.bind(p.pid, s.a)).toBe(V1);
+    const ppasid = s.bed.viommu.bindings().find((b) => b.vpasid === V1)?.ioasid as number;
+    beforeAllow = async () => {
+      beforeAllow = null;
+      await s.bed.stack.host.dispatcher.exec(hwOps.dma, s.bed.stack.host.authorize(hwOps.dma, s.bed.stack.hostAdminToken), { bdf: DSA1, pasid: ppasid, address: 0x7ff0_0000, length: 8, write: false });
+      await s.bed.stack.settle();
+    };
+    expect(await s.sva.bind(p.pid, s.b)).toBe(V1);
+    // The fault was recorded during the bind, for V1 on vrid b, as a DMA fault.
+    expect(s.bed.viommu.faults()).toEqual([expect.objectContaining({ vrid: s.b, vpasid: V1, access: 'read' })]);
+    expect(mirrored(s)).toEqual([[V1, [s.a, s.b]]]);
+    expect(s.sva.bindings()).toEqual([{ pid: p.pid, vpasid: V1, vrids: [s.a, s.b].sort((x, y) => x - y) }]);
   });
 
   it('refuses unknown vrids (ENODEV) and processes (ESRCH) without writing anything', async () => {

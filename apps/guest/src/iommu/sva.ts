@@ -2,13 +2,14 @@
 // intel/pasid.c). One PASID directory page per device is registered at boot; bind allocates the lowest
 // free vPASID (one per process, reused across devices like mm->pasid), writes the first-level PASID entry
 // {present, PGTT 1, FLPM 0, FLPTR = CR3} into the device's on-demand PASID table, and asks the vIOMMU to
-// pick it up with [pasid-cache(V), wait]. A fault the VMM reports for it rolls the entry back.
+// pick it up with [pasid-cache(V), wait]. A refusal of the entry the VMM reports rolls it back.
 //
 // vPASID lifetime follows Linux's mm->pasid (iommu_sva_bind_device / mm_pasid_drop): a process keeps its
 // vPASID from its first successful bind until the process exits. Unbind drops the device binding and
 // clears the PASID entry but never frees the vPASID, so a vPASID is never handed to another process while
 // its old owner may still load it into IA32_PASID and ENQCMD (it then gets #GP: KVM finds it unmapped).
 // The guest has no process exit yet, so within one guest boot a vPASID is never reused.
+import { isDmaFault } from '@app/shared/contract/vmm';
 import { KernelError } from '@app/shared/errno';
 import {
   encodePasidDirEntry,
@@ -153,9 +154,8 @@ export class SvaDriver {
     // PASID-granular IOTLB invalidation names (DID, PASID), not a device: one descriptor covers every
     // device bound to this vPASID (the VMM keeps one host address space per vPASID).
     const res = await this.port.invalidate([{ type: 'piotlb', vpasid: b.vpasid, addr, npages }, { type: 'wait' }]);
-    // A refusal of the invalidation itself carries no DMA access; a DMA fault record of this vPASID that
-    // happened to land during the batch does (address + access), and says nothing about the flush.
-    const fault = res.faults.find((f) => f.vpasid === b.vpasid && f.access === undefined);
+    // A DMA fault record of this vPASID that happened to land during the batch says nothing about the flush.
+    const fault = res.faults.find((f) => f.vpasid === b.vpasid && !isDmaFault(f));
     if (fault) {
       throw new KernelError('EIO', `vIOMMU did not invalidate the IOTLB of vPASID ${b.vpasid} (${fault.errno}: ${fault.reason})`);
     }
@@ -205,7 +205,9 @@ export class SvaDriver {
     let fault: GuestFault | null = null;
     try {
       const res = await this.port.invalidate([{ type: 'pasid-cache', vpasid }, { type: 'wait' }]);
-      fault = res.faults.find((f) => f.vpasid === vpasid && (f.vrid === vrid || f.vrid === null)) ?? null;
+      // Only a refusal of the entry refuses the bind: a DMA fault of this vPASID that landed during the batch (a
+      // submission racing the bind on this device) is a record of that access, not of the entry.
+      fault = res.faults.find((f) => !isDmaFault(f) && f.vpasid === vpasid && (f.vrid === vrid || f.vrid === null)) ?? null;
     } catch (err) {
       await this.rollback(vpasid, entryGpa);
       throw err;

@@ -4,8 +4,10 @@ import { KernelError } from '@app/shared/errno';
 import { Journal } from '@app/shared/journal/journal';
 import { hostSva } from '../data-plane.testing';
 import { DSA0, newKernel, PAGE, type TestKernel } from '../kernel.testing';
-import { ioasidOps } from '../ops';
+import { DEFAULT_LIMITS } from '../limits/limits';
+import { ioasidOps, processOps } from '../ops';
 import { PROCESS_MIGRATIONS, ProcessEntity } from '../persistence/process.entity';
+import { Dispatcher } from './dispatcher';
 
 describe('the dispatcher: a call and its journal row are one commit', () => {
   let ds: DataSource;
@@ -106,5 +108,21 @@ describe('the dispatcher: a call and its journal row are one commit', () => {
     const { ioasid } = await alloc;
     expect(await list).toEqual([{ ioasid, state: 'allocated' }]);
     expect(order).toEqual(['alloc', 'list']);
+  });
+
+  it('a call with 2^17 events (close of an fd holding 2^16 ioasids) commits them all as child rows (it overflowed the stack: a 500)', async () => {
+    // Allocated without a journal (fast), closed through the journaling dispatcher: 2 events per ioasid.
+    const n = 2 ** 16;
+    const bare = newKernel({ limits: { ...DEFAULT_LIMITS, pasids: n } });
+    const { pid } = bare.createProcess('hog');
+    const fd = bare.openIoasid(pid);
+    for (let i = 0; i < n; i++) bare.alloc(pid, fd);
+    const dispatcher = new Dispatcher(bare.kernel, journal);
+    await dispatcher.exec(processOps.close, { kind: 'process', pid }, { fd });
+    expect(bare.pasidPool()).toMatchObject({ allocated: 0, parked: 0 });
+    const [close] = await journal.events({ operation: 'fd.close' });
+    expect(close).toMatchObject({ errno: null, object: `fd:${pid}/${fd}` });
+    const [{ children }] = (await ds.query('SELECT COUNT(*) AS children FROM journal WHERE parent_span_id = ?', [close.spanId])) as Array<{ children: number }>;
+    expect(children).toBe(2 * n);
   });
 });

@@ -117,12 +117,16 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
       return this.refuse(jop, op.object?.(args, undefined, caller) ?? null, recordedArgs, direct, err);
     }
     this.collecting = null;
-    const events = [...direct, ...tx.events];
-    jop.children.push(...events.map(eventRow));
-    const writes = [...(op.persist?.(args, result) ?? []), ...tx.events.flatMap((e) => this.opts.eventWrites?.(e) ?? [])];
-    const outcome = { object: op.object?.(args, result, caller) ?? null, args: recordedArgs, result: op.result ? op.result(result) : result, errno: null };
+    // A call may report any number of events (closing an fd of 2^20 ioasids: two each): never spread them as
+    // arguments (the stack bounds those), and whatever fails before the row is written undoes the call.
+    const events = direct.concat(tx.events);
+    let outcome: { object: string | null; args: unknown; result: unknown; errno: null } = { object: null, args: recordedArgs, result: undefined, errno: null };
     let written: void | Promise<void>;
     try {
+      for (const e of events) jop.children.push(eventRow(e));
+      const writes = op.persist?.(args, result) ?? [];
+      for (const e of tx.events) for (const w of this.opts.eventWrites?.(e) ?? []) writes.push(w);
+      outcome = { object: op.object?.(args, result, caller) ?? null, args: recordedArgs, result: op.result ? op.result(result) : result, errno: null };
       tx.step('journal.append');
       written = this.journal.commit(jop, outcome, writes);
     } catch (err) {
@@ -154,7 +158,7 @@ export class Dispatcher<K extends DispatchKernel = DispatchKernel> {
 
   /** A refused call: its row with the errno (and the events that happened anyway), then the error. */
   private refuse(jop: OpenOperation, object: string | null, args: unknown, direct: TxEvent[], err: unknown): never | Promise<never> {
-    jop.children.push(...direct.map(eventRow));
+    for (const e of direct) jop.children.push(eventRow(e));
     const errno = err instanceof KernelError ? err.errno : 'EIO';
     let written: void | Promise<void> = undefined;
     try {

@@ -5,7 +5,7 @@ import { decodePayload } from '@app/shared/payload';
 import { Authorize, Caller } from '../dispatch/caller.decorator';
 import { Dispatcher } from '../dispatch/dispatcher';
 import type { HostCaller } from '../dispatch/op';
-import { EngineDto, PasidQuery, RawDmaDto } from './hw.dto';
+import { EngineDto, LimitsQuery, PasidQuery, RawDmaDto } from './hw.dto';
 import { hwOps as ops } from './hw.ops';
 
 /** The hardware/admin plane (admin token): the PASID pool, the IOMMU fault log, raw device DMA. */
@@ -20,6 +20,13 @@ export class HwController {
   @Authorize(ops.pasids)
   pasids(@Caller() caller: HostCaller, @Query() q: PasidQuery): Promise<unknown> {
     return this.host.exec(ops.pasids, caller, { pasid: q.pasid });
+  }
+
+  /** The resource limits in force (PASID_LIMIT, PIN_LIMIT_MIB, …) and each running process's usage; `?pid=P` for one. */
+  @Get('limits')
+  @Authorize(ops.limits)
+  limits(@Caller() caller: HostCaller, @Query() q: LimitsQuery): Promise<unknown> {
+    return this.host.exec(ops.limits, caller, { pid: q.pid });
   }
 
   /** The IOMMU fault log, oldest first. */

@@ -1,4 +1,6 @@
-// The hardware/admin plane (admin token): the PASID pool, the IOMMU fault log, raw device DMA, engine control.
+// The hardware/admin plane (admin token): the PASID pool, the page request queue, the IOMMU fault log, raw device
+// DMA, engine control, and
+// every process's usage against its resource limits.
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import type { DeviceSet, RawDmaResult } from '../devices/device-set';
 import type { KernelFile } from '../process/fd-table';
@@ -6,11 +8,16 @@ import type { Process } from '../process/process';
 import { type OpCall, opsFor } from '../dispatch/op';
 import type { IoasidLayer, PasidInfo } from '../ioasid/ioasid-layer';
 import type { Iommu } from '../iommu/iommu';
+import type { Limits } from '../limits/limits';
+import { limitsView, type LimitsView } from './limits-view';
+import type { ProcessTable } from '../process/process-table';
 
 interface Deps {
   ioasids: IoasidLayer;
   iommu: Iommu;
   accelerators: DeviceSet;
+  procs: ProcessTable;
+  limits: Limits;
 }
 
 const op = opsFor<Deps, Process>();
@@ -32,6 +39,14 @@ export const hwOps = {
     permit: 'admin',
     journal: false,
     run: ({ k }: C, _a: Record<string, never>) => ({ ...k.iommu.prq.stats(), groups: k.iommu.prq.pendingGroups() }),
+  }),
+
+  /** The limits in force and each running process's usage of them (with `pid`, that process's). */
+  limits: op({
+    name: 'hw.limits',
+    permit: 'admin',
+    journal: false,
+    run: ({ k }: C, a: { pid?: number }): LimitsView => limitsView(k, a.pid),
   }),
 
   /** The IOMMU fault log, oldest first. */

@@ -1,7 +1,6 @@
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import { AddressSpace } from '../memory/address-space';
-import { PhysicalMemory } from '../memory/physical-memory';
 import { PAGE_SIZE, pageAligned, pageIndex, pageOffset } from '../memory/memory.constants';
 import { IOVA_LIMIT } from './ioasid.constants';
 import { IovaPageTableHandle, IovaTranslation } from './pgtbl';
@@ -21,6 +20,8 @@ interface Area {
   read: boolean;
   write: boolean;
   pfns: number[];
+  /** The address space whose pages the area pins (its pin count goes down with the area). */
+  mm: AddressSpace;
 }
 
 /**
@@ -39,7 +40,6 @@ export class IovaPageTable implements IovaPageTableHandle {
   constructor(
     readonly id: number,
     readonly ppasid: number,
-    private readonly memory: PhysicalMemory,
   ) {}
 
   lookup(iova: number): IovaTranslation | null {
@@ -73,7 +73,7 @@ export class IovaPageTable implements IovaPageTableHandle {
       throw new KernelError('EEXIST', `ioasid ${this.ppasid}: iova [0x${a.iova.toString(16)}, +${a.length}) overlaps the area at 0x${next.iova.toString(16)}`);
     }
     const pfns = mm.pinRange(tx, a.hva, a.length); // EFAULT if not mapped, ENOMEM; pins undo themselves
-    const area: Area = { iova: a.iova, length: a.length, read: a.read, write: a.write, pfns };
+    const area: Area = { iova: a.iova, length: a.length, read: a.read, write: a.write, pfns, mm };
     tx.do('iopt.insert-area', () => this.insertArea(at, area), () => this.removeArea(area));
     return a.iova;
   }
@@ -106,7 +106,7 @@ export class IovaPageTable implements IovaPageTableHandle {
     for (const area of areas) {
       const index = this.areas.indexOf(area);
       tx.do('iopt.remove-area', () => this.removeArea(area), () => this.insertArea(index, area));
-      for (const pfn of area.pfns) this.memory.unpin(tx, pfn);
+      area.mm.unpinRange(tx, area.pfns);
       bytes += area.length;
     }
     return bytes;

@@ -96,7 +96,7 @@ export class IoasidContext implements KernelFile {
     const pgtblId = this.layer.newPgtblId(tx);
     let pgtbl: PageTable;
     if (spec.kind === 'mm') pgtbl = new MmPageTable(pgtblId, id, this.pid, this.mm);
-    else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id, this.layer.memory);
+    else if (spec.kind === 'iova') pgtbl = new IovaPageTable(pgtblId, id);
     else pgtbl = new NestedPageTable(pgtblId, id, root, (parent as Ioasid).pgtbl as IovaPageTable, queue);
     if (parent) this.layer.hold(tx, parent, { kind: 'child', key: childKey(id), ioasid: id });
     queue?.hold(tx);
@@ -162,8 +162,13 @@ export class IoasidContext implements KernelFile {
    * device's route slot busy until the device fd closed. KVM entries still hold theirs until UNMAP_PASID.
    */
   release(tx: Tx): void {
-    const order = [...this.ioasids.values()].sort((a, b) => Number(b.pgtbl?.kind === 'nested') - Number(a.pgtbl?.kind === 'nested') || a.id - b.id);
-    for (const ioasid of order) this.park(tx, ioasid, 'detach');
+    // Nested first, each kind by id: ids sorted as numbers, no comparator (an fd may hold 2^20 of them).
+    const nested: number[] = [];
+    const rest: number[] = [];
+    for (const ioasid of this.ioasids.values()) (ioasid.pgtbl?.kind === 'nested' ? nested : rest).push(ioasid.id);
+    for (const ids of [nested, rest]) {
+      for (const id of Float64Array.from(ids).sort()) this.park(tx, this.ioasids.get(id) as Ioasid, 'detach');
+    }
     this.faultQueues.releaseAll(tx);
     tx.do('ioasid.close', () => (this.closed = true), () => (this.closed = false));
   }
@@ -173,7 +178,10 @@ export class IoasidContext implements KernelFile {
    * the table (unpinning its pages), hide the id. It stays parked, out of the pool, until its last holder lets go.
    */
   private park(tx: Tx, ioasid: Ioasid, devices: 'revoke' | 'detach' = 'revoke'): void {
-    const attached = [...ioasid.holders.values()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
+    const attached =
+      ioasid.holders.size === 0
+        ? []
+        : [...ioasid.holders.values()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
     for (const holder of attached) {
       if (devices === 'detach') holder.detach(tx);
       else holder.revoke(tx);
@@ -192,7 +200,7 @@ export class IoasidContext implements KernelFile {
       () => this.ioasids.set(ioasid.id, ioasid),
     );
     tx.emit({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
-    tx.defer(() => this.layer.flush(ioasid, null, 'destroy'));
+    if (pgtbl) tx.defer(() => this.layer.flush(ioasid, null, 'destroy'));
     this.layer.freeIfUnused(tx, ioasid);
   }
 

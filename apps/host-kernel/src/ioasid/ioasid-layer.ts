@@ -47,12 +47,18 @@ export class IoasidLayer {
   private nextPgtblId = 1;
   private nextCtxId = 1;
   private parkedCount = 0;
+  /** PASIDs each process owns, allocated or parked (charged at ALLOC, given back when the PASID is freed). */
+  private readonly owned = new Map<number, number>();
 
-  /** pasidLimit: 2^(IOMMU PASID width); VT-d reports it in ECAP.PSS, 20 bits on current parts. */
+  /**
+   * pasidLimit: 2^(IOMMU PASID width); VT-d reports it in ECAP.PSS, 20 bits on current parts. perProcess: how many
+   * of them one process may own (limits/limits.ts PASID_LIMIT).
+   */
   constructor(
     readonly memory: PhysicalMemory,
     readonly hooks: IoasidHooks,
     readonly pasidLimit = PASID_LIMIT,
+    readonly perProcess = Number.MAX_SAFE_INTEGER,
   ) {
     if (!Number.isInteger(pasidLimit) || pasidLimit < 2 || pasidLimit > PASID_LIMIT) throw new KernelError('EINVAL', `PASID space ${pasidLimit} outside [2, 2^20]`);
     this.pool = new IdAllocator(pasidLimit);
@@ -64,8 +70,11 @@ export class IoasidLayer {
     return tx.do('ioasid.open', () => this.nextCtxId++, () => this.nextCtxId--);
   }
 
-  /** The lowest free pPASID, as a new ioasid owned by `owner`; ENOSPC when the space is exhausted. */
+  /** The lowest free pPASID, as a new ioasid owned by `owner`; ENOSPC when the space, or the owner's share, is exhausted. */
   allocPasid(tx: Tx, owner: IoasidOwner): Ioasid {
+    const owns = this.ownedBy(owner.pid);
+    if (owns >= this.perProcess) throw new KernelError('ENOSPC', `process ${owner.pid} owns ${owns} PASIDs (PASID_LIMIT ${this.perProcess})`);
+    tx.do('pasid.charge', () => this.charge(owner.pid, 1), () => this.charge(owner.pid, -1));
     const id = tx.do(
       'pasid.alloc',
       () => {
@@ -105,11 +114,13 @@ export class IoasidLayer {
         this.ioasids.delete(ioasid.id);
         this.pool.release(ioasid.id);
         this.parkedCount--;
+        this.charge(ioasid.owner.pid, -1);
       },
       () => {
         this.pool.reserve(ioasid.id);
         this.ioasids.set(ioasid.id, ioasid);
         this.parkedCount++;
+        this.charge(ioasid.owner.pid, 1);
       },
     );
     tx.emit({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id });
@@ -146,6 +157,17 @@ export class IoasidLayer {
         unhide();
       },
     );
+  }
+
+  /** PASIDs process `pid` owns, allocated or parked. */
+  ownedBy(pid: number): number {
+    return this.owned.get(pid) ?? 0;
+  }
+
+  private charge(pid: number, delta: number): void {
+    const n = this.ownedBy(pid) + delta;
+    if (n > 0) this.owned.set(pid, n);
+    else this.owned.delete(pid);
   }
 
   pasidPool(): { allocated: number; parked: number; free: number } {

@@ -1,5 +1,6 @@
-import { Equals, IsBoolean, IsIn, IsInt, IsOptional, Max, Min, ValidateIf } from 'class-validator';
+import { Equals, IsBoolean, IsIn, IsInt, Max, Min, ValidateIf } from 'class-validator';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
+import { Optional } from '@app/shared/nest/optional';
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -16,7 +17,7 @@ export class BindPgtblDto {
   parent?: number;
 
   /** nested only: GPA of the guest's PML4 (4 KiB aligned); absent = pass-through to the parent's space. */
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_ADDR)
@@ -26,7 +27,7 @@ export class BindPgtblDto {
    * nested only: a fault queue of this ioasid fd (POST .../fault-queues); the table's page requests go there
    * (the iommufd hwpt's fault object). Without one, its page requests are answered invalid at once.
    */
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(0xffff_ffff)
@@ -58,7 +59,7 @@ export class MapDto {
 
 export class UnmapDto {
   /** Unmap every area. */
-  @IsOptional()
+  @Optional()
   @Equals(true)
   all?: true;
 

@@ -27,8 +27,12 @@ export interface BindArgs {
   faultQueue?: number;
 }
 
-/** The page-table spec of a BIND_PGTBL; `parent`, `root` and `faultQueue` belong to kind nested only (EINVAL otherwise). */
+/**
+ * The page-table spec of a BIND_PGTBL; `parent`, `root` and `faultQueue` belong to kind nested only (EINVAL
+ * otherwise). An absent root is pass-through to the parent's space; `root: null` is not absent (EINVAL, on both doors).
+ */
 function bindSpec(a: BindArgs): BindSpec {
+  if (a.root === null) throw new KernelError('EINVAL', 'root must be a GPA; leave it out for pass-through');
   if (a.kind === 'nested') {
     return { kind: 'nested', parent: a.parent as number, ...(a.root === undefined ? {} : { root: a.root }), ...(a.faultQueue === undefined ? {} : { faultQueue: a.faultQueue }) };
   }

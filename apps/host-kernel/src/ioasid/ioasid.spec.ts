@@ -94,6 +94,15 @@ describe('BIND_PGTBL', () => {
     expectFails(k, () => k.bindPgtbl(pid, fd, id, { kind: 'nested', parent: gpa, root: 2 ** 52 }), 'EINVAL');
     expectFails(k, () => k.bindPgtbl(pid, fd, 999, { kind: 'iova' }), 'ENOENT');
   });
+
+  it('root: null is not an absent root (pass-through): EINVAL, and the ioasid stays unbound', () => {
+    const k = newKernel();
+    const { pid, fd, gpa } = vmmWithGpaSpace(k);
+    const id = k.alloc(pid, fd);
+    expectFails(k, () => k.bindPgtbl(pid, fd, id, { kind: 'nested', parent: gpa, root: null }), 'EINVAL');
+    expectFails(k, () => k.bindPgtbl(pid, fd, id, { kind: 'iova', root: null } as never), 'EINVAL');
+    expect(k.info(pid, fd, id).state).toBe('allocated');
+  });
 });
 
 describe('MAP / UNMAP (iommufd IOAS rules)', () => {

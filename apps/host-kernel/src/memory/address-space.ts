@@ -14,17 +14,31 @@ export interface MmTranslation {
   writable: boolean;
 }
 
+/** What one address space may hold (limits/limits.ts: MEM_LIMIT_MIB, PIN_LIMIT_MIB), in pages. */
+export interface MemoryLimits {
+  residentPages: number;
+  pinnedPages: number;
+}
+
+const UNLIMITED: MemoryLimits = { residentPages: Number.MAX_SAFE_INTEGER, pinnedPages: Number.MAX_SAFE_INTEGER };
+
 /**
  * A process's user address space: anonymous read/write mappings whose pages get a frame on first
- * touch (a read of an untouched page sees zeros without allocating, like the zero page).
+ * touch (a read of an untouched page sees zeros without allocating, like the zero page). It may hold at
+ * most `limits.residentPages` frames and pin at most `limits.pinnedPages` of them for DMA (ENOMEM beyond).
  */
 export class AddressSpace {
   private readonly vmas: Vma[] = [];
   private readonly pages = new Map<number, number>(); // virtual page number → pfn
   private nextHva = MMAP_BASE;
   private alive = true;
+  /** Pages pinned for DMA through this mm (a page mapped twice counts twice, as iommufd charges it). */
+  private pinned = 0;
 
-  constructor(private readonly memory: PhysicalMemory) {}
+  constructor(
+    private readonly memory: PhysicalMemory,
+    private readonly limits: MemoryLimits = UNLIMITED,
+  ) {}
 
   /** Anonymous mmap: length rounded up to pages (Linux do_mmap); 0 → EINVAL; no room below MMAP_END → ENOMEM. */
   mmap(tx: Tx, length: number): number {
@@ -65,6 +79,11 @@ export class AddressSpace {
   /** Fault in and pin every page of a page-aligned mapped range (GUP with FOLL_LONGTERM); returns the pfns. */
   pinRange(tx: Tx, hva: number, length: number): number[] {
     this.requireMapped(hva, length);
+    const n = pageIndex(hva + length) - pageIndex(hva);
+    if (this.pinned + n > this.limits.pinnedPages) {
+      throw new KernelError('ENOMEM', `pinning ${n} more pages would exceed the ${this.limits.pinnedPages}-page pin limit (PIN_LIMIT_MIB; ${this.pinned} pinned)`);
+    }
+    tx.do('mm.pin-account', () => (this.pinned += n), () => (this.pinned -= n));
     const pfns: number[] = [];
     for (let vpn = pageIndex(hva); vpn < pageIndex(hva + length); vpn++) {
       const pfn = this.populate(tx, vpn);
@@ -72,6 +91,16 @@ export class AddressSpace {
       pfns.push(pfn);
     }
     return pfns;
+  }
+
+  /** Drop the pins pinRange took (UNMAP of the area they back). */
+  unpinRange(tx: Tx, pfns: readonly number[]): void {
+    for (const pfn of pfns) this.memory.unpin(tx, pfn);
+    tx.do('mm.unpin-account', () => (this.pinned -= pfns.length), () => (this.pinned += pfns.length));
+  }
+
+  get pinnedPages(): number {
+    return this.pinned;
   }
 
   read(hva: number, length: number): Buffer {
@@ -127,10 +156,12 @@ export class AddressSpace {
     if (!this.alive || perm.exec || !this.findVma(hva)) return false;
     const vpn = pageIndex(hva);
     if (this.pages.has(vpn)) return true;
+    // MEM_LIMIT_MIB or no frame left: VM_FAULT_OOM is a VM_FAULT_ERROR, the request is answered invalid.
+    if (this.pages.size >= this.limits.residentPages) return false;
     try {
       this.pages.set(vpn, this.memory.allocFrameNow());
     } catch {
-      return false; // VM_FAULT_OOM is a VM_FAULT_ERROR: the request is answered invalid
+      return false;
     }
     return true;
   }
@@ -150,6 +181,9 @@ export class AddressSpace {
   private populate(tx: Tx, vpn: number): number {
     const present = this.pages.get(vpn);
     if (present !== undefined) return present;
+    if (this.pages.size >= this.limits.residentPages) {
+      throw new KernelError('ENOMEM', `the address space holds ${this.pages.size} pages, its limit (MEM_LIMIT_MIB)`);
+    }
     const pfn = this.memory.allocFrame(tx);
     this.pages.set(vpn, pfn);
     tx.onUndo(() => this.pages.delete(vpn));

@@ -17,19 +17,49 @@ export const FIRST_FD = 3;
 /** Bound on the fd numbers a call may name: Linux's default fs.nr_open, 1024 * 1024 (fs/file.c sysctl_nr_open). */
 export const NR_OPEN = 1024 * 1024;
 
-/** One process's fd table: lowest free number from 3 (Linux alloc_fd), typed lookup (EBADF). */
+/** Open files on the whole host (fs.file-max counts them): every fd table of the kernel shares one. */
+export class OpenFiles {
+  count = 0;
+
+  constructor(readonly max: number) {}
+}
+
+/**
+ * One process's fd table: lowest free number from 3 (Linux alloc_fd), typed lookup (EBADF), at most `maxFds`
+ * open (RLIMIT_NOFILE: EMFILE), within the host's open files (ENFILE).
+ */
 export class FdTable {
   private readonly files = new Map<number, KernelFile>();
 
-  constructor(private readonly pid: number) {}
+  constructor(
+    private readonly pid: number,
+    private readonly maxFds: number = NR_OPEN,
+    private readonly host: OpenFiles = new OpenFiles(Number.MAX_SAFE_INTEGER),
+  ) {}
 
   /** Install the file make(fd) builds at the lowest free fd. */
   install<F extends KernelFile>(tx: Tx, make: (fd: number) => F): { fd: number; file: F } {
+    if (this.files.size >= this.maxFds) throw new KernelError('EMFILE', `process ${this.pid} has ${this.files.size} open fds (FD_LIMIT ${this.maxFds})`);
+    if (this.host.count >= this.host.max) throw new KernelError('ENFILE', `the host has ${this.host.count} open files (FILE_MAX ${this.host.max})`);
     let fd = FIRST_FD;
     while (this.files.has(fd)) fd++;
     const file = make(fd);
-    tx.do('fd.install', () => this.files.set(fd, file), () => this.files.delete(fd));
+    tx.do(
+      'fd.install',
+      () => {
+        this.files.set(fd, file);
+        this.host.count++;
+      },
+      () => {
+        this.files.delete(fd);
+        this.host.count--;
+      },
+    );
     return { fd, file };
+  }
+
+  get count(): number {
+    return this.files.size;
   }
 
   /** The file behind fd, which must be of `kind` (class `type`): missing or wrong kind → EBADF. */
@@ -46,7 +76,17 @@ export class FdTable {
   close(tx: Tx, fd: number): void {
     const file = this.files.get(fd);
     if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
-    tx.do('fd.close', () => this.files.delete(fd), () => this.files.set(fd, file));
+    tx.do(
+      'fd.close',
+      () => {
+        this.files.delete(fd);
+        this.host.count--;
+      },
+      () => {
+        this.files.set(fd, file);
+        this.host.count++;
+      },
+    );
     file.release(tx);
   }
 

@@ -1,17 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
+import { DEFAULT_LIMITS, type Limits } from '../limits/limits';
 import { AddressSpace } from '../memory/address-space';
+import { PAGE_SIZE } from '../memory/memory.constants';
 import { PhysicalMemory } from '../memory/physical-memory';
+import { FdTable, OpenFiles } from './fd-table';
 import { Process } from './process';
 
 /** Longest comm kept: Linux TASK_COMM_LEN is 16 including the NUL (include/linux/sched.h). */
 export const COMM_MAX = 15;
 
-/** Every process the kernel has known, by pid (exited ones stay, in state exited) and by token. */
+/**
+ * Every process the kernel has known, by pid (exited ones stay, in state exited) and by token. Each new process
+ * gets its limits (limits/limits.ts): fds, memory; at most PROCESS_LIMIT run per creator.
+ */
 export class ProcessTable {
   private readonly byPid = new Map<number, Process>();
   private readonly byToken = new Map<string, Process>();
+  /** Running processes per creator. */
+  private readonly perCreator = new Map<string, number>();
+  /** Open files host-wide (FILE_MAX), shared by every fd table. */
+  readonly files: OpenFiles;
   private nextPid: number;
 
   constructor(
@@ -19,28 +29,47 @@ export class ProcessTable {
     firstPid: number,
     /** Where bearer tokens come from (random; a seeded source in deterministic mode). */
     private readonly newToken: () => string = () => randomBytes(24).toString('base64url'),
+    private readonly limits: Limits = DEFAULT_LIMITS,
   ) {
     if (!Number.isInteger(firstPid) || firstPid < 1) throw new KernelError('EINVAL', `firstPid must be a positive integer`);
     this.nextPid = firstPid;
+    this.files = new OpenFiles(limits.files);
   }
 
-  create(tx: Tx, comm: string): Process {
+  /** fork+exec by `creator` (a process `pid:N`, `admin`, or `anyone`: every tokenless caller). */
+  create(tx: Tx, comm: string, creator = 'anyone'): Process {
     if (typeof comm !== 'string' || comm.length === 0) throw new KernelError('EINVAL', `comm must be a non-empty string`);
-    const proc = new Process(this.nextPid, truncateComm(comm), this.newToken(), new AddressSpace(this.memory));
+    const running = this.perCreator.get(creator) ?? 0;
+    if (running >= this.limits.processes) {
+      throw new KernelError('EAGAIN', `${creator} already runs ${running} processes (PROCESS_LIMIT ${this.limits.processes})`);
+    }
+    const pid = this.nextPid;
+    const mm = new AddressSpace(this.memory, {
+      residentPages: Math.floor(this.limits.residentBytes / PAGE_SIZE),
+      pinnedPages: Math.floor(this.limits.pinnedBytes / PAGE_SIZE),
+    });
+    const proc = new Process(pid, truncateComm(comm), this.newToken(), mm, new FdTable(pid, this.limits.fds, this.files), creator);
     tx.do(
       'process.create',
       () => {
         this.nextPid++;
         this.byPid.set(proc.pid, proc);
         this.byToken.set(proc.token, proc);
+        this.perCreator.set(creator, running + 1);
       },
       () => {
         this.nextPid--;
         this.byPid.delete(proc.pid);
         this.byToken.delete(proc.token);
+        this.perCreator.set(creator, running);
       },
     );
     return proc;
+  }
+
+  /** Running processes per creator (the admin view of PROCESS_LIMIT). */
+  runningByCreator(): Record<string, number> {
+    return Object.fromEntries([...this.perCreator].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)));
   }
 
   /** Any known process, exited or not; ESRCH if never seen. */
@@ -72,7 +101,18 @@ export class ProcessTable {
     const proc = this.get(pid);
     if (proc.state === 'exited') return;
     for (const fd of proc.fds.closeOrder()) proc.fds.close(tx, fd);
-    tx.do('process.exit', () => (proc.state = 'exited'), () => (proc.state = 'running'));
+    const count = (d: number): void => void this.perCreator.set(proc.creator, (this.perCreator.get(proc.creator) ?? 0) + d);
+    tx.do(
+      'process.exit',
+      () => {
+        proc.state = 'exited';
+        count(-1);
+      },
+      () => {
+        proc.state = 'running';
+        count(1);
+      },
+    );
     tx.emit({ kind: 'process-exit', pid, reason });
     tx.defer(() => proc.mm.teardown());
   }

@@ -1,6 +1,7 @@
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { toInt } from '@app/shared/nest/shared.dto';
+import { Optional } from '@app/shared/nest/optional';
 
 /** Largest memory payload of one read or write (bytes). */
 export const MAX_IO_BYTES = 4 << 20;
@@ -35,7 +36,7 @@ export class WriteMemoryDto {
   @MaxLength(Math.ceil((MAX_IO_BYTES * 4) / 3) + 4)
   data!: string;
 
-  @IsOptional()
+  @Optional()
   @IsIn(['base64', 'hex'])
   encoding?: 'base64' | 'hex';
 }

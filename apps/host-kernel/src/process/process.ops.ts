@@ -27,8 +27,8 @@ export const processOps = {
     name: 'process.create',
     permit: 'anyone',
     journal: true,
-    run: ({ k, tx }: C, a: { comm: string }) => {
-      const p = k.procs.create(tx, a.comm);
+    run: ({ k, tx, caller }: C, a: { comm: string }) => {
+      const p = k.procs.create(tx, a.comm, caller.kind === 'process' ? `pid:${caller.pid}` : caller.kind);
       return { pid: p.pid, token: p.token, comm: p.comm };
     },
     object: (_a, r) => (r ? `process:${r.pid}` : null),

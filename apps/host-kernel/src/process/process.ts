@@ -6,7 +6,6 @@ export type ProcessState = 'running' | 'exited';
 /** A host process: an fd table, an address space, and its IA32_PASID (the MSR ENQCMD reads). */
 export class Process {
   state: ProcessState = 'running';
-  readonly fds: FdTable;
   ia32Pasid = 0;
 
   constructor(
@@ -14,7 +13,8 @@ export class Process {
     readonly comm: string,
     readonly token: string,
     readonly mm: AddressSpace,
-  ) {
-    this.fds = new FdTable(pid);
-  }
+    readonly fds: FdTable = new FdTable(pid),
+    /** Who created it (limits/limits.ts PROCESS_LIMIT counts running processes per creator). */
+    readonly creator: string = 'anyone',
+  ) {}
 }

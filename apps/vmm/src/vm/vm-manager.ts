@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
-import type { EventSink, Lifeline } from '@app/shared/lifeline/event-sink';
+import type { EventSink } from '@app/shared/lifeline/event-sink';
 import { newTraceId, runInTrace } from '@app/shared/trace';
 import type { HostKernelPort } from '../host-kernel.port';
 import type { Machine } from '../machine/machine';
@@ -14,31 +14,9 @@ import type { VmRegistry } from '../viommu/vm-registry';
 import { requireAdmin, requireVm, type VmmCaller } from '../vmm-caller';
 import { HostEvents } from './host-events';
 import { type Vm, VmBuilder } from './vm-builder';
+import { hostSideEnded, powerOnFailed, type StopCause, type VmRuntime, type VmView, viewOf } from './vm-view';
 
-/** One VM as the VMM runs it: its record, its host side (null when stopped) and its two lifelines. */
-interface VmRuntime {
-  row: VmRow;
-  vm: Vm | null;
-  hostLifeline: Lifeline | null;
-  guestLifeline: EventSink | null;
-  /** Set while the VMM itself tears the host side down, so the host's end of the lifeline is expected. */
-  stopping: boolean;
-  /** False while `create` is still building it: the id is reserved but the VM does not exist yet. */
-  ready: boolean;
-  /** True while a VMM restart rebuilds its host side. */
-  restoring: boolean;
-}
-
-export interface VmView {
-  id: number;
-  name: string;
-  memoryMiB: number;
-  vcpus: number;
-  devices: string[];
-  state: 'running' | 'starting' | 'stopped';
-  stopReason: string | null;
-  guestAttached: boolean;
-}
+export type { VmView } from './vm-view';
 
 export interface VmSpecInput {
   name: string;
@@ -84,7 +62,7 @@ export class VmManager implements VmRegistry {
   async load(): Promise<void> {
     const rows = await this.journal.store.find<VmRow>(VmEntity, {}, { id: 'ASC' });
     for (const row of rows) {
-      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running' });
+      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running', hostDetail: null });
       this.byToken.set(row.token, row.id);
     }
   }
@@ -108,12 +86,13 @@ export class VmManager implements VmRegistry {
 
   list(caller: VmmCaller): VmView[] {
     requireAdmin(caller);
-    return [...this.vms.values()].filter((rt) => rt.ready).map((rt) => view(rt));
+    return [...this.vms.values()].filter((rt) => rt.ready).map((rt) => viewOf(rt, true));
   }
 
+  /** The VM's own token reads it in guest terms; the admin also sees its host side. */
   get(caller: VmmCaller, id: number): VmView {
     requireVm(caller, id, true);
-    return view(this.runtime(id));
+    return viewOf(this.runtime(id), caller.kind === 'admin');
   }
 
   idForToken(token: string): number | undefined {
@@ -128,8 +107,8 @@ export class VmManager implements VmRegistry {
   running(id: number): Vm {
     const rt = this.runtime(id);
     if (rt.vm) return rt.vm;
-    if (rt.restoring) throw new KernelError('EAGAIN', `vm ${id} is starting: its host side is being rebuilt`);
-    throw new KernelError('ENODEV', `vm ${id} is stopped: ${rt.row.stopReason ?? 'no host side'}`);
+    if (rt.restoring) throw new KernelError('EAGAIN', `vm ${id} is starting`);
+    throw new KernelError('ENODEV', `vm ${id} is stopped (${rt.row.stopReason ?? 'powered off'})`);
   }
 
   async create(caller: VmmCaller, spec: VmSpecInput): Promise<{ id: number; token: string }> {
@@ -153,7 +132,7 @@ export class VmManager implements VmRegistry {
             hostPid: null,
             createdMs: Date.now(),
           };
-          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false, restoring: false };
+          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false, restoring: false, hostDetail: null };
           // Reserve the id and name before the first await, so two concurrent creates cannot share them.
           this.vms.set(id, rt);
           await this.start(rt);
@@ -192,6 +171,43 @@ export class VmManager implements VmRegistry {
     );
     this.vms.delete(id);
     this.byToken.delete(rt.row.token);
+  }
+
+  /**
+   * Powers a stopped VM on again (its host process died, e.g. with a host kernel): its host side is built anew,
+   * as a restore does. EBUSY while it runs, EAGAIN while it is starting; a failed start leaves it stopped as it
+   * was (the builder unwound what it built). A guest may then boot on it.
+   */
+  async powerOn(caller: VmmCaller, id: number): Promise<VmView> {
+    requireAdmin(caller);
+    const rt = this.runtime(id);
+    if (rt.vm) throw new KernelError('EBUSY', `vm ${id} is running`);
+    if (rt.restoring) throw new KernelError('EAGAIN', `vm ${id} is starting`);
+    rt.restoring = true;
+    try {
+      await this.journal.run(
+        { operation: 'vm.start', actor: 'admin', object: `vm:${id}` },
+        async () => {
+          await this.start(rt).catch((err: unknown) => {
+            rt.hostLifeline?.close();
+            rt.hostLifeline = null;
+            throw err;
+          });
+          return { hostPid: rt.row.hostPid };
+        },
+        (): StateWrite[] => [{ entity: VmEntity, update: { hostPid: rt.row.hostPid, state: 'running', stopReason: null }, where: { id } }],
+      );
+      rt.row.state = 'running';
+      rt.row.stopReason = null;
+      rt.hostDetail = null;
+    } catch (err) {
+      // Built, but its row could not be written: the start did not happen (all-or-nothing).
+      if (rt.vm) await this.stop(rt).catch(() => undefined);
+      throw err;
+    } finally {
+      rt.restoring = false;
+    }
+    return viewOf(rt, true);
   }
 
   // ---- guest lifeline ---------------------------------------------------------------------------
@@ -241,7 +257,7 @@ export class VmManager implements VmRegistry {
           // The builder unwound what it built; drop the lifeline too (the process is already gone).
           rt.hostLifeline?.close();
           rt.hostLifeline = null;
-          await this.markStopped(rt, `restore failed: ${(err as Error).message}`);
+          await this.markStopped(rt, powerOnFailed('restore after a VMM restart', err));
         })
         .finally(() => {
           rt.restoring = false;
@@ -302,17 +318,19 @@ export class VmManager implements VmRegistry {
     rt.hostLifeline = null;
     rt.guestLifeline?.end();
     rt.guestLifeline = null;
-    await this.markStopped(rt, `host process ${pid} ended: ${reason}`);
+    await this.markStopped(rt, hostSideEnded(pid, reason));
   }
 
-  private async markStopped(rt: VmRuntime, reason: string): Promise<void> {
+  /** The VM is stopped: its record keeps the guest-terms reason, the journal row both (the audit plane is the operator's). */
+  private async markStopped(rt: VmRuntime, cause: StopCause): Promise<void> {
     rt.row.state = 'stopped';
-    rt.row.stopReason = reason;
+    rt.row.stopReason = cause.guest;
+    rt.hostDetail = cause.host;
     await traced(() =>
       this.journal.run(
-        { operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason } },
+        { operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: cause.guest, host: cause.host } },
         () => ({ stopped: true }),
-        (): StateWrite[] => [{ entity: VmEntity, update: { state: 'stopped', stopReason: reason }, where: { id: rt.row.id } }],
+        (): StateWrite[] => [{ entity: VmEntity, update: { state: 'stopped', stopReason: cause.guest }, where: { id: rt.row.id } }],
       ),
     ).catch((err: unknown) => this.onError(`vm ${rt.row.id}: ${String(err)}`));
   }
@@ -322,17 +340,4 @@ export class VmManager implements VmRegistry {
     if (!rt || !rt.ready) throw new KernelError('ENOENT', `no vm ${id}`);
     return rt;
   }
-}
-
-function view(rt: VmRuntime): VmView {
-  return {
-    id: rt.row.id,
-    name: rt.row.name,
-    memoryMiB: rt.row.memoryMiB,
-    vcpus: rt.row.vcpus,
-    devices: JSON.parse(rt.row.devices) as string[],
-    state: rt.vm ? 'running' : rt.restoring ? 'starting' : 'stopped',
-    stopReason: rt.vm || rt.restoring ? null : rt.row.stopReason,
-    guestAttached: rt.guestLifeline !== null,
-  };
 }

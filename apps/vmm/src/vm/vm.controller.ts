@@ -54,6 +54,14 @@ export class VmController {
     return this.vms.remove(caller, id);
   }
 
+  /** Powers a stopped VM on again (e.g. after a host-kernel crash): its host side is built anew, as at a restore. */
+  @Post(':id/start')
+  @Auth('admin')
+  @HttpCode(200)
+  start(@Caller() caller: VmmCaller, @Param('id', IntParamPipe) id: number): Promise<VmView> {
+    return this.vms.powerOn(caller, id);
+  }
+
   /** What the guest may know: RAM size, vCPUs, devices by virtual RID. */
   @Get(':id/machine')
   @Auth('caller-or-admin')

@@ -2,7 +2,7 @@
 // adapters share it, so a refusal is the same errno whichever door the call came through, and journals nothing):
 // 401 EACCES for a missing or unknown token; a route naming the caller's own object (`:pid`, `:id`) that is not
 // the caller's is 403 EPERM; admin routes refuse a caller's token with EPERM.
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { KernelError } from '../errno';
 
 /** Who may call a route: a registered caller (process / VM) by its token, the admin, or anyone. */
@@ -38,9 +38,7 @@ export function authenticateBearer(kind: AuthKind, token: string | null, authori
   return { callerId: caller, isAdmin: false };
 }
 
-/** Token comparison in constant time (no early exit on the first differing byte). */
+/** Constant-time equality of two tokens of any lengths (their digests are compared, so no length leaks either). */
 export function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
 }

@@ -44,6 +44,15 @@ export interface VirtualFault {
 }
 
 /**
+ * A record of a DMA the IOMMU refused (it names the access); otherwise the vIOMMU refused an entry or an
+ * invalidation, which carries none. A driver waiting on a PASID-cache or IOTLB invalidation must look at the
+ * latter only: a device faulting on the same vPASID meanwhile says nothing about the entry.
+ */
+export function isDmaFault(f: Pick<VirtualFault, 'access'>): boolean {
+  return f.access !== undefined;
+}
+
+/**
  * A page request group as the guest's vIOMMU page request queue holds it (VT-d page request descriptors, in guest
  * terms): the virtual RID and vPASID, the device's group index, and one request per page (address, access, LPIG).
  */

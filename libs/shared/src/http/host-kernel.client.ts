@@ -39,7 +39,7 @@ export class HostKernelClient {
     return this.rest.url(`/v1/processes/${pid}/lifeline`);
   }
   holdLifeline(pid: number, opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
-    return holdLifeline(this.lifelineUrl(pid), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', ...opts });
+    return holdLifeline(this.lifelineUrl(pid), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', peerKey: this.rest.opts.peerKey, ...opts });
   }
   async mmap(pid: number, length: number): Promise<number> {
     return (await this.rest.post<{ hva: number }>(`/v1/processes/${pid}/mmap`, { length })).hva;

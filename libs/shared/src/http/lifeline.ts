@@ -1,3 +1,4 @@
+import type { StackPeerKey } from '../auth/stack-peer';
 import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
 import { outboundTraceHeaders } from '../trace';
 
@@ -15,7 +16,7 @@ export interface LifelineEvent {
  */
 export function holdLifeline(
   url: string,
-  opts: { app: string; token: string; auditUrl?: string | null } & LifelineHandlers,
+  opts: { app: string; token: string; auditUrl?: string | null; peerKey?: StackPeerKey | null } & LifelineHandlers,
 ): Lifeline {
   const controller = new AbortController();
   let closedByUs = false;
@@ -36,8 +37,9 @@ export function holdLifeline(
           ...outboundTraceHeaders(opts.app, 0),
           authorization: `Bearer ${opts.token}`,
           accept: 'text/event-stream',
-          // Where the holder's own journal can be read: the peer federates it into its audit answers.
-          ...(opts.auditUrl ? { 'x-audit-url': opts.auditUrl } : {}),
+          // Where the holder's own journal can be read: the peer federates it into its audit answers once the
+          // proof shows we are an app of its stack (without the stack's key we announce nothing).
+          ...(opts.auditUrl && opts.peerKey ? { 'x-audit-url': opts.auditUrl, 'x-audit-proof': opts.peerKey.sign('audit-peer', opts.auditUrl) } : {}),
         },
         signal: controller.signal,
       });

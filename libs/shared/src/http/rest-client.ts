@@ -1,3 +1,4 @@
+import type { StackPeerKey } from '../auth/stack-peer';
 import type { LamportClock } from '../clock';
 import { isErrno, KernelError, type ProblemBody } from '../errno';
 import { outboundTraceHeaders } from '../trace';
@@ -7,6 +8,8 @@ export interface RestClientOptions {
   /** The calling app's name, sent as `x-caller` so the callee's journal knows who asked. */
   app: string;
   clock?: LamportClock;
+  /** This stack's peer key: the callee trusts our `x-lamport` only with its proof (auth/stack-peer.ts). */
+  peerKey?: StackPeerKey | null;
   token?: string;
   timeoutMs?: number;
 }
@@ -36,6 +39,7 @@ export class RestClient {
 
   headers(): Record<string, string> {
     const h: Record<string, string> = outboundTraceHeaders(this.opts.app, this.opts.clock?.peek() ?? 0);
+    if (this.opts.peerKey) h['x-lamport-proof'] = this.opts.peerKey.sign('lamport', h['x-lamport']);
     if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`;
     return h;
   }
@@ -54,6 +58,7 @@ export class RestClient {
     } catch (err) {
       throw new KernelError('EIO', `${method} ${this.opts.baseUrl}${path}: ${(err as Error).message}`, 502);
     }
+    // The callee is the peer this app was configured to call; its clock still moves ours by a bounded step.
     const lamport = Number(res.headers.get('x-lamport'));
     if (this.opts.clock && Number.isSafeInteger(lamport)) this.opts.clock.observe(lamport);
     const text = await res.text();

@@ -18,7 +18,7 @@ export class VmmClient {
     return this.rest.url(`/v1/vms/${this.vmId}/lifeline`);
   }
   holdLifeline(opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
-    return holdLifeline(this.lifelineUrl(), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', ...opts });
+    return holdLifeline(this.lifelineUrl(), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', peerKey: this.rest.opts.peerKey, ...opts });
   }
   async readMemory(gpa: number, length: number): Promise<Buffer> {
     const r = await this.rest.get<{ data: string }>(`/v1/vms/${this.vmId}/memory`, { gpa, length });

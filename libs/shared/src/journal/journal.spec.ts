@@ -134,4 +134,17 @@ describe('Journal', () => {
     expect(fresh.clock.peek()).toBe(42);
     await close();
   });
+
+  it('recovers past the highest logical time on disk even when a pinned clock left 2^53 there (it restarted at 1)', async () => {
+    const { journal, close } = await openJournal();
+    // The row a clock pinned at 2^53 - 1 wrote next (the journal is append-only: written as it was then).
+    const [pinned] = journal.rows(journal.begin('x', 'a'), { object: null, args: {}, errno: null });
+    await journal.store.write([{ ...pinned, logical: 2 ** 53 }]);
+    const fresh = new Journal(journal.store.ds, 'test-app', new LamportClock(), new WriteLock());
+    await fresh.recover();
+    await fresh.run({ operation: 'after-restart', actor: 'a' }, () => 1);
+    const rows = await fresh.events({});
+    expect(rows.at(-1)?.logical).toBeGreaterThanOrEqual(Number.MAX_SAFE_INTEGER);
+    await close();
+  });
 });

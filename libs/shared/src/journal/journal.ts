@@ -115,10 +115,10 @@ export class Journal {
     this.store = new JournalStore(ds, lock, instance);
   }
 
-  /** Restores the Lamport clock past every row already written (restart). */
+  /** Restores the Lamport clock past every row already written (restart; every app's start runs it). */
   async recover(): Promise<void> {
-    const rows: Array<{ m: number | null; s: number | null }> = await this.store.ds.query('SELECT MAX(logical) AS m, MAX(seq) AS s FROM journal');
-    this.clock.observe(Number(rows[0]?.m ?? 0));
+    const rows: Array<{ m: number | string | null; s: number | string | null }> = await this.store.ds.query('SELECT MAX(logical) AS m, MAX(seq) AS s FROM journal');
+    this.clock.restore(Number(rows[0]?.m ?? 0));
     this.bootSeq = Number(rows[0]?.s ?? 0);
   }
 

@@ -1,22 +1,22 @@
-import { Controller, Get, Header, Inject, Query, Req } from '@nestjs/common';
-import type { Request } from 'express';
-import { mergeEvents } from '../audit/merge';
+import { Controller, Get, Header, Inject, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { federate } from '../audit/federation';
 import type { AuditPeers } from '../audit/peers';
 import { renderSequence } from '../audit/sequence';
+import { sameToken } from '../auth/bearer';
 import type { CommonConfig } from '../config';
 import { KernelError } from '../errno';
-import { RestClient } from '../http/rest-client';
 import type { Journal, JournalEvent } from '../journal/journal';
 import { AuditQueryDto } from './audit.dto';
 import { Auth, bearer } from './auth';
 import { APP_CONFIG, AUDIT_PEERS, JOURNAL } from './tokens';
 
-/** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it. */
+/** The audit plane is the operator's: with AUDIT_TOKEN set, a VM or process token does not open it (constant time). */
 export function authorizeAudit(config: CommonConfig, req: Request): void {
   if (!config.auditToken) return;
   const token = bearer(req);
   if (!token) throw new KernelError('EACCES', 'the audit plane needs the audit token', 401);
-  if (token !== config.auditToken) throw new KernelError('EACCES', 'not the audit token', 401);
+  if (!sameToken(token, config.auditToken)) throw new KernelError('EACCES', 'not the audit token', 401);
 }
 
 /** The audit plane (operator-facing): this app's journal, optionally merged with its peers'. */
@@ -31,54 +31,30 @@ export class AuditController {
 
   /** Journal rows, oldest first; `federate=true` adds the rows of peer apps (deduplicated). */
   @Get('events')
-  events(@Query() q: AuditQueryDto, @Req() req: Request): Promise<JournalEvent[]> {
+  events(@Query() q: AuditQueryDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<JournalEvent[]> {
     authorizeAudit(this.config, req);
-    return this.collect(q, q.federate ?? false);
+    return this.collect(q, q.federate ?? false, res);
   }
 
   /** A Mermaid `sequenceDiagram` of a trace (or a time range) across every app reachable from here. */
   @Get('sequence')
   @Header('content-type', 'text/plain; charset=utf-8')
-  async sequence(@Query() q: AuditQueryDto, @Req() req: Request): Promise<string> {
+  async sequence(@Query() q: AuditQueryDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<string> {
     authorizeAudit(this.config, req);
     if (!q.trace && q.since === undefined) throw new KernelError('EINVAL', 'give a trace id (trace=) or a time range (since=, until=)');
-    const events = await this.collect(q, q.federate ?? true);
+    const events = await this.collect(q, q.federate ?? true, res);
     return renderSequence(events, q.trace ? `trace ${q.trace}` : undefined, { labels: q.labels ?? true });
   }
 
-  private async collect(q: AuditQueryDto, federate: boolean): Promise<JournalEvent[]> {
-    const local = await this.journal.events({
-      traceId: q.trace,
-      operation: q.operation,
-      object: q.object,
-      actor: q.actor,
-      since: q.since,
-      until: q.until,
-      limit: q.limit,
-      afterSeq: q.afterSeq,
-      instance: q.instance,
-    });
-    const depth = q.depth ?? 3;
-    const peers = this.peers.list();
-    if (!federate || depth === 0 || peers.length === 0) return local;
-    const remote = await Promise.all(
-      peers.map((url) =>
-        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000, token: this.config.auditToken ?? undefined })
-          .get<JournalEvent[]>('/v1/audit/events', {
-            trace: q.trace,
-            operation: q.operation,
-            object: q.object,
-            actor: q.actor,
-            since: q.since,
-            until: q.until,
-            limit: q.limit,
-            federate: true,
-            depth: depth - 1,
-          })
-          // A peer that is down leaves its part of the picture out, not the whole answer.
-          .catch(() => [] as JournalEvent[]),
-      ),
-    );
-    return mergeEvents([local, ...remote]);
+  /** Our rows, plus (federating) the peers' that answered in time; `x-audit-missing` names those that did not. */
+  private async collect(q: AuditQueryDto, federated: boolean, res: Response): Promise<JournalEvent[]> {
+    const { operation, object, actor, since, until, limit, instance } = q;
+    const local = await this.journal.events({ traceId: q.trace, operation, object, actor, since, until, limit, afterSeq: q.afterSeq, instance });
+    if (!federated) return local;
+    const timeoutMs = Math.min(this.config.auditPeerTimeoutMs, q.timeoutMs ?? Number.POSITIVE_INFINITY);
+    const query = { trace: q.trace, operation, object, actor, since, until, limit };
+    const r = await federate(local, this.peers.list(), query, q.depth ?? 3, { app: this.config.app, token: this.config.auditToken, timeoutMs });
+    if (r.missing.length > 0) res.setHeader('x-audit-missing', r.missing.join(','));
+    return r.events;
   }
 }

@@ -84,10 +84,18 @@ export class AuditQueryDto {
   @IsOptional()
   @Matches(/^(\*|[A-Za-z0-9._:@-]{1,64})$/)
   instance?: string;
+
+  /** The asking peer's deadline for this answer, in ms (internal: a peer of a peer gets half of ours). */
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(60_000)
+  timeoutMs?: number;
 }
 
 /** `GET /v1/audit/traces`: how many traces, and federation as for events. */
-export class TracesQueryDto extends PickType(AuditQueryDto, ['federate', 'depth'] as const) {
+export class TracesQueryDto extends PickType(AuditQueryDto, ['federate', 'depth', 'timeoutMs'] as const) {
   /** At most this many traces (default 50). */
   @IsOptional()
   @Transform(toInt)

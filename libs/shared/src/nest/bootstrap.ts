@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import express from 'express';
 import swaggerUi from 'swagger-ui-express';
+import { StackPeerKey } from '../auth/stack-peer';
 import type { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { loggerFor } from '../log/logger';
@@ -12,7 +13,7 @@ import { NestPinoLogger } from './nest-logger';
 import { ProblemFilter } from './problem.filter';
 import { CLOCK, METRICS } from './tokens';
 import { type InputSource, traceMiddleware } from './trace.middleware';
-import { kernelValidationPipe, ObjectBodyPipe } from './validation';
+import { kernelValidationPipe, ObjectBodyPipe, verifyJsonBody } from './validation';
 
 export interface BootstrapOptions {
   config: CommonConfig;
@@ -45,10 +46,10 @@ export function buildOpenApi(app: INestApplication, opts: BootstrapOptions): Ope
 export async function bootstrap(opts: BootstrapOptions): Promise<INestApplication> {
   const log = loggerFor(opts.config);
   const app = await NestFactory.create(opts.module, { bodyParser: false, logger: new NestPinoLogger(log.child({ component: 'nest' })), abortOnError: false });
-  app.use(express.json({ limit: '8mb', strict: false }));
+  app.use(express.json({ limit: '8mb', strict: false, verify: verifyJsonBody }));
   let source: InputSource | undefined;
   const inputs = opts.inputs;
-  app.use(traceMiddleware(app.get<LamportClock>(CLOCK), inputs && (() => (source ??= { app: opts.config.app, ...inputs(app) }))));
+  app.use(traceMiddleware(app.get<LamportClock>(CLOCK), StackPeerKey.fromAuditToken(opts.config.auditToken), inputs && (() => (source ??= { app: opts.config.app, ...inputs(app) }))));
   app.use(httpObserve(log, app.get<AppMetrics>(METRICS), opts.principal ?? 'caller'));
   app.enableVersioning({ type: VersioningType.URI });
   app.useGlobalPipes(new ObjectBodyPipe(), kernelValidationPipe());

@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type EntitySchema } from 'typeorm';
 import { AuditPeers } from '../audit/peers';
 import { StateView } from '../audit/state-view';
+import { StackPeerKey } from '../auth/stack-peer';
 import { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { dataSourceOptions, openDataSource, WriteLock } from '../db';
@@ -51,8 +52,8 @@ export class CoreModule {
         { provide: LOGGER, useValue: loggerFor(opts.config) },
         { provide: METRICS, useValue: new AppMetrics(opts.config.app, { processMetrics: true }) },
         { provide: STATE_VIEW, useValue: new StateView() },
-        { provide: CLOCK, useValue: new LamportClock() },
-        { provide: AUDIT_PEERS, useValue: new AuditPeers(opts.config.auditPeers) },
+        { provide: CLOCK, useValue: new LamportClock(0, opts.config.lamportMaxStep) },
+        { provide: AUDIT_PEERS, useValue: new AuditPeers(opts.config.auditPeers, StackPeerKey.fromAuditToken(opts.config.auditToken)) },
         {
           provide: JOURNAL,
           inject: [DataSource, CLOCK, LOGGER, METRICS],
@@ -61,7 +62,7 @@ export class CoreModule {
             journalMetrics(metrics, journal.store);
             logJournalRows(log, journal.store);
             await journal.recover();
-            clock.observe(opts.config.lamportFloor);
+            clock.restore(opts.config.lamportFloor);
             // Deterministic mode: this boot's trace and span ids come from its own stream of the seed.
             if (opts.config.seed !== null) useSeededIds(new SeededStream(opts.config.seed, `${opts.config.app}/ids/boot-${journal.bootSeq}`));
             return journal;

@@ -30,10 +30,12 @@ export class OperatorController {
     const local = await recentTraces(this.journal, limit);
     const depth = q.depth ?? 3;
     if (q.federate === false || depth === 0) return local;
+    // As for events (audit/federation.ts): the stack's own peers only, each with a deadline; a peer of a peer gets half.
+    const timeoutMs = Math.min(this.config.auditPeerTimeoutMs, q.timeoutMs ?? Number.POSITIVE_INFINITY);
     const remote = await Promise.all(
       this.peers.list().map((url) =>
-        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs: 5000, token: this.config.auditToken ?? undefined })
-          .get<TraceSummary[]>('/v1/audit/traces', { limit, federate: true, depth: depth - 1 })
+        new RestClient({ baseUrl: url, app: this.config.app, timeoutMs, token: this.config.auditToken ?? undefined })
+          .get<TraceSummary[]>('/v1/audit/traces', { limit, federate: true, depth: depth - 1, timeoutMs: Math.max(1, Math.floor(timeoutMs / 2)) })
           .catch(() => [] as TraceSummary[]),
       ),
     );

@@ -1,6 +1,7 @@
 // DTOs more than one app takes (class-validator only; the Swagger CLI plugin derives their schema).
 import { Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { Optional } from './optional';
 
 const MAX_ADDR = Number.MAX_SAFE_INTEGER;
 
@@ -24,26 +25,26 @@ export class WorkDescriptorDto {
   @IsIn(['noop', 'memmove', 'fill', 'compare'])
   op!: 'noop' | 'memmove' | 'fill' | 'compare';
 
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_ADDR)
   src?: number;
 
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_ADDR)
   dst?: number;
 
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(0xffffffff)
   length?: number;
 
   /** fill: the 8-byte pattern, as a number below 2^53. */
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_ADDR)
@@ -79,7 +80,7 @@ export class GuestWriteDto {
   @MaxLength(6 << 20)
   data!: string;
 
-  @IsOptional()
+  @Optional()
   @IsIn(['base64', 'hex'])
   encoding?: 'base64' | 'hex';
 }

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import type { StackPeerKey } from '../auth/stack-peer';
 import type { LamportClock } from '../clock';
 import { type InputMark, type PrincipalOf, STACK_APPS } from '../replay/input';
 import { newTraceId, runInTrace, parseTraceparent, type TraceContext } from '../trace';
@@ -28,14 +29,18 @@ export function inputMark(req: Request, source: InputSource, caller: string | nu
 
 /**
  * Accepts W3C `traceparent` on every request (a new trace when absent or malformed), the caller's
- * name and Lamport clock, and answers with our clock so the caller can order what follows.
+ * name and Lamport clock, and answers with our clock so the caller can order what follows. The caller's
+ * clock counts only when `x-lamport-proof` proves the caller is an app of this stack (auth/stack-peer.ts):
+ * anyone else could pin it at 2^53 with one request. Even then one message moves it by at most its step bound.
  */
-export function traceMiddleware(clock: LamportClock, inputs?: () => InputSource) {
+export function traceMiddleware(clock: LamportClock, peers: StackPeerKey | null, inputs?: () => InputSource) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const parsed = parseTraceparent(req.header('traceparent'));
     const caller = req.header('x-caller');
-    const lamport = Number(req.header('x-lamport'));
-    if (Number.isSafeInteger(lamport)) clock.observe(lamport);
+    const lamport = req.header('x-lamport');
+    // With a stack secret (AUDIT_TOKEN) only a proven app of this stack moves our clock; in an open lab (no secret,
+    // no audit plane to protect) any caller's may, bounded by the clock's step limit.
+    if (lamport !== undefined && (peers === null || peers.verify('lamport', lamport, req.header('x-lamport-proof')))) clock.observe(Number(lamport));
     const ctx: TraceContext = {
       traceId: parsed?.traceId ?? newTraceId(),
       spanId: parsed?.parentId ?? null,

@@ -1,5 +1,6 @@
 import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { KernelError } from '../errno';
+import { checkJsonDepth, checkKeys } from '../json-guard';
 
 function flatten(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((e) => {
@@ -21,12 +22,26 @@ export function kernelValidationPipe(): ValidationPipe {
   });
 }
 
-/** A body must be a JSON object: an array or a scalar is EINVAL before any DTO sees it. */
+/**
+ * The body parser's check of the raw bytes, before JSON.parse: UTF-8 only (RFC 8259 §8.1), and no nesting
+ * deeper than MAX_BODY_DEPTH (EINVAL before any parser or transformer descends).
+ */
+export function verifyJsonBody(_req: unknown, _res: unknown, body: Buffer, encoding: string | null): void {
+  if (encoding !== null && encoding.toLowerCase() !== 'utf-8') throw new KernelError('EINVAL', `a JSON body must be UTF-8, not ${encoding}`);
+  checkJsonDepth(body);
+}
+
+/**
+ * A body must be a JSON object: an array or a scalar is EINVAL before any DTO sees it. A field named
+ * `__proto__` or `constructor`, in the body or the query, is an unknown field (class-transformer would
+ * drop it silently before the whitelist sees it).
+ */
 @Injectable()
 export class ObjectBodyPipe implements PipeTransform {
   transform(value: unknown, meta: ArgumentMetadata): unknown {
     if (meta.type === 'body' && (value === null || typeof value !== 'object' || Array.isArray(value)))
       throw new KernelError('EINVAL', 'the request body must be a JSON object');
+    if (meta.type === 'body' || meta.type === 'query') checkKeys(value);
     return value;
   }
 }
