@@ -44,6 +44,13 @@ function routeCalls(vmm: VmmApp, id: number, token: string, vrid: number, events
         return 'held';
       },
     ],
+    'GET /v1/vms/{id}/ram': [
+      async () => {
+        const r = vmm.hardware.ram(caller(), id);
+        return { file: r.file, size: r.size };
+      },
+      async () => vmm.hardware.ram(caller(), id + 1000),
+    ],
     'PUT /v1/vms/{id}/memory': [() => door.writeMemory(0x8000, Buffer.alloc(64)), () => door.writeMemory(64 << 20, Buffer.alloc(8))],
     'GET /v1/vms/{id}/memory': [() => door.readMemory(0x8000, 64), () => door.readMemory(64 << 20, 8)],
     'POST /v1/vms/{id}/vcpus/{n}/wrmsr': [() => door.wrmsr(0, 'IA32_PASID', 0), () => door.wrmsr(0, 'IA32_PASID', 0x7ff00000), () => door.wrmsr(9, 'IA32_PASID', 0)],

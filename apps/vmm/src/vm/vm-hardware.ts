@@ -22,13 +22,16 @@ export class VmHardware {
     return this.vms.machine(id);
   }
 
-  /** Guest-physical write (DMA-visible RAM). */
+  /**
+   * Guest-physical write (DMA-visible RAM), made as QEMU's address_space_write on its own mapping of guest RAM: into
+   * the memory file the host's KVM and DMA see, with no host call. Journaled here: it came from outside the guest.
+   */
   async writeMemory(caller: VmmCaller, id: number, gpa: number, data: Buffer): Promise<void> {
     requireVm(caller, id);
     const vm = this.vms.running(id);
-    await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa, length: data.length } }, () => {
+    await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa, length: data.length } }, async () => {
       checkRam(vm.ramBytes, gpa, data.length);
-      return onBehalfOfGuest('guest memory write', () => vm.port.writeGuestMemory(vm.handles.vmFd, gpa, data));
+      vm.ram.write(gpa, data);
     });
   }
 
@@ -36,7 +39,17 @@ export class VmHardware {
     requireVm(caller, id);
     const vm = this.vms.running(id);
     checkRam(vm.ramBytes, gpa, length);
-    return onBehalfOfGuest('guest memory read', () => vm.port.readGuestMemory(vm.handles.vmFd, gpa, length));
+    return vm.ram.read(gpa, length);
+  }
+
+  /**
+   * The VM's RAM file, for its guest to map (as QEMU hands a vhost-user backend its memfd): only to the VM's own
+   * token, never journaled (the name is a capability). `bytes` is this process's mapping (the in-process door).
+   */
+  ram(caller: VmmCaller, id: number): { file: string; size: number; bytes: Buffer } {
+    requireVm(caller, id);
+    const vm = this.vms.running(id);
+    return { file: vm.ramFile, size: vm.ramBytes, bytes: vm.ram.bytes };
   }
 
   /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */

@@ -64,3 +64,10 @@ export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
   @IsBoolean()
   privileged!: boolean;
 }
+
+export class GuestRamFile {
+  /** The memory file behind guest RAM (POSIX shared memory): map it by this name to share the VM's RAM. */
+  file!: string;
+  /** Bytes of RAM (guest-physical [0, size)). */
+  size!: number;
+}

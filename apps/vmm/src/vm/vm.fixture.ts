@@ -7,6 +7,7 @@ import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import type { DeviceConfig } from '../../../host-kernel/src/kernel';
 import type { KernelState } from '../../../host-kernel/src/kernel-state';
 import { type HostFixture, openHost } from '../host-kernel.fixture';
+import type { HostKernelPort } from '../host-kernel.port';
 import { MIB } from '../machine/machine';
 import { Vm, VmBuilder, VmSpec } from './vm-builder';
 
@@ -39,9 +40,11 @@ export interface Setup {
  * A fresh host (device B of `widthB` PASID bits; its timers, PRQ depth), the VM on it (its guest page request
  * queue depth), both contexts registered; the door log is empty.
  */
-export async function setup(opts: { quota?: number; widthB?: number; timers?: Timers; prqDepth?: number; guestPrqDepth?: number } = {}): Promise<Setup> {
+export async function setup(
+  opts: { quota?: number; widthB?: number; timers?: Timers; prqDepth?: number; guestPrqDepth?: number; wrapHost?: (port: HostKernelPort) => HostKernelPort } = {},
+): Promise<Setup> {
   const host = await openHost({ devices: [DEV(BDF_A), DEV(BDF_B, opts.widthB ?? 20), ...OTHER_BDFS.map((b) => DEV(b))], memoryMiB: 64, timers: opts.timers, prqDepth: opts.prqDepth });
-  const builder = new VmBuilder(host.port);
+  const builder = new VmBuilder(opts.wrapHost ? opts.wrapHost(host.port) : host.port);
   const vm = await builder.build({ ...SPEC, pasidQuota: opts.quota, prqDepth: opts.guestPrqDepth });
   await vm.viommu.setContext(VRID_A, DIR_A);
   await vm.viommu.setContext(VRID_B, DIR_B);
