@@ -3,10 +3,10 @@
 // and to the host only for the exits (ALLOC, BIND_PGTBL, ALLOW, MAP_PASID; UNMAP_PASID, DISALLOW, DESTROY); DMA
 // still walks the guest's page tables in that RAM (nested) and moves the bytes the guest wrote.
 import { KernelError } from '@app/shared/errno';
-import { openMemFile } from '@app/shared/memory/mem-file';
+import { memFileHandle, openMemFile, openMemHandle } from '@app/shared/memory/mem-file';
 import { hwOps } from '../apps/host-kernel/src/hw/hw.ops';
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
-import { holdWhen, type HoldWhen } from './hold-when';
+import { holdWhen, type HoldWhen } from './fixtures/hold-when';
 import { allRows, InProcessStack } from './in-process-stack';
 
 const DSA0 = '0000:6a:01.0';
@@ -74,8 +74,10 @@ describe('guest RAM is shared by mapping, not by calls', () => {
     // A guest-facing route: the admin token is no VM's (the bearer rule answers 401 EACCES, as over REST).
     await expect(ram(stack.vmmAdminToken)).rejects.toMatchObject({ errno: 'EACCES' });
     const own = stack.vmm.vms.running(vmId);
-    const mine = await stack.call<{ file: string; size: number }>({ app: 'vmm', method: 'GET', path: `/v1/vms/${vmId}/ram`, token });
-    expect(mine).toEqual({ file: own.ramFile, size: own.ramBytes });
+    const mine = await stack.call<{ handle: string; size: number }>({ app: 'vmm', method: 'GET', path: `/v1/vms/${vmId}/ram`, token });
+    expect(mine).toEqual({ handle: memFileHandle(own.ramFile), size: own.ramBytes });
+    // The handle maps the very bytes the VMM maps.
+    expect(openMemHandle(mine.handle).bytes).toBe(own.ram.bytes);
   });
 });
 

@@ -4,6 +4,7 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
 import type { Journal } from '@app/shared/journal/journal';
+import { memFileHandle } from '@app/shared/memory/mem-file';
 import type { Machine } from '../machine/machine';
 import { requireVm, type VmmCaller } from '../vmm-caller';
 import { onBehalfOfGuest } from './guest-errors';
@@ -43,13 +44,13 @@ export class VmHardware {
   }
 
   /**
-   * The VM's RAM file, for its guest to map (as QEMU hands a vhost-user backend its memfd): only to the VM's own
-   * token, never journaled (the name is a capability). `bytes` is this process's mapping (the in-process door).
+   * The VM's RAM, for its guest to map (as QEMU hands a vhost-user backend its memfd): the memory file's handle, a
+   * capability in guest terms (no host path or pid), only to the VM's own token, never journaled.
    */
-  ram(caller: VmmCaller, id: number): { file: string; size: number; bytes: Buffer } {
+  ram(caller: VmmCaller, id: number): { handle: string; size: number } {
     requireVm(caller, id);
     const vm = this.vms.running(id);
-    return { file: vm.ramFile, size: vm.ramBytes, bytes: vm.ram.bytes };
+    return { handle: memFileHandle(vm.ramFile), size: vm.ramBytes };
   }
 
   /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */

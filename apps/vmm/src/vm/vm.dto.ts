@@ -65,9 +65,9 @@ export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
   privileged!: boolean;
 }
 
-export class GuestRamFile {
-  /** The memory file behind guest RAM (POSIX shared memory): map it by this name to share the VM's RAM. */
-  file!: string;
+export class GuestRamHandle {
+  /** A capability to the memory file behind guest RAM (128 random bits, no host path or pid): map the VM's RAM by it. */
+  handle!: string;
   /** Bytes of RAM (guest-physical [0, size)). */
   size!: number;
 }

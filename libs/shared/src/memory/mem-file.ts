@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { KernelError } from '../errno';
 import type { MemFile, MemFileBackend } from './mem-file.types';
-import { openShm, releaseShm, shmFiles } from './shm-files';
+import { openShm, openShmHandle, releaseShm, shmFiles } from './shm-files';
 
 export type { MemFile, MemFileBackend } from './mem-file.types';
 
@@ -44,6 +44,19 @@ export function openMemFile(name: string): MemFile {
     return { name, bytes };
   }
   return openShm(name);
+}
+
+const HANDLE = /^[0-9a-f]{32}$/;
+
+/** A file's handle: the random part of its name (128 bits), a capability that names no host path, pid or backend. */
+export function memFileHandle(name: string): string {
+  return name.slice(-32);
+}
+
+/** Maps the file of `handle` (the guest's side: it is handed the handle, never the host's name); EINVAL, ENOENT. */
+export function openMemHandle(handle: string): MemFile {
+  if (typeof handle !== 'string' || !HANDLE.test(handle)) throw new KernelError('EINVAL', 'a memory handle is 32 hex digits');
+  return inProcess.has(`${MEMFD_PREFIX}${handle}`) ? openMemFile(`${MEMFD_PREFIX}${handle}`) : openShmHandle(handle);
 }
 
 /** This holder is done with the file (munmap): the mapping goes once nothing in this process uses it any more. */

@@ -5,12 +5,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelError } from '../errno';
 import { GuestRam } from './guest-ram';
+import { memFileHandle, openMemHandle } from './mem-file';
 import { openShm, shmFiles, sweepShmOrphans } from './shm-files';
 
 const ROOT = join(__dirname, '../../../..');
 /** Runs `code` in a fresh node process (this repository's modules resolvable), returns what it printed. */
 const child = (code: string): string => execFileSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8' }).trim();
 const shmLib = JSON.stringify(require.resolve('shm-typed-array'));
+/** Prefix for a child that requires this library's TypeScript sources (transpiled on load, no type check). */
+const TS = `const fs=require('fs'),ts=require('typescript');require.extensions['.ts']=(m,f)=>m._compile(ts.transpileModule(fs.readFileSync(f,'utf8'),{compilerOptions:{module:1,target:9,esModuleInterop:true}}).outputText,f);`;
 
 describe('POSIX shared memory files', () => {
   it('another process maps the file by name: each sees the other’s stores', () => {
@@ -33,6 +36,28 @@ describe('POSIX shared memory files', () => {
     expect(() => openShm(f.name)).toThrow(expect.objectContaining({ errno: 'ENOENT' }) as KernelError);
     f.bytes[0] = 7;
     expect(f.bytes[0]).toBe(7);
+  });
+
+  it('the handle (the name’s random part, no pid, no path) maps the same file; a bad or unknown handle is refused', () => {
+    const f = shmFiles.create(4096);
+    try {
+      const handle = memFileHandle(f.name);
+      expect(handle).toMatch(/^[0-9a-f]{32}$/);
+      f.bytes.write('seen by handle', 0);
+      expect(openMemHandle(handle).bytes.subarray(0, 14).toString()).toBe('seen by handle');
+      const seen = child(`${TS}const m=require('./libs/shared/src/memory/mem-file');const b=m.openMemHandle(${JSON.stringify(handle)}).bytes;console.log(b.subarray(0,14).toString());`);
+      expect(seen).toBe('seen by handle');
+      expect(() => openMemHandle(`/dev/shm${f.name}`)).toThrow(expect.objectContaining({ errno: 'EINVAL' }) as KernelError);
+      expect(() => openMemHandle('0'.repeat(32))).toThrow(expect.objectContaining({ errno: 'ENOENT' }) as KernelError);
+    } finally {
+      shmFiles.unlink(f.name);
+    }
+  });
+
+  it('a process that exits unlinks the files it created and did not unlink', () => {
+    const name = child(`${TS}const {shmFiles}=require('./libs/shared/src/memory/shm-files');const f=shmFiles.create(4096);console.log(fs.existsSync('/dev/shm'+f.name)?f.name:'missing');`);
+    expect(name).toMatch(/^\/ioasid-lab\.host\d+\./);
+    expect(existsSync(`/dev/shm${name}`)).toBe(false);
   });
 
   it('a name that is not ours is EINVAL before anything is opened', () => {

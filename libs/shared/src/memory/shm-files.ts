@@ -1,7 +1,8 @@
 // POSIX shared memory files (shm_open + ftruncate + mmap MAP_SHARED, a tmpfs file under /dev/shm: what a memfd is
 // to QEMU) through shm-typed-array, a native binding built from source by node-gyp at install. Names are
 // `/ioasid-lab.host<os pid>.<128 random bits>`: the os pid lets a host kernel that restarts after a crash remove what
-// a dead one left behind (sweepShmOrphans), the random part makes the name a capability.
+// a dead one left behind (sweepShmOrphans), the random part makes the name a capability. The random part alone is
+// the file's handle: what a VMM hands its guest (openShmHandle), so no host pid or path reaches the guest's API.
 //
 // The binding's mapping goes away when its Buffer is garbage collected (never while anything holds it or a view of
 // it): nothing here unmaps by hand, so no access can ever touch an unmapped page. It cannot map one name twice in
@@ -17,6 +18,9 @@ const SHM_DIR = '/dev/shm';
 const PREFIX = 'ioasid-lab.host';
 const NAME = /^\/ioasid-lab\.host(\d+)\.[0-9a-f]{32}$/;
 const mapped = new Map<string, Buffer>();
+/** Files this process created and has not unlinked: an exit (a host kernel's shutdown) unlinks them. */
+const owned = new Set<string>();
+let unlinkAtExit = false;
 let binding: ShmBinding | null = null;
 
 /** Loaded on first use, so a tool that never maps guest RAM never loads the native module. */
@@ -41,15 +45,20 @@ export const shmFiles: MemFileBackend = {
     }
     if (!bytes) throw new KernelError('EEXIST', 'a memory file of that name exists');
     mapped.set(name, bytes);
+    owned.add(name);
+    if (!unlinkAtExit) {
+      unlinkAtExit = true;
+      // A shutdown is the machine's power-off: its RAM files go. A kill -9 leaves them to the next boot's sweep.
+      process.once('exit', () => {
+        for (const n of owned) unlinkQuietly(n);
+      });
+    }
     return { name, bytes };
   },
   unlink(name: string): void {
     mapped.delete(name);
-    try {
-      unlinkSync(`${SHM_DIR}${name}`);
-    } catch {
-      // already gone: the name is free either way
-    }
+    owned.delete(name);
+    unlinkQuietly(name);
   },
 };
 
@@ -67,6 +76,19 @@ export function openShm(name: string): MemFile {
   if (!bytes) throw new KernelError('ENOENT', 'no such memory file');
   mapped.set(name, bytes);
   return { name, bytes };
+}
+
+/** Maps the file whose random part is `handle` (what a guest is handed: no host pid, no path); ENOENT if none. */
+export function openShmHandle(handle: string): MemFile {
+  let names: string[];
+  try {
+    names = readdirSync(SHM_DIR);
+  } catch {
+    names = [];
+  }
+  const file = names.find((n) => n.startsWith(PREFIX) && n.endsWith(`.${handle}`) && NAME.test(`/${n}`));
+  if (!file) throw new KernelError('ENOENT', 'no such memory file');
+  return openShm(`/${file}`);
 }
 
 /** This process is done with `name`: its mapping goes once the last Buffer view of it is collected. */
@@ -111,5 +133,13 @@ function freeBytes(): number | null {
     return s.bavail * s.bsize;
   } catch {
     return null;
+  }
+}
+
+function unlinkQuietly(name: string): void {
+  try {
+    unlinkSync(`${SHM_DIR}${name}`);
+  } catch {
+    // already gone: the name is free either way
   }
 }
