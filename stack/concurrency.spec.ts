@@ -70,6 +70,16 @@ describe('binds and unbinds run per process and per vPASID, not per VM', () => {
     expect(b.stack.vmm.vms.running(vm.id).viommu.bindings().map((x) => x.vpasid).sort()).toEqual([vpasid, second.vpasid]);
   });
 
+  it('first binds of two processes at once on a fresh device: both entries land in the one PASID table they share', async () => {
+    const b = await bed();
+    const vm = await b.stack.createVm({ name: 'fresh', devices: [DSA0] });
+    await b.stack.bootGuest(vm);
+    const [p1, p2] = [await b.proc(vm, 'p1'), await b.proc(vm, 'p2')];
+    // Both vPASIDs fall in directory entry 0, whose table neither bind has linked yet.
+    const [r1, r2] = await Promise.all([p1, p2].map((pid) => b.stack.console(vm.id, (g) => g.bind(pid, b.vrid(vm)))));
+    expect(b.stack.vmm.vms.running(vm.id).viommu.bindings().map((x) => x.vpasid).sort()).toEqual([r1.vpasid, r2.vpasid].sort());
+  });
+
   it('two VMs: a bind in the second completes while the first VM’s bind is held', async () => {
     const b = await bed();
     const vmA = await b.stack.createVm({ name: 'a', devices: [DSA0] });

@@ -4,8 +4,9 @@
 // Operations that change a process's state (mmap, munmap, bind, unbind, a page request for it, populating its
 // pages) hold that process's lock, like Linux's per-mm mmap_lock and the per-mm SVA bind: two processes bind and
 // unbind concurrently, one process's steps stay in order. What they share (the frame allocator, the page-table
-// cache, the PASID tables, the vPASID allocator) changes only in synchronous stretches, so no lock guards it. Boot
-// takes every lock (a barrier). Memory reads/writes by GVA and completion polling take no lock.
+// cache, the vPASID allocator) changes only in synchronous stretches, so no lock guards it; a new PASID table, linked
+// over several writes, is linked once per directory entry (sva.ts). Boot takes every lock (a barrier). Memory
+// reads/writes by GVA and completion polling take no lock.
 import { KernelError } from '@app/shared/errno';
 import { ScopedQueue } from '@app/shared/sched/scoped-queue';
 import { AccelDriver, AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
