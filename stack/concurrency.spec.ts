@@ -2,7 +2,7 @@
 // overlap, in one VM and across VMs; one process's steps stay in order. The VMM's door to the host holds the
 // MAP_PASID of the first bind until the test lets it go, so what completes meanwhile is what did not wait for it.
 import type { HostKernelPort } from '../apps/vmm/src/host-kernel.port';
-import { holdWhen, type HoldWhen } from './fixtures/hold-when';
+import { holdWhen, type HoldWhen, settled } from './fixtures/hold-when';
 import { InProcessStack, type VmHandle } from './in-process-stack';
 
 const DSA0 = '0000:6a:01.0';
@@ -32,14 +32,6 @@ async function bed(): Promise<Bed> {
   };
 }
 
-const settled = (p: Promise<unknown>): { done: boolean } => {
-  const flag = { done: false };
-  void p.then(
-    () => (flag.done = true),
-    () => (flag.done = true),
-  );
-  return flag;
-};
 
 /** Holds the first MAP_PASID that reaches the host, only that one. */
 function holdFirstMapPasid(gate: HoldWhen<HostKernelPort>): void {

@@ -3,7 +3,7 @@
 // The VM's door to the host holds vPASID 5's MAP_PASID until the test lets it go: what completes meanwhile is what
 // did not wait for it, and what has made no host call is what did.
 import type { HostKernelPort } from '../host-kernel.port';
-import { holdWhen, type HoldWhen } from '../../../../stack/fixtures/hold-when';
+import { holdWhen, type HoldWhen, settled } from '../../../../stack/fixtures/hold-when';
 import { cacheWait, CLEAR, closeHosts, DIR_A, FL, setup, type Setup, TABLE_A, writeEntry } from '../../../../stack/fixtures/vm';
 import { VMM_FAULT_REASONS } from './viommu.constants';
 
@@ -23,14 +23,6 @@ describe('vIOMMU invalidation queues: one per vPASID, waits and global descripto
     await writeEntry(s.vm, DIR_A, TABLE_A, 6, FL(0x20000));
     return { ...s, gate: g };
   }
-  const settled = (p: Promise<unknown>): { done: boolean } => {
-    const flag = { done: false };
-    void p.then(
-      () => (flag.done = true),
-      () => (flag.done = true),
-    );
-    return flag;
-  };
 
   it('batches of different vPASIDs overlap: vPASID 6 is mirrored and completes while 5’s MAP_PASID is held on the host', async () => {
     const { vm, gate } = await held();
