@@ -2,6 +2,7 @@
 // predicate picks fails with its errno before it reaches the other app, which so never sees it. Every call
 // through the door is logged in order, failed or not. Bound ports (`as(token)`) share the log and predicate.
 import { type Errno, KernelError } from '@app/shared/errno';
+import { interceptPort } from './intercept-port';
 
 export interface CallRecord {
   method: string;
@@ -20,24 +21,14 @@ export interface FailWhen<P> {
 /** Wraps a port (an object of async methods; `as` returns a bound port, wrapped the same way). */
 export function failWhen<P extends object>(port: P, fail: FailWhen<P>['fail'] = null): FailWhen<P> {
   const state: FailWhen<P> = { port: undefined as unknown as P, calls: [], fail };
-  const wrap = (target: P): P =>
-    new Proxy(target, {
-      get(t, prop, receiver) {
-        const value = Reflect.get(t, prop, receiver) as unknown;
-        if (typeof value !== 'function' || typeof prop !== 'string') return value;
-        if (prop === 'as') return (...args: unknown[]) => wrap((value as (...a: unknown[]) => P).apply(t, args));
-        return (...args: unknown[]) => {
-          const injected = state.fail?.(prop, args) ?? null;
-          state.calls.push({ method: prop, args, injected });
-          if (injected) {
-            const err = new KernelError(injected, `injected failure of ${prop}`);
-            // Keep the method's shape: an async method rejects, a sync one (holdLifeline) throws.
-            return prop === 'holdLifeline' ? (() => { throw err; })() : Promise.reject(err);
-          }
-          return (value as (...a: unknown[]) => unknown).apply(t, args);
-        };
-      },
-    });
-  state.port = wrap(port);
+  state.port = interceptPort(port, (method, args, forward) => {
+    const injected = state.fail?.(method, args) ?? null;
+    state.calls.push({ method, args, injected });
+    if (!injected) return forward();
+    const err = new KernelError(injected, `injected failure of ${method}`);
+    // Keep the method's shape: an async method rejects, a sync one (holdLifeline) throws.
+    if (method === 'holdLifeline') throw err;
+    return Promise.reject(err);
+  });
   return state;
 }

@@ -3,6 +3,7 @@
 // journals, errnos and ordering are those of the three-process stack.
 import type { AllowMode, Descriptor, DeviceInfo, EnqcmdResult, FaultGroup, FaultResponseCode, PageRequestQueueView, PgtblSpec, ProcessCreated } from '@app/shared/contract/host-kernel';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
+import { type MemFile, openMemFile } from '@app/shared/memory/mem-file';
 import type { Op, OpFile } from '../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
 import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from '../apps/host-kernel/src/ops';
@@ -41,6 +42,11 @@ export class InProcessHostKernel implements HostKernelPort {
   }
   async mmap(pid: number, length: number): Promise<number> {
     return (await this.call(processOps.mmap, { pid, length }, pid)).hva;
+  }
+  /** The answer crosses as REST's does (the file's name); the name then maps the file, as it does over REST. */
+  async mmapShared(pid: number, length: number): Promise<{ hva: number; file: MemFile }> {
+    const r = await this.call(processOps.mmap, { pid, length, shared: true }, pid);
+    return { hva: r.hva, file: openMemFile(r.file as string) };
   }
   closeFd(fd: number): Promise<void> {
     return this.call(processOps.close, { fd });

@@ -4,6 +4,8 @@ import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel'
 import type { GuestMachine, GuestPageResponse, InvalidationDescriptor, InvalidationResult, VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { AuthKind } from '@app/shared/auth/bearer';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
+import { GuestRam } from '@app/shared/memory/guest-ram';
+import { openMemHandle } from '@app/shared/memory/mem-file';
 import type { VmmPort } from '../apps/guest/src/vmm.port';
 import type { VmmApp } from '../apps/vmm/src/vmm.app';
 import type { VmmCaller } from '../apps/vmm/src/vmm-caller';
@@ -27,6 +29,11 @@ export class InProcessVmm implements VmmPort {
 
   machine(): Promise<GuestMachine> {
     return this.call('caller-or-admin', (caller) => this.vmm.hardware.machine(caller, this.vmId));
+  }
+  /** The answer crosses as REST's does (the file's handle and size); the handle then maps the file, as over REST. */
+  async mapRam(): Promise<GuestRam> {
+    const r = await this.call('caller', (caller) => this.vmm.hardware.ram(caller, this.vmId));
+    return new GuestRam(openMemHandle(r.handle).bytes.subarray(0, r.size));
   }
   readMemory(gpa: number, length: number): Promise<Buffer> {
     return this.call('caller', (caller) => this.vmm.hardware.readMemory(caller, this.vmId, gpa, length));

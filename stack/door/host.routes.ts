@@ -28,7 +28,9 @@ export const HOST_ROUTES: H[] = [
   }),
   route('GET', '/v1/processes/:pid', 200, (h, c) => h.describeProcess(h.authorize(processOps.get, c.token, intParam(c, 'pid')), intParam(c, 'pid'))),
   route('DELETE', '/v1/processes/:pid', 204, (h, c) => none(exec(h, c, processOps.exit, { pid: intParam(c, 'pid') }))),
-  route('POST', '/v1/processes/:pid/mmap', 201, (h, c) => exec(h, c, processOps.mmap, { pid: intParam(c, 'pid'), length: c.body.length as number })),
+  route('POST', '/v1/processes/:pid/mmap', 201, (h, c) =>
+    exec(h, c, processOps.mmap, c.body.shared === undefined ? { pid: intParam(c, 'pid'), length: c.body.length as number } : { pid: intParam(c, 'pid'), length: c.body.length as number, shared: c.body.shared as boolean }),
+  ),
   route('PUT', '/v1/processes/:pid/memory', 204, (h, c) => none(exec(h, c, processOps.write, { pid: intParam(c, 'pid'), hva: c.body.hva as number, data: data(c.body) }))),
   route('GET', '/v1/processes/:pid/memory', 200, async (h, c) =>
     encodePayload(await exec(h, c, processOps.read, { pid: intParam(c, 'pid'), hva: intQuery(c, 'hva') as number, length: intQuery(c, 'length') as number }), c.query.encoding as PayloadEncoding | undefined),

@@ -23,6 +23,7 @@ export const VMM_ROUTES: V[] = [
   route('DELETE', '/v1/vms/:id', 204, (v, c) => none(v.vms.remove(as(v, c, 'admin'), id(c)))),
   route('POST', '/v1/vms/:id/start', 200, (v, c) => v.vms.powerOn(as(v, c, 'admin'), id(c))),
   route('GET', '/v1/vms/:id/machine', 200, (v, c) => v.hardware.machine(as(v, c, 'caller-or-admin'), id(c))),
+  route('GET', '/v1/vms/:id/ram', 200, (v, c) => v.hardware.ram(as(v, c), id(c))),
   route('PUT', '/v1/vms/:id/memory', 204, (v, c) =>
     none(v.hardware.writeMemory(as(v, c), id(c), c.body.gpa as number, decodePayload(c.body.data as string, c.body.encoding as PayloadEncoding | undefined))),
   ),

@@ -6,6 +6,7 @@ import { RestClient } from '../../libs/shared/src/http/rest-client';
 import { VmmClient } from '../../libs/shared/src/http/vmm.client';
 import { formatTraceparent, newSpanId, newTraceId } from '../../libs/shared/src/trace';
 import { type AppProcess, killAll, spawnApp } from './apps';
+import { sweepShmOrphans } from '../../libs/shared/src/memory/shm-files';
 
 export const HOST_ADMIN = 'host-admin-token-e2e';
 export const VMM_ADMIN = 'vmm-admin-token-e2e';
@@ -133,6 +134,8 @@ export class Stack {
 
   async stop(): Promise<void> {
     await killAll();
+    // Killed hosts leave their guest-RAM files in /dev/shm (a crash does); the next boot would sweep them, do it now.
+    sweepShmOrphans();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -10,7 +10,9 @@ import type { Journal } from '@app/shared/journal/journal';
 import type { Logger } from '@app/shared/log/logger';
 import type { AppMetrics } from '@app/shared/metrics/metrics';
 import { APP_CONFIG, CLOCK, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
+import { realTimers } from '@app/shared/timers';
 import type { GuestConfig } from './config';
+import { pollPacing } from './drivers/poll-pacing';
 import { GuestApp } from './guest.app';
 import { guestMetrics } from './guest-metrics';
 
@@ -37,6 +39,8 @@ export class GuestService implements BeforeApplicationShutdown {
       bootTraceparent: config.bootTraceparent,
       publicUrl: () => config.publicUrl,
       pageRequests: config.pageRequests,
+      // Polls are local loads: paced in wall time, whatever the journal's clock (nothing logical waits on them).
+      accel: { yield: pollPacing(realTimers) },
       onError: (m) => this.logger.error(m),
       onVmmLost: (reason) => {
         this.logger.error({ reason }, 'lost the VMM: the machine is gone, shutting down');

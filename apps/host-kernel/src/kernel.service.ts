@@ -7,6 +7,7 @@ import type { Logger } from '@app/shared/log/logger';
 import type { AppMetrics } from '@app/shared/metrics/metrics';
 import { APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
 import { timersFor } from '@app/shared/timers';
+import { shmFiles, sweepShmOrphans } from '@app/shared/memory/shm-files';
 import type { HostKernelConfig } from './config';
 import { Dispatcher } from './dispatch/dispatcher';
 import { HostKernelApp } from './host-kernel.app';
@@ -20,10 +21,15 @@ export const HOST_KERNEL_PROVIDERS: Provider[] = [
     inject: [APP_CONFIG, JOURNAL, LOGGER, METRICS, STATE_VIEW],
     useFactory: async (config: HostKernelConfig, journal: Journal, log: Logger, metrics: AppMetrics, state: StateView) => {
       const logger = log.child({ component: 'kernel' });
+      // A reboot: memory files a crashed host kernel left in /dev/shm go, as its RAM would.
+      const swept = sweepShmOrphans();
+      if (swept.length > 0) logger.info({ swept: swept.length }, 'removed memory files of host kernels no longer running');
       const app = await HostKernelApp.open({
         memoryMiB: config.memoryMiB,
         devices: config.devices,
         limits: config.limits,
+        // Guest RAM is shared by mapping with the VMM and guest processes: POSIX shared memory files.
+        memFiles: shmFiles,
         prqDepth: config.prqDepth,
         prqTimeoutMs: config.prqTimeoutMs,
         adminToken: config.adminToken,

@@ -9,6 +9,7 @@ import { Iommu } from './iommu/iommu';
 import { type InvalidateRequest, IoasidLayer } from './ioasid/ioasid-layer';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import { realTimers, type Timers } from '@app/shared/timers';
+import { memoryFiles, type MemFileBackend } from '@app/shared/memory/mem-file';
 import type { PageTableHandle } from './ioasid/pgtbl';
 import { Kvm } from './kvm/kvm';
 import { DEFAULT_LIMITS, type Limits } from './limits/limits';
@@ -45,6 +46,8 @@ export interface KernelOptions {
   prqTimeoutMs?: number;
   /** Per-process resource limits (limits/limits.ts; default DEFAULT_LIMITS). */
   limits?: Limits;
+  /** What backs shared mappings (guest RAM): POSIX shared memory across processes, Buffers in one (the default). */
+  memFiles?: MemFileBackend;
 }
 
 export class Kernel {
@@ -57,13 +60,15 @@ export class Kernel {
   readonly kvm = new Kvm();
   readonly faults?: FaultInjector;
   readonly limits: Limits;
+  readonly memFiles: MemFileBackend;
   /** Where events go; the dispatcher of a running host kernel replaces it. */
   onEvent: (e: KernelEvent) => void;
 
   constructor(opts: KernelOptions) {
     this.memory = new PhysicalMemory(opts.memoryMiB);
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits);
+    this.memFiles = opts.memFiles ?? memoryFiles;
+    this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits, this.memFiles);
     this.faults = opts.faults;
     this.onEvent = opts.onEvent ?? (() => undefined);
     const timers = opts.timers ?? realTimers;

@@ -12,6 +12,7 @@ import type {
   ProcessCreated,
 } from '@app/shared/contract/host-kernel';
 import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink';
+import type { MemFile } from '@app/shared/memory/mem-file';
 
 export interface HostKernelPort {
   /** POST /v1/processes — registers a new host process; `as(token)` then acts as it. */
@@ -26,6 +27,11 @@ export interface HostKernelPort {
    */
   holdLifeline(pid: number, opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline;
   mmap(pid: number, length: number): Promise<number>;
+  /**
+   * POST /v1/processes/:pid/mmap {shared: true}: a mapping backed by a memory file (guest RAM), and the file mapped
+   * in this process too, so the VMM reads and writes the bytes the host's KVM and DMA see, with no call per access.
+   */
+  mmapShared(pid: number, length: number): Promise<{ hva: number; file: MemFile }>;
   closeFd(fd: number): Promise<void>;
 
   openIoasid(): Promise<number>;

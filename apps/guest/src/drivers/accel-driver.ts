@@ -38,8 +38,11 @@ export type SubmitResult =
 export interface AccelOptions {
   maxTries?: number;
   maxPolls?: number;
-  /** How the driver waits between tries and polls (default: one macrotask). */
-  yield?: () => Promise<void>;
+  /**
+   * How the driver waits before retry or poll number `n` (from 1; default: one macrotask). Over REST the guest paces
+   * its polls (drivers/poll-pacing.ts): reading the record is a load from mapped RAM, no round trip spaces them.
+   */
+  yield?: (n: number) => Promise<void>;
 }
 
 const defaultYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -57,7 +60,7 @@ export class AccelDriver {
   private readonly areas = new Map<number, { pages: number[]; busy: Set<number> }>();
   private readonly maxTries: number;
   private readonly maxPolls: number;
-  private readonly pause: () => Promise<void>;
+  private readonly pause: (n: number) => Promise<void>;
   private readonly vcpus = new VcpuLocks();
   private readonly waiting = new Set<Waiter>();
 
@@ -111,7 +114,7 @@ export class AccelDriver {
           done = true;
           throw new KernelError('EFAULT', `vrid 0x${vrid.toString(16)} could not write the completion record (${fault.reason}): is the process bound to this device?`);
         }
-        await this.pause();
+        await this.pause(poll + 1);
       }
       throw new KernelError('EIO', `no completion from vrid 0x${vrid.toString(16)} after ${this.maxPolls} polls`);
     } finally {
@@ -152,7 +155,7 @@ export class AccelDriver {
       waiter.vpasid = vpasid;
       await this.port.wrmsr(vcpu, 'IA32_PASID', vpasid === null ? 0 : (IA32_PASID_VALID | vpasid) >>> 0);
       for (let attempt = 0; attempt < this.maxTries; attempt++) {
-        if (attempt > 0) await this.pause();
+        if (attempt > 0) await this.pause(attempt);
         const r = await this.port.enqcmd(vcpu, vrid, descriptor);
         if (r.result === 'gp') return { result: 'gp', reason: r.reason ?? 'general protection' };
         if (r.result === 'accepted') return { result: 'accepted' };

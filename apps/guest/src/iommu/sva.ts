@@ -30,6 +30,8 @@ interface DeviceContext {
   dirGpa: number;
   /** directory index → PASID table GPA */
   tables: Map<number, number>;
+  /** directory index → the table being linked now (binds of different processes run side by side) */
+  linking: Map<number, Promise<number>>;
 }
 
 interface ProcessBinding {
@@ -69,7 +71,7 @@ export class SvaDriver {
         this.frames.free(dirGpa);
         throw err;
       }
-      this.contexts.set(vrid, { vrid, dirGpa, tables: new Map() });
+      this.contexts.set(vrid, { vrid, dirGpa, tables: new Map(), linking: new Map() });
     }
   }
 
@@ -181,8 +183,18 @@ export class SvaDriver {
   /** GPA of vpasid's entry in the device's PASID table, allocating and linking the table on first use. */
   private async entryGpa(ctx: DeviceContext, vpasid: number): Promise<number> {
     const dirIndex = pasidDirEntryOffset(vpasid) / 8;
-    let table = ctx.tables.get(dirIndex);
-    if (table === undefined) {
+    const table = ctx.tables.get(dirIndex) ?? (await this.linkTable(ctx, dirIndex, vpasid));
+    return table + pasidTableEntryOffset(vpasid);
+  }
+
+  /**
+   * Allocates, zeroes and links the PASID table of directory entry `dirIndex`, once: binds of two processes hold
+   * different locks, so the second to ask waits for the first one's table instead of linking another over it.
+   */
+  private linkTable(ctx: DeviceContext, dirIndex: number, vpasid: number): Promise<number> {
+    const under = ctx.linking.get(dirIndex);
+    if (under) return under;
+    const linked = (async () => {
       const t = this.frames.alloc();
       try {
         // Zero the table before the directory entry makes it reachable.
@@ -195,10 +207,14 @@ export class SvaDriver {
         throw err;
       }
       ctx.tables.set(dirIndex, t);
-      table = t;
-    }
-    return table + pasidTableEntryOffset(vpasid);
+      return t;
+    })();
+    ctx.linking.set(dirIndex, linked);
+    const forget = (): void => void ctx.linking.delete(dirIndex);
+    linked.then(forget, forget);
+    return linked;
   }
+
 
   /** [pasid-cache(V), wait]; on a fault for this entry, clear it and invalidate again (nothing half-applied). */
   private async syncEntry(vpasid: number, vrid: number, entryGpa: number): Promise<GuestFault | null> {

@@ -9,7 +9,7 @@
 import { KernelError } from '@app/shared/errno';
 import { mapPage, unmapPage } from '@app/shared/x86/map';
 import { walk4Level } from '@app/shared/x86/walk';
-import type { VmmPort } from '../vmm.port';
+import type { GuestMemory } from '@app/shared/memory/guest-ram';
 import { FrameAllocator } from './frame-allocator';
 import { FIRST_PID, MAX_ACCESS_BYTES, MAX_MMAP_BYTES, MMAP_BASE, MMAP_LIMIT, PAGE_SIZE } from './mm.constants';
 import { TableMemory } from './table-memory';
@@ -45,8 +45,8 @@ export type UnmapHook = (pid: number, gva: number, length: number) => Promise<vo
 /** A run of bytes by GPA; gpa null: pages reserved but never touched (they read as zeros). */
 type Run = { gpa: number | null; offset: number; length: number };
 
-/** How page-table changes are serialized with the rest of the OS (the guest's big kernel lock). */
-export type Serialize = <T>(fn: () => Promise<T>) => Promise<T>;
+/** How a process's page-table changes are serialized with the rest of its operations (its lock). */
+export type Serialize = <T>(pid: number, fn: () => Promise<T>) => Promise<T>;
 
 export class GuestMm {
   private readonly procs = new Map<number, GuestProcess>();
@@ -56,10 +56,11 @@ export class GuestMm {
   private readonly quarantined: number[] = [];
 
   constructor(
-    private readonly port: Pick<VmmPort, 'readMemory' | 'writeMemory'>,
+    /** Guest RAM (the OS's mapping of it; tests may pass the VMM's door instead). */
+    private readonly port: GuestMemory,
     readonly frames: FrameAllocator,
     /** Taken to populate pages on a write by GVA (writes themselves do not take it). */
-    private readonly serialize: Serialize = (fn) => fn(),
+    private readonly serialize: Serialize = (_pid, fn) => fn(),
   ) {}
 
   processes(): GuestProcess[] {
@@ -243,7 +244,7 @@ export class GuestMm {
   async write(pid: number, gva: number, data: Buffer): Promise<void> {
     const p = this.process(pid);
     const untouched = this.untouched(p, gva, data.length);
-    if (untouched.size > 0) await this.serialize(async () => {
+    if (untouched.size > 0) await this.serialize(p.pid, async () => {
       for (const [m, pages] of untouched) await this.populate(p, m, pages);
     });
     for (const r of this.runs(pid, gva, data.length, true)) {

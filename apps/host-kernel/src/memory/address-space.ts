@@ -1,4 +1,5 @@
 import { KernelError } from '@app/shared/errno';
+import { memoryFiles, type MemFile, type MemFileBackend } from '@app/shared/memory/mem-file';
 import { Tx } from '../fault-injection';
 import { PhysicalMemory } from './physical-memory';
 import { MEMORY_IO_MAX, MMAP_BASE, MMAP_END, MMAP_MAX_LENGTH, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
@@ -6,6 +7,8 @@ import { MEMORY_IO_MAX, MMAP_BASE, MMAP_END, MMAP_MAX_LENGTH, PAGE_SIZE, pageInd
 interface Vma {
   start: number;
   end: number;
+  /** A shared mapping's memory file (MAP_SHARED of a memfd): its pages are the file's. */
+  file?: MemFile;
 }
 
 /** What the MMU (or an IOMMU walking this mm for SVA) finds at a virtual address. */
@@ -38,10 +41,46 @@ export class AddressSpace {
   constructor(
     private readonly memory: PhysicalMemory,
     private readonly limits: MemoryLimits = UNLIMITED,
+    /** Where shared mappings' memory files come from. */
+    private readonly files: MemFileBackend = memoryFiles,
   ) {}
 
   /** Anonymous mmap: length rounded up to pages (Linux do_mmap); 0 → EINVAL; no room below MMAP_END → ENOMEM. */
   mmap(tx: Tx, length: number): number {
+    const vma = this.placeVma(length);
+    this.addVma(tx, vma);
+    return vma.start;
+  }
+
+  /**
+   * A shared mapping backed by a new memory file (memfd_create + ftruncate + mmap MAP_SHARED, populated): every page
+   * gets its frame now, the file's page, counted against MEM_LIMIT_MIB (ENOMEM, nothing mapped). The file goes to
+   * the caller (the owner hands it on: the VMM to its guest); its name is unlinked when this mm is torn down.
+   */
+  mmapShared(tx: Tx, length: number): { hva: number; file: MemFile } {
+    const vma: Vma = this.placeVma(length);
+    const pages = (vma.end - vma.start) / PAGE_SIZE;
+    if (this.pages.size + pages > this.limits.residentPages) {
+      throw new KernelError('ENOMEM', `a ${pages}-page shared mapping would exceed the ${this.limits.residentPages}-page limit (MEM_LIMIT_MIB; ${this.pages.size} resident)`);
+    }
+    const file = tx.do(
+      'mm.memfd',
+      () => this.files.create(vma.end - vma.start),
+      (f) => this.files.unlink(f.name),
+    );
+    vma.file = file;
+    const pfns = this.memory.allocFileFrames(tx, file.bytes);
+    const first = pageIndex(vma.start);
+    tx.do(
+      'mm.populate-shared',
+      () => pfns.forEach((pfn, i) => this.pages.set(first + i, pfn)),
+      () => pfns.forEach((_pfn, i) => this.pages.delete(first + i)),
+    );
+    this.addVma(tx, vma);
+    return { hva: vma.start, file };
+  }
+
+  private placeVma(length: number): Vma {
     if (!Number.isSafeInteger(length) || length <= 0) throw new KernelError('EINVAL', `mmap length must be a positive integer, got ${length}`);
     if (length > MMAP_MAX_LENGTH) throw new KernelError('ENOMEM', `mmap of ${length} bytes exceeds the ${MMAP_MAX_LENGTH}-byte limit`);
     const size = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
@@ -49,6 +88,10 @@ export class AddressSpace {
     if (vma.end > MMAP_END) {
       throw new KernelError('ENOMEM', `mmap of ${size} bytes at 0x${vma.start.toString(16)} would end beyond the user address space (0x${MMAP_END.toString(16)})`);
     }
+    return vma;
+  }
+
+  private addVma(tx: Tx, vma: Vma): void {
     tx.do(
       'mm.mmap',
       () => {
@@ -60,7 +103,6 @@ export class AddressSpace {
         this.nextHva = vma.start;
       },
     );
-    return vma.start;
   }
 
   /** True if every byte of [hva, hva + length) lies in a mapping. */
@@ -166,12 +208,21 @@ export class AddressSpace {
     return true;
   }
 
-  /** exit_mmap: free every frame (after the fds are closed, so none is pinned any more). */
+  /**
+   * exit_mmap: free every frame (after the fds are closed, so none is pinned any more), and unlink the memory files
+   * of shared mappings: a dead VM's file can be mapped by nobody again (what its holders still map is theirs).
+   */
   teardown(): void {
     this.alive = false;
     for (const pfn of this.pages.values()) this.memory.freeFrame(pfn);
     this.pages.clear();
+    for (const vma of this.vmas) if (vma.file) this.files.unlink(vma.file.name);
     this.vmas.length = 0;
+  }
+
+  /** The memory files of this mm's shared mappings (their names: kernel state, tests). */
+  sharedFiles(): { hva: number; length: number; name: string }[] {
+    return this.vmas.flatMap((v) => (v.file ? [{ hva: v.start, length: v.end - v.start, name: v.file.name }] : []));
   }
 
   get residentPages(): number {

@@ -41,6 +41,32 @@ export class PhysicalMemory {
     return pfn;
   }
 
+  /**
+   * One frame per page of `file` (a shared mapping's memory file), all or none: each frame's bytes are the file's
+   * page, so what the file's other holders write is what the CPU, KVM and DMA read here, and the reverse. ENOMEM
+   * (nothing taken) when not that many frames are free.
+   */
+  allocFileFrames(tx: Tx, file: Buffer): number[] {
+    const n = Math.ceil(file.length / PAGE_SIZE);
+    if (n > this.frames.free) throw new KernelError('ENOMEM', `out of physical memory: ${n} frames wanted, ${this.frames.free} free`);
+    return tx.do(
+      'frame.alloc-file',
+      () => {
+        const pfns: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const pfn = this.allocFrameNow();
+          this.bytes.set(pfn, file.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+          pfns.push(pfn);
+        }
+        return pfns;
+      },
+      (pfns) => {
+        for (const pfn of pfns) this.freeFrame(pfn);
+      },
+    );
+  }
+
+  /** Frees the frame; a frame of a memory file only lets go of the file's page (the file keeps its bytes). */
   freeFrame(pfn: number): void {
     if (this.pinCount(pfn) > 0) throw new KernelError('EBUSY', `frame ${pfn} is pinned`);
     this.bytes.delete(pfn);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { KernelError } from '@app/shared/errno';
+import { memoryFiles, type MemFileBackend } from '@app/shared/memory/mem-file';
 import { Tx } from '../fault-injection';
 import { DEFAULT_LIMITS, type Limits } from '../limits/limits';
 import { AddressSpace } from '../memory/address-space';
@@ -30,6 +31,8 @@ export class ProcessTable {
     /** Where bearer tokens come from (random; a seeded source in deterministic mode). */
     private readonly newToken: () => string = () => randomBytes(24).toString('base64url'),
     private readonly limits: Limits = DEFAULT_LIMITS,
+    /** What backs shared mappings (POSIX shared memory for the three-process stack). */
+    private readonly memFiles: MemFileBackend = memoryFiles,
   ) {
     if (!Number.isInteger(firstPid) || firstPid < 1) throw new KernelError('EINVAL', `firstPid must be a positive integer`);
     this.nextPid = firstPid;
@@ -47,7 +50,7 @@ export class ProcessTable {
     const mm = new AddressSpace(this.memory, {
       residentPages: Math.floor(this.limits.residentBytes / PAGE_SIZE),
       pinnedPages: Math.floor(this.limits.pinnedBytes / PAGE_SIZE),
-    });
+    }, this.memFiles);
     const proc = new Process(pid, truncateComm(comm), this.newToken(), mm, new FdTable(pid, this.limits.fds, this.files), creator);
     tx.do(
       'process.create',

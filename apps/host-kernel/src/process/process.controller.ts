@@ -10,7 +10,7 @@ import { Authorize, Caller } from '../dispatch/caller.decorator';
 import { Dispatcher } from '../dispatch/dispatcher';
 import type { HostCaller } from '../dispatch/op';
 import { PROCESS_LIFELINES, type ProcessLifelines } from './lifelines';
-import { CreateProcessDto, MmapDto, ReadMemoryQuery, WriteMemoryDto } from './process.dto';
+import { CreateProcessDto, MmapDto, MmapResult, ReadMemoryQuery, WriteMemoryDto } from './process.dto';
 import { type ProcessInfo, processOps as ops } from './process.ops';
 
 @ApiTags('processes')
@@ -57,11 +57,11 @@ export class ProcessController {
     await this.host.exec(ops.exit, caller, { pid });
   }
 
-  /** Anonymous read-write mapping; the hva is page aligned. */
+  /** Anonymous read-write mapping; the hva is page aligned. `shared`: a memory file backs it, named in the answer. */
   @Post('processes/:pid/mmap')
   @Authorize(ops.mmap)
-  mmap(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Body() dto: MmapDto): Promise<{ hva: number }> {
-    return this.host.exec(ops.mmap, caller, { pid, length: dto.length });
+  mmap(@Caller() caller: HostCaller, @Param('pid', IntParamPipe) pid: number, @Body() dto: MmapDto): Promise<MmapResult> {
+    return this.host.exec(ops.mmap, caller, dto.shared === undefined ? { pid, length: dto.length } : { pid, length: dto.length, shared: dto.shared });
   }
 
   /** Writes the caller's memory; an unmapped byte anywhere in the range is EFAULT and nothing is written. */

@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { toInt } from '@app/shared/nest/shared.dto';
 import { Optional } from '@app/shared/nest/optional';
 
@@ -22,6 +22,18 @@ export class MmapDto {
   @Min(1)
   @Max(1 << 30)
   length!: number;
+
+  /** Shared: backed by a memory file (a memfd) whose name the answer hands to the caller, populated at once. */
+  @Optional()
+  @IsBoolean()
+  shared?: boolean;
+}
+
+export class MmapResult {
+  /** Where the mapping starts. */
+  hva!: number;
+  /** The memory file of a shared mapping: map it by this name (POSIX shared memory) to share the bytes. */
+  file?: string;
 }
 
 export class WriteMemoryDto {

@@ -60,13 +60,22 @@ export const processOps = {
     self: 'pid',
   }),
 
-  /** Anonymous read-write mapping; the hva is page aligned. */
+  /**
+   * Anonymous read-write mapping; the hva is page aligned. `shared`: backed by a new memory file (a memfd), populated,
+   * whose name only this answer carries, to the owner: it is a capability, never journaled.
+   */
   mmap: op({
     name: 'mm.mmap',
     permit: 'process',
     journal: true,
-    run: ({ proc, tx }: C, a: { pid: number; length: number }) => ({ hva: proc.mm.mmap(tx, a.length) }),
+    run: ({ proc, tx }: C, a: { pid: number; length: number; shared?: boolean }): { hva: number; file?: string } => {
+      if (a.shared !== undefined && typeof a.shared !== 'boolean') throw new KernelError('EINVAL', `shared must be a boolean`);
+      if (!a.shared) return { hva: proc.mm.mmap(tx, a.length) };
+      const m = proc.mm.mmapShared(tx, a.length);
+      return { hva: m.hva, file: m.file.name };
+    },
     object: (_a, r) => (r ? `hva:${r.hva}` : null),
+    result: (r) => ({ hva: r.hva }),
     self: 'pid',
   }),
 

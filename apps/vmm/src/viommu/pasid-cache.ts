@@ -31,6 +31,9 @@ interface Present {
 }
 
 export class PasidCacheHandler {
+  /** Setups under way (batches of different vPASIDs run concurrently): each holds a place in the quota. */
+  private settingUp = 0;
+
   constructor(private readonly d: PasidCacheDeps) {}
 
   /** Global PASID-cache invalidation: every vPASID present under a registered directory, and every binding. */
@@ -121,13 +124,20 @@ export class PasidCacheHandler {
   }
 
   private async setup(vpasid: number, entry: MirroredEntry, wanted: Present[]): Promise<void> {
-    if (this.d.shadow.size >= this.d.quota) {
+    const held = this.d.shadow.size + this.settingUp;
+    if (held >= this.d.quota) {
       for (const p of wanted) {
-        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'vmm-pasid-quota', errno: 'ENOSPC', detail: `${this.d.shadow.size} of ${this.d.quota} vPASIDs bound` });
+        this.d.log.record({ vrid: p.vrid, vpasid, reason: 'vmm-pasid-quota', errno: 'ENOSPC', detail: `${held} of ${this.d.quota} vPASIDs bound` });
       }
       return;
     }
-    const outcome = await setupBinding(this.d.binding, vpasid, entry, wanted.map((p) => p.vrid));
+    this.settingUp++;
+    let outcome: Awaited<ReturnType<typeof setupBinding>>;
+    try {
+      outcome = await setupBinding(this.d.binding, vpasid, entry, wanted.map((p) => p.vrid));
+    } finally {
+      this.settingUp--;
+    }
     for (const r of outcome.refused) this.d.hostRefused(r.vrid, vpasid, r.error);
     const ioasid = outcome.ioasid ?? outcome.stale?.ioasid;
     if (ioasid !== undefined) this.d.shadow.reapReused(ioasid);

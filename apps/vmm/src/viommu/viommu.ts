@@ -5,7 +5,7 @@
 import type { FaultRecord } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
 import { isVtdFaultReason, VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
-import type { HostKernelPort } from '../host-kernel.port';
+import type { GuestRam } from '@app/shared/memory/guest-ram';
 import { FaultLog } from './fault-log';
 import { PageRequestRelay, type PulledGroup } from './page-requests';
 import { parseInvalidationBatch, piotlbRange } from './invalidation';
@@ -13,10 +13,11 @@ import type { BindingContext } from './pasid-binding';
 import { PasidCacheHandler } from './pasid-cache';
 import { ShadowTable } from './shadow-table';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { type Scope, ScopedQueue } from '@app/shared/sched/scoped-queue';
 import { DEFAULT_PASID_QUOTA, GUEST_PRQ_DEPTH, PASID_DIR_BYTES } from './viommu.constants';
 import type { GuestPageResponse, InvalidationDescriptor, InvalidationResult, ShadowBinding, VirtualFault, VirtualPageRequest } from './viommu.types';
 
-export type ViommuPort = Pick<HostKernelPort, 'readGuestMemory'> & BindingContext['port'];
+export type ViommuPort = BindingContext['port'];
 
 export interface ViommuDevice {
   vrid: number;
@@ -33,6 +34,8 @@ export interface ViommuConfig {
   /** The VM's host fault queue, on `ioasidFd` (DESIGN §10: one per VM, bound with every nested table). */
   faultQueue: number;
   ramBytes: number;
+  /** Guest RAM as the VMM maps it: PASID directories and tables are read from it directly (no host call). */
+  ram: GuestRam;
   devices: ViommuDevice[];
   /** Bound vPASIDs allowed at once for this VM. */
   pasidQuota?: number;
@@ -50,10 +53,12 @@ export class Viommu {
   private readonly binding: BindingContext;
   private readonly quota: number;
   /**
-   * The invalidation queue is one queue: batches run one after another, descriptors in order. Context
-   * registration, reset and close go through it too, so none of them moves state under a running batch.
+   * The invalidation queue, one FIFO per vPASID (docs/guest-memory.md, "Invalidation queues"): a batch naming
+   * vPASIDs V… runs after every earlier batch naming any of them, beside batches of other vPASIDs; a batch with a
+   * global descriptor (pasid-cache without a vPASID) or with nothing but `wait` is a barrier over everything before
+   * it, as is context registration, reset and close, so none of them moves state under a running batch.
    */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new ScopedQueue<number>();
   private closed = false;
 
   constructor(
@@ -79,7 +84,7 @@ export class Viommu {
     // Unbind of a vPASID (or a device leaving it) answers its waiting page requests invalid before the host teardown.
     this.shadow = new ShadowTable(this.binding, hostRefused, (vpasid) => this.pageRequestRelay.drop((r) => r.vpasid === vpasid));
     this.pasidCache = new PasidCacheHandler({
-      readGuest: (gpa, len) => port.readGuestMemory(config.vmFd, gpa, len),
+      readGuest: (gpa, len) => config.ram.readMemory(gpa, len),
       ramBytes: config.ramBytes,
       contexts: this.contexts,
       pasidWidth: (vrid) => this.device(vrid).pasidWidth,
@@ -98,7 +103,7 @@ export class Viommu {
    */
   setContext(vrid: number, pasidDirGpa: number): Promise<void> {
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
-    return this.enqueue(async () => {
+    return this.enqueue('all', async () => {
       this.device(vrid);
       if (!Number.isSafeInteger(pasidDirGpa) || pasidDirGpa < 0 || pasidDirGpa % PAGE_SIZE !== 0) {
         throw new KernelError('EINVAL', `PASID directory gpa ${pasidDirGpa} of vrid 0x${vrid.toString(16)} is not 4 KiB aligned`);
@@ -129,9 +134,10 @@ export class Viommu {
       return Promise.reject(err);
     }
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
-    return this.enqueue(async () => {
+    const scope = batchScope(batch);
+    return this.enqueue(scope, async () => {
       try {
-        return await this.runBatch(batch);
+        return await this.runBatch(batch, scope);
       } catch (err) {
         // Whatever escaped is a host-side failure: only the errno reaches the guest, never host prose.
         throw new KernelError(err instanceof KernelError ? err.errno : 'EIO', 'the vIOMMU could not complete the invalidation batch');
@@ -182,7 +188,7 @@ export class Viommu {
    */
   reset(): Promise<KernelError[]> {
     if (this.closed) return Promise.reject(new KernelError('ENODEV', 'the vIOMMU of this VM is being torn down'));
-    return this.enqueue(async () => {
+    return this.enqueue('all', async () => {
       // Nobody is left to answer the old guest's page requests: answered invalid, before the bindings go.
       await this.pageRequestRelay.drop(() => true);
       this.contexts.clear();
@@ -195,7 +201,7 @@ export class Viommu {
   /** VM teardown: tears every binding down like reset(), and refuses every later call with ENODEV. */
   close(): Promise<KernelError[]> {
     this.closed = true;
-    return this.enqueue(async () => {
+    return this.enqueue('all', async () => {
       await this.pageRequestRelay.drop(() => true);
       return this.shadow.releaseAll();
     });
@@ -236,7 +242,7 @@ export class Viommu {
     return dev;
   }
 
-  private async runBatch(batch: InvalidationDescriptor[]): Promise<InvalidationResult> {
+  private async runBatch(batch: InvalidationDescriptor[], scope: Scope<number>): Promise<InvalidationResult> {
     const firstSeq = this.log.list().at(-1)?.seq ?? 0;
     let completed = 0;
     for (const d of batch) {
@@ -246,16 +252,17 @@ export class Viommu {
       } else if (d.type === 'piotlb') {
         await this.piotlb(d);
       }
-      // 'wait': every earlier descriptor has been awaited to the end, so it completes here.
+      // 'wait': every earlier descriptor of this batch has been awaited to the end, and the batch started only after
+      // every earlier batch of its vPASIDs (and every earlier barrier) had completed: it completes here.
       completed++;
     }
-    return { completed, faults: this.log.list().filter((f) => f.seq > firstSeq) };
+    // The faults recorded while it ran, of its own vPASIDs: another vPASID's batch running beside it is not its own.
+    const mine = (f: VirtualFault): boolean => scope === 'all' || scope.includes(f.vpasid);
+    return { completed, faults: this.log.list().filter((f) => f.seq > firstSeq && mine(f)) };
   }
 
-  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+  private enqueue<T>(scope: Scope<number>, fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(scope, fn);
   }
 
   private async piotlb(d: Extract<InvalidationDescriptor, { type: 'piotlb' }>): Promise<void> {
@@ -275,4 +282,15 @@ export class Viommu {
   private hostRefused(vrid: number | null, vpasid: number, err: KernelError): void {
     this.log.record({ vrid, vpasid, reason: 'vmm-host-refused', errno: err.errno, detail: `host returned ${err.errno}` });
   }
+}
+
+/** The vPASIDs a batch names, or 'all' for a barrier (a global descriptor, or nothing but waits). */
+export function batchScope(batch: readonly InvalidationDescriptor[]): Scope<number> {
+  const vpasids = new Set<number>();
+  for (const d of batch) {
+    if (d.type === 'wait') continue;
+    if (d.vpasid === undefined) return 'all';
+    vpasids.add(d.vpasid);
+  }
+  return vpasids.size === 0 ? 'all' : [...vpasids].sort((a, b) => a - b);
 }

@@ -1,7 +1,8 @@
 // DESIGN §11: a guest never learns a host id. Every guest-facing route of the VMM (its OpenAPI document is the
 // list), answered with the VM's own token, in three states of the VM: running, stopped because its host process
 // was killed, and stopped because its rebuild after a VMM restart failed on a device another tenant holds.
-// Bodies and error messages alike must name no host pid, fd, hva or PASID, and no host URL.
+// Bodies and error messages alike must name no host pid, fd, hva or PASID, no host URL, and no host file (the RAM
+// route hands a handle, never the name of the memory file behind guest RAM).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LamportClock } from '@app/shared/clock';
@@ -44,6 +45,10 @@ function routeCalls(vmm: VmmApp, id: number, token: string, vrid: number, events
         return 'held';
       },
     ],
+    'GET /v1/vms/{id}/ram': [
+      async () => vmm.hardware.ram(caller(), id),
+      async () => vmm.hardware.ram(caller(), id + 1000),
+    ],
     'PUT /v1/vms/{id}/memory': [() => door.writeMemory(0x8000, Buffer.alloc(64)), () => door.writeMemory(64 << 20, Buffer.alloc(8))],
     'GET /v1/vms/{id}/memory': [() => door.readMemory(0x8000, 64), () => door.readMemory(64 << 20, 8)],
     'POST /v1/vms/{id}/vcpus/{n}/wrmsr': [() => door.wrmsr(0, 'IA32_PASID', 0), () => door.wrmsr(0, 'IA32_PASID', 0x7ff00000), () => door.wrmsr(9, 'IA32_PASID', 0)],
@@ -78,13 +83,13 @@ async function ask(calls: Record<string, Array<() => Promise<unknown>>>): Promis
   return out;
 }
 
-/** What in an answer names a host object: a host-only field, a host word, a host pid or the host's own name for it. */
-function leaks(answers: Answer[], hostPids: number[]): string[] {
+/** What in an answer names a host object: a host-only field, a host word, a host pid, a host file's name. */
+function leaks(answers: Answer[], hostPids: number[], hostFiles: string[]): string[] {
   const out: string[] = [];
   const pidText = new RegExp(`\\b(${hostPids.join('|')})\\b`);
   const visit = (route: string, v: unknown, path: string): void => {
     if (typeof v === 'string') {
-      if (HOST_WORDS.test(v) || pidText.test(v)) out.push(`${route} ${path}: ${v}`);
+      if (HOST_WORDS.test(v) || pidText.test(v) || hostFiles.some((f) => v.includes(f))) out.push(`${route} ${path}: ${v}`);
     } else if (Array.isArray(v)) v.forEach((x, i) => visit(route, x, `${path}[${i}]`));
     else if (v && typeof v === 'object' && !Buffer.isBuffer(v)) {
       for (const [k, x] of Object.entries(v)) {
@@ -125,6 +130,8 @@ describe('guest-facing answers speak in guest terms only', () => {
 
       // The host kills the VM's process (admin): the VM is stopped, and every guest call says so.
       const hostPid = stack.vmm.vms.running(vm.id).handles.pid;
+      const hostFiles = stack.host.kernel.procs.all().flatMap((p) => p.mm.sharedFiles().map((f) => f.name));
+      expect(hostFiles).toContain(stack.vmm.vms.running(vm.id).ramFile);
       await stack.host.dispatcher.exec(processOps.exit, { kind: 'admin' }, { pid: hostPid });
       await stack.settle();
       expect(stack.vmm.vms.get(stack.vmm.authorize('admin', stack.vmmAdminToken), vm.id)).toMatchObject({ state: 'stopped' });
@@ -149,7 +156,7 @@ describe('guest-facing answers speak in guest terms only', () => {
       const hostPids = stack.host.kernel.procs.all().map((p) => p.pid);
       expect(hostPids).toContain(hostPid);
       const all = [...answers, ...stopped, ...failed, ...events.map((value) => ({ route: 'lifeline event', value }))];
-      expect(leaks(all, hostPids)).toEqual([]);
+      expect(leaks(all, hostPids, hostFiles)).toEqual([]);
     } finally {
       restarted?.vms.shutdown();
       await stack.close();

@@ -11,7 +11,7 @@ const RAM = SPEC.memoryMiB * MIB;
 
 const BUILD_ORDER = [
   'createProcess',
-  'mmap',
+  'mmapShared',
   'createVm',
   'addMemslot',
   'createVcpu',
@@ -53,7 +53,7 @@ describe('VmBuilder on the real host kernel', () => {
     const deviceFds = await openedDeviceFds(host, mark);
     expect(rows.map((r) => [r.operation, r.args, r.errno])).toEqual([
       ['process.create', { comm: `vmm/${SPEC.name}` }, null],
-      ['mm.mmap', { pid, length: RAM }, null],
+      ['mm.mmap', { pid, length: RAM, shared: true }, null],
       ['kvm.create_vm', {}, null],
       ['kvm.set_memslot', { vmFd, gpa: 0, size: RAM, hva: ramHva }, null],
       ['kvm.create_vcpu', { vmFd }, null],

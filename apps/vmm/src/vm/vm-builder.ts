@@ -4,6 +4,8 @@
 // unwinds exactly what the handles say was done, in reverse, and rethrows. teardown() is the same unwind
 // on a finished VM, after every vIOMMU binding is gone (UNMAP_PASID, DISALLOW, DESTROY per vPASID).
 import { KernelError } from '@app/shared/errno';
+import { GuestRam } from '@app/shared/memory/guest-ram';
+import { type MemFile, releaseMemFile } from '@app/shared/memory/mem-file';
 import type { HostKernelPort } from '../host-kernel.port';
 import { describeMachine, Machine, MachineSpec, ramBytes } from '../machine/machine';
 import { Viommu } from '../viommu/viommu';
@@ -50,6 +52,10 @@ export interface Vm {
   port: HostKernelPort;
   handles: VmHandles & { pid: number; token: string; ramHva: number; vmFd: number; ioasidFd: number; faultQueue: number; gpaIoasid: number };
   viommu: Viommu;
+  /** Guest RAM as the VMM maps it: the memory file behind the host mapping at ramHva (QEMU's RAM block). */
+  ram: GuestRam;
+  /** That file's name: handed to the VM's guest only (GET /v1/vms/:id/ram), never journaled. */
+  ramFile: string;
 }
 
 /** Undoes whatever `h` records, newest first; keeps going past failures (process death closes the rest). */
@@ -93,13 +99,17 @@ export class VmBuilder {
     const bytes = ramBytes(machine);
     const h: VmHandles = { vcpus: [], devices: [] };
     let port = this.hostKernel;
+    let ram: MemFile | null = null;
     try {
       const proc = await this.hostKernel.createProcess(`vmm/${spec.name}`);
       port = this.hostKernel.as(proc.token);
       h.pid = proc.pid;
       h.token = proc.token;
       await attach?.(proc.pid, proc.token);
-      h.ramHva = await port.mmap(proc.pid, bytes);
+      // Guest RAM is a shared mapping: the host backs it with a memory file that this process maps too.
+      const mapped = await port.mmapShared(proc.pid, bytes);
+      h.ramHva = mapped.hva;
+      ram = mapped.file;
       h.vmFd = await port.createVm();
       await port.addMemslot(h.vmFd, { gpa: 0, size: bytes, hva: h.ramHva });
       h.memslot = true;
@@ -124,26 +134,31 @@ export class VmBuilder {
       h.pasidTranslation = true;
     } catch (err) {
       await unwindHandles(port, h);
+      if (ram) releaseMemFile(ram.name);
       throw err;
     }
     const handles = h as Vm['handles'];
+    const guestRam = new GuestRam((ram as MemFile).bytes);
     const viommu = new Viommu(port, {
       vmFd: handles.vmFd,
       ioasidFd: handles.ioasidFd,
       gpaIoasid: handles.gpaIoasid,
       faultQueue: handles.faultQueue,
       ramBytes: bytes,
+      ram: guestRam,
       devices: h.devices.map((d) => ({ vrid: d.vrid, bdf: d.bdf, deviceFd: d.deviceFd as number, pasidWidth: d.pasidWidth })),
       pasidQuota: spec.pasidQuota,
       prqDepth: spec.prqDepth,
     });
-    return { name: spec.name, machine, ramBytes: bytes, port, handles, viommu };
+    return { name: spec.name, machine, ramBytes: bytes, port, handles, viommu, ram: guestRam, ramFile: (ram as MemFile).name };
   }
 
   /** Every vIOMMU binding first, then the build in reverse, finally the host process. Returns what failed on the way. */
   async teardown(vm: Vm): Promise<KernelError[]> {
     const errors = await vm.viommu.releaseAll();
     errors.push(...(await unwindHandles(vm.port, vm.handles)));
+    // The host unlinked the file with the process; this is the VMM's munmap of it.
+    releaseMemFile(vm.ramFile);
     return errors;
   }
 }

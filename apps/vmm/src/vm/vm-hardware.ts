@@ -4,6 +4,7 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { KernelError } from '@app/shared/errno';
 import type { Journal } from '@app/shared/journal/journal';
+import { memFileHandle } from '@app/shared/memory/mem-file';
 import type { Machine } from '../machine/machine';
 import { requireVm, type VmmCaller } from '../vmm-caller';
 import { onBehalfOfGuest } from './guest-errors';
@@ -22,13 +23,16 @@ export class VmHardware {
     return this.vms.machine(id);
   }
 
-  /** Guest-physical write (DMA-visible RAM). */
+  /**
+   * Guest-physical write (DMA-visible RAM), made as QEMU's address_space_write on its own mapping of guest RAM: into
+   * the memory file the host's KVM and DMA see, with no host call. Journaled here: it came from outside the guest.
+   */
   async writeMemory(caller: VmmCaller, id: number, gpa: number, data: Buffer): Promise<void> {
     requireVm(caller, id);
     const vm = this.vms.running(id);
-    await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa, length: data.length } }, () => {
+    await this.journal.run({ operation: 'guest.write_memory', actor: `vm:${id}`, args: { gpa, length: data.length } }, async () => {
       checkRam(vm.ramBytes, gpa, data.length);
-      return onBehalfOfGuest('guest memory write', () => vm.port.writeGuestMemory(vm.handles.vmFd, gpa, data));
+      vm.ram.write(gpa, data);
     });
   }
 
@@ -36,7 +40,17 @@ export class VmHardware {
     requireVm(caller, id);
     const vm = this.vms.running(id);
     checkRam(vm.ramBytes, gpa, length);
-    return onBehalfOfGuest('guest memory read', () => vm.port.readGuestMemory(vm.handles.vmFd, gpa, length));
+    return vm.ram.read(gpa, length);
+  }
+
+  /**
+   * The VM's RAM, for its guest to map (as QEMU hands a vhost-user backend its memfd): the memory file's handle, a
+   * capability in guest terms (no host path or pid), only to the VM's own token, never journaled.
+   */
+  ram(caller: VmmCaller, id: number): { handle: string; size: number } {
+    requireVm(caller, id);
+    const vm = this.vms.running(id);
+    return { handle: memFileHandle(vm.ramFile), size: vm.ramBytes };
   }
 
   /** WRMSR IA32_PASID on a vCPU (a vPASID: KVM translates it at ENQCMD). */

@@ -14,7 +14,7 @@ import { Caller } from '../caller.decorator';
 import type { VmmCaller } from '../vmm-caller';
 import { VmHardware } from './vm-hardware';
 import { VmManager, type VmView } from './vm-manager';
-import { CreateVmDto, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
+import { CreateVmDto, GuestRamHandle, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
 
 /** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
 @ApiTags('vms')
@@ -77,7 +77,13 @@ export class VmController {
     openEventStream(req, res, { vm: id }, () => void this.vms.guestDropped(id, sink), this.peers);
   }
 
-  /** Guest-physical write (DMA-visible RAM). */
+  /** The VM's RAM (its memory file's handle and size), for its guest to map: then it reads and writes RAM with no call. */
+  @Get(':id/ram')
+  ram(@Caller() caller: VmmCaller, @Param('id', IntParamPipe) id: number): GuestRamHandle {
+    return this.hw.ram(caller, id);
+  }
+
+  /** Guest-physical write (DMA-visible RAM), through the VMM's own mapping of it. */
   @Put(':id/memory')
   @HttpCode(204)
   writeMemory(@Caller() caller: VmmCaller, @Param('id', IntParamPipe) id: number, @Body() dto: GuestWriteDto): Promise<void> {

@@ -64,3 +64,10 @@ export class VcpuEnqcmdsDto extends VcpuEnqcmdDto {
   @IsBoolean()
   privileged!: boolean;
 }
+
+export class GuestRamHandle {
+  /** A capability to the memory file behind guest RAM (128 random bits, no host path or pid): map the VM's RAM by it. */
+  handle!: string;
+  /** Bytes of RAM (guest-physical [0, size)). */
+  size!: number;
+}

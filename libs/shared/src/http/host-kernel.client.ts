@@ -14,6 +14,7 @@ import type {
   ProcessCreated,
 } from '../contract/host-kernel';
 import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
+import { type MemFile, openMemFile } from '../memory/mem-file';
 import { holdLifeline } from './lifeline';
 import { RestClient } from './rest-client';
 
@@ -43,6 +44,11 @@ export class HostKernelClient {
   }
   async mmap(pid: number, length: number): Promise<number> {
     return (await this.rest.post<{ hva: number }>(`/v1/processes/${pid}/mmap`, { length })).hva;
+  }
+  /** A shared mapping: the answer names its memory file, which this process then maps (POSIX shared memory). */
+  async mmapShared(pid: number, length: number): Promise<{ hva: number; file: MemFile }> {
+    const r = await this.rest.post<{ hva: number; file: string }>(`/v1/processes/${pid}/mmap`, { length, shared: true });
+    return { hva: r.hva, file: openMemFile(r.file) };
   }
   writeMemory(pid: number, hva: number, data: Buffer): Promise<void> {
     return this.rest.put(`/v1/processes/${pid}/memory`, { hva, data: b64(data) });

@@ -1,6 +1,8 @@
 import type { Descriptor, EnqcmdResult } from '../contract/host-kernel';
 import type { GuestPageResponse, VirtualPageRequest } from '../contract/vmm';
 import type { Lifeline, LifelineHandlers } from '../lifeline/event-sink';
+import { GuestRam } from '../memory/guest-ram';
+import { openMemHandle } from '../memory/mem-file';
 import { holdLifeline } from './lifeline';
 import { RestClient } from './rest-client';
 
@@ -19,6 +21,11 @@ export class VmmClient {
   }
   holdLifeline(opts: LifelineHandlers & { auditUrl?: string | null }): Lifeline {
     return holdLifeline(this.lifelineUrl(), { app: this.rest.opts.app, token: this.rest.opts.token ?? '', peerKey: this.rest.opts.peerKey, ...opts });
+  }
+  /** The VM's RAM, mapped in this process by its memory file's handle (POSIX shared memory). */
+  async mapRam(): Promise<GuestRam> {
+    const r = await this.rest.get<{ handle: string; size: number }>(`/v1/vms/${this.vmId}/ram`);
+    return new GuestRam(openMemHandle(r.handle).bytes.subarray(0, r.size));
   }
   async readMemory(gpa: number, length: number): Promise<Buffer> {
     const r = await this.rest.get<{ data: string }>(`/v1/vms/${this.vmId}/memory`, { gpa, length });
