@@ -1,40 +1,59 @@
-import { Stack } from '../test/harness/stack';
+// `npm run bench`: the floors, then every row beside its floor from the same run; prints the table and writes
+// bench/results.json (issue 13's contract: { floors, rows: [{ id, value, unit, floor, ratio }] }).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { killAll } from '../test/harness/apps';
+import { Stack } from '../test/harness/stack';
+import { measureFloors } from './floors';
+import { inProcessStackRows } from './inprocess-stack.bench';
 import { inProcessRows } from './inprocess.bench';
+import { progress } from './progress';
 import { replayRows } from './replay.bench';
 import { restNoopRows } from './rest.bench';
-import { progress } from './progress';
-import { floors, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
-import { type BenchRow, printTable } from './table';
+import { BENCH_DEVICES, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
+import { type BenchRow, printTable, writeResults } from './table';
+
+/** bench/results.json beside the sources (dist/bench/bench/index.js runs four levels down from the root). */
+const RESULTS = resolve(__dirname, '..', '..', '..', 'bench', 'results.json');
 
 async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   // The stages, each measured whole; the bar moves between them.
-  const bar = progress('bench', 7);
+  const bar = progress('bench', 8);
+  const { floors, note } = await measureFloors();
+  bar.tick();
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
-  rows.push(...(await inProcessRows()));
+  rows.push(...inProcessRows(floors));
+  bar.tick();
+  rows.push(...(await inProcessStackRows(floors)));
   bar.tick();
   rows.push(...(await replayRows()));
   bar.tick();
   const stack = new Stack();
-  await stack.startHost({ MEMORY_MIB: '4096' });
+  const dir = mkdtempSync(join(tmpdir(), 'ioasid-bench-devices-'));
+  const devices = join(dir, 'devices.json');
+  writeFileSync(devices, JSON.stringify(BENCH_DEVICES));
+  await stack.startHost({ MEMORY_MIB: '4096', DEVICES: devices });
   await stack.startVmm({ PASID_QUOTA: '1024' });
   try {
-    const noop = await restNoopRows(stack);
+    const noop = await restNoopRows(stack, floors);
     rows.push(...noop.rows);
     bar.tick();
-    const { hopUs, insertUs } = await floors();
+    rows.push(...(await restCycleRows(stack, floors)));
     bar.tick();
-    rows.push(...(await restCycleRows(stack, hopUs, insertUs)));
+    rows.push(...(await restEnqcmdRows(stack, noop.noopP50Us)));
     bar.tick();
-    rows.push(...(await restEnqcmdRows(stack, noop.noopUs)));
-    bar.tick();
-    rows.push(...(await guestBindRows(stack, hopUs, insertUs)));
+    rows.push(...(await guestBindRows(stack, floors)));
     bar.done();
   } finally {
     await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
-  printTable(rows);
+  console.log(note);
+  printTable(floors, rows);
+  writeResults(RESULTS, floors, rows);
+  console.log(`wrote ${RESULTS}`);
 }
 
 main().catch(async (err: unknown) => {
