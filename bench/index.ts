@@ -17,19 +17,38 @@ import { type BenchRow, printTable, writeResults } from './table';
 /** bench/results.json beside the sources (dist/bench/bench/index.js runs four levels down from the root). */
 const RESULTS = resolve(__dirname, '..', '..', '..', 'bench', 'results.json');
 
+/**
+ * `npm run bench -- --only <prefix>[,<prefix>…]`: the floors and only the stages whose rows start with a prefix
+ * (`inproc.memmove4k`, `rest`, `stack`…), for profiling one path; results.json is then not written.
+ */
+function stageFilter(argv: string[]): ((stage: string) => boolean) | null {
+  const i = argv.indexOf('--only');
+  if (i < 0) return null;
+  const prefixes = (argv[i + 1] ?? '').split(',').filter(Boolean);
+  return (stage) => prefixes.some((p) => stage.startsWith(p) || p.startsWith(stage));
+}
+
 async function main(): Promise<void> {
+  const filter = stageFilter(process.argv.slice(2));
+  const only = filter ?? ((): boolean => true);
   const rows: BenchRow[] = [];
   // The stages, each measured whole; the bar moves between them.
   const bar = progress('bench', 8);
   const { floors, note } = await measureFloors();
   bar.tick();
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
-  rows.push(...inProcessRows(floors));
+  rows.push(...inProcessRows(floors, { only }));
   bar.tick();
-  rows.push(...(await inProcessStackRows(floors)));
+  if (only('inproc.stack')) rows.push(...(await inProcessStackRows(floors)));
   bar.tick();
-  rows.push(...(await replayRows()));
+  if (only('replay')) rows.push(...(await replayRows()));
   bar.tick();
+  if (!only('rest') && !only('stack.')) {
+    bar.done();
+    console.log(note);
+    printTable(floors, rows);
+    return;
+  }
   const stack = new Stack();
   const dir = mkdtempSync(join(tmpdir(), 'ioasid-bench-devices-'));
   const devices = join(dir, 'devices.json');
@@ -40,11 +59,11 @@ async function main(): Promise<void> {
     const noop = await restNoopRows(stack, floors);
     rows.push(...noop.rows);
     bar.tick();
-    rows.push(...(await restCycleRows(stack, floors)));
+    if (only('rest.ioasid-cycle')) rows.push(...(await restCycleRows(stack, floors)));
     bar.tick();
-    rows.push(...(await restEnqcmdRows(stack, noop.noopP50Us)));
+    if (only('rest.enqcmd')) rows.push(...(await restEnqcmdRows(stack, noop.noopP50Us)));
     bar.tick();
-    rows.push(...(await guestBindRows(stack, floors)));
+    if (only('stack.')) rows.push(...(await guestBindRows(stack, floors)));
     bar.done();
   } finally {
     await stack.stop();
@@ -52,6 +71,7 @@ async function main(): Promise<void> {
   }
   console.log(note);
   printTable(floors, rows);
+  if (filter) return;
   writeResults(RESULTS, floors, rows);
   console.log(`wrote ${RESULTS}`);
 }

@@ -13,10 +13,15 @@ import { type BenchRow, type Floors, timeSync } from './table';
  * alloc → bind → allow → disallow → destroy cycle, and ENQCMD memmoves run synchronously on a stalled engine
  * (submit + step() = translate + copy + completion record), each beside a floor measured here, in this run.
  */
-export function inProcessRows(floors: Floors, opts: { cycles?: number; descriptors?: number } = {}): BenchRow[] {
+export function inProcessRows(floors: Floors, opts: { cycles?: number; descriptors?: number; only?: (stage: string) => boolean } = {}): BenchRow[] {
   const cycles = opts.cycles ?? 100_000;
   const descriptors = opts.descriptors ?? 40_000;
-  return [...allocAllRows(floors), cycleRow(cycles), ...memmoveRows(floors, descriptors)];
+  const only = opts.only ?? (() => true);
+  return [
+    ...(only('inproc.alloc') ? allocAllRows(floors) : []),
+    ...(only('inproc.ioasid-cycle') ? [cycleRow(cycles)] : []),
+    ...(only('inproc.memmove4k') ? memmoveRows(floors, descriptors) : []),
+  ];
 }
 
 const elapsedUs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1000;

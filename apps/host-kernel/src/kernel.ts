@@ -47,6 +47,9 @@ export interface KernelOptions {
   limits?: Limits;
 }
 
+/** The kernel's onEvent when nobody listens: the data plane then builds no event at all. */
+const IGNORE = (): void => undefined;
+
 export class Kernel {
   readonly memory: PhysicalMemory;
   readonly procs: ProcessTable;
@@ -65,7 +68,7 @@ export class Kernel {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits);
     this.faults = opts.faults;
-    this.onEvent = opts.onEvent ?? (() => undefined);
+    this.onEvent = opts.onEvent ?? IGNORE;
     const timers = opts.timers ?? realTimers;
     this.iommu = new Iommu({
       memory: this.memory,
@@ -98,6 +101,8 @@ export class Kernel {
       this.iommu,
       { timers, ...opts.engine },
       (bdf, e) => this.deviceEvent(bdf, e),
+      this.memory,
+      () => this.onEvent !== IGNORE,
     );
   }
 

@@ -1,11 +1,11 @@
 import { KernelError } from '@app/shared/errno';
-import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type DsaOp } from '@app/shared/dsa/descriptor';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, decodeDescriptorInto, encodeCompletionInto, newDescriptor, type DsaOp } from '@app/shared/dsa/descriptor';
 import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
 import { realTimers, type Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
 import { PageRequester, type PriWork } from './block-on-fault';
-import { type AccessStage, type Outcome, runDescriptor, unresolvedFault } from './dsa-ops';
+import { type AccessStage, type DeviceDma, type FrameMemory, type Outcome, runDescriptor, unresolvedFault } from './dsa-ops';
 import { ENGINE_BATCH_PER_TICK, ENGINES_PER_DEVICE, PRI_MAX_ROUNDS, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
 
 /**
@@ -13,14 +13,14 @@ import { ENGINE_BATCH_PER_TICK, ENGINES_PER_DEVICE, PRI_MAX_ROUNDS, WQ_DEFAULT_D
  * PR = the descriptor's priv bit: ENQCMD always clears it, ENQCMDS may set it).
  */
 export interface DmaPort {
-  access(
-    ppasid: number | null,
-    address: number,
-    length: number,
-    write: boolean,
-    data?: Buffer,
-    privileged?: boolean,
-  ): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
+  /**
+   * One access of `length` bytes inside one page: its hpa, or a negative fault code (`faultReason` names it) once
+   * the IOMMU has logged and reported the fault.
+   */
+  translate(ppasid: number | null, address: number, length: number, write: boolean, privileged: boolean): number;
+  faultReason(code: number): string;
+  /** Where the bytes move, at translated addresses. */
+  readonly memory: FrameMemory;
   /** A translation request (ATS) for one page: no byte moves, no fault is logged. */
   probe(ppasid: number | null, address: number, write: boolean, privileged: boolean): { ok: true } | { ok: false; recoverable: boolean };
   /** A page request group (PRI); `respond` is how its Page Request Group Response reaches the device, now or later. */
@@ -43,6 +43,8 @@ export interface AcceleratorOptions {
   /** Where the page-request back-off waits (default real timers). */
   timers?: Timers;
   onEvent?: (event: AcceleratorEvent) => void;
+  /** Whether anyone hears onEvent now (default: whenever onEvent is set); events are built only then. */
+  listening?: () => boolean;
   /** Start paused (tests, "stalled device"). */
   paused?: boolean;
 }
@@ -67,7 +69,8 @@ export interface AcceleratorStats {
 
 interface Queued extends PriWork {
   ppasid: number | null;
-  descriptor: Buffer;
+  /** The 64 bytes the portal write delivered (the device's own copy). */
+  readonly descriptor: Buffer;
   /** the descriptor's priv bit (PR of every request it makes); requests without PASID are never privileged */
   privileged: boolean;
   /** Fence: runs only once every earlier descriptor of the queue has completed. */
@@ -105,6 +108,16 @@ export class Accelerator {
   private running = false;
   private isPaused: boolean;
   private counters = { submitted: 0, retried: 0, completed: 0, faulted: 0, aborted: 0, invalid: 0 };
+  /** Work-queue entries that finished, with their 64-byte slots, for the next submissions (no allocation per descriptor). */
+  private readonly spare: Queued[] = [];
+  /** The descriptor being run, decoded in place; its outcome; its completion record. */
+  private readonly decoded = newDescriptor();
+  private readonly outcome: Outcome = { status: 0, bytesCompleted: 0 };
+  private readonly record = Buffer.alloc(COMPLETION_RECORD_SIZE);
+  /** The requester of the running descriptor, and the memory port its accesses go through. */
+  private requester: Requester = { ppasid: null, privileged: false };
+  private readonly port: DeviceDma;
+  private readonly listening: () => boolean;
 
   constructor(private readonly options: AcceleratorOptions) {
     this.wqDepth = options.wqDepth ?? WQ_DEFAULT_DEPTH;
@@ -116,6 +129,8 @@ export class Accelerator {
     this.schedule = options.scheduler ?? defaultScheduler;
     this.pri = new PageRequester(options.dma, options.timers ?? realTimers, () => this.queue, () => this.kick());
     this.isPaused = options.paused ?? false;
+    this.listening = options.listening ?? (() => options.onEvent !== undefined);
+    this.port = { translate: (address, length, write, stage) => this.translate(this.requester, address, length, write, stage), memory: options.dma.memory };
   }
 
   /** ENQCMD/ENQCMDS to the portal: the PASID is the one the CPU put in the request, not the descriptor's field. */
@@ -128,9 +143,13 @@ export class Accelerator {
       this.counters.retried++;
       return 'retry';
     }
-    const privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
-    const fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
-    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor), privileged, fence, pri: null });
+    const q = this.spare.pop() ?? { ppasid, descriptor: Buffer.alloc(DESCRIPTOR_SIZE), privileged: false, fence: false, pri: null };
+    descriptor.copy(q.descriptor);
+    q.ppasid = ppasid;
+    q.privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
+    q.fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
+    q.pri = null;
+    this.queue.push(q);
     this.counters.submitted++;
     this.kick();
     return 'accepted';
@@ -158,11 +177,16 @@ export class Accelerator {
   step(): boolean {
     const next = this.nextRunnable();
     if (!next) return false;
+    const nested = this.running; // a listener that steps the engine from inside a step: no shared scratch then
     this.running = true;
     try {
-      if (this.execute(next)) this.remove(next);
+      if (this.execute(next, nested)) {
+        this.remove(next);
+        // Nothing holds a finished entry any more (its page request state was released): its slot is reused.
+        if (this.spare.length < this.wqDepth) this.spare.push(next);
+      }
     } finally {
-      this.running = false;
+      this.running = nested;
     }
     return true;
   }
@@ -261,18 +285,18 @@ export class Accelerator {
   }
 
   /** Runs a descriptor; true when it is done (its record written), false when it waits on a page request. */
-  private execute(q: Queued): boolean {
-    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
-    if (!decoded.ok) {
+  private execute(q: Queued, nested: boolean): boolean {
+    const d = nested ? newDescriptor() : this.decoded;
+    const invalid = decodeDescriptorInto(q.descriptor, this.maxTransferSize, d);
+    if (invalid) {
       this.counters.invalid++;
-      if (decoded.completion === null) {
-        this.emit({ kind: 'error', ppasid: q.ppasid, status: decoded.status, message: decoded.message });
+      if (invalid.completion === null) {
+        if (this.listening()) this.emit({ kind: 'error', ppasid: q.ppasid, status: invalid.status, message: invalid.message });
         return true;
       }
-      this.report(q, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
+      this.report(q, null, invalid.completion, { status: invalid.status, bytesCompleted: 0 }, true);
       return true;
     }
-    const d = decoded.descriptor;
     if (d.blockOnFault) {
       const now = this.pri.prepare(q, d);
       if (now === 'wait') return false;
@@ -282,7 +306,14 @@ export class Accelerator {
         return true;
       }
     }
-    const outcome = runDescriptor(d, (address, length, write, data, stage) => this.dma(q, address, length, write, data, stage));
+    const outer = this.requester;
+    this.requester = q;
+    let outcome: Outcome;
+    try {
+      outcome = runDescriptor(d, this.port, nested ? { status: 0, bytesCompleted: 0 } : this.outcome);
+    } finally {
+      this.requester = outer;
+    }
     if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
     else this.counters.completed++;
     const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
@@ -299,7 +330,7 @@ export class Accelerator {
       return;
     }
     this.counters.faulted++;
-    this.emit({ kind: 'fault', ppasid: q.ppasid, address: first.address, write: first.write, reason, stage: first.stage });
+    if (this.listening()) this.emit({ kind: 'fault', ppasid: q.ppasid, address: first.address, write: first.write, reason, stage: first.stage });
     this.report(q, decoded.descriptor.op, decoded.descriptor.completion, unresolvedFault(decoded.descriptor, first), true);
   }
 
@@ -317,21 +348,26 @@ export class Accelerator {
     this.pri.release(q);
   }
 
-  private dma(rq: Requester, address: number, length: number, write: boolean, data: Buffer | undefined, stage: AccessStage): { ok: true; data?: Buffer } | { ok: false; address: number } {
-    const r = this.options.dma.access(rq.ppasid, address, length, write, data, rq.privileged);
-    if (r.ok) return r;
-    this.emit({ kind: 'fault', ppasid: rq.ppasid, address: r.address, write, reason: r.reason, stage });
-    return r;
+  /** One access of the requester through the IOMMU: its hpa, or -1 (the fault reported, and told to onEvent). */
+  private translate(rq: Requester, address: number, length: number, write: boolean, stage: AccessStage): number {
+    const hpa = this.options.dma.translate(rq.ppasid, address, length, write, rq.privileged);
+    if (hpa >= 0) return hpa;
+    if (this.listening()) this.emit({ kind: 'fault', ppasid: rq.ppasid, address, write, reason: this.options.dma.faultReason(hpa), stage });
+    return -1;
   }
 
   /** Writes the completion record (if wanted and possible), then tells onEvent. */
   private report(rq: Requester, op: DsaOp | null, completion: number | null, outcome: Outcome, write: boolean): void {
     if (completion !== null && write) {
-      const record = encodeCompletion({ ...outcome });
       // A fault on the record itself has already been emitted as a 'fault' event; the record is dropped.
-      this.dma(rq, completion, COMPLETION_RECORD_SIZE, true, record, 'completion-record');
+      const hpa = this.translate(rq, completion, COMPLETION_RECORD_SIZE, true, 'completion-record');
+      // Encoded after the translation (the last call out) and copied at once: the one record buffer is never shared.
+      const record = encodeCompletionInto(this.record, outcome.status, outcome.result ?? 0, outcome.faultInfo ?? 0, outcome.bytesCompleted, outcome.faultAddress ?? 0);
+      if (hpa >= 0) this.options.dma.memory.writeFrom(hpa, record, 0, COMPLETION_RECORD_SIZE);
     }
-    this.emit({ kind: 'completion', ppasid: rq.ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
+    if (this.listening()) {
+      this.emit({ kind: 'completion', ppasid: rq.ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
+    }
   }
 
   private emit(event: AcceleratorEvent): void {
