@@ -100,7 +100,8 @@ export function encodeDescriptor(input: DescriptorInput, pasidOverride?: number,
   const pasid = pasidOverride ?? input.pasid ?? 0;
   const privileged = privilegedOverride ?? input.privileged;
   if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('ERANGE', `descriptor PASID ${pasid} is outside [0, 2^20)`);
-  const b = Buffer.alloc(DESCRIPTOR_SIZE);
+  // From the shared slab (no ArrayBuffer of its own per descriptor), zeroed: reserved bytes must be 0.
+  const b = Buffer.allocUnsafe(DESCRIPTOR_SIZE).fill(0);
   b.writeUInt32LE((pasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, OFF.pasid);
   if (input.blockOnFault !== undefined && typeof input.blockOnFault !== 'boolean') throw new KernelError('EINVAL', `blockOnFault must be a boolean`);
   b.writeUIntLE(DsaFlag.crav | DsaFlag.rcr | (input.blockOnFault ? DsaFlag.blockOnFault : 0), OFF.flags, 3);
