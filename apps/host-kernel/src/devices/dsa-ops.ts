@@ -67,8 +67,8 @@ export function unresolvedFault(d: Descriptor, need: PageNeed): Outcome {
 }
 
 /**
- * Runs a descriptor into `out` (the engine's one Outcome, reused): every access translated first, page by page,
- * then the bytes moved frame to frame.
+ * Runs a descriptor into `out` (the engine's one Outcome, reused), chunk by chunk: each chunk's source and then
+ * destination translated, then its bytes moved frame to frame (no intermediate buffer).
  */
 export function runDescriptor(d: Descriptor, dma: DeviceDma, out: Outcome): Outcome {
   out.result = 0;
