@@ -1,40 +1,79 @@
-import { Stack } from '../test/harness/stack';
+// `npm run bench`: the floors, then every row beside its floor from the same run; prints the table and writes
+// bench/results.json (issue 13's contract: { floors, rows: [{ id, value, unit, floor, ratio }] }).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { killAll } from '../test/harness/apps';
+import { Stack } from '../test/harness/stack';
+import { measureFloors } from './floors';
+import { inProcessStackRows } from './inprocess-stack.bench';
 import { inProcessRows } from './inprocess.bench';
+import { progress } from './progress';
 import { replayRows } from './replay.bench';
 import { restNoopRows } from './rest.bench';
-import { progress } from './progress';
-import { floors, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
-import { type BenchRow, printTable } from './table';
+import { BENCH_DEVICES, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
+import { type BenchRow, printTable, writeResults } from './table';
+
+/** bench/results.json beside the sources (dist/bench/bench/index.js runs four levels down from the root). */
+const RESULTS = resolve(__dirname, '..', '..', '..', 'bench', 'results.json');
+
+/**
+ * `npm run bench -- --only <prefix>[,<prefix>…]`: the floors and only the stages whose rows start with a prefix
+ * (`inproc.memmove4k`, `rest`, `stack`…), for profiling one path; results.json is then not written.
+ */
+function stageFilter(argv: string[]): ((stage: string) => boolean) | null {
+  const i = argv.indexOf('--only');
+  if (i < 0) return null;
+  const prefixes = (argv[i + 1] ?? '').split(',').filter(Boolean);
+  return (stage) => prefixes.some((p) => stage.startsWith(p) || p.startsWith(stage));
+}
 
 async function main(): Promise<void> {
+  const filter = stageFilter(process.argv.slice(2));
+  const only = filter ?? ((): boolean => true);
   const rows: BenchRow[] = [];
   // The stages, each measured whole; the bar moves between them.
-  const bar = progress('bench', 7);
+  const bar = progress('bench', 8);
+  const { floors, note } = await measureFloors();
+  bar.tick();
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
-  rows.push(...(await inProcessRows()));
+  rows.push(...inProcessRows(floors, { only }));
   bar.tick();
-  rows.push(...(await replayRows()));
+  if (only('inproc.stack')) rows.push(...(await inProcessStackRows(floors)));
   bar.tick();
+  if (only('replay')) rows.push(...(await replayRows()));
+  bar.tick();
+  if (!only('rest') && !only('stack.')) {
+    bar.done();
+    console.log(note);
+    printTable(floors, rows);
+    return;
+  }
   const stack = new Stack();
-  await stack.startHost({ MEMORY_MIB: '4096' });
+  const dir = mkdtempSync(join(tmpdir(), 'ioasid-bench-devices-'));
+  const devices = join(dir, 'devices.json');
+  writeFileSync(devices, JSON.stringify(BENCH_DEVICES));
+  await stack.startHost({ MEMORY_MIB: '4096', DEVICES: devices });
   await stack.startVmm({ PASID_QUOTA: '1024' });
   try {
-    const noop = await restNoopRows(stack);
+    const noop = await restNoopRows(stack, floors);
     rows.push(...noop.rows);
     bar.tick();
-    const { hopUs, insertUs } = await floors();
+    if (only('rest.ioasid-cycle')) rows.push(...(await restCycleRows(stack, floors)));
     bar.tick();
-    rows.push(...(await restCycleRows(stack, hopUs, insertUs)));
+    if (only('rest.enqcmd')) rows.push(...(await restEnqcmdRows(stack, noop.noopP50Us)));
     bar.tick();
-    rows.push(...(await restEnqcmdRows(stack, noop.noopUs)));
-    bar.tick();
-    rows.push(...(await guestBindRows(stack, hopUs, insertUs)));
+    if (only('stack.')) rows.push(...(await guestBindRows(stack, floors)));
     bar.done();
   } finally {
     await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
-  printTable(rows);
+  console.log(note);
+  printTable(floors, rows);
+  if (filter) return;
+  writeResults(RESULTS, floors, rows);
+  console.log(`wrote ${RESULTS}`);
 }
 
 main().catch(async (err: unknown) => {

@@ -5,43 +5,31 @@ import { PAGE_SIZE } from '@app/shared/x86/pte';
 import { PASID_POOL_SIZE } from '../apps/host-kernel/src/ioasid/ioasid.constants';
 import type { TestKernel } from '../apps/host-kernel/src/kernel.testing';
 import { BENCH_DSA, benchKernel, GVA_DONE, GVA_DST, GVA_SRC, hostSvaWorld, memmove4k, nestedWorld, pattern } from './inprocess.setup';
-import { type BenchRow, type Timing, timeSync } from './table';
+import { heapUsed } from './floors';
+import { type BenchRow, type Floors, timeSync } from './table';
 
 /**
  * The host kernel domain driven directly (no HTTP, no Nest): ioasid allocation to exhaustion, the
  * alloc → bind → allow → disallow → destroy cycle, and ENQCMD memmoves run synchronously on a stalled engine
  * (submit + step() = translate + copy + completion record), each beside a floor measured here, in this run.
  */
-export async function inProcessRows(opts: { cycles?: number; descriptors?: number } = {}): Promise<BenchRow[]> {
+export function inProcessRows(floors: Floors, opts: { cycles?: number; descriptors?: number; only?: (stage: string) => boolean } = {}): BenchRow[] {
   const cycles = opts.cycles ?? 100_000;
   const descriptors = opts.descriptors ?? 40_000;
-  return [...allocAllRows(), cycleRow(cycles), ...memmoveRows(descriptors)];
-}
-
-const gc = (globalThis as { gc?: () => void }).gc;
-
-/** heapUsed after a full collection (when node runs with --expose-gc; otherwise a raw, noisier reading). */
-function heapUsed(): number {
-  gc?.();
-  gc?.();
-  return process.memoryUsage().heapUsed;
+  const only = opts.only ?? (() => true);
+  return [
+    ...(only('inproc.alloc') ? allocAllRows(floors) : []),
+    ...(only('inproc.ioasid-cycle') ? [cycleRow(cycles)] : []),
+    ...(only('inproc.memmove4k') ? memmoveRows(floors, descriptors) : []),
+  ];
 }
 
 const elapsedUs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1000;
 
 // ---- 1. all 2^20 − 1 ioasids of one ioasid fd ----
 
-function allocAllRows(): BenchRow[] {
+function allocAllRows(floors: Floors): BenchRow[] {
   const total = PASID_POOL_SIZE; // 2^20 − 1: PASID 0 is RID_PASID, never handed out
-  // Floor: the bare xarray analogue, id → small object in a Map.
-  let map: Map<number, { id: number; state: string }> | null = new Map();
-  const mapHeap0 = heapUsed();
-  let t0 = process.hrtime.bigint();
-  for (let id = 1; id <= total; id++) map.set(id, { id, state: 'allocated' });
-  const mapUs = elapsedUs(t0);
-  const mapBytes = (heapUsed() - mapHeap0) / total;
-  if (map.size !== total) throw new Error(`floor map holds ${map.size} entries, expected ${total}`);
-  map = null;
 
   // One process holding every PASID: PASID_LIMIT (4096 by default) raised to the whole pool.
   let k: TestKernel | null = benchKernel(16, { pasids: total });
@@ -49,7 +37,7 @@ function allocAllRows(): BenchRow[] {
   const fd = k.openIoasid(pid);
   const heap0 = heapUsed();
   let last = 0;
-  t0 = process.hrtime.bigint();
+  let t0 = process.hrtime.bigint();
   for (let i = 0; i < total; i++) last = k.alloc(pid, fd);
   const allocUs = elapsedUs(t0);
   const heapBytes = (heapUsed() - heap0) / total;
@@ -73,31 +61,33 @@ function allocAllRows(): BenchRow[] {
   k = null;
   heapUsed(); // give the 2^20 ioasids back before the next section
 
-  const heapNote = gc ? 'heapUsed delta after global.gc()' : 'heapUsed delta WITHOUT gc (run node with --expose-gc)';
   return [
     {
+      id: 'inproc.alloc',
       name: `alloc all 2^20−1 ioasids (the ALLOC row, no journal)`,
       value: allocUs / total,
       unit: 'µs/ioasid',
-      floorName: 'Map.set small object (same count)',
-      floor: mapUs / total,
+      floor: 'mapset',
+      floorValue: floors.mapset,
       note: `${total} allocs in ${(allocUs / 1e6).toFixed(2)} s; alloc #2^20 → ENOSPC, pool ${pool.allocated} allocated / ${pool.free} free`,
     },
     {
+      id: 'inproc.release',
       name: `release all 2^20−1 ioasids (one close of their fd, no journal)`,
       value: releaseUs / total,
       unit: 'µs/ioasid',
-      floorName: 'their ALLOC, this run',
-      floor: allocUs / total,
+      floor: 'inproc.alloc',
+      floorValue: allocUs / total,
       note: `${total} released in ${(releaseUs / 1e6).toFixed(2)} s (allocated in ${(allocUs / 1e6).toFixed(2)} s); pool all free`,
     },
     {
+      id: 'heap.ioasid',
       name: 'heap per ioasid (2^20−1 live)',
       value: heapBytes,
       unit: 'B/ioasid',
-      floorName: 'Map.set small object (same count)',
-      floor: mapBytes,
-      note: `${heapNote}: ${((heapBytes * total) / 2 ** 20).toFixed(0)} MiB vs ${((mapBytes * total) / 2 ** 20).toFixed(0)} MiB`,
+      floor: 'mapsetHeap',
+      floorValue: floors.mapsetHeap,
+      note: `heapUsed delta after global.gc(): ${((heapBytes * total) / 2 ** 20).toFixed(0)} MiB vs ${((floors.mapsetHeap * total) / 2 ** 20).toFixed(0)} MiB`,
     },
   ];
 }
@@ -132,11 +122,12 @@ function cycleRow(n: number): BenchRow {
     }
   });
   return {
-    name: 'alloc → bind(iova) → allow(pasid) → disallow → destroy',
+    id: 'inproc.ioasid-cycle',
+    name: 'alloc → bind(iova) → allow(pasid) → disallow → destroy (kernel, no journal)',
     value: t.perOpUs,
     unit: 'µs/cycle',
-    floorName: '5 Map set/delete pairs',
-    floor: floor.perOpUs,
+    floor: '5 Map set/delete pairs',
+    floorValue: floor.perOpUs,
     note: `${n} cycles, ${(1e6 / t.perOpUs).toFixed(0)} cycles/s; pool empty after`,
   };
 }
@@ -149,11 +140,12 @@ interface MemmovePath {
   /** Completion record and destination bytes after the last descriptor. */
   record(): Buffer;
   dst(): Buffer;
-  zeroRecord(): void;
+  /** Zeroes the destination page and the completion record, so the check after one more descriptor proves that one. */
+  reset(): void;
 }
 
-function memmoveRows(n: number): BenchRow[] {
-  const floor = copyFloor(n * 10);
+function memmoveRows(floors: Floors, n: number): BenchRow[] {
+  const floor = floors.copy4k;
   const rows: BenchRow[] = [];
   const k = benchKernel();
   const w = nestedWorld(k);
@@ -165,12 +157,15 @@ function memmoveRows(n: number): BenchRow[] {
     },
     record: () => k.readGuestMemory(w.pid, w.vm, w.done, 32),
     dst: () => k.readGuestMemory(w.pid, w.vm, w.dst, PAGE_SIZE),
-    zeroRecord: () => k.writeGuestMemory(w.pid, w.vm, w.done, Buffer.alloc(32)),
+    reset: () => {
+      k.writeGuestMemory(w.pid, w.vm, w.dst, Buffer.alloc(PAGE_SIZE));
+      k.writeGuestMemory(w.pid, w.vm, w.done, Buffer.alloc(32));
+    },
   };
-  rows.push(memmoveRow(k, nested, payload, n, floor, 'memmove 4 KiB, nested (guest SVA), IOTLB hit', null));
+  rows.push(memmoveRow(k, nested, payload, n, floor, 'inproc.memmove4k.hit', 'memmove 4 KiB, nested (guest SVA), IOTLB hit', null));
   const flushInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.ppasid)).perOpUs;
   rows.push(
-    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'memmove 4 KiB, nested, IOTLB miss (INVALIDATE nested)', {
+    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'inproc.memmove4k.miss1d', 'memmove 4 KiB, nested, IOTLB miss (INVALIDATE nested)', {
       flush: () => k.invalidate(w.pid, w.fd, w.ppasid),
       flushUs: flushInvUs,
       what: 'first stage re-walked, table reads hit the parent IOTLB',
@@ -178,7 +173,7 @@ function memmoveRows(n: number): BenchRow[] {
   );
   const parentInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.gpa)).perOpUs;
   rows.push(
-    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'memmove 4 KiB, nested, full 2-D miss (INVALIDATE parent)', {
+    memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'inproc.memmove4k.miss2d', 'memmove 4 KiB, nested, full 2-D miss (INVALIDATE parent)', {
       flush: () => k.invalidate(w.pid, w.fd, w.gpa),
       flushUs: parentInvUs,
       what: 'parent + nested flushed: every table read walks the second stage too',
@@ -195,20 +190,14 @@ function memmoveRows(n: number): BenchRow[] {
     },
     record: () => k2.readMemory(h.pid, h.buf + 2 * PAGE_SIZE, 32),
     dst: () => k2.readMemory(h.pid, h.buf + PAGE_SIZE, PAGE_SIZE),
-    zeroRecord: () => k2.writeMemory(h.pid, h.buf + 2 * PAGE_SIZE, Buffer.alloc(32)),
+    reset: () => {
+      k2.writeMemory(h.pid, h.buf + PAGE_SIZE, Buffer.alloc(PAGE_SIZE));
+      k2.writeMemory(h.pid, h.buf + 2 * PAGE_SIZE, Buffer.alloc(32));
+    },
   };
-  rows.splice(1, 0, memmoveRow(k2, sva, payload, n, floor, 'memmove 4 KiB, host SVA (mm), IOTLB hit', null));
+  rows.splice(1, 0, memmoveRow(k2, sva, payload, n, floor, 'inproc.memmove4k.sva', 'memmove 4 KiB, host SVA (mm), IOTLB hit', null));
   for (const kernel of [k, k2]) if (kernel.faults().length !== 0) throw new Error(`memmove benchmarks faulted: ${JSON.stringify(kernel.faults()[0])}`);
   return rows;
-}
-
-/** Plain Buffer.copy of 4 KiB between two buffers: what moving the bytes costs at least. */
-function copyFloor(n: number): Timing {
-  const a = pattern(PAGE_SIZE, 5);
-  const b = Buffer.alloc(PAGE_SIZE);
-  const t = timeSync(n, () => a.copy(b));
-  if (!b.equals(a)) throw new Error('Buffer.copy floor did not copy');
-  return t;
 }
 
 function memmoveRow(
@@ -216,7 +205,8 @@ function memmoveRow(
   path: MemmovePath,
   payload: Buffer,
   n: number,
-  floor: Timing,
+  floor: number,
+  id: string,
   name: string,
   miss: { flush: () => void; flushUs: number; what: string } | null,
 ): BenchRow {
@@ -232,7 +222,8 @@ function memmoveRow(
   const after = k.iommu.iotlb.stats;
   const missesPerDesc = (after.misses - before.misses) / n;
   if (miss ? missesPerDesc < 3 : missesPerDesc !== 0) throw new Error(`${name}: ${missesPerDesc} IOTLB misses per descriptor`);
-  path.zeroRecord();
+  path.reset();
+  if (path.dst().equals(payload)) throw new Error(`${name}: the destination was not cleared`);
   one();
   const rec = decodeCompletion(path.record());
   if (rec.status !== CompletionStatus.success || rec.bytesCompleted !== PAGE_SIZE || !path.dst().equals(payload)) {
@@ -241,11 +232,12 @@ function memmoveRow(
   const rate = (us: number): string => `${(1e6 / us / 1000).toFixed(1)}k desc/s, ${(PAGE_SIZE / us / 1000).toFixed(3)} GB/s`;
   const flush = miss ? `; incl. INVALIDATE ${miss.flushUs.toFixed(2)} µs (${miss.what})` : '';
   return {
+    id,
     name,
     value: t.perOpUs,
     unit: 'µs/desc',
-    floorName: 'Buffer.copy 4 KiB',
-    floor: floor.perOpUs,
-    note: `${rate(t.perOpUs)} vs copy ${(PAGE_SIZE / floor.perOpUs / 1000).toFixed(2)} GB/s; ${missesPerDesc.toFixed(1)} IOTLB misses/desc${flush}`,
+    floor: 'copy4k',
+    floorValue: floor,
+    note: `${rate(t.perOpUs)} vs copy ${(PAGE_SIZE / floor / 1000).toFixed(2)} GB/s; ${missesPerDesc.toFixed(1)} IOTLB misses/desc${flush}`,
   };
 }

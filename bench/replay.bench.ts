@@ -71,11 +71,12 @@ export async function replayRows(opts: { cycles?: number; rest?: boolean } = {})
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       if (r.divergence || r.compared !== recording.rows.length) throw new Error(`bench replay diverged at ${r.divergence?.journal}:${r.divergence?.seq}`);
       rows.push({
+        id: inProcess ? 'replay.inproc' : 'replay.rest',
         name: `replay ${inProcess ? 'in-process' : 'over REST (3 spawned apps)'}: re-issue, quiesce, compare`,
         value: (s * 1e6) / r.compared,
         unit: 'µs/row',
-        floorName: 'journaled alloc cycle, in-process (per row)',
-        floor,
+        floor: 'journaled alloc cycle, in-process (per row)',
+        floorValue: floor,
         note: `${Math.round(r.compared / s)} rows/s (${r.compared} rows, ${r.inputs} inputs in ${s.toFixed(2)} s, incl. stack start)`,
       });
     }

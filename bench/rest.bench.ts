@@ -1,33 +1,34 @@
 import { HostKernelClient } from '../libs/shared/src/http/host-kernel.client';
 import { RestClient } from '../libs/shared/src/http/rest-client';
-import { fetchHopFloor, httpHopFloor, sqliteInsertFloor } from './floors';
-import type { BenchRow } from './table';
-import { time } from './table';
-import { Stack } from '../test/harness/stack';
+import { AUDIT, type Stack } from '../test/harness/stack';
+import { BenchClient } from './client';
+import { type BenchRow, type Floors, time } from './table';
 
 /**
- * Issue 2: one journaled no-op call from the VMM to the host kernel (WRMSR IA32_PASID=0 by a host
- * process: validated, applied, journaled in SQLite), beside a bare node:http round trip plus a raw
- * better-sqlite3 insert.
+ * rest.noop: one journaled no-op call from the VMM's transport to the host kernel (WRMSR IA32_PASID=0 by a host
+ * process: validated, applied, journaled in SQLite), p50, beside hop + insert.
  */
-export async function restNoopRows(stack: Stack, n = 2000): Promise<{ rows: BenchRow[]; noopUs: number }> {
+export async function restNoopRows(stack: Stack, floors: Floors, n = 2000): Promise<{ rows: BenchRow[]; noopP50Us: number }> {
   const p = await stack.hostClient().createProcess('bench');
   const k = new HostKernelClient(new RestClient({ baseUrl: stack.host.url, app: 'vmm', token: p.token }));
   const call = await time(n, () => k.wrmsr(p.pid, 0));
-  const hop = await httpHopFloor(n);
-  const insert = await sqliteInsertFloor(n);
-  const viaFetch = await fetchHopFloor(n);
-  const floor = hop.perOpUs + insert.perOpUs;
+  // Every call was journaled: the host's audit plane has a cpu.wrmsr row of this process per call (warm-up included).
+  const audit = new BenchClient(stack.host.url);
+  const rows = await audit.call<unknown[]>('GET', `/v1/audit/events?operation=cpu.wrmsr&actor=pid:${p.pid}&limit=10000`, { token: AUDIT });
+  await audit.close();
+  const warmup = Math.min(50, n);
+  if (rows.length !== n + warmup) throw new Error(`rest.noop: ${rows.length} cpu.wrmsr rows journaled for ${n + warmup} calls`);
   return {
-    noopUs: call.perOpUs,
+    noopP50Us: call.p50Us,
     rows: [
       {
+        id: 'rest.noop',
         name: 'journaled no-op VMM→host (REST)',
-        value: call.perOpUs,
-        unit: 'µs/op',
-        floorName: 'node:http hop + sqlite insert',
-        floor,
-        note: `p50 ${call.p50Us.toFixed(0)} µs, p99 ${call.p99Us.toFixed(0)} µs; hop ${hop.perOpUs.toFixed(0)} + insert ${insert.perOpUs.toFixed(1)} µs; the same bare hop through fetch() alone: ${viaFetch.perOpUs.toFixed(0)} µs`,
+        value: call.p50Us,
+        unit: 'µs p50/op',
+        floor: 'hop + insert',
+        floorValue: floors.hop + floors.insert,
+        note: `mean ${call.perOpUs.toFixed(0)} µs, p99 ${call.p99Us.toFixed(0)} µs; ${rows.length} rows journaled`,
       },
     ],
   };

@@ -1,21 +1,31 @@
+// The REST rows of the bench contract over the three spawned apps: the ioasid life cycle and ENQCMD from a host
+// process, and guest SVA bind + unbind with 1, 4 (one VM) and 16 processes (one VM, and four VMs).
 import { HostKernelClient } from '../libs/shared/src/http/host-kernel.client';
 import { RestClient } from '../libs/shared/src/http/rest-client';
-import { AUDIT, http, newTraceparent, Stack } from '../test/harness/stack';
-import { httpHopFloor, sqliteInsertFloor } from './floors';
-import { type BenchRow, time } from './table';
-
 import { IA32_PASID_VALID as VALID } from '../libs/shared/src/x86/msr.constants';
+import { AUDIT, newTraceparent, type Stack } from '../test/harness/stack';
+import { BenchClient } from './client';
+import { type BenchRow, type Floors, time } from './table';
+
+/** The bench's devices: the two defaults for the host rows, then one per VM of the 4-VM row. */
+export const BENCH_DEVICES = ['0000:6a:01.0', '0000:6b:01.0', '0000:6c:01.0', '0000:6d:01.0', '0000:6e:01.0', '0000:6f:01.0'].map((bdf) => ({ bdf, pasidWidth: 20, wqDepth: 32 }));
+const VM_DEVICES = BENCH_DEVICES.slice(2).map((d) => d.bdf);
 
 async function hostProcess(stack: Stack, comm: string): Promise<{ pid: number; k: HostKernelClient }> {
   const p = await stack.hostClient().createProcess(comm);
   return { pid: p.pid, k: new HostKernelClient(new RestClient({ baseUrl: stack.host.url, app: 'vmm', token: p.token })) };
 }
 
-/** Issue 3: alloc → bind → allow → disallow → destroy over REST, beside 5 × (hop + insert). */
-export async function restCycleRows(stack: Stack, hopUs: number, insertUs: number, n = 300): Promise<BenchRow[]> {
+async function pasidsAllocated(stack: Stack): Promise<number> {
+  return (await stack.hostAdmin().pasidPool()).allocated;
+}
+
+/** rest.ioasid-cycle: alloc → bind → allow → disallow → destroy over REST, beside 5 × (hop + insert). */
+export async function restCycleRows(stack: Stack, floors: Floors, n = 300): Promise<BenchRow[]> {
   const { k } = await hostProcess(stack, 'cycle');
   const fd = await k.openIoasid();
   const dev = await k.openDevice('0000:6b:01.0');
+  const before = await pasidsAllocated(stack);
   const t = await time(n, async () => {
     const p = await k.alloc(fd);
     await k.bindPgtbl(fd, p, { kind: 'mm' });
@@ -23,20 +33,23 @@ export async function restCycleRows(stack: Stack, hopUs: number, insertUs: numbe
     await k.disallowIoasid(dev, { ioasidFd: fd, ioasid: p });
     await k.destroy(fd, p);
   });
+  const after = await pasidsAllocated(stack);
+  if (after !== before || (await k.list(fd)).length !== 0) throw new Error(`rest.ioasid-cycle left ${after - before} PASIDs allocated`);
   return [
     {
+      id: 'rest.ioasid-cycle',
       name: 'ioasid cycle alloc→…→destroy (REST, 5 calls)',
-      value: t.perOpUs,
-      unit: 'µs/cycle',
-      floorName: '5 × (node:http hop + sqlite insert)',
-      floor: 5 * (hopUs + insertUs),
-      note: `p50 ${t.p50Us.toFixed(0)} µs, p99 ${t.p99Us.toFixed(0)} µs`,
+      value: t.p50Us,
+      unit: 'µs p50/cycle',
+      floor: '5 × (hop + insert)',
+      floorValue: 5 * (floors.hop + floors.insert),
+      note: `mean ${t.perOpUs.toFixed(0)} µs, p99 ${t.p99Us.toFixed(0)} µs`,
     },
   ];
 }
 
-/** Issue 4: a host process's ENQCMD (noop) over REST, beside the journaled REST no-op measured in the same run. */
-export async function restEnqcmdRows(stack: Stack, noopUs: number, n = 1000): Promise<BenchRow[]> {
+/** rest.enqcmd.noop: a host process's ENQCMD (noop) over REST, beside the journaled REST no-op of the same run. */
+export async function restEnqcmdRows(stack: Stack, noopP50Us: number, n = 1000): Promise<BenchRow[]> {
   const { pid, k } = await hostProcess(stack, 'enqcmd');
   const buf = await k.mmap(pid, 4096);
   // Touched, so the completion records land: a device reaches an untouched page only through a page request.
@@ -53,84 +66,118 @@ export async function restEnqcmdRows(stack: Stack, noopUs: number, n = 1000): Pr
     if (r.result === 'retry') retries += 1;
     else if (r.result !== 'accepted') throw new Error(`enqcmd: ${JSON.stringify(r)}`);
   });
+  // The noops ran: their completion records say success (status byte 1).
+  const records = await k.readMemory(pid, buf, 128 * 32);
+  let done = 0;
+  for (let i = 0; i < 128; i++) if (records[i * 32] === 1) done++;
+  if (done === 0) throw new Error('rest.enqcmd.noop: no completion record written');
   await k.killProcess(pid);
   return [
     {
+      id: 'rest.enqcmd.noop',
       name: 'ENQCMD noop, host process (REST)',
-      value: t.perOpUs,
-      unit: 'µs/op',
-      floorName: 'journaled REST no-op',
-      floor: noopUs,
-      note: `p50 ${t.p50Us.toFixed(0)} µs, p99 ${t.p99Us.toFixed(0)} µs, ZF=1 ${retries}/${n}`,
+      value: t.p50Us,
+      unit: 'µs p50/op',
+      floor: 'rest.noop',
+      floorValue: noopP50Us,
+      note: `mean ${t.perOpUs.toFixed(0)} µs, p99 ${t.p99Us.toFixed(0)} µs, ZF=1 ${retries}/${n}, ${done}/128 records success`,
     },
   ];
 }
 
-interface Row {
-  app: string;
-  traceId: string;
+interface Guest {
+  vrid: number;
+  console: BenchClient;
+  pids: number[];
+}
+
+async function bootGuests(stack: Stack): Promise<Guest[]> {
+  const guests: Guest[] = [];
+  for (const [i, bdf] of VM_DEVICES.entries()) {
+    const vm = await stack.createVm({ name: `bench${i}`, memoryMiB: 64, vcpus: 1, devices: [bdf] });
+    const app = await stack.startGuest(vm);
+    const console = new BenchClient(app.url);
+    const status = await console.call<{ machine: { devices: Array<{ vrid: number }> } }>('GET', '/v1/status');
+    const pids: number[] = [];
+    for (let p = 0; p < 16; p++) pids.push((await console.call<{ pid: number }>('POST', '/v1/processes', { body: { name: `b${p}` } })).pid);
+    guests.push({ vrid: status.machine.devices[0].vrid, console, pids });
+  }
+  return guests;
+}
+
+async function cycle(g: Guest, pid: number, traceparent?: string): Promise<void> {
+  const { vpasid } = await g.console.call<{ vpasid: number }>('POST', '/v1/sva/bind', { body: { pid, vrid: g.vrid }, traceparent });
+  if (!Number.isInteger(vpasid) || vpasid < 1) throw new Error(`bind answered vpasid ${vpasid}`);
+  await g.console.call('POST', '/v1/sva/unbind', { body: { pid, vrid: g.vrid }, traceparent });
+}
+
+/** `workers` (guest, pid) pairs each running `perWorker` cycles at once: latencies and cycles/s. */
+async function run(workers: Array<[Guest, number]>, perWorker: number): Promise<{ p50: number; p99: number; perSecond: number; cycles: number }> {
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    workers.map(async ([g, pid]) => {
+      for (let i = 0; i < perWorker; i++) {
+        const t0 = process.hrtime.bigint();
+        await cycle(g, pid);
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return {
+    p50: latencies[Math.floor(latencies.length * 0.5)],
+    p99: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))],
+    perSecond: latencies.length / seconds,
+    cycles: latencies.length,
+  };
 }
 
 /**
- * Issue 5: guest-visible SVA bind + unbind latency and throughput with 1, 4 and 16 concurrent guest
- * processes, beside the same number of bare node:http hops and SQLite commits (counted from the
- * journals of one bind + unbind: every journal row is a commit, every VMM/host row one incoming hop).
+ * stack.bind-unbind.*: guest-visible SVA bind + unbind with 1 process, 4 and 16 processes on one VM, and 16
+ * processes on 4 VMs (4 each), beside hop + insert (and the hops and commits one cycle makes, counted from the
+ * journals of one cycle: every journal row is a commit, every VMM/host row one incoming hop).
  */
-export async function guestBindRows(stack: Stack, hopUs: number, insertUs: number): Promise<BenchRow[]> {
-  const vm = await stack.createVm({ name: 'bench', memoryMiB: 64, vcpus: 1, devices: ['0000:6a:01.0'] });
-  const guest = await stack.startGuest(vm);
-  const call = async <T>(method: string, path: string, body?: unknown, traceparent?: string): Promise<T> => {
-    const res = await http(method, `${guest.url}${path}`, { body, traceparent });
-    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
-    return res.body as T;
-  };
-  const status = await call<{ machine: { devices: Array<{ vrid: number }> } }>('GET', '/v1/status');
-  const vrid = status.machine.devices[0].vrid;
-  const pids: number[] = [];
-  for (let i = 0; i < 16; i++) pids.push((await call<{ pid: number }>('POST', '/v1/processes', { name: `b${i}` })).pid);
-  const cycle = async (pid: number, traceparent?: string): Promise<void> => {
-    await call('POST', '/v1/sva/bind', { pid, vrid }, traceparent);
-    await call('POST', '/v1/sva/unbind', { pid, vrid }, traceparent);
-  };
-  // Count what one bind + unbind costs in hops and commits, from the journals.
+export async function guestBindRows(stack: Stack, floors: Floors, cycles = 64): Promise<BenchRow[]> {
+  const guests = await bootGuests(stack);
+  const g0 = guests[0];
+  const before = await pasidsAllocated(stack);
   const t = newTraceparent();
-  await cycle(pids[0], t.traceparent);
-  const rows = (await http('GET', `${guest.url}/v1/audit/events?trace=${t.traceId}&federate=true`, { token: AUDIT })).body as Row[];
+  await cycle(g0, g0.pids[0], t.traceparent);
+  const rows = await new BenchClient(g0.console.url).call<Array<{ app: string }>>('GET', `/v1/audit/events?trace=${t.traceId}&federate=true`, { token: AUDIT });
   const commits = rows.length;
   const hops = rows.filter((r) => r.app !== 'guest').length + 1;
-  const floorUs = hops * hopUs + commits * insertUs;
-  const out: BenchRow[] = [];
-  for (const concurrency of [1, 4, 16]) {
-    const perWorker = Math.max(4, Math.floor(64 / concurrency));
-    const latencies: number[] = [];
-    const start = process.hrtime.bigint();
-    await Promise.all(
-      pids.slice(0, concurrency).map(async (pid) => {
-        for (let i = 0; i < perWorker; i++) {
-          const t0 = process.hrtime.bigint();
-          await cycle(pid);
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
-        }
-      }),
-    );
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    latencies.sort((a, b) => a - b);
-    const p50 = latencies[Math.floor(latencies.length * 0.5)];
-    const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))];
-    out.push({
-      name: `guest bind+unbind, ${concurrency} process${concurrency > 1 ? 'es' : ''}`,
-      value: p50,
-      unit: 'µs p50',
-      floorName: `${hops} hops + ${commits} commits`,
-      floor: floorUs,
-      note: `p99 ${p99.toFixed(0)} µs, ${(latencies.length / seconds).toFixed(1)} cycles/s`,
-    });
-  }
-  return out;
-}
-
-export async function floors(n = 2000): Promise<{ hopUs: number; insertUs: number }> {
-  const hop = await httpHopFloor(n);
-  const insert = await sqliteInsertFloor(n);
-  return { hopUs: hop.perOpUs, insertUs: insert.perOpUs };
+  const one = await run([[g0, g0.pids[0]]], cycles);
+  const four = await run(g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
+  const sixteenOneVm = await run(g0.pids.map((pid) => [g0, pid]), Math.max(1, cycles / 16));
+  const sixteen = await run(guests.flatMap((g) => g.pids.slice(0, 4).map((pid): [Guest, number] => [g, pid])), Math.max(1, cycles / 16));
+  const after = await pasidsAllocated(stack);
+  if (after !== before) throw new Error(`guest bind+unbind left ${after - before} PASIDs allocated`);
+  for (const g of guests) await g.console.close();
+  const hopInsert = floors.hop + floors.insert;
+  const note = (r: { p99: number; perSecond: number; cycles: number }): string =>
+    `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles); one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
+  return [
+    { id: 'stack.bind-unbind.1', name: 'guest bind+unbind, 1 process', value: one.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(one) },
+    { id: 'stack.bind-unbind.4', name: 'guest bind+unbind, 4 processes, 1 VM', value: four.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(four) },
+    {
+      id: 'stack.bind-unbind.16x1vm',
+      name: 'guest bind+unbind, 16 processes, 1 VM (cycles/s)',
+      value: sixteenOneVm.perSecond,
+      unit: 'cycles/s',
+      floor: 'stack.bind-unbind.1 cycles/s',
+      floorValue: one.perSecond,
+      note: `p50 ${sixteenOneVm.p50.toFixed(0)} µs, ${note(sixteenOneVm)}`,
+    },
+    {
+      id: 'stack.bind-unbind.16',
+      name: 'guest bind+unbind, 16 processes on 4 VMs (cycles/s)',
+      value: sixteen.perSecond,
+      unit: 'cycles/s',
+      floor: 'stack.bind-unbind.1 cycles/s',
+      floorValue: one.perSecond,
+      note: `p50 ${sixteen.p50.toFixed(0)} µs, ${note(sixteen)}`,
+    },
+  ];
 }

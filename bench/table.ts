@@ -1,10 +1,31 @@
+import { writeFileSync } from 'node:fs';
+
+/** The floors of one run (issue 13's bench contract), each measured in that run. */
+export interface Floors {
+  /** bare node:http keep-alive round trip to a server in another process, µs */
+  hop: number;
+  /** one committed better-sqlite3 WAL insert, µs */
+  insert: number;
+  /** Buffer.copy of 4 KiB, µs */
+  copy4k: number;
+  /** Map.set of a small object at 2^20 entries, µs per entry */
+  mapset: number;
+  /** heap of that Map, bytes per entry */
+  mapsetHeap: number;
+}
+
 /** One benchmark row: a measured path beside the floor measured in the same run. */
 export interface BenchRow {
+  /** Stable id (results.json, the issue's table). */
+  id: string;
   name: string;
   value: number;
   unit: string;
-  floorName: string;
-  floor: number;
+  /** The floor as an expression of the run's floors (`hop + insert`, `copy4k`…) or of another row. */
+  floor: string;
+  floorValue: number;
+  /** value / floorValue unless the row says otherwise (throughput rows: the other way round). */
+  ratio?: number;
   /** Extra columns (throughput, heap, p99…). */
   note?: string;
 }
@@ -42,13 +63,30 @@ export function timeSync(n: number, fn: (i: number) => unknown, warmup = Math.mi
   return { n, totalMs, perOpUs, p50Us: perOpUs, p99Us: perOpUs };
 }
 
-export function printTable(rows: BenchRow[]): void {
-  const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-  const header = ['benchmark', 'value', 'floor (same run)', 'floor value', 'x floor', 'note'];
-  const body = rows.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, r.floorName, `${fmt(r.floor)} ${r.unit}`, r.floor > 0 ? `${(r.value / r.floor).toFixed(1)}x` : '-', r.note ?? '']);
+export const ratioOf = (r: BenchRow): number => r.ratio ?? (r.floorValue > 0 ? r.value / r.floorValue : 0);
+
+const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+export function printTable(floors: Floors, rows: BenchRow[]): void {
+  console.log(
+    `floors: hop ${fmt(floors.hop)} µs, insert ${fmt(floors.insert)} µs, copy4k ${fmt(floors.copy4k)} µs, ` +
+      `mapset ${fmt(floors.mapset)} µs, mapsetHeap ${fmt(floors.mapsetHeap)} B`,
+  );
+  const header = ['id', 'benchmark', 'value', 'floor (same run)', 'floor value', 'ratio', 'note'];
+  const body = rows.map((r) => [r.id, r.name, `${fmt(r.value)} ${r.unit}`, r.floor, fmt(r.floorValue), `${ratioOf(r).toFixed(2)}x`, r.note ?? '']);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const b of body) console.log(line(b));
+}
+
+/** bench/results.json: `{ floors, rows: [{ id, value, unit, floor, ratio }] }` (issue 13). */
+export function writeResults(path: string, floors: Floors, rows: BenchRow[]): void {
+  const round = (v: number): number => Math.round(v * 1000) / 1000;
+  const out = {
+    floors: { hop: round(floors.hop), insert: round(floors.insert), copy4k: round(floors.copy4k), mapset: round(floors.mapset), mapsetHeap: round(floors.mapsetHeap) },
+    rows: rows.map((r) => ({ id: r.id, value: round(r.value), unit: r.unit, floor: r.floor, ratio: round(ratioOf(r)) })),
+  };
+  writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`);
 }

@@ -50,6 +50,9 @@ export interface KernelOptions {
   memFiles?: MemFileBackend;
 }
 
+/** The kernel's onEvent when nobody listens: the data plane then builds no event at all. */
+const IGNORE = (): void => undefined;
+
 export class Kernel {
   readonly memory: PhysicalMemory;
   readonly procs: ProcessTable;
@@ -70,7 +73,7 @@ export class Kernel {
     this.memFiles = opts.memFiles ?? memoryFiles;
     this.procs = new ProcessTable(this.memory, opts.firstPid ?? 100, opts.newToken, this.limits, this.memFiles);
     this.faults = opts.faults;
-    this.onEvent = opts.onEvent ?? (() => undefined);
+    this.onEvent = opts.onEvent ?? IGNORE;
     const timers = opts.timers ?? realTimers;
     this.iommu = new Iommu({
       memory: this.memory,
@@ -103,6 +106,8 @@ export class Kernel {
       this.iommu,
       { timers, ...opts.engine },
       (bdf, e) => this.deviceEvent(bdf, e),
+      this.memory,
+      () => this.onEvent !== IGNORE,
     );
   }
 

@@ -22,6 +22,8 @@ export const ERRNO = {
   EOVERFLOW: { code: 75, status: 400 },
   EOPNOTSUPP: { code: 95, status: 501 },
   EADDRINUSE: { code: 98, status: 409 },
+  // A peer that did not connect, answer or keep sending in time (the REST transport's own timeouts).
+  ETIMEDOUT: { code: 110, status: 504 },
 } as const;
 
 export type Errno = keyof typeof ERRNO;

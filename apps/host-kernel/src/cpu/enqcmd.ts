@@ -25,12 +25,13 @@ export interface VpasidTranslation {
 /**
  * Checks done before the instruction "executes" (errno, nothing queued): the portal must belong to a device
  * with a PASID capability (a shared WQ needs PASID-tagged work; EOPNOTSUPP otherwise) and the JSON descriptor
- * must encode (EINVAL/ERANGE). Returns the 64-byte descriptor.
+ * must encode (EINVAL/ERANGE). Returns the call's own 64-byte descriptor, PASID field 0 and priv bit clear (the
+ * JSON's are ignored: the CPU fills them in), without copying the JSON object.
  */
 export function prepareEnqcmd(portal: EnqcmdPortal, descriptor: Descriptor): Buffer {
   if (!portal.pasidCapable) throw new KernelError('EOPNOTSUPP', `device ${portal.bdf} has no PASID capability: it has no ENQCMD portal`);
   if (typeof descriptor !== 'object' || descriptor === null) throw new KernelError('EINVAL', `descriptor must be an object`);
-  return encodeDescriptor({ ...descriptor, pasid: 0, privileged: false });
+  return encodeDescriptor(descriptor, 0, false);
 }
 
 /**
@@ -81,16 +82,16 @@ function translateVpasid(vm: VpasidTranslation, vpasid: number): number | Enqcmd
 /**
  * The portal write. ZF is decided now (a free slot or not); the descriptor enters the queue when the call
  * commits, after its journal row, so a call that fails to journal submits nothing. Nothing else runs in
- * between (calls are serialized), so the slot is still free then.
+ * between (calls are serialized), so the slot is still free then. `descriptor` is the call's own (prepareEnqcmd's):
+ * it is tagged in place, and the device copies it into its work-queue slot.
  */
 function post(tx: Tx, portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {
   if (portal.full()) {
     portal.submit(ppasid, descriptor); // counted as a retry by the device
     return { result: 'retry', reason: 'queue-full' };
   }
-  const tagged = Buffer.from(descriptor);
-  const dword0 = tagged.readUInt32LE(0);
-  tagged.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
-  tx.defer(() => void portal.submit(ppasid, tagged));
+  const dword0 = descriptor.readUInt32LE(0);
+  descriptor.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
+  tx.defer(() => void portal.submit(ppasid, descriptor));
   return { result: 'accepted' };
 }

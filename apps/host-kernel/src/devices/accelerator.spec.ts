@@ -1,9 +1,8 @@
 import { encodeDescriptor } from '@app/shared/dsa/descriptor';
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { Iotlb } from '../iommu/iotlb';
-import { dmaAccess } from '../iommu/translate';
 import { Accelerator, type AcceleratorEvent, type DmaPort } from './accelerator';
-import { FakePhys, rig } from './accelerator.testing';
+import { FakePhys, fakeDma, rig } from './accelerator.testing';
 
 const pattern = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
 
@@ -140,7 +139,7 @@ describe('Accelerator', () => {
     const events: AcceleratorEvent[] = [];
     const phys = new FakePhys();
     const dma: DmaPort = {
-      access: (_p, address, length, write, data) => dmaAccess({ kind: 'iova', id: 1, destroyed: false, lookup: (a) => ({ hpa: a, read: true, write: true }) }, address, length, write, data, phys, new Iotlb()),
+      ...fakeDma(phys, new Iotlb(), () => ({ kind: 'iova', id: 1, destroyed: false, lookup: (a) => ({ hpa: a, read: true, write: true }) })),
       probe: () => ({ ok: true }),
       pageRequest: () => undefined,
     };

@@ -3,11 +3,14 @@
 import { decodeCompletion } from '@app/shared/dsa/descriptor';
 import { HandTimers } from '@app/shared/hand-timers.testing';
 import { Iotlb } from '../iommu/iotlb';
-import { dmaAccess, type PageTableView, type PhysicalMemoryPort, translate } from '../iommu/translate';
+import { faultReasonOf, type PageTableView, type PhysicalMemoryPort, translate, translateHpa } from '../iommu/translate';
+import { firstDifference } from '../memory/physical-memory';
 import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
 import { Accelerator, type AcceleratorEvent, type DmaPort } from './accelerator';
+import type { FrameMemory } from './dsa-ops';
 
-export class FakePhys implements PhysicalMemoryPort {
+/** Flat physical memory of 0x40000 bytes, as the IOMMU walk and the engine see it. */
+export class FakePhys implements PhysicalMemoryPort, FrameMemory {
   readonly mem = Buffer.alloc(0x40000);
   read(hpa: number, length: number): Buffer {
     return Buffer.from(this.mem.subarray(hpa, hpa + length));
@@ -15,6 +18,36 @@ export class FakePhys implements PhysicalMemoryPort {
   write(hpa: number, data: Buffer): void {
     data.copy(this.mem, hpa);
   }
+  readU32(hpa: number): number {
+    return this.mem.readUInt32LE(hpa);
+  }
+  writeU32(hpa: number, value: number): void {
+    this.mem.writeUInt32LE(value >>> 0, hpa);
+  }
+  copy(srcHpa: number, dstHpa: number, n: number): void {
+    this.mem.copy(this.mem, dstHpa, srcHpa, srcHpa + n);
+  }
+  fill(dstHpa: number, n: number, pattern: Buffer): void {
+    this.mem.fill(pattern, dstHpa, dstHpa + n);
+  }
+  compare(aHpa: number, bHpa: number, n: number): number {
+    return firstDifference(this.mem, aHpa, this.mem, bHpa, n);
+  }
+  writeFrom(hpa: number, src: Buffer, offset: number, n: number): void {
+    src.copy(this.mem, hpa, offset, offset + n);
+  }
+}
+
+/** A DmaPort over identity-mapped `view`s (by PASID) of `phys`, every access in `log` when given. */
+export function fakeDma(phys: FakePhys, tlb: Iotlb, view: (ppasid: number | null) => PageTableView | null, log?: Array<{ ppasid: number | null; address: number; length: number; write: boolean; privileged?: boolean }>): Pick<DmaPort, 'translate' | 'faultReason' | 'memory'> {
+  return {
+    translate(ppasid, address, length, write, privileged) {
+      log?.push({ ppasid, address, length, write, ...(privileged ? { privileged } : {}) });
+      return translateHpa(view(ppasid), address, write, privileged, phys, tlb);
+    },
+    faultReason: faultReasonOf,
+    memory: phys,
+  };
 }
 
 /** A page request group the device sent, and how to answer it. */
@@ -45,10 +78,7 @@ export function rig(options: { wqDepth?: number; paused?: boolean } = {}) {
   const log: Array<{ ppasid: number | null; address: number; length: number; write: boolean; privileged?: boolean }> = [];
   const groups: SentGroup[] = [];
   const dma: DmaPort = {
-    access(ppasid, address, length, write, data, privileged) {
-      log.push({ ppasid, address, length, write, ...(privileged ? { privileged } : {}) });
-      return dmaAccess(routes.get(ppasid) ?? null, address, length, write, data, phys, tlb, privileged);
-    },
+    ...fakeDma(phys, tlb, (ppasid) => routes.get(ppasid) ?? null, log),
     probe(ppasid, address, write, privileged) {
       const t = translate(routes.get(ppasid) ?? null, address, { write, privileged }, phys, tlb);
       return t.ok ? { ok: true } : { ok: false, recoverable: t.reason === 'sl-not-present' };

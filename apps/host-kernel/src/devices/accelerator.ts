@@ -1,37 +1,12 @@
 import { KernelError } from '@app/shared/errno';
-import { COMPLETION_RECORD_SIZE, CompletionStatus, decodeDescriptor, encodeCompletion, type DsaOp } from '@app/shared/dsa/descriptor';
 import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
 import { realTimers, type Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
-import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
-import { PageRequester, type PriWork } from './block-on-fault';
-import { type AccessStage, type Outcome, runDescriptor, unresolvedFault } from './dsa-ops';
-import { ENGINE_BATCH_PER_TICK, ENGINES_PER_DEVICE, PRI_MAX_ROUNDS, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
+import { PageRequester } from './block-on-fault';
+import { type AcceleratorEvent, DescriptorEngine, type DmaPort, type Queued } from './descriptor-engine';
+import { ENGINE_BATCH_PER_TICK, ENGINES_PER_DEVICE, WQ_DEFAULT_DEPTH, WQ_MAX_TRANSFER_SIZE } from './devices.constants';
 
-/**
- * Every device memory access goes through this (the IOMMU, tagged with the requester's PASID or RID, and with
- * PR = the descriptor's priv bit: ENQCMD always clears it, ENQCMDS may set it).
- */
-export interface DmaPort {
-  access(
-    ppasid: number | null,
-    address: number,
-    length: number,
-    write: boolean,
-    data?: Buffer,
-    privileged?: boolean,
-  ): { ok: true; data?: Buffer } | { ok: false; address: number; reason: string };
-  /** A translation request (ATS) for one page: no byte moves, no fault is logged. */
-  probe(ppasid: number | null, address: number, write: boolean, privileged: boolean): { ok: true } | { ok: false; recoverable: boolean };
-  /** A page request group (PRI); `respond` is how its Page Request Group Response reaches the device, now or later. */
-  pageRequest(ppasid: number | null, grpid: number, requests: PageRequest[], respond: (code: PageResponseCode) => void): void;
-}
-
-export type AcceleratorEvent =
-  | { kind: 'completion'; ppasid: number | null; op: DsaOp | null; status: number; bytesCompleted: number; completionAddress: number | null }
-  | { kind: 'fault'; ppasid: number | null; address: number; write: boolean; reason: string; stage: AccessStage }
-  /** A descriptor the device cannot report on (misaligned completion address): a software error (DSA SWERR). */
-  | { kind: 'error'; ppasid: number | null; status: number; message: string };
+export type { AcceleratorEvent, DmaPort } from './descriptor-engine';
 
 export interface AcceleratorOptions {
   dma: DmaPort;
@@ -43,6 +18,8 @@ export interface AcceleratorOptions {
   /** Where the page-request back-off waits (default real timers). */
   timers?: Timers;
   onEvent?: (event: AcceleratorEvent) => void;
+  /** Whether anyone hears onEvent now (default: whenever onEvent is set); events are built only then. */
+  listening?: () => boolean;
   /** Start paused (tests, "stalled device"). */
   paused?: boolean;
 }
@@ -64,18 +41,6 @@ export interface AcceleratorStats {
   pageRequests: number;
   pageResponses: { success: number; invalid: number };
 }
-
-interface Queued extends PriWork {
-  ppasid: number | null;
-  descriptor: Buffer;
-  /** the descriptor's priv bit (PR of every request it makes); requests without PASID are never privileged */
-  privileged: boolean;
-  /** Fence: runs only once every earlier descriptor of the queue has completed. */
-  fence: boolean;
-}
-
-/** Who a request comes from: the PASID it is tagged with (null: RID) and its PR bit. */
-type Requester = Pick<Queued, 'ppasid' | 'privileged'>;
 
 /** What reset() discarded, so a rolled-back transaction can put it back (unreset). */
 export interface ResetState {
@@ -104,7 +69,10 @@ export class Accelerator {
   private scheduled = false;
   private running = false;
   private isPaused: boolean;
-  private counters = { submitted: 0, retried: 0, completed: 0, faulted: 0, aborted: 0, invalid: 0 };
+  private readonly counters = { submitted: 0, retried: 0, completed: 0, faulted: 0, aborted: 0, invalid: 0 };
+  /** Work-queue entries that finished, with their 64-byte slots, for the next submissions (no allocation per descriptor). */
+  private readonly spare: Queued[] = [];
+  private readonly engine: DescriptorEngine;
 
   constructor(private readonly options: AcceleratorOptions) {
     this.wqDepth = options.wqDepth ?? WQ_DEFAULT_DEPTH;
@@ -116,6 +84,8 @@ export class Accelerator {
     this.schedule = options.scheduler ?? defaultScheduler;
     this.pri = new PageRequester(options.dma, options.timers ?? realTimers, () => this.queue, () => this.kick());
     this.isPaused = options.paused ?? false;
+    const listening = options.listening ?? (() => options.onEvent !== undefined);
+    this.engine = new DescriptorEngine({ dma: options.dma, maxTransferSize: this.maxTransferSize, pri: this.pri, counters: this.counters, onEvent: options.onEvent, listening });
   }
 
   /** ENQCMD/ENQCMDS to the portal: the PASID is the one the CPU put in the request, not the descriptor's field. */
@@ -128,9 +98,13 @@ export class Accelerator {
       this.counters.retried++;
       return 'retry';
     }
-    const privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
-    const fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
-    this.queue.push({ ppasid, descriptor: Buffer.from(descriptor), privileged, fence, pri: null });
+    const q = this.spare.pop() ?? { ppasid, descriptor: Buffer.alloc(DESCRIPTOR_SIZE), privileged: false, fence: false, pri: null };
+    descriptor.copy(q.descriptor);
+    q.ppasid = ppasid;
+    q.privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
+    q.fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
+    q.pri = null;
+    this.queue.push(q);
     this.counters.submitted++;
     this.kick();
     return 'accepted';
@@ -158,11 +132,16 @@ export class Accelerator {
   step(): boolean {
     const next = this.nextRunnable();
     if (!next) return false;
+    const nested = this.running; // a listener that steps the engine from inside a step: no shared scratch then
     this.running = true;
     try {
-      if (this.execute(next)) this.remove(next);
+      if (this.engine.execute(next, nested)) {
+        this.remove(next);
+        // Nothing holds a finished entry any more (its page request state was released): its slot is reused.
+        if (this.spare.length < this.wqDepth) this.spare.push(next);
+      }
     } finally {
-      this.running = false;
+      this.running = nested;
     }
     return true;
   }
@@ -178,9 +157,9 @@ export class Accelerator {
     let aborted = 0;
     for (const q of this.queue.filter((x) => x.ppasid === ppasid)) {
       this.remove(q);
-      if (q.pri && (q.pri.answer === 'invalid' || q.pri.waiting === 'answer')) this.finishUnresolved(q, 'page request answered invalid by a teardown');
+      if (q.pri && (q.pri.answer === 'invalid' || q.pri.waiting === 'answer')) this.engine.finishUnresolved(q, 'page request answered invalid by a teardown');
       else {
-        this.abort(q);
+        this.engine.abort(q);
         aborted++;
       }
     }
@@ -192,7 +171,7 @@ export class Accelerator {
     const all = this.queue.splice(0);
     for (const q of all) {
       this.pri.release(q);
-      this.abort(q);
+      this.engine.abort(q);
     }
     return all.length;
   }
@@ -260,82 +239,10 @@ export class Accelerator {
     this.kick();
   }
 
-  /** Runs a descriptor; true when it is done (its record written), false when it waits on a page request. */
-  private execute(q: Queued): boolean {
-    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
-    if (!decoded.ok) {
-      this.counters.invalid++;
-      if (decoded.completion === null) {
-        this.emit({ kind: 'error', ppasid: q.ppasid, status: decoded.status, message: decoded.message });
-        return true;
-      }
-      this.report(q, null, decoded.completion, { status: decoded.status, bytesCompleted: 0 }, true);
-      return true;
-    }
-    const d = decoded.descriptor;
-    if (d.blockOnFault) {
-      const now = this.pri.prepare(q, d);
-      if (now === 'wait') return false;
-      if (now === 'fail') {
-        const why = q.pri?.answer === 'invalid' ? 'page request answered invalid' : `page still faulting after ${PRI_MAX_ROUNDS} page request rounds`;
-        this.finishUnresolved(q, why);
-        return true;
-      }
-    }
-    const outcome = runDescriptor(d, (address, length, write, data, stage) => this.dma(q, address, length, write, data, stage));
-    if (outcome.status === CompletionStatus.pageFault) this.counters.faulted++;
-    else this.counters.completed++;
-    const always = outcome.status !== CompletionStatus.success; // errors are recorded whenever CRAV is set
-    this.report(q, d.op, d.completion, outcome, always || d.requestCompletion);
-    return true;
-  }
-
-  /** Status 2 at the first page it could not get: nothing was moved. */
-  private finishUnresolved(q: Queued, reason: string): void {
-    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
-    const first = q.pri?.first;
-    if (!decoded.ok || !first) {
-      this.abort(q);
-      return;
-    }
-    this.counters.faulted++;
-    this.emit({ kind: 'fault', ppasid: q.ppasid, address: first.address, write: first.write, reason, stage: first.stage });
-    this.report(q, decoded.descriptor.op, decoded.descriptor.completion, unresolvedFault(decoded.descriptor, first), true);
-  }
-
-  private abort(q: Queued): void {
-    this.counters.aborted++;
-    const decoded = decodeDescriptor(q.descriptor, this.maxTransferSize);
-    const completion = decoded.ok ? decoded.descriptor.completion : decoded.completion;
-    const op = decoded.ok ? decoded.descriptor.op : null;
-    this.report(q, op, completion, { status: CompletionStatus.aborted, bytesCompleted: 0 }, true);
-  }
-
   private remove(q: Queued): void {
     const i = this.queue.indexOf(q);
     if (i >= 0) this.queue.splice(i, 1);
     this.pri.release(q);
-  }
-
-  private dma(rq: Requester, address: number, length: number, write: boolean, data: Buffer | undefined, stage: AccessStage): { ok: true; data?: Buffer } | { ok: false; address: number } {
-    const r = this.options.dma.access(rq.ppasid, address, length, write, data, rq.privileged);
-    if (r.ok) return r;
-    this.emit({ kind: 'fault', ppasid: rq.ppasid, address: r.address, write, reason: r.reason, stage });
-    return r;
-  }
-
-  /** Writes the completion record (if wanted and possible), then tells onEvent. */
-  private report(rq: Requester, op: DsaOp | null, completion: number | null, outcome: Outcome, write: boolean): void {
-    if (completion !== null && write) {
-      const record = encodeCompletion({ ...outcome });
-      // A fault on the record itself has already been emitted as a 'fault' event; the record is dropped.
-      this.dma(rq, completion, COMPLETION_RECORD_SIZE, true, record, 'completion-record');
-    }
-    this.emit({ kind: 'completion', ppasid: rq.ppasid, op, status: outcome.status, bytesCompleted: outcome.bytesCompleted, completionAddress: completion });
-  }
-
-  private emit(event: AcceleratorEvent): void {
-    this.options.onEvent?.(event);
   }
 }
 

@@ -3,10 +3,12 @@ import { KernelError } from '@app/shared/errno';
 import type { Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import type { Iommu } from '../iommu/iommu';
+import { faultReasonOf } from '../iommu/translate';
 import { MEMORY_IO_MAX } from '../memory/memory.constants';
 import type { DeviceConfig } from '../vfio/vfio-device';
 import type { Tx } from '../fault-injection';
 import { Accelerator, type AcceleratorEvent, type AcceleratorStats } from './accelerator';
+import type { FrameMemory } from './dsa-ops';
 
 export interface EngineOptions {
   /** Start every engine stalled (tests; step() or setEngine to run). */
@@ -47,6 +49,9 @@ export class DeviceSet {
     private readonly iommu: Iommu,
     engine: EngineOptions,
     onEvent: (bdf: string, event: AcceleratorEvent) => void,
+    memory: FrameMemory,
+    /** Whether the kernel's events have a listener now (the engines build theirs only then). */
+    listening: () => boolean = () => true,
   ) {
     for (const config of configs) {
       const bdf = config.bdf;
@@ -56,11 +61,14 @@ export class DeviceSet {
         scheduler: engine.scheduler,
         timers: engine.timers,
         dma: {
-          access: (ppasid, address, length, write, data, privileged) => iommu.access(bdf, ppasid, address, length, write, data, privileged),
+          translate: (ppasid, address, _length, write, privileged) => iommu.translatePage(bdf, ppasid, address, write, privileged),
+          faultReason: faultReasonOf,
+          memory,
           probe: (ppasid, address, write, privileged) => iommu.probe(bdf, ppasid, address, write, privileged),
           pageRequest: (ppasid, grpid, requests, respond) => iommu.pageRequest(bdf, ppasid, grpid, requests, respond),
         },
         onEvent: (e) => onEvent(bdf, e),
+        listening,
       });
       this.functions.set(bdf, { config, accelerator });
     }

@@ -14,14 +14,25 @@ export interface Outcome {
   faultAddress?: number;
 }
 
-/** One device access through the IOMMU, tagged with the submitter's PASID; a fault is reported (and logged) by the caller. */
-export type DeviceDma = (
-  address: number,
-  length: number,
-  write: boolean,
-  data: Buffer | undefined,
-  stage: AccessStage,
-) => { ok: true; data?: Buffer } | { ok: false; address: number };
+/** Physical memory as the engine moves bytes in it: translated addresses, one frame per call, nothing allocated. */
+export interface FrameMemory {
+  copy(srcHpa: number, dstHpa: number, n: number): void;
+  /** n bytes repeating `pattern` (8 bytes) from its first byte. */
+  fill(dstHpa: number, n: number, pattern: Buffer): void;
+  /** Offset of the first differing byte, or -1. */
+  compare(aHpa: number, bHpa: number, n: number): number;
+  writeFrom(hpa: number, src: Buffer, offset: number, n: number): void;
+}
+
+/**
+ * The device's memory port for one descriptor, tagged with the submitter's PASID: translate() one access inside
+ * one page through the IOMMU (its hpa, or -1 after the fault was logged and reported), then move bytes in
+ * `memory` at the translated addresses.
+ */
+export interface DeviceDma {
+  translate(address: number, length: number, write: boolean, stage: AccessStage): number;
+  readonly memory: FrameMemory;
+}
 
 /** Where a device access goes: what a descriptor reads, what it writes, and its completion record. */
 export type AccessStage = 'source' | 'destination' | 'completion-record';
@@ -55,32 +66,49 @@ export function unresolvedFault(d: Descriptor, need: PageNeed): Outcome {
   return pageFault(need.address, need.write, 0, backward ? RESULT_MEMMOVE_BACKWARD : 0);
 }
 
-export function runDescriptor(d: Descriptor, dma: DeviceDma): Outcome {
+/**
+ * Runs a descriptor into `out` (the engine's one Outcome, reused), chunk by chunk: each chunk's source and then
+ * destination translated, then its bytes moved frame to frame (no intermediate buffer).
+ */
+export function runDescriptor(d: Descriptor, dma: DeviceDma, out: Outcome): Outcome {
+  out.result = 0;
+  out.faultInfo = 0;
+  out.faultAddress = 0;
   switch (d.op) {
     case 'noop':
-      return { status: CompletionStatus.success, bytesCompleted: 0 };
+      return done(out, 0);
     case 'memmove':
-      return memmove(dma, d);
+      return memmove(dma, d, out);
     case 'fill':
-      return fill(dma, d);
+      return fill(dma, d, out);
     case 'compare':
-      return compare(dma, d);
+      return compare(dma, d, out);
   }
 }
 
-/** Chunks never cross a page of src or dst, so a fault leaves every byte of the faulting page untouched. */
-function memmove(dma: DeviceDma, d: Descriptor): Outcome {
+function done(out: Outcome, bytes: number): Outcome {
+  out.status = CompletionStatus.success;
+  out.bytesCompleted = bytes;
+  return out;
+}
+
+/**
+ * Chunks never cross a page of src or dst, so a fault leaves every byte of the faulting page untouched. The
+ * source is translated before the destination, as the read comes before the write.
+ */
+function memmove(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
   // Overlap with dst above src copies from the end (DSA reports the direction in `result`).
   const backward = d.dst > d.src && d.dst < d.src + d.length;
-  let done = 0;
-  while (done < d.length) {
-    const remaining = d.length - done;
+  const direction = backward ? RESULT_MEMMOVE_BACKWARD : 0;
+  let moved = 0;
+  while (moved < d.length) {
+    const remaining = d.length - moved;
     let size: number;
     let srcAt: number;
     let dstAt: number;
     if (!backward) {
-      srcAt = d.src + done;
-      dstAt = d.dst + done;
+      srcAt = d.src + moved;
+      dstAt = d.dst + moved;
       size = Math.min(remaining, PAGE_SIZE - (srcAt % PAGE_SIZE), PAGE_SIZE - (dstAt % PAGE_SIZE));
     } else {
       const srcEnd = d.src + remaining;
@@ -89,52 +117,70 @@ function memmove(dma: DeviceDma, d: Descriptor): Outcome {
       srcAt = srcEnd - size;
       dstAt = dstEnd - size;
     }
-    const r = dma(srcAt, size, false, undefined, 'source');
-    if (!r.ok) return pageFault(r.address, false, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
-    const w = dma(dstAt, size, true, r.data, 'destination');
-    if (!w.ok) return pageFault(w.address, true, done, backward ? RESULT_MEMMOVE_BACKWARD : 0);
-    done += size;
+    const from = dma.translate(srcAt, size, false, 'source');
+    if (from < 0) return pageFaultInto(out, srcAt, false, moved, direction);
+    const to = dma.translate(dstAt, size, true, 'destination');
+    if (to < 0) return pageFaultInto(out, dstAt, true, moved, direction);
+    dma.memory.copy(from, to, size);
+    moved += size;
   }
-  return { status: CompletionStatus.success, bytesCompleted: done };
+  return done(out, moved);
 }
 
-function fill(dma: DeviceDma, d: Descriptor): Outcome {
-  const pattern = Buffer.alloc(8);
-  pattern.writeBigUInt64LE(d.pattern, 0);
-  let done = 0;
-  while (done < d.length) {
-    const at = d.dst + done;
-    const size = Math.min(d.length - done, PAGE_SIZE - (at % PAGE_SIZE));
-    const chunk = Buffer.alloc(size);
-    for (let i = 0; i < size; i++) chunk[i] = pattern[(done + i) % 8];
-    const w = dma(at, size, true, chunk, 'destination');
-    if (!w.ok) return pageFault(w.address, true, done, 0);
-    done += size;
+/** The 8-byte pattern rotated so that byte 0 is pattern byte `phase` (the fill's offset mod 8). */
+const rotated = Buffer.alloc(8);
+const patternBytes = Buffer.alloc(16);
+
+function fill(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
+  patternBytes.writeUInt32LE(d.patternLo, 0);
+  patternBytes.writeUInt32LE(d.patternHi, 4);
+  patternBytes.copy(patternBytes, 8, 0, 8);
+  let filled = 0;
+  while (filled < d.length) {
+    const at = d.dst + filled;
+    const size = Math.min(d.length - filled, PAGE_SIZE - (at % PAGE_SIZE));
+    const to = dma.translate(at, size, true, 'destination');
+    if (to < 0) return pageFaultInto(out, at, true, filled, 0);
+    const phase = filled % 8;
+    patternBytes.copy(rotated, 0, phase, phase + 8);
+    dma.memory.fill(to, size, rotated);
+    filled += size;
   }
-  return { status: CompletionStatus.success, bytesCompleted: done };
+  return done(out, filled);
 }
 
 /** Mismatch: status 3, result 1, bytesCompleted = offset of the first differing byte (DSA semantics). */
-function compare(dma: DeviceDma, d: Descriptor): Outcome {
-  let done = 0;
-  while (done < d.length) {
-    const a = d.src + done;
-    const b = d.dst + done;
-    const size = Math.min(d.length - done, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
-    const r1 = dma(a, size, false, undefined, 'source');
-    if (!r1.ok) return pageFault(r1.address, false, done, 0);
-    const r2 = dma(b, size, false, undefined, 'source');
-    if (!r2.ok) return pageFault(r2.address, false, done, 0);
-    const x = r1.data as Buffer;
-    const y = r2.data as Buffer;
-    for (let i = 0; i < size; i++) {
-      if (x[i] !== y[i]) return { status: CompletionStatus.compareMismatch, result: RESULT_COMPARE_MISMATCH, bytesCompleted: done + i };
+function compare(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
+  let compared = 0;
+  while (compared < d.length) {
+    const a = d.src + compared;
+    const b = d.dst + compared;
+    const size = Math.min(d.length - compared, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
+    const x = dma.translate(a, size, false, 'source');
+    if (x < 0) return pageFaultInto(out, a, false, compared, 0);
+    const y = dma.translate(b, size, false, 'source');
+    if (y < 0) return pageFaultInto(out, b, false, compared, 0);
+    const differs = dma.memory.compare(x, y, size);
+    if (differs >= 0) {
+      out.status = CompletionStatus.compareMismatch;
+      out.result = RESULT_COMPARE_MISMATCH;
+      out.bytesCompleted = compared + differs;
+      return out;
     }
-    done += size;
+    compared += size;
   }
-  return { status: CompletionStatus.success, bytesCompleted: done };
+  return done(out, compared);
+}
+
+function pageFaultInto(out: Outcome, address: number, write: boolean, bytes: number, result: number): Outcome {
+  out.status = CompletionStatus.pageFault;
+  out.result = result;
+  out.faultInfo = write ? FAULT_INFO_WRITE : 0;
+  out.bytesCompleted = bytes;
+  out.faultAddress = address;
+  return out;
 }
 
 function pageFault(address: number, write: boolean, done: number, result: number): Outcome {
-  return { status: CompletionStatus.pageFault, result, faultInfo: write ? FAULT_INFO_WRITE : 0, bytesCompleted: done, faultAddress: address };
+  return pageFaultInto({ status: 0, bytesCompleted: 0 }, address, write, done, result);
 }

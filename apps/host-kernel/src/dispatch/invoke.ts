@@ -34,20 +34,28 @@ export function invoke<K extends DispatchKernel, A, R, F extends OpFile>(k: K, o
   let file: OpFile | undefined;
   if (op.fd) {
     if (!proc) throw new KernelError('EBADF', `${op.name} needs the fd of a calling process`);
-    const lookup = proc.fds.get.bind(proc.fds) as (fd: number, kind: string, type: abstract new (...args: never[]) => OpFile) => OpFile;
-    file = lookup((args as Record<string, unknown>)[op.fd.arg] as number, op.fd.kind, op.fd.type);
+    const lookup = proc.fds.get as (fd: number, kind: string, type: abstract new (...args: never[]) => OpFile) => OpFile;
+    file = lookup.call(proc.fds, (args as Record<string, unknown>)[op.fd.arg] as number, op.fd.kind, op.fd.type);
   }
-  const call: OpCall<K, F, CallerTask> = {
-    k,
-    tx,
-    caller,
-    get proc(): CallerTask {
-      if (!proc) throw new KernelError('EPERM', `${op.name} needs a calling process`);
-      return proc;
-    },
-    file: file as F,
-  };
+  const call = new Call<K, F>(k, tx, caller, proc, file as F, op.name);
   return op.run(call, args);
+}
+
+/** What a handler gets (a class: its getter lives on the prototype, not in a fresh accessor per call). */
+class Call<K, F> implements OpCall<K, F, CallerTask> {
+  constructor(
+    readonly k: K,
+    readonly tx: Tx,
+    readonly caller: HostCaller,
+    private readonly task: CallerTask | null,
+    readonly file: F,
+    private readonly opName: string,
+  ) {}
+
+  get proc(): CallerTask {
+    if (!this.task) throw new KernelError('EPERM', `${this.opName} needs a calling process`);
+    return this.task;
+  }
 }
 
 /** One call as its own transaction, no journal (unit tests, benchmarks): commit on return, events to `onEvent`. */

@@ -5,7 +5,7 @@ import { pageAligned } from '../memory/memory.constants';
 import { KernelFile } from '../process/fd-table';
 import { IovaPageTable, MapArgs } from './io-pagetable';
 import { FaultQueueTable } from './fault-queues';
-import { childKey, Ioasid, IoasidHolders, IoasidState } from './ioasid';
+import { childKey, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
 import { NESTED_ROOT_LIMIT } from './ioasid.constants';
 import type { IoasidLayer } from './ioasid-layer';
 import { MmPageTable, NestedPageTable, PageTable } from './page-tables';
@@ -30,6 +30,8 @@ export class IoasidContext implements KernelFile {
   readonly ioasids = new Map<number, Ioasid>();
   /** The fd's fault queues (iommufd FAULT objects), which nested page tables send their page requests to. */
   readonly faultQueues: FaultQueueTable;
+  /** The owner every ioasid allocated here points at (one object per fd, not one per ioasid). */
+  readonly owner: IoasidOwner;
   closed = false;
 
   constructor(
@@ -40,6 +42,7 @@ export class IoasidContext implements KernelFile {
     private readonly mm: AddressSpace,
   ) {
     this.faultQueues = new FaultQueueTable(fd);
+    this.owner = Object.freeze({ ctxId, pid, fd });
   }
 
   lookup(id: number): Ioasid {
@@ -50,7 +53,7 @@ export class IoasidContext implements KernelFile {
 
   /** IOASID_ALLOC */
   alloc(tx: Tx): number {
-    const ioasid = this.layer.allocPasid(tx, { ctxId: this.ctxId, pid: this.pid, fd: this.fd });
+    const ioasid = this.layer.allocPasid(tx, this.owner);
     tx.do('ctx.insert', () => this.ioasids.set(ioasid.id, ioasid), () => this.ioasids.delete(ioasid.id));
     return ioasid.id;
   }
@@ -179,9 +182,9 @@ export class IoasidContext implements KernelFile {
    */
   private park(tx: Tx, ioasid: Ioasid, devices: 'revoke' | 'detach' = 'revoke'): void {
     const attached =
-      ioasid.holders.size === 0
+      ioasid.holderCount === 0
         ? []
-        : [...ioasid.holders.values()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
+        : [...ioasid.holders()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
     for (const holder of attached) {
       if (devices === 'detach') holder.detach(tx);
       else holder.revoke(tx);

@@ -84,7 +84,7 @@ export class IoasidLayer {
       },
       (id) => this.pool.release(id),
     );
-    const ioasid = new Ioasid(id, { ctxId: owner.ctxId, pid: owner.pid, fd: owner.fd });
+    const ioasid = new Ioasid(id, owner);
     tx.do('ioasid.insert', () => this.ioasids.set(id, ioasid), () => this.ioasids.delete(id));
     return ioasid;
   }
@@ -94,20 +94,20 @@ export class IoasidLayer {
   }
 
   hold(tx: Tx, ioasid: Ioasid, holder: Holder): void {
-    if (ioasid.holders.has(holder.key)) throw new KernelError('EBUSY', `ioasid ${ioasid.id} is already held by ${holder.key}`);
-    tx.do('ioasid.get', () => ioasid.holders.set(holder.key, holder), () => ioasid.holders.delete(holder.key));
+    if (ioasid.holder(holder.key)) throw new KernelError('EBUSY', `ioasid ${ioasid.id} is already held by ${holder.key}`);
+    tx.do('ioasid.get', () => ioasid.addHolder(holder), () => ioasid.removeHolder(holder.key));
   }
 
   put(tx: Tx, ioasid: Ioasid, holderKey: string): void {
-    const holder = ioasid.holders.get(holderKey);
+    const holder = ioasid.holder(holderKey);
     if (!holder) throw new Error(`ioasid ${ioasid.id} has no holder ${holderKey}`);
-    tx.do('ioasid.put', () => ioasid.holders.delete(holderKey), () => ioasid.holders.set(holderKey, holder));
+    tx.do('ioasid.put', () => ioasid.removeHolder(holderKey), () => ioasid.addHolder(holder));
     this.freeIfUnused(tx, ioasid);
   }
 
   /** A destroyed ioasid whose last holder let go: the pPASID returns to the pool, the parent is unpinned. */
   freeIfUnused(tx: Tx, ioasid: Ioasid): void {
-    if (ioasid.state !== 'destroyed' || ioasid.holders.size > 0) return;
+    if (ioasid.state !== 'destroyed' || ioasid.holderCount > 0) return;
     tx.do(
       'pasid.free',
       () => {

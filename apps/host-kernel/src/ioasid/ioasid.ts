@@ -14,7 +14,10 @@ export type Holder =
   | { kind: 'kvm'; key: string; vmFd: number; vpasid: number }
   | { kind: 'child'; key: string; ioasid: number };
 
-/** Who opened the ioasid fd that allocated it (kept after the fd closes, for audits). */
+/**
+ * Who opened the ioasid fd that allocated it (kept after the fd closes, for audits): one frozen object per fd,
+ * which every ioasid allocated through it points at.
+ */
 export interface IoasidOwner {
   ctxId: number;
   pid: number;
@@ -37,7 +40,8 @@ export class Ioasid {
   pgtbl: PageTable | null = null;
   /** The ioasid a nested table sits on (this one holds a 'child' reference on it). */
   parent: Ioasid | null = null;
-  readonly holders = new Map<string, Holder>();
+  /** Holders by key, created on the first one (most ioasids never have a holder: no empty Map per ioasid). */
+  private held: Map<string, Holder> | null = null;
 
   constructor(
     readonly id: number,
@@ -46,17 +50,39 @@ export class Ioasid {
 
   /** The kref: 1 for the owning fd while not destroyed, plus one per holder. */
   get refs(): number {
-    return (this.state === 'destroyed' ? 0 : 1) + this.holders.size;
+    return (this.state === 'destroyed' ? 0 : 1) + this.holderCount;
+  }
+
+  get holderCount(): number {
+    return this.held === null ? 0 : this.held.size;
+  }
+
+  holder(key: string): Holder | undefined {
+    return this.held?.get(key);
+  }
+
+  addHolder(holder: Holder): void {
+    (this.held ??= new Map()).set(holder.key, holder);
+  }
+
+  /** Drops a holder; the map goes with the last one. */
+  removeHolder(key: string): void {
+    if (this.held?.delete(key) && this.held.size === 0) this.held = null;
+  }
+
+  /** Every holder, in the order they took their reference. */
+  holders(): Iterable<Holder> {
+    return this.held === null ? [] : this.held.values();
   }
 
   hasHolder(kind: Holder['kind']): boolean {
-    for (const h of this.holders.values()) if (h.kind === kind) return true;
+    for (const h of this.holders()) if (h.kind === kind) return true;
     return false;
   }
 
   describeHolders(): IoasidHolders {
     const out: IoasidHolders = { devices: [], kvm: [], children: [] };
-    for (const h of this.holders.values()) {
+    for (const h of this.holders()) {
       if (h.kind === 'device') out.devices.push(`${h.bdf}/${h.mode}`);
       else if (h.kind === 'kvm') out.kvm.push({ vmFd: h.vmFd, vpasid: h.vpasid });
       else out.children.push(h.ioasid);

@@ -71,6 +71,11 @@ export class AttachTable {
     return entry && !entry.blocked ? entry.pgtbl : null;
   }
 
+  /** The route entry itself, read-only and without a copy (the data plane's per-request lookup). */
+  route(bdf: string, ppasid: number | null): Readonly<RouteEntry> | null {
+    return this.entry(bdf, normalize(ppasid));
+  }
+
   /** The route itself, blocked or not (the IOMMU tells a blocked route from a missing one). */
   find(bdf: string, ppasid: number | null): { pgtbl: PageTableHandle; blocked: boolean } | null {
     const entry = this.entry(bdf, normalize(ppasid));

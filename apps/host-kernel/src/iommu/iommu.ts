@@ -7,7 +7,7 @@ import { AttachTable } from './attach-table';
 import { FAULT_LOG_CAPACITY, FAULT_REASONS, IOTLB_DEFAULT_CAPACITY, PRQ_DEFAULT_DEPTH, PRQ_DEFAULT_TIMEOUT_MS, RECOVERABLE_FAULTS } from './iommu.constants';
 import { Iotlb } from './iotlb';
 import { type DeviceResponder, type PageEvent, PageRequestQueue } from './page-request-queue';
-import { dmaAccess, type PageTableView, type PhysicalMemoryPort, translate } from './translate';
+import { dmaAccess, faultReasonOf, type PageTableView, type PhysicalMemoryPort, translate, translateHpa } from './translate';
 
 export type IommuAccessResult = { ok: true; data?: Buffer } | { ok: false; address: number; reason: string; fault: FaultRecord };
 
@@ -77,6 +77,24 @@ export class Iommu {
     this.record(fault);
     this.options.onFault?.({ ...fault }, route?.pgtbl ?? null);
     return { ok: false, address: r.address, reason: r.reason, fault };
+  }
+
+  /**
+   * The device data plane's request: one access inside one page (a descriptor's accesses never cross one). Its hpa,
+   * or a negative fault code (translate.ts faultReasonOf) once the fault is logged and reported exactly as access()
+   * does. Nothing is allocated unless it faults.
+   */
+  translatePage(bdf: string, ppasid: number | null, address: number, write: boolean, privileged: boolean): number {
+    const key = ppasid === NO_PASID ? null : ppasid;
+    const route = this.table.route(bdf, key);
+    const view = route === null ? null : route.blocked && !this.isDraining(bdf, key) ? BLOCKED : route.pgtbl;
+    const hpa = translateHpa(view, address, write, privileged, this.options.memory, this.iotlb);
+    if (hpa >= 0) return hpa;
+    const reason = faultReasonOf(hpa);
+    const fault: FaultRecord = { bdf, pasid: key, address, access: write ? 'write' : 'read', reason, code: FAULT_REASONS[reason].code };
+    this.record(fault);
+    this.options.onFault?.({ ...fault }, route?.pgtbl ?? null);
+    return hpa;
   }
 
   /**

@@ -65,4 +65,59 @@ describe('Iotlb', () => {
     }
     expect(tlb.lookup(1, 0)).toEqual(entry(0x1000));
   });
+
+  it('hit(): the numeric hot path returns the cached frame, -1 on a miss or a missing permission, and counts as lookup()', () => {
+    const tlb = new Iotlb(8);
+    tlb.insert(3, 0x5000, entry(0x9000, false, false));
+    expect(tlb.hit(3, 0x5abc, false, true)).toBe(0x9000);
+    expect(tlb.hit(3, 0x5abc, true, true)).toBe(-1); // read-only entry, write request
+    expect(tlb.hit(3, 0x5abc, false, false)).toBe(-1); // supervisor page, user request
+    expect(tlb.hit(4, 0x5abc, false, true)).toBe(-1); // another table
+    expect(tlb.stats).toMatchObject({ hits: 1, misses: 3, entries: 1 });
+  });
+
+  it('a hit keeps every other entry in place: only the hit one becomes most recent, nothing is re-keyed or added', () => {
+    const tlb = new Iotlb(8);
+    for (let p = 0; p < 4; p++) tlb.insert(1, p * 4096, entry(0x10000 + p * 4096));
+    const page = (p: number) => ({ pgtblId: 1, page: p });
+    expect(tlb.order()).toEqual([page(3), page(2), page(1), page(0)]);
+    expect(tlb.hit(1, 3 * 4096, false, false)).toBe(0x13000); // the head: nothing moves
+    expect(tlb.order()).toEqual([page(3), page(2), page(1), page(0)]);
+    expect(tlb.hit(1, 4096, false, false)).toBe(0x11000);
+    expect(tlb.order()).toEqual([page(1), page(3), page(2), page(0)]);
+    expect(tlb.stats).toMatchObject({ entries: 4, evictions: 0 });
+    tlb.insert(1, 2 * 4096, entry(0x99000)); // re-insert of a cached page replaces it, it does not grow the IOTLB
+    expect(tlb.hit(1, 2 * 4096, false, false)).toBe(0x99000);
+    expect(tlb.stats.entries).toBe(4);
+  });
+
+  it('invalidation drops the entries and frees their slots: refills up to capacity evict nothing', () => {
+    const tlb = new Iotlb(4);
+    for (let p = 0; p < 4; p++) tlb.insert(1, p * 4096, entry(0x10000 + p * 4096));
+    expect(tlb.invalidate(1, 0, 2 * 4096)).toBe(2);
+    expect(tlb.hit(1, 0, false, false)).toBe(-1);
+    expect(tlb.hit(1, 4096, false, false)).toBe(-1);
+    tlb.insert(2, 0, entry(0x20000));
+    tlb.insert(2, 4096, entry(0x21000));
+    expect(tlb.stats).toMatchObject({ entries: 4, evictions: 0 });
+    expect(tlb.hit(1, 2 * 4096, false, false)).toBe(0x12000);
+    expect(tlb.invalidate(2)).toBe(2);
+    expect(tlb.order()).toEqual([{ pgtblId: 1, page: 2 }, { pgtblId: 1, page: 3 }]);
+    expect(tlb.invalidate()).toBe(2);
+    expect(tlb.order()).toEqual([]);
+    for (let p = 0; p < 4; p++) tlb.insert(5, p * 4096, entry(0x30000 + p * 4096));
+    expect(tlb.stats).toMatchObject({ entries: 4, evictions: 0 });
+    expect(tlb.hit(5, 3 * 4096, true, false)).toBe(0x33000);
+  });
+
+  it('a wide page-range invalidation over a sparse table drops exactly the cached pages inside it', () => {
+    const tlb = new Iotlb(8);
+    tlb.insert(1, 0, entry(0x1000));
+    tlb.insert(1, 2 ** 30, entry(0x2000));
+    tlb.insert(1, 2 ** 40, entry(0x3000));
+    expect(tlb.invalidate(1, 4096, 2 ** 40 - 4096)).toBe(1); // [4 KiB, 1 TiB): only the 1 GiB page
+    expect(tlb.hit(1, 2 ** 30, false, false)).toBe(-1);
+    expect(tlb.hit(1, 0, false, false)).toBe(0x1000);
+    expect(tlb.hit(1, 2 ** 40, false, false)).toBe(0x3000);
+  });
 });

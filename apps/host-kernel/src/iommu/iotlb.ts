@@ -25,59 +25,103 @@ export interface IotlbStats {
   capacity: number;
 }
 
-const key = (pgtblId: number, page: number): string => `${pgtblId}:${page}`;
+const READ = 1;
+const WRITE = 2;
+const USER = 4;
+const NONE = -1;
 
 /**
- * IOTLB keyed by (page-table id, page number), like VT-d's (DID, PASID, address) tag. Bounded with LRU eviction
- * (a Map keeps insertion order; a hit re-inserts). Only software invalidation removes an entry early: a page
- * table changed without INVALIDATE keeps translating through the stale entry, as hardware does.
+ * IOTLB keyed by (page-table id, page number), like VT-d's (DID, PASID, address) tag, in numbers: a Map per table
+ * from page to a slot of fixed arrays (translation, permissions, the LRU links). Bounded with exact LRU eviction: a
+ * hit moves its slot to the head of an intrusive doubly-linked list (two index writes; nothing is copied, re-keyed
+ * or allocated), a full IOTLB evicts the tail. Only software invalidation removes an entry early: a page table
+ * changed without INVALIDATE keeps translating through the stale entry, as hardware does.
  */
 export class Iotlb {
-  private readonly lru = new Map<string, { pgtblId: number; page: number; entry: IotlbEntry }>();
-  private readonly byTable = new Map<number, Map<number, IotlbEntry>>();
+  /** pgtblId → page → slot */
+  private readonly byTable = new Map<number, Map<number, number>>();
+  private readonly tableOf: Float64Array;
+  private readonly pageOf: Float64Array;
+  private readonly hpaOf: Float64Array;
+  private readonly permOf: Uint8Array;
+  /** LRU links (slot indexes; NONE at the ends); a free slot's `next` chains the free list. */
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  private head = NONE;
+  private tail = NONE;
+  private free = NONE;
+  /** Slots at and above this index have not been used since the last full flush. */
+  private fresh = 0;
+  private size = 0;
   private hits = 0;
   private misses = 0;
   private evictions = 0;
 
   constructor(readonly capacity: number = IOTLB_DEFAULT_CAPACITY) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new KernelError('EINVAL', `IOTLB capacity ${capacity} must be a positive integer`);
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 24) throw new KernelError('EINVAL', `IOTLB capacity ${capacity} must be a positive integer`);
+    this.tableOf = new Float64Array(capacity);
+    this.pageOf = new Float64Array(capacity);
+    this.hpaOf = new Float64Array(capacity);
+    this.permOf = new Uint8Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.resetSlots();
   }
 
   /**
-   * The cached entry for address's page, or null. With `access`, an entry lacking the permission is a miss:
-   * write/read, and U/S for a user (non-privileged) request, which then re-walks and faults.
+   * The hot path: the cached page frame of `address` for a request needing `write` (and U/S for a user request),
+   * or -1. An entry lacking the permission is a miss (the caller re-walks, and faults or re-caches).
    */
+  hit(pgtblId: number, address: number, write: boolean, privileged: boolean): number {
+    const slot = this.byTable.get(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
+    if (slot === undefined || !this.permits(slot, write, privileged)) {
+      this.misses++;
+      return -1;
+    }
+    this.touch(slot);
+    return this.hpaOf[slot];
+  }
+
+  /** The cached entry for address's page, or null; with `access`, an entry lacking it is a miss (as hit()). */
   lookup(pgtblId: number, address: number, access?: IotlbAccess): IotlbEntry | null {
-    const page = Math.floor(address / PAGE_SIZE);
-    const k = key(pgtblId, page);
-    const slot = this.lru.get(k);
-    if (!slot || (access && (!(access.write ? slot.entry.write : slot.entry.read) || (!access.privileged && !slot.entry.user)))) {
+    const slot = this.byTable.get(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
+    if (slot === undefined || (access && !this.permits(slot, access.write, access.privileged === true))) {
       this.misses++;
       return null;
     }
-    this.hits++;
-    this.lru.delete(k);
-    this.lru.set(k, slot);
-    return { ...slot.entry };
+    this.touch(slot);
+    return this.entryAt(slot);
   }
 
   insert(pgtblId: number, address: number, entry: IotlbEntry): void {
-    if (!Number.isSafeInteger(entry.hpaPage) || entry.hpaPage < 0 || entry.hpaPage % PAGE_SIZE !== 0) {
-      throw new KernelError('EINVAL', `IOTLB entry hpa ${entry.hpaPage} is not page aligned`);
+    this.insertPage(pgtblId, address, entry.hpaPage, entry.read, entry.write, entry.user);
+  }
+
+  /** insert() without an entry object (the walk's result, straight from translate). */
+  insertPage(pgtblId: number, address: number, hpaPage: number, read: boolean, write: boolean, user: boolean): void {
+    if (!Number.isSafeInteger(hpaPage) || hpaPage < 0 || hpaPage % PAGE_SIZE !== 0) {
+      throw new KernelError('EINVAL', `IOTLB entry hpa ${hpaPage} is not page aligned`);
     }
     const page = Math.floor(address / PAGE_SIZE);
-    const k = key(pgtblId, page);
-    this.remove(k);
-    while (this.lru.size >= this.capacity) {
-      const oldest = this.lru.keys().next().value as string;
-      this.remove(oldest);
+    let pages = this.byTable.get(pgtblId);
+    const old = pages?.get(page);
+    if (old !== undefined) this.removeSlot(old);
+    while (this.size >= this.capacity) {
+      this.removeSlot(this.tail);
       this.evictions++;
     }
-    const copy = { ...entry };
-    this.lru.set(k, { pgtblId, page, entry: copy });
-    let pages = this.byTable.get(pgtblId);
+    let slot = this.free;
+    if (slot === NONE) slot = this.fresh++;
+    else this.free = this.next[slot];
+    this.tableOf[slot] = pgtblId;
+    this.pageOf[slot] = page;
+    this.hpaOf[slot] = hpaPage;
+    this.permOf[slot] = (read ? READ : 0) | (write ? WRITE : 0) | (user ? USER : 0);
+    this.pushHead(slot);
+    this.size++;
+    pages = this.byTable.get(pgtblId);
     if (!pages) this.byTable.set(pgtblId, (pages = new Map()));
-    pages.set(page, copy);
+    pages.set(page, slot);
   }
 
   /**
@@ -86,16 +130,17 @@ export class Iotlb {
    */
   invalidate(pgtblId?: number, iova?: number, length?: number): number {
     if (pgtblId === undefined) {
-      const n = this.lru.size;
-      this.lru.clear();
+      const n = this.size;
       this.byTable.clear();
+      this.resetSlots();
       return n;
     }
     const pages = this.byTable.get(pgtblId);
     if (iova === undefined && length === undefined) {
       if (!pages) return 0;
       const n = pages.size;
-      for (const page of [...pages.keys()]) this.remove(key(pgtblId, page));
+      for (const slot of pages.values()) this.releaseSlot(slot);
+      this.byTable.delete(pgtblId);
       return n;
     }
     if (iova === undefined || length === undefined || !Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 1) {
@@ -104,26 +149,88 @@ export class Iotlb {
     if (!pages) return 0;
     const first = Math.floor(iova / PAGE_SIZE);
     const last = Math.floor((iova + length - 1) / PAGE_SIZE);
-    let n = 0;
+    const doomed: number[] = [];
     if (last - first + 1 <= pages.size) {
-      for (let page = first; page <= last; page++) if (this.remove(key(pgtblId, page))) n++;
+      for (let page = first; page <= last; page++) {
+        const slot = pages.get(page);
+        if (slot !== undefined) doomed.push(slot);
+      }
     } else {
-      for (const page of [...pages.keys()]) if (page >= first && page <= last && this.remove(key(pgtblId, page))) n++;
+      for (const [page, slot] of pages) if (page >= first && page <= last) doomed.push(slot);
     }
-    return n;
+    for (const slot of doomed) this.removeSlot(slot);
+    return doomed.length;
   }
 
   get stats(): IotlbStats {
-    return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.lru.size, capacity: this.capacity };
+    return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.size, capacity: this.capacity };
   }
 
-  private remove(k: string): boolean {
-    const slot = this.lru.get(k);
-    if (!slot) return false;
-    this.lru.delete(k);
-    const pages = this.byTable.get(slot.pgtblId);
-    pages?.delete(slot.page);
-    if (pages && pages.size === 0) this.byTable.delete(slot.pgtblId);
-    return true;
+  /** Every cached (table, page), most recently used first (tests: the LRU order). */
+  order(): Array<{ pgtblId: number; page: number }> {
+    const out: Array<{ pgtblId: number; page: number }> = [];
+    for (let s = this.head; s !== NONE; s = this.next[s]) out.push({ pgtblId: this.tableOf[s], page: this.pageOf[s] });
+    return out;
+  }
+
+  private permits(slot: number, write: boolean, privileged: boolean): boolean {
+    const perm = this.permOf[slot];
+    return (perm & (write ? WRITE : READ)) !== 0 && (privileged || (perm & USER) !== 0);
+  }
+
+  /** A hit: the slot becomes the most recently used. */
+  private touch(slot: number): void {
+    this.hits++;
+    if (slot === this.head) return;
+    this.unlink(slot);
+    this.pushHead(slot);
+  }
+
+  private entryAt(slot: number): IotlbEntry {
+    const perm = this.permOf[slot];
+    return { hpaPage: this.hpaOf[slot], read: (perm & READ) !== 0, write: (perm & WRITE) !== 0, user: (perm & USER) !== 0 };
+  }
+
+  /** Out of its table's map and the LRU list, back on the free list. */
+  private removeSlot(slot: number): void {
+    const pgtblId = this.tableOf[slot];
+    const pages = this.byTable.get(pgtblId);
+    pages?.delete(this.pageOf[slot]);
+    if (pages && pages.size === 0) this.byTable.delete(pgtblId);
+    this.releaseSlot(slot);
+  }
+
+  /** Out of the LRU list, back on the free list (its table's map is the caller's business). */
+  private releaseSlot(slot: number): void {
+    this.unlink(slot);
+    this.next[slot] = this.free;
+    this.free = slot;
+    this.size--;
+  }
+
+  private unlink(slot: number): void {
+    const p = this.prev[slot];
+    const n = this.next[slot];
+    if (p === NONE) this.head = n;
+    else this.next[p] = n;
+    if (n === NONE) this.tail = p;
+    else this.prev[n] = p;
+  }
+
+  private pushHead(slot: number): void {
+    this.prev[slot] = NONE;
+    this.next[slot] = this.head;
+    if (this.head !== NONE) this.prev[this.head] = slot;
+    this.head = slot;
+    if (this.tail === NONE) this.tail = slot;
+  }
+
+  /** Every slot unused: the free list empty, slots from `fresh` on never handed out since. O(1). */
+  private resetSlots(): void {
+    this.head = NONE;
+    this.tail = NONE;
+    this.free = NONE;
+    this.fresh = 0;
+    this.size = 0;
   }
 }

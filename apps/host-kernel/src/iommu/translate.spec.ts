@@ -23,6 +23,13 @@ class FakePhys implements PhysicalMemoryPort {
     this.writes++;
     for (let i = 0; i < data.length; i++) this.frame(hpa + i)[(hpa + i) % 4096] = data[i];
   }
+  readU32(hpa: number): number {
+    return this.frame(hpa).readUInt32LE(hpa % 4096);
+  }
+  writeU32(hpa: number, value: number): void {
+    this.writes++;
+    this.frame(hpa).writeUInt32LE(value >>> 0, hpa % 4096);
+  }
 }
 
 type IovaView = Extract<PageTableView, { kind: 'iova' }>;

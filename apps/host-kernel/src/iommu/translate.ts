@@ -1,8 +1,8 @@
 import { KernelError } from '@app/shared/errno';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
-import { walk4Level, type WalkFaultReason, type WalkMemory } from '@app/shared/x86/walk';
+import { walkWords, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
-import type { FaultReason } from './iommu.constants';
+import { FAULT_REASONS, type FaultReason } from './iommu.constants';
 import type { Iotlb, IotlbAccess } from './iotlb';
 
 /** What the IOMMU sees of an ioasid's page table (implemented by the control plane). */
@@ -11,119 +11,185 @@ export type PageTableView =
   | { kind: 'mm'; id: number; destroyed: boolean; lookup(hva: number): { hpa: number; writable: boolean } | null }
   | { kind: 'nested'; id: number; destroyed: boolean; root: number | null; parent: PageTableView };
 
+/** The physical memory a walk reads its tables from (and sets A/D in); whole accesses for dmaAccess. */
 export interface PhysicalMemoryPort {
   read(hpa: number, length: number): Buffer;
   write(hpa: number, data: Buffer): void;
+  /** Little-endian u32 (half a page-table entry; never crosses a frame). */
+  readU32(hpa: number): number;
+  writeU32(hpa: number, value: number): void;
 }
 
 export type TranslateResult = { ok: true; hpa: number } | { ok: false; reason: FaultReason };
-type PageResult = { ok: true; hpaPage: number; read: boolean; write: boolean; user: boolean } | { ok: false; reason: FaultReason };
 
-const fault = (reason: FaultReason): { ok: false; reason: FaultReason } => ({ ok: false, reason });
+/**
+ * The data plane speaks numbers: a translation is an hpa (>= 0) or a negative fault code, one per VT-d fault
+ * reason (faultCode / faultReasonOf), so the hot path allocates nothing.
+ */
+const REASONS = Object.keys(FAULT_REASONS) as FaultReason[];
+export function faultCode(reason: FaultReason): number {
+  const i = REASONS.indexOf(reason);
+  if (i < 0) throw new RangeError(`unknown fault reason ${reason}`);
+  return -1 - i;
+}
+export const faultReasonOf = (code: number): FaultReason => REASONS[-1 - code];
 
-const FIRST_STAGE_FAULTS: Record<Exclude<WalkFaultReason, 'table-unreachable'>, FaultReason> = {
-  'not-present': 'fl-not-present',
-  'reserved-bits': 'fl-reserved',
-  'large-page': 'fl-large-page',
-  'write-denied': 'fl-write-denied',
-  'user-denied': 'fl-privilege-denied',
-  'non-canonical': 'fl-non-canonical',
+const NO_ROUTE = faultCode('no-route');
+const BLOCKED = faultCode('translation-blocked');
+const BEYOND_WIDTH = faultCode('address-beyond-width');
+const SL_NOT_PRESENT = faultCode('sl-not-present');
+const SL_READ_DENIED = faultCode('sl-read-denied');
+const SL_WRITE_DENIED = faultCode('sl-write-denied');
+const SL_TABLE_NOT_PRESENT = faultCode('sl-table-not-present');
+const FL_NON_CANONICAL = faultCode('fl-non-canonical');
+const FL_NOT_PRESENT = faultCode('fl-not-present');
+const FL_WRITE_DENIED = faultCode('fl-write-denied');
+const FL_AD_UPDATE_FAILED = faultCode('fl-ad-update-failed');
+const FL_ROOT_ACCESS = faultCode('fl-root-access-error');
+const FL_TABLE_ACCESS = faultCode('fl-table-access-error');
+const PASID_ENTRY_INVALID = faultCode('pasid-entry-invalid');
+
+const FIRST_STAGE_FAULTS: Record<Exclude<WalkFaultReason, 'table-unreachable'>, number> = {
+  'not-present': FL_NOT_PRESENT,
+  'reserved-bits': faultCode('fl-reserved'),
+  'large-page': faultCode('fl-large-page'),
+  'write-denied': FL_WRITE_DENIED,
+  'user-denied': faultCode('fl-privilege-denied'),
+  'non-canonical': FL_NON_CANONICAL,
 };
 
-/** Second stage only (an iova table): GPA/IOVA → HPA with R/W permission. */
-function walkSecondStage(view: Extract<PageTableView, { kind: 'iova' }>, address: number, write: boolean): PageResult {
-  if (address >= PHYS_ADDR_LIMIT) return fault('address-beyond-width');
+/**
+ * What the last successful walk allows, besides its frame (the IOTLB caches it). Module state rather than a result
+ * object: walks are synchronous and never re-enter one another (a nested table's parent is an iova table).
+ */
+let walkRead = false;
+let walkWrite = false;
+let walkUser = false;
+
+/** Second stage only (an iova table): GPA/IOVA → HPA page with R/W permission, or a fault code. */
+function walkSecondStage(view: Extract<PageTableView, { kind: 'iova' }>, address: number, write: boolean): number {
+  if (address >= PHYS_ADDR_LIMIT) return BEYOND_WIDTH;
   const m = view.lookup(address - (address % PAGE_SIZE));
-  if (!m) return fault('sl-not-present');
-  if (write ? !m.write : !m.read) return fault(write ? 'sl-write-denied' : 'sl-read-denied');
-  return { ok: true, hpaPage: m.hpa, read: m.read, write: m.write, user: true }; // no U/S in the second stage
+  if (!m) return SL_NOT_PRESENT;
+  if (write ? !m.write : !m.read) return write ? SL_WRITE_DENIED : SL_READ_DENIED;
+  walkRead = m.read;
+  walkWrite = m.write;
+  walkUser = true; // no U/S in the second stage
+  return m.hpa;
 }
 
 /** Host SVA: the process's own page table (first stage over host memory); every mapping in it is a user page. */
-function walkMm(view: Extract<PageTableView, { kind: 'mm' }>, address: number, write: boolean): PageResult {
-  if (address >= CANONICAL_LIMIT) return fault('fl-non-canonical');
+function walkMm(view: Extract<PageTableView, { kind: 'mm' }>, address: number, write: boolean): number {
+  if (address >= CANONICAL_LIMIT) return FL_NON_CANONICAL;
   const m = view.lookup(address - (address % PAGE_SIZE));
-  if (!m) return fault('fl-not-present');
-  if (write && !m.writable) return fault('fl-write-denied');
-  return { ok: true, hpaPage: m.hpa, read: true, write: m.writable, user: true };
+  if (!m) return FL_NOT_PRESENT;
+  if (write && !m.writable) return FL_WRITE_DENIED;
+  walkRead = true;
+  walkWrite = m.writable;
+  walkUser = true;
+  return m.hpa;
 }
 
 /**
- * Nested (VT-d §3.8): the guest's first-stage table is walked with walk4Level and every table access — reads
+ * The guest's table as the nested walk reads it: every entry access translated GPA → HPA through the parent (via
+ * the IOTLB under the parent's id), read and A/D-updated as u32 halves. One instance, re-armed per walk.
+ */
+class ParentTranslatedTables implements WalkWords {
+  parent!: Extract<PageTableView, { kind: 'iova' }>;
+  mem!: PhysicalMemoryPort;
+  iotlb!: Iotlb;
+  /** Why the last table access failed (0: none). */
+  tableFault = 0;
+
+  readEntry(gpa: number, out: Uint32Array): boolean {
+    const hpa = translateHpa(this.parent, gpa, false, true, this.mem, this.iotlb);
+    if (hpa < 0) {
+      this.tableFault = hpa === SL_NOT_PRESENT || hpa === SL_READ_DENIED ? SL_TABLE_NOT_PRESENT : hpa;
+      return false;
+    }
+    out[0] = this.mem.readU32(hpa);
+    out[1] = this.mem.readU32(hpa + 4);
+    return true;
+  }
+
+  writeLow(gpa: number, low: number): boolean {
+    // A/D updates need write permission in the second stage (VT-d §3.8); failing that is SFL.10.
+    const hpa = translateHpa(this.parent, gpa, true, true, this.mem, this.iotlb);
+    if (hpa < 0) {
+      this.tableFault = hpa === BLOCKED ? hpa : FL_AD_UPDATE_FAILED;
+      return false;
+    }
+    this.mem.writeU32(hpa, low);
+    return true;
+  }
+}
+const tables = new ParentTranslatedTables();
+const entry = new Uint32Array(2);
+
+/**
+ * Nested (VT-d §3.8): the guest's first-stage table is walked with walkWords and every table access — reads
  * and A/D writes — is itself translated GPA → HPA through the parent (via the IOTLB under the parent's id).
  * A table page the parent does not map is 'sl-table-not-present', distinct from a first-stage miss.
  */
-function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: number, access: IotlbAccess, mem: PhysicalMemoryPort, iotlb: Iotlb): PageResult {
-  const write = access.write;
+function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: number, write: boolean, privileged: boolean, mem: PhysicalMemoryPort, iotlb: Iotlb): number {
   const parent = view.parent;
-  if (parent.kind !== 'iova') return fault('pasid-entry-invalid');
-  if (parent.destroyed) return fault('translation-blocked');
+  if (parent.kind !== 'iova') return PASID_ENTRY_INVALID;
+  if (parent.destroyed) return BLOCKED;
   if (view.root === null) return walkSecondStage(parent, address, write); // pass-through: the PASID sees GPA space
-  let tableFault: FaultReason | null = null;
-  const guestMemory: WalkMemory = {
-    readU64(gpa) {
-      const t = translate(parent, gpa, { write: false, privileged: true }, mem, iotlb);
-      if (!t.ok) {
-        tableFault = t.reason === 'sl-not-present' || t.reason === 'sl-read-denied' ? 'sl-table-not-present' : t.reason;
-        return null;
-      }
-      return mem.read(t.hpa, 8).readBigUInt64LE(0);
-    },
-    writeU64(gpa, value) {
-      // A/D updates need write permission in the second stage (VT-d §3.8); failing that is SFL.10.
-      const t = translate(parent, gpa, { write: true, privileged: true }, mem, iotlb);
-      if (!t.ok) {
-        tableFault = t.reason === 'translation-blocked' ? t.reason : 'fl-ad-update-failed';
-        return false;
-      }
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(value, 0);
-      mem.write(t.hpa, b);
-      return true;
-    },
-  };
+  tables.parent = parent;
+  tables.mem = mem;
+  tables.iotlb = iotlb;
+  tables.tableFault = 0;
   // The request's privilege (PR) is checked against the guest's U/S bits (VT-d first stage, SGN.2).
-  const w = walk4Level(view.root, address, { write, user: !access.privileged }, guestMemory);
+  const w = walkWords(view.root, address, write, !privileged, tables, entry);
   if (!w.ok) {
-    if (w.reason !== 'table-unreachable') return fault(FIRST_STAGE_FAULTS[w.reason]);
-    return fault(tableFault ?? (w.level === 4 ? 'fl-root-access-error' : 'fl-table-access-error'));
+    if (w.reason !== 'table-unreachable') return FIRST_STAGE_FAULTS[w.reason];
+    return tables.tableFault !== 0 ? tables.tableFault : w.level === 4 ? FL_ROOT_ACCESS : FL_TABLE_ACCESS;
   }
   const s = walkSecondStage(parent, w.address, write);
-  if (!s.ok) return s;
+  if (s < 0) return s;
   // Write permission is cached only once D is set (this was a write), so a later write re-walks and sets D.
   // U/S is cached so a supervisor page's entry cannot later serve a user request (IotlbEntry.user).
-  return { ok: true, hpaPage: s.hpaPage, read: s.read, write: write && w.writable && s.write, user: w.user };
+  walkWrite = write && w.writable && walkWrite;
+  walkUser = w.user;
+  return s;
 }
 
 /**
- * Translates one device access. The IOTLB is consulted first: a hit with the needed permission is used even
- * if the table changed since (stale until invalidated, as on hardware); a hit lacking the permission re-walks.
- * Only successful translations are cached. null view → 'no-route'; a destroyed table → 'translation-blocked'.
- * access.privileged: the request's PR bit (default false: a user-mode request, as every ENQCMD is).
+ * Translates one device access to an hpa, or a negative fault code. The IOTLB is consulted first: a hit with the
+ * needed permission is used even if the table changed since (stale until invalidated, as on hardware); a hit
+ * lacking the permission re-walks. Only successful translations are cached. null view → 'no-route'; a destroyed
+ * table → 'translation-blocked'. privileged: the request's PR bit (false: a user-mode request, as every ENQCMD is).
  */
-export function translate(view: PageTableView | null, address: number, access: IotlbAccess, mem: PhysicalMemoryPort, iotlb: Iotlb): TranslateResult {
-  if (view === null) return fault('no-route');
-  if (view.destroyed) return fault('translation-blocked');
-  if (!Number.isSafeInteger(address) || address < 0) return fault('address-beyond-width');
+export function translateHpa(view: PageTableView | null, address: number, write: boolean, privileged: boolean, mem: PhysicalMemoryPort, iotlb: Iotlb): number {
+  if (view === null) return NO_ROUTE;
+  if (view.destroyed) return BLOCKED;
+  if (!Number.isSafeInteger(address) || address < 0) return BEYOND_WIDTH;
   const offset = address % PAGE_SIZE;
-  const cached = iotlb.lookup(view.id, address, access);
-  if (cached) return { ok: true, hpa: cached.hpaPage + offset };
-  let r: PageResult;
-  if (view.kind === 'iova') r = walkSecondStage(view, address, access.write);
-  else if (view.kind === 'mm') r = walkMm(view, address, access.write);
-  else r = walkNested(view, address, access, mem, iotlb);
-  if (!r.ok) return r;
-  iotlb.insert(view.id, address, { hpaPage: r.hpaPage, read: r.read, write: r.write, user: r.user });
-  return { ok: true, hpa: r.hpaPage + offset };
+  const cached = iotlb.hit(view.id, address, write, privileged);
+  if (cached >= 0) return cached + offset;
+  let page: number;
+  if (view.kind === 'iova') page = walkSecondStage(view, address, write);
+  else if (view.kind === 'mm') page = walkMm(view, address, write);
+  else page = walkNested(view, address, write, privileged, mem, iotlb);
+  if (page < 0) return page;
+  iotlb.insertPage(view.id, address, page, walkRead, walkWrite, walkUser);
+  return page + offset;
+}
+
+/** translateHpa as a result object (probes, tests). */
+export function translate(view: PageTableView | null, address: number, access: IotlbAccess, mem: PhysicalMemoryPort, iotlb: Iotlb): TranslateResult {
+  const hpa = translateHpa(view, address, access.write, access.privileged === true, mem, iotlb);
+  return hpa >= 0 ? { ok: true, hpa } : { ok: false, reason: faultReasonOf(hpa) };
 }
 
 export type DmaResult = { ok: true; data?: Buffer } | { ok: false; address: number; reason: FaultReason };
 
 /**
- * One device access of `length` bytes at `address`: every page is translated first and bytes move only if all
- * succeed, so a faulting access transfers nothing. The fault address is the first byte of the access inside
- * the faulting page. A read returns `data`; a write takes `data` of exactly `length` bytes. `privileged` is
- * the request's PR bit (supervisor request); a user request to a supervisor page faults.
+ * One device access of `length` bytes at `address` (any length: the raw DMA of hw.dma): every page is translated
+ * first and bytes move only if all succeed, so a faulting access transfers nothing. The fault address is the first
+ * byte of the access inside the faulting page. A read returns `data`; a write takes `data` of exactly `length`
+ * bytes. `privileged` is the request's PR bit (supervisor request); a user request to a supervisor page faults.
  */
 export function dmaAccess(
   view: PageTableView | null,
@@ -141,19 +207,19 @@ export function dmaAccess(
   if (write && (!data || data.length !== length)) {
     throw new KernelError('EINVAL', `DMA write of ${length} bytes needs exactly ${length} bytes of data, got ${data?.length ?? 'none'}`);
   }
-  const chunks: Array<{ hpa: number; offset: number; size: number }> = [];
-  for (let at = address; at < address + length; ) {
-    const size = Math.min(PAGE_SIZE - (at % PAGE_SIZE), address + length - at);
-    const t = translate(view, at, { write, privileged }, mem, iotlb);
-    if (!t.ok) return { ok: false, address: at, reason: t.reason };
-    chunks.push({ hpa: t.hpa, offset: at - address, size });
-    at += size;
+  const hpas: number[] = [];
+  for (let at = address; at < address + length; at += PAGE_SIZE - (at % PAGE_SIZE)) {
+    const hpa = translateHpa(view, at, write, privileged, mem, iotlb);
+    if (hpa < 0) return { ok: false, address: at, reason: faultReasonOf(hpa) };
+    hpas.push(hpa);
   }
-  if (write) {
-    for (const c of chunks) mem.write(c.hpa, (data as Buffer).subarray(c.offset, c.offset + c.size));
-    return { ok: true };
+  const out = write ? undefined : Buffer.alloc(length);
+  let done = 0;
+  for (const hpa of hpas) {
+    const size = Math.min(PAGE_SIZE - (hpa % PAGE_SIZE), length - done);
+    if (write) mem.write(hpa, (data as Buffer).subarray(done, done + size));
+    else mem.read(hpa, size).copy(out as Buffer, done);
+    done += size;
   }
-  const out = Buffer.alloc(length);
-  for (const c of chunks) mem.read(c.hpa, c.size).copy(out, c.offset);
-  return { ok: true, data: out };
+  return write ? { ok: true } : { ok: true, data: out };
 }

@@ -3,7 +3,7 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import type { KernelFile } from '../process/fd-table';
 import type { Process } from '../process/process';
-import { guestEnqcmd, guestEnqcmds, prepareEnqcmd } from '../cpu/enqcmd';
+import { guestEnqcmd, guestEnqcmds, prepareEnqcmd, type VpasidTranslation } from '../cpu/enqcmd';
 import { devicePortal } from '../cpu/portal';
 import type { DeviceSet } from '../devices/device-set';
 import { fdArg, type HostCaller, type OpCall, opsFor } from '../dispatch/op';
@@ -26,10 +26,21 @@ const vmObject = (a: { vmFd: number }, _r: unknown, caller: HostCaller): string 
 const vcpuObject = (a: { vmFd: number; vcpu: number }, _r: unknown, caller: HostCaller): string => `vcpu:${pidOf(caller)}/${a.vmFd}/${a.vcpu}`;
 
 /** What ENQCMD on a vCPU translates through: the VM's PASID translation table (the VMCS one). */
-const table = (vm: KvmVm): { enabled: boolean; translate: (vpasid: number) => number | null } => ({
-  enabled: vm.pasidTranslation,
-  translate: (vpasid) => vm.translate(vpasid),
-});
+/** The VM's PASID translation table as ENQCMD sees it: one view per VM, made on its first ENQCMD. */
+const tables = new WeakMap<KvmVm, VpasidTranslation>();
+const table = (vm: KvmVm): VpasidTranslation => {
+  let t = tables.get(vm);
+  if (!t) {
+    t = {
+      get enabled(): boolean {
+        return vm.pasidTranslation;
+      },
+      translate: (vpasid) => vm.translate(vpasid),
+    };
+    tables.set(vm, t);
+  }
+  return t;
+};
 
 export const kvmOps = {
   /** KVM_CREATE_VM. */

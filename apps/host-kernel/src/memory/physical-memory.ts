@@ -3,6 +3,26 @@ import { Tx } from '../fault-injection';
 import { IdAllocator } from '../lib/id-allocator';
 import { FRAMES_PER_MIB, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
 
+/** What a frame that was never written holds. */
+const ZERO_FRAME = Buffer.alloc(PAGE_SIZE);
+
+/**
+ * Offset of the first byte where a[aAt, +n) and b[bAt, +n) differ, or -1: one memcmp for the whole range, then a
+ * binary search over memcmps for the first difference (no per-byte loop).
+ */
+export function firstDifference(a: Buffer, aAt: number, b: Buffer, bAt: number, n: number): number {
+  if (a.compare(b, bAt, bAt + n, aAt, aAt + n) === 0) return -1;
+  // [0, lo) is equal, [0, hi) is not.
+  let lo = 0;
+  let hi = n;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (a.compare(b, bAt + lo, bAt + mid, aAt + lo, aAt + mid) === 0) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * Host physical memory: `memoryMiB` of 4 KiB frames. A frame is allocated (counted against the total,
  * ENOMEM beyond) when a process first touches a page; its bytes exist only once written (sparse).
@@ -121,6 +141,69 @@ export class PhysicalMemory {
       data.copy(frame, pageOffset(at), done, done + n);
       done += n;
     }
+  }
+
+  // ---- the device data plane: one frame per call (a descriptor's accesses never cross a page), no allocation ----
+
+  /** Little-endian u32 at hpa (a page-table entry's half: never crosses a frame); never-written bytes read as zero. */
+  readU32(hpa: number): number {
+    this.checkRange(hpa, 4);
+    const frame = this.bytes.get(pageIndex(hpa));
+    return frame === undefined ? 0 : frame.readUInt32LE(pageOffset(hpa));
+  }
+
+  writeU32(hpa: number, value: number): void {
+    this.checkRange(hpa, 4);
+    this.frameForWrite(hpa).writeUInt32LE(value >>> 0, pageOffset(hpa));
+  }
+
+  /** Frame to frame: n bytes from srcHpa to dstHpa, overlapping or not (memmove). */
+  copy(srcHpa: number, dstHpa: number, n: number): void {
+    this.checkChunk(srcHpa, n);
+    this.checkChunk(dstHpa, n);
+    const dst = this.frameForWrite(dstHpa);
+    const src = this.bytes.get(pageIndex(srcHpa)) ?? ZERO_FRAME;
+    const from = pageOffset(srcHpa);
+    src.copy(dst, pageOffset(dstHpa), from, from + n);
+  }
+
+  /** n bytes at dstHpa repeat `pattern` from its first byte (the caller rotates it to the fill's phase). */
+  fill(dstHpa: number, n: number, pattern: Buffer): void {
+    this.checkChunk(dstHpa, n);
+    const at = pageOffset(dstHpa);
+    this.frameForWrite(dstHpa).fill(pattern, at, at + n);
+  }
+
+  /** Offset of the first byte that differs between [aHpa, +n) and [bHpa, +n), or -1 when they are equal. */
+  compare(aHpa: number, bHpa: number, n: number): number {
+    this.checkChunk(aHpa, n);
+    this.checkChunk(bHpa, n);
+    return firstDifference(this.bytes.get(pageIndex(aHpa)) ?? ZERO_FRAME, pageOffset(aHpa), this.bytes.get(pageIndex(bHpa)) ?? ZERO_FRAME, pageOffset(bHpa), n);
+  }
+
+  /** n bytes of src from `offset` to hpa (a completion record). */
+  writeFrom(hpa: number, src: Buffer, offset: number, n: number): void {
+    this.checkChunk(hpa, n);
+    const at = pageOffset(hpa);
+    src.copy(this.frameForWrite(hpa), at, offset, offset + n);
+  }
+
+  /** The bytes of an allocated frame, created on first write (a free frame → EFAULT, as write()). */
+  private frameForWrite(hpa: number): Buffer {
+    const pfn = pageIndex(hpa);
+    if (!this.frames.isUsed(pfn)) throw new KernelError('EFAULT', `hpa ${pfn * PAGE_SIZE} is in a free frame`);
+    let frame = this.bytes.get(pfn);
+    if (!frame) {
+      frame = Buffer.alloc(PAGE_SIZE);
+      this.bytes.set(pfn, frame);
+    }
+    return frame;
+  }
+
+  /** A range inside physical memory and inside one frame. */
+  private checkChunk(hpa: number, n: number): void {
+    this.checkRange(hpa, n);
+    if (pageOffset(hpa) + n > PAGE_SIZE) throw new RangeError(`[${hpa}, +${n}) crosses a frame`);
   }
 
   private addPin(pfn: number, delta: number): void {

@@ -18,7 +18,7 @@ describe('DSA descriptor', () => {
     const d = decodeDescriptor(b);
     expect(d).toEqual({
       ok: true,
-      descriptor: { op: 'memmove', opcode: 3, pasid: 7, privileged: false, flags: 0x0c, completion: 0x3000, requestCompletion: true, blockOnFault: false, src: 0x1000, dst: 0x2000, length: 300, pattern: 0n },
+      descriptor: { op: 'memmove', opcode: 3, pasid: 7, privileged: false, flags: 0x0c, completion: 0x3000, requestCompletion: true, blockOnFault: false, src: 0x1000, dst: 0x2000, length: 300, patternLo: 0, patternHi: 0 },
     });
   });
 
@@ -30,8 +30,11 @@ describe('DSA descriptor', () => {
   });
 
   it('round-trips fill (pattern at @16), compare (src2 at @24) and noop', () => {
-    const fill = decodeDescriptor(encodeDescriptor({ op: 'fill', dst: 0x5000, length: 16, pattern: 0x0102030405060708n, completion: 0x40 }));
-    expect(fill).toMatchObject({ ok: true, descriptor: { op: 'fill', opcode: 4, dst: 0x5000, length: 16, pattern: 0x0102030405060708n } });
+    const pattern = 0x0102030405060708n;
+    const fill = decodeDescriptor(encodeDescriptor({ op: 'fill', dst: 0x5000, length: 16, pattern, completion: 0x40 }));
+    // The pattern's two little-endian u32 halves, as numbers (no BigInt on the device path).
+    const halves = { patternLo: Number(pattern & 0xffffffffn), patternHi: Number(pattern >> 32n) };
+    expect(fill).toMatchObject({ ok: true, descriptor: { op: 'fill', opcode: 4, dst: 0x5000, length: 16, ...halves } });
     const cmp = decodeDescriptor(encodeDescriptor({ op: 'compare', src: 0x10, dst: 0x20, length: 4, completion: 0x40 }));
     expect(cmp).toMatchObject({ ok: true, descriptor: { op: 'compare', opcode: 5, src: 0x10, dst: 0x20 } });
     const noop = encodeDescriptor({ op: 'noop', completion: 0x60, privileged: true });

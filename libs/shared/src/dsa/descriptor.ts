@@ -52,13 +52,19 @@ export interface Descriptor {
   src: number;
   dst: number;
   length: number;
-  pattern: bigint;
+  /** fill: the 8-byte pattern as its two little-endian u32 halves (numbers, no BigInt on the device path). */
+  patternLo: number;
+  patternHi: number;
 }
 
-export type DecodedDescriptor =
-  | { ok: true; descriptor: Descriptor }
-  /** What the device reports: the status goes to `completion` when it is non-null. */
-  | { ok: false; status: number; completion: number | null; message: string };
+/** What the device reports for an invalid descriptor: the status goes to `completion` when it is non-null. */
+export interface DescriptorError {
+  status: number;
+  completion: number | null;
+  message: string;
+}
+
+export type DecodedDescriptor = ({ ok: true; descriptor: Descriptor }) | ({ ok: false } & DescriptorError);
 
 function checkU64Address(value: number | undefined, what: string): number {
   if (value === undefined) throw new KernelError('EINVAL', `${what} is required`);
@@ -76,84 +82,125 @@ function patternBits(pattern: number | bigint | undefined): bigint {
   return bits;
 }
 
-/** Builds a 64-byte descriptor with CRAV|RCR set (the guest driver always polls a completion record). */
-export function encodeDescriptor(input: DescriptorInput): Buffer {
+const HI = 2 ** 32;
+
+/** A non-negative safe integer as its two little-endian u32 halves at `offset`. */
+function writeU64(b: Buffer, value: number, offset: number): void {
+  b.writeUInt32LE(value % HI, offset);
+  b.writeUInt32LE(Math.floor(value / HI), offset + 4);
+}
+
+/**
+ * Builds a 64-byte descriptor with CRAV|RCR set (the guest driver always polls a completion record). `pasid` and
+ * `privileged`, when given, replace the input's (ENQCMD: the CPU fills them in, so the JSON's are ignored).
+ */
+export function encodeDescriptor(input: DescriptorInput, pasidOverride?: number, privilegedOverride?: boolean): Buffer {
   if (!Object.prototype.hasOwnProperty.call(DsaOpcode, input.op)) throw new KernelError('EINVAL', `unknown descriptor op ${String(input.op)}`);
   const completion = checkU64Address(input.completion, 'completion address');
-  const pasid = input.pasid ?? 0;
+  const pasid = pasidOverride ?? input.pasid ?? 0;
+  const privileged = privilegedOverride ?? input.privileged;
   if (!Number.isInteger(pasid) || pasid < 0 || pasid > DESC_PASID_MASK) throw new KernelError('ERANGE', `descriptor PASID ${pasid} is outside [0, 2^20)`);
-  const b = Buffer.alloc(DESCRIPTOR_SIZE);
-  b.writeUInt32LE((pasid | (input.privileged ? DESC_PRIV_BIT : 0)) >>> 0, OFF.pasid);
+  // From the shared slab (no ArrayBuffer of its own per descriptor), zeroed: reserved bytes must be 0.
+  const b = Buffer.allocUnsafe(DESCRIPTOR_SIZE).fill(0);
+  b.writeUInt32LE((pasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, OFF.pasid);
   if (input.blockOnFault !== undefined && typeof input.blockOnFault !== 'boolean') throw new KernelError('EINVAL', `blockOnFault must be a boolean`);
   b.writeUIntLE(DsaFlag.crav | DsaFlag.rcr | (input.blockOnFault ? DsaFlag.blockOnFault : 0), OFF.flags, 3);
   b.writeUInt8(DsaOpcode[input.op], OFF.opcode);
-  b.writeBigUInt64LE(BigInt(completion), OFF.completion);
+  writeU64(b, completion, OFF.completion);
   if (input.op === 'noop') return b;
   const length = input.length;
   if (length === undefined || !Number.isInteger(length) || length < 0 || length > U32_MAX) {
     throw new KernelError('EINVAL', `${input.op} length ${length} is not a u32`);
   }
   b.writeUInt32LE(length, OFF.size);
-  if (input.op === 'fill') b.writeBigUInt64LE(patternBits(input.pattern), OFF.src);
-  else b.writeBigUInt64LE(BigInt(checkU64Address(input.src, `${input.op} src`)), OFF.src);
-  b.writeBigUInt64LE(BigInt(checkU64Address(input.dst, `${input.op} dst`)), OFF.dst);
+  if (input.op === 'fill') {
+    if (typeof input.pattern === 'number' && Number.isSafeInteger(input.pattern) && input.pattern >= 0) writeU64(b, input.pattern, OFF.src);
+    else b.writeBigUInt64LE(patternBits(input.pattern), OFF.src);
+  } else writeU64(b, checkU64Address(input.src, `${input.op} src`), OFF.src);
+  writeU64(b, checkU64Address(input.dst, `${input.op} dst`), OFF.dst);
   return b;
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** The high half of a u64 at or below Number.MAX_SAFE_INTEGER (2^53 − 1) is at most 2^21 − 1. */
+const SAFE_HI_MAX = 0x1f_ffff;
+const OPS_BY_CODE: Array<DsaOp | undefined> = [];
+for (const op of Object.keys(DsaOpcode) as DsaOp[]) OPS_BY_CODE[DsaOpcode[op]] = op;
+
+/** The u64 at offset as a number, or -1 when it is above Number.MAX_SAFE_INTEGER. */
+function readSafeU64(buf: Buffer, offset: number): number {
+  const hi = buf.readUInt32LE(offset + 4);
+  return hi > SAFE_HI_MAX ? -1 : hi * HI + buf.readUInt32LE(offset);
+}
+
+/** Every dword of [from, 64) is zero. */
+function reservedClear(buf: Buffer, from: number): boolean {
+  for (let at = from; at < DESCRIPTOR_SIZE; at += 4) if (buf.readUInt32LE(at) !== 0) return false;
+  return true;
+}
+
+/** An empty Descriptor to decode into (the device keeps one and reuses it for every descriptor it runs). */
+export function newDescriptor(): Descriptor {
+  return { op: 'noop', opcode: 0, pasid: 0, privileged: false, flags: 0, completion: null, requestCompletion: false, blockOnFault: false, src: 0, dst: 0, length: 0, patternLo: 0, patternHi: 0 };
+}
 
 /**
  * Decodes and validates as the device does (DSA §8.3 descriptor checks, in this order): completion address,
  * opcode, flags, reserved fields, transfer size, addresses. An invalid descriptor is a result, not an
  * exception, because the device reports it in the completion record. `maxTransferSize` is the WQ's limit.
+ * Fills `out` and returns null, or returns what the device reports (`out` is then undefined). Numbers only.
  */
-export function decodeDescriptor(buf: Buffer, maxTransferSize: number = U32_MAX): DecodedDescriptor {
+export function decodeDescriptorInto(buf: Buffer, maxTransferSize: number, out: Descriptor): DescriptorError | null {
   if (buf.length !== DESCRIPTOR_SIZE) throw new KernelError('EINVAL', `descriptor is ${buf.length} bytes, expected ${DESCRIPTOR_SIZE}`);
   const dword0 = buf.readUInt32LE(OFF.pasid);
   const flags = buf.readUIntLE(OFF.flags, 3);
   const opcode = buf.readUInt8(OFF.opcode);
-  const rawCompletion = buf.readBigUInt64LE(OFF.completion);
   const crav = (flags & DsaFlag.crav) !== 0;
-  const completion = crav && rawCompletion <= MAX_SAFE ? Number(rawCompletion) : null;
-  const invalid = (status: number, message: string): DecodedDescriptor => ({ ok: false, status, completion, message });
-  if (crav && completion === null) return invalid(CompletionStatus.translationFail, `completion address ${rawCompletion} is not addressable`);
-  if (completion !== null && completion % COMPLETION_RECORD_ALIGN !== 0) {
-    return { ok: false, status: CompletionStatus.completionAlign, completion: null, message: `completion address ${completion} is not 32-byte aligned` };
+  const rawCompletion = readSafeU64(buf, OFF.completion);
+  const completion = crav && rawCompletion >= 0 ? rawCompletion : null;
+  if (crav && completion === null) {
+    return { status: CompletionStatus.translationFail, completion, message: `completion address ${buf.readBigUInt64LE(OFF.completion)} is not addressable` };
   }
-  const op = (Object.keys(DsaOpcode) as DsaOp[]).find((k) => DsaOpcode[k] === opcode);
-  if (op === undefined) return invalid(CompletionStatus.badOpcode, `unsupported opcode 0x${opcode.toString(16)}`);
-  if ((flags & ~DSA_SUPPORTED_FLAGS) !== 0) return invalid(CompletionStatus.invalidFlags, `unsupported flags 0x${flags.toString(16)}`);
-  const reservedBytes = op === 'noop' ? buf.subarray(OFF.src) : buf.subarray(OFF.reservedFrom);
-  if ((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) !== 0 || reservedBytes.some((x) => x !== 0)) {
-    return invalid(CompletionStatus.nonZeroReserved, 'non-zero reserved field');
+  if (completion !== null && completion % COMPLETION_RECORD_ALIGN !== 0) {
+    return { status: CompletionStatus.completionAlign, completion: null, message: `completion address ${completion} is not 32-byte aligned` };
+  }
+  const op = OPS_BY_CODE[opcode];
+  if (op === undefined) return { status: CompletionStatus.badOpcode, completion, message: `unsupported opcode 0x${opcode.toString(16)}` };
+  if ((flags & ~DSA_SUPPORTED_FLAGS) !== 0) return { status: CompletionStatus.invalidFlags, completion, message: `unsupported flags 0x${flags.toString(16)}` };
+  if ((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) !== 0 || !reservedClear(buf, op === 'noop' ? OFF.src : OFF.reservedFrom)) {
+    return { status: CompletionStatus.nonZeroReserved, completion, message: 'non-zero reserved field' };
   }
   const length = op === 'noop' ? 0 : buf.readUInt32LE(OFF.size);
   if (op !== 'noop' && (length === 0 || length > maxTransferSize)) {
-    return invalid(CompletionStatus.transferSizeRange, `transfer size ${length} is outside [1, ${maxTransferSize}]`);
+    return { status: CompletionStatus.transferSizeRange, completion, message: `transfer size ${length} is outside [1, ${maxTransferSize}]` };
   }
-  const rawSrc = buf.readBigUInt64LE(OFF.src);
-  const rawDst = buf.readBigUInt64LE(OFF.dst);
+  const src = readSafeU64(buf, OFF.src);
+  const dst = readSafeU64(buf, OFF.dst);
   const srcIsAddress = op === 'memmove' || op === 'compare';
-  if ((srcIsAddress && rawSrc + BigInt(length) > MAX_SAFE) || (op !== 'noop' && rawDst + BigInt(length) > MAX_SAFE)) {
-    return invalid(CompletionStatus.translationFail, 'buffer address is not addressable');
+  // addr + length > MAX_SAFE, in exact arithmetic (MAX_SAFE − length is exact; addr + length may not be).
+  if ((srcIsAddress && (src < 0 || src > Number.MAX_SAFE_INTEGER - length)) || (op !== 'noop' && (dst < 0 || dst > Number.MAX_SAFE_INTEGER - length))) {
+    return { status: CompletionStatus.translationFail, completion, message: 'buffer address is not addressable' };
   }
-  return {
-    ok: true,
-    descriptor: {
-      op,
-      opcode,
-      pasid: dword0 & DESC_PASID_MASK,
-      privileged: (dword0 & DESC_PRIV_BIT) !== 0,
-      flags,
-      completion,
-      requestCompletion: (flags & DsaFlag.rcr) !== 0,
-      blockOnFault: (flags & DsaFlag.blockOnFault) !== 0,
-      src: srcIsAddress ? Number(rawSrc) : 0,
-      dst: op === 'noop' ? 0 : Number(rawDst),
-      length,
-      pattern: op === 'fill' ? rawSrc : 0n,
-    },
-  };
+  out.op = op;
+  out.opcode = opcode;
+  out.pasid = dword0 & DESC_PASID_MASK;
+  out.privileged = (dword0 & DESC_PRIV_BIT) !== 0;
+  out.flags = flags;
+  out.completion = completion;
+  out.requestCompletion = (flags & DsaFlag.rcr) !== 0;
+  out.blockOnFault = (flags & DsaFlag.blockOnFault) !== 0;
+  out.src = srcIsAddress ? src : 0;
+  out.dst = op === 'noop' ? 0 : dst;
+  out.length = length;
+  out.patternLo = op === 'fill' ? buf.readUInt32LE(OFF.src) : 0;
+  out.patternHi = op === 'fill' ? buf.readUInt32LE(OFF.src + 4) : 0;
+  return null;
+}
+
+/** decodeDescriptorInto as a fresh result (tests, cold paths). */
+export function decodeDescriptor(buf: Buffer, maxTransferSize: number = U32_MAX): DecodedDescriptor {
+  const descriptor = newDescriptor();
+  const error = decodeDescriptorInto(buf, maxTransferSize, descriptor);
+  return error ? { ok: false, ...error } : { ok: true, descriptor };
 }
 
 /** Completion record (struct dsa_completion_record): @0 status, @1 result, @2 fault_info, @4 bytes_completed u32, @8 fault_addr u64. */
@@ -166,18 +213,23 @@ export interface CompletionRecord {
 }
 
 export function encodeCompletion(rec: Partial<CompletionRecord> & { status: number }): Buffer {
-  const b = Buffer.alloc(COMPLETION_RECORD_SIZE);
+  return encodeCompletionInto(Buffer.alloc(COMPLETION_RECORD_SIZE), rec.status, rec.result ?? 0, rec.faultInfo ?? 0, rec.bytesCompleted ?? 0, rec.faultAddress ?? 0);
+}
+
+/** The record into `b` (32 bytes, every byte written), from its fields (the device reuses one buffer). */
+export function encodeCompletionInto(b: Buffer, status: number, result: number, faultInfo: number, bytesCompleted: number, faultAddress: number): Buffer {
   const byteField = (v: number, what: string): number => {
     if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new KernelError('EINVAL', `completion ${what} ${v} is not a byte`);
     return v;
   };
-  b.writeUInt8(byteField(rec.status, 'status'), 0);
-  b.writeUInt8(byteField(rec.result ?? 0, 'result'), 1);
-  b.writeUInt8(byteField(rec.faultInfo ?? 0, 'fault info'), 2);
-  const bytes = rec.bytesCompleted ?? 0;
-  if (!Number.isInteger(bytes) || bytes < 0 || bytes > U32_MAX) throw new KernelError('EINVAL', `bytes completed ${bytes} is not a u32`);
-  b.writeUInt32LE(bytes, 4);
-  b.writeBigUInt64LE(BigInt(checkU64Address(rec.faultAddress ?? 0, 'fault address')), 8);
+  b.writeUInt8(byteField(status, 'status'), 0);
+  b.writeUInt8(byteField(result, 'result'), 1);
+  b.writeUInt8(byteField(faultInfo, 'fault info'), 2);
+  b.writeUInt8(0, 3);
+  if (!Number.isInteger(bytesCompleted) || bytesCompleted < 0 || bytesCompleted > U32_MAX) throw new KernelError('EINVAL', `bytes completed ${bytesCompleted} is not a u32`);
+  b.writeUInt32LE(bytesCompleted, 4);
+  writeU64(b, checkU64Address(faultAddress, 'fault address'), 8);
+  b.fill(0, 16, COMPLETION_RECORD_SIZE);
   return b;
 }
 
@@ -186,13 +238,13 @@ export function decodeCompletion(buf: Buffer): CompletionRecord & { statusName: 
   if (buf.length < COMPLETION_RECORD_SIZE) throw new KernelError('EINVAL', `completion record is ${buf.length} bytes, expected ${COMPLETION_RECORD_SIZE}`);
   const status = buf.readUInt8(0);
   const name = (Object.keys(CompletionStatus) as Array<keyof typeof CompletionStatus>).find((k) => CompletionStatus[k] === status);
-  const faultAddress = buf.readBigUInt64LE(8);
+  const faultAddress = readSafeU64(buf, 8);
   return {
     status,
     statusName: name ?? `unknown-0x${status.toString(16)}`,
     result: buf.readUInt8(1),
     faultInfo: buf.readUInt8(2),
     bytesCompleted: buf.readUInt32LE(4),
-    faultAddress: faultAddress <= MAX_SAFE ? Number(faultAddress) : Number.MAX_SAFE_INTEGER,
+    faultAddress: faultAddress >= 0 ? faultAddress : Number.MAX_SAFE_INTEGER,
   };
 }

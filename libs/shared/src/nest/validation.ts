@@ -1,6 +1,7 @@
 import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { KernelError } from '../errno';
 import { checkJsonDepth, checkKeys } from '../json-guard';
+import { compiledBodyValidator } from './compiled-dto';
 
 function flatten(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((e) => {
@@ -10,16 +11,34 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   });
 }
 
+const VALIDATION = {
+  whitelist: true,
+  forbidNonWhitelisted: true,
+  forbidUnknownValues: true,
+  transform: true,
+  transformOptions: { enableImplicitConversion: false },
+  exceptionFactory: (errors: ValidationError[]) => new KernelError('EINVAL', flatten(errors).join('; ') || 'invalid request'),
+};
+
+/**
+ * A body whose DTO compiles (compiled-dto.ts) and that passes its compiled rules is built and passed at once;
+ * everything else — every refusal included, so each keeps its message — goes through class-transformer and
+ * class-validator as before.
+ */
+class CompiledValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body') {
+      const accept = compiledBodyValidator(metadata.metatype);
+      const built = accept ? accept(value) : null;
+      if (built) return built;
+    }
+    return super.transform(value, metadata);
+  }
+}
+
 /** Global validation: unknown fields are rejected, wrong types and ranges are EINVAL problems. */
 export function kernelValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    forbidUnknownValues: true,
-    transform: true,
-    transformOptions: { enableImplicitConversion: false },
-    exceptionFactory: (errors) => new KernelError('EINVAL', flatten(errors).join('; ') || 'invalid request'),
-  });
+  return new CompiledValidationPipe(VALIDATION);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { decodePte, pageTableIndexes } from './pte';
-import { CANONICAL_LIMIT, PAGE_SIZE, PAGING_LEVELS as LEVELS, PHYS_ADDR_LIMIT, PTE_A, PTE_D, PTE_SIZE } from './x86.constants';
+import { CANONICAL_LIMIT, PAGE_SIZE, PAGING_LEVELS as LEVELS, PHYS_ADDR_LIMIT, PTE_SIZE, PTES_PER_TABLE } from './x86.constants';
+import { PTE_HI_ADDRESS_MASK, PTE_HI_RESERVED_MASK, PTE_LO_A, PTE_LO_ADDRESS_MASK, PTE_LO_D, PTE_LO_P, PTE_LO_PS, PTE_LO_RW, PTE_LO_US } from './x86.constants';
 
 /** Memory the walker reads tables from: guest-physical for the guest and nested IOMMU walks, physical in tests. */
 export interface WalkMemory {
@@ -7,6 +7,16 @@ export interface WalkMemory {
   readU64(address: number): bigint | null;
   /** Present when the walker may set A/D like a hardware walk; false: the update failed. */
   writeU64?(address: number, value: bigint): boolean;
+}
+
+/**
+ * The same memory in numbers (the IOMMU's walk, no BigInt): an entry is read as its two little-endian u32 halves.
+ * readEntry fills out[0] (bits 31:0) and out[1] (bits 63:32), false when the table read failed; writeLow replaces
+ * the low half (A and D live there; the high half of an entry the walker updates never changes).
+ */
+export interface WalkWords {
+  readEntry(address: number, out: Uint32Array): boolean;
+  writeLow?(address: number, low: number): boolean;
 }
 
 export type WalkFaultReason = 'not-present' | 'reserved-bits' | 'large-page' | 'write-denied' | 'user-denied' | 'table-unreachable' | 'non-canonical';
@@ -22,6 +32,10 @@ export type WalkResult =
   | { ok: true; address: number; writable: boolean; user: boolean; levels: number }
   | { ok: false; reason: WalkFaultReason; level: number; entryAddress?: number };
 
+/** 4 KiB pages one entry of each level maps: 512^3, 512^2, 512, 1 (index = page / span % 512). */
+const SPAN = [0, 1, PTES_PER_TABLE, PTES_PER_TABLE ** 2, PTES_PER_TABLE ** 3];
+const HI = 2 ** 32;
+
 /**
  * The one x86-64 4-level walker (SDM §4.5; VT-d first-stage, VT-d spec §3.6 / §9.7).
  * - R/W and U/S are ANDed over all levels; a write needs R/W = 1 everywhere (CR0.WP = 1 / VT-d WPE behaviour);
@@ -29,40 +43,66 @@ export type WalkResult =
  *   to a supervisor page faults). Supervisor accesses to user pages are allowed (no SMAP/SMEP in this model).
  * - Bit 7 is reserved in a PML4E (→ reserved-bits) and PS in a PDPTE/PDE is unsupported (→ large-page);
  *   in a PTE bit 7 is PAT and is accepted.
- * - With writeU64, A is set in every entry used (leaf included) and D in the leaf on a write, only for an
+ * - With a writer, A is set in every entry used (leaf included) and D in the leaf on a write, only for an
  *   access that is allowed (SDM §4.8); a failed A/D update stops the walk as 'table-unreachable'.
  * - A bad root (unaligned or beyond the physical address width) reports 'reserved-bits' at level 4 with no
  *   entryAddress, like a root pointer with reserved bits set.
+ * Entries are read as two u32 halves (numbers only); walk4Level is the same walk over 64-bit BigInt memory.
  */
-export function walk4Level(cr3: number, va: number, access: WalkAccess, mem: WalkMemory): WalkResult {
+export function walkWords(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array): WalkResult {
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return { ok: false, reason: 'non-canonical', level: LEVELS };
   if (!Number.isSafeInteger(cr3) || cr3 < 0 || cr3 % PAGE_SIZE !== 0 || cr3 >= PHYS_ADDR_LIMIT) {
     return { ok: false, reason: 'reserved-bits', level: LEVELS };
   }
-  const indexes = pageTableIndexes(va);
+  const page = Math.floor(va / PAGE_SIZE);
   let table = cr3;
   let writable = true;
   let user = true;
   for (let level = LEVELS; level >= 1; level--) {
-    const entryAddress = table + indexes[LEVELS - level] * PTE_SIZE;
-    const raw = mem.readU64(entryAddress);
-    if (raw === null) return { ok: false, reason: 'table-unreachable', level, entryAddress };
-    const pte = decodePte(raw);
-    if (!pte.present) return { ok: false, reason: 'not-present', level, entryAddress };
-    if (pte.reserved || (level === 4 && pte.large)) return { ok: false, reason: 'reserved-bits', level, entryAddress };
-    if (pte.large && level > 1) return { ok: false, reason: 'large-page', level, entryAddress };
-    writable &&= pte.writable;
-    user &&= pte.user;
+    const entryAddress = table + (Math.floor(page / SPAN[level]) % PTES_PER_TABLE) * PTE_SIZE;
+    if (!mem.readEntry(entryAddress, entry)) return { ok: false, reason: 'table-unreachable', level, entryAddress };
+    const lo = entry[0];
+    const hi = entry[1];
+    if ((lo & PTE_LO_P) === 0) return { ok: false, reason: 'not-present', level, entryAddress };
+    const large = (lo & PTE_LO_PS) !== 0;
+    if ((hi & PTE_HI_RESERVED_MASK) !== 0 || (level === 4 && large)) return { ok: false, reason: 'reserved-bits', level, entryAddress };
+    if (large && level > 1) return { ok: false, reason: 'large-page', level, entryAddress };
+    writable &&= (lo & PTE_LO_RW) !== 0;
+    user &&= (lo & PTE_LO_US) !== 0;
     const leaf = level === 1;
-    if (leaf && access.user && !user) return { ok: false, reason: 'user-denied', level, entryAddress };
-    if (leaf && access.write && !writable) return { ok: false, reason: 'write-denied', level, entryAddress };
-    const updated = raw | PTE_A | (leaf && access.write ? PTE_D : 0n);
-    if (updated !== raw && mem.writeU64 && !mem.writeU64(entryAddress, updated)) {
+    if (leaf && userAccess && !user) return { ok: false, reason: 'user-denied', level, entryAddress };
+    if (leaf && write && !writable) return { ok: false, reason: 'write-denied', level, entryAddress };
+    const updated = (lo | PTE_LO_A | (leaf && write ? PTE_LO_D : 0)) >>> 0;
+    if (updated !== lo && mem.writeLow && !mem.writeLow(entryAddress, updated)) {
       return { ok: false, reason: 'table-unreachable', level, entryAddress };
     }
-    if (leaf) return { ok: true, address: pte.address + (va % PAGE_SIZE), writable, user, levels: LEVELS };
-    table = pte.address;
+    const address = (hi & PTE_HI_ADDRESS_MASK) * HI + ((lo & PTE_LO_ADDRESS_MASK) >>> 0);
+    if (leaf) return { ok: true, address: address + (va % PAGE_SIZE), writable, user, levels: LEVELS };
+    table = address;
   }
   /* istanbul ignore next -- the loop always returns at level 1 */
   throw new Error('unreachable');
+}
+
+const LOW32 = 0xffff_ffffn;
+
+/** walkWords over memory that holds 64-bit entries as BigInt (the guest's tables, tests). */
+export function walk4Level(cr3: number, va: number, access: WalkAccess, mem: WalkMemory): WalkResult {
+  const words: WalkWords = {
+    readEntry(address, out) {
+      const raw = mem.readU64(address);
+      if (raw === null) return false;
+      out[0] = Number(raw & LOW32);
+      out[1] = Number((raw >> 32n) & LOW32);
+      return true;
+    },
+  };
+  const write = mem.writeU64?.bind(mem);
+  if (write) {
+    words.writeLow = (address, low) => {
+      const raw = mem.readU64(address);
+      return raw !== null && write(address, (raw & ~LOW32) | BigInt(low));
+    };
+  }
+  return walkWords(cr3, va, access.write, access.user === true, words, new Uint32Array(2));
 }

@@ -16,6 +16,20 @@ export const PTE_D = 1n << 6n;
 /** PS in PDPTE/PDE (large page); PAT in a 4 KiB PTE; reserved in a PML4E (SDM Table 4-15). */
 export const PTE_PS = 1n << 7n;
 
+/**
+ * The same bits as numbers, for walkers that read an entry as two little-endian u32 halves (no BigInt on the
+ * IOMMU's path): flags in the low half; address bits 51:32 and the reserved bits 51:48 in the high half.
+ */
+export const PTE_LO_P = 1 << 0;
+export const PTE_LO_RW = 1 << 1;
+export const PTE_LO_US = 1 << 2;
+export const PTE_LO_A = 1 << 5;
+export const PTE_LO_D = 1 << 6;
+export const PTE_LO_PS = 1 << 7;
+/** Address bits 31:12 of the low half, bits 51:32 of the high half. */
+export const PTE_LO_ADDRESS_MASK = 0xffff_f000;
+export const PTE_HI_ADDRESS_MASK = 0x000f_ffff;
+
 /** Bits 51:12 hold the address field of the format (architectural MAXPHYADDR limit is 52). */
 export const PTE_ADDRESS_FIELD_BITS = 52;
 export const PTE_ADDRESS_MASK = ((1n << 52n) - 1n) & ~0xfffn;
@@ -27,6 +41,8 @@ export const PTE_ADDRESS_MASK = ((1n << 52n) - 1n) & ~0xfffn;
 export const PHYS_ADDR_BITS = 48;
 export const PHYS_ADDR_LIMIT = 2 ** PHYS_ADDR_BITS;
 export const PTE_RESERVED_MASK = ((1n << 52n) - 1n) & ~((1n << BigInt(PHYS_ADDR_BITS)) - 1n);
+/** PTE_RESERVED_MASK's bits in the high half of an entry (bits 51:48 → 19:16). */
+export const PTE_HI_RESERVED_MASK = Number(PTE_RESERVED_MASK >> 32n);
 
 /**
  * Linear addresses are 48 bits, canonical when bits 63:47 equal bit 47 (SDM §3.3.7.1). JS numbers cannot

@@ -1,0 +1,69 @@
+import { errnoOf, PAGE } from '../kernel.testing';
+import { firstDifference, PhysicalMemory } from './physical-memory';
+
+const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13 + seed) & 0xff));
+
+describe('firstDifference (memcmp, then a binary search of memcmps)', () => {
+  it('is -1 for equal ranges and the offset of the first differing byte otherwise, at any position', () => {
+    const a = bytes(PAGE, 1);
+    expect(firstDifference(a, 0, Buffer.from(a), 0, PAGE)).toBe(-1);
+    for (const at of [0, 1, 2047, 2048, PAGE - 1]) {
+      const b = Buffer.from(a);
+      b[at] ^= 0x40;
+      if (at + 7 < PAGE) b[at + 7] ^= 0x01; // a later difference does not hide the first
+      expect(firstDifference(a, 0, b, 0, PAGE)).toBe(at);
+    }
+    // Offsets into both buffers: the answer is relative to the compared range.
+    const c = Buffer.concat([Buffer.alloc(5), a]);
+    c[5 + 300] ^= 1;
+    expect(firstDifference(a, 100, c, 105, 500)).toBe(200);
+    expect(firstDifference(a, 100, c, 105, 200)).toBe(-1);
+  });
+});
+
+describe('PhysicalMemory frame-to-frame operations (the device data plane)', () => {
+  const setup = () => {
+    const mem = new PhysicalMemory(1);
+    const [a, b] = [mem.allocFrameNow() * PAGE, mem.allocFrameNow() * PAGE];
+    return { mem, a, b };
+  };
+
+  it('copy moves bytes between frames and within one (overlapping: memmove), never-written source reads as zero', () => {
+    const { mem, a, b } = setup();
+    const data = bytes(256, 7);
+    mem.write(a + 100, data);
+    mem.copy(a + 100, b + 10, 256);
+    expect(mem.read(b + 10, 256)).toEqual(data);
+    mem.copy(a + 100, a + 164, 256); // forward overlap
+    expect(mem.read(a + 164, 256)).toEqual(data);
+    mem.copy(b, a, 64); // b's first 10 bytes were never written: zeros
+    expect(mem.read(a, 10)).toEqual(Buffer.alloc(10));
+  });
+
+  it('fill repeats the pattern from its first byte; compare finds the first difference or -1', () => {
+    const { mem, a, b } = setup();
+    const pattern = Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    mem.fill(a + 3, 21, pattern);
+    expect([...mem.read(a + 3, 21)]).toEqual(Array.from({ length: 21 }, (_, i) => pattern[i % 8]));
+    expect(mem.read(a, 3)).toEqual(Buffer.alloc(3));
+    expect(mem.compare(a, b, PAGE)).toBe(3); // b never written: zeros
+    mem.copy(a, b, PAGE);
+    expect(mem.compare(a, b, PAGE)).toBe(-1);
+    mem.writeU32(b + 20, 0xdeadbeef);
+    expect(mem.readU32(b + 20)).toBe(0xdeadbeef);
+    expect(mem.compare(a, b, PAGE)).toBe(20);
+  });
+
+  it('writeFrom copies part of a buffer; a range crossing a frame is a bug (RangeError), a free frame EFAULT', () => {
+    const { mem, a, b } = setup();
+    const rec = bytes(32, 9);
+    mem.writeFrom(b + 32, rec, 8, 16);
+    expect(mem.read(b + 32, 16)).toEqual(rec.subarray(8, 24));
+    expect(() => mem.copy(a + PAGE - 8, b, 16)).toThrow(RangeError);
+    expect(() => mem.fill(b + PAGE - 4, 8, Buffer.alloc(8))).toThrow(RangeError);
+    const free = b + PAGE; // the frame after the two allocated ones
+    expect(errnoOf(() => mem.copy(a, free, 8))).toBe('EFAULT');
+    expect(errnoOf(() => mem.writeU32(free, 1))).toBe('EFAULT');
+    expect(mem.read(a, 8)).toEqual(Buffer.alloc(8)); // nothing moved by the refused calls
+  });
+});
