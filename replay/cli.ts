@@ -11,7 +11,7 @@ import { refName, replay, type RowRef } from './replayer';
 import { diffStates } from './state';
 
 const USAGE = `usage:
-  npm run replay -- <recording-dir> [--in-process] [--devices <file.json>] [--quota <n>] [--seed <n>]
+  npm run replay -- <recording-dir> [--in-process] [--invariants] [--devices <file.json>] [--quota <n>] [--seed <n>]
   npm run replay -- <recording-dir> --until <journal>:<seq> --state
   npm run replay -- <recording-dir> --until <journal>:<seq> --diff <journal>:<seq>
   npm run replay -- --export <data-dir> <recording-dir>
@@ -97,9 +97,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'replay [{bar}] {value}/{total} inputs', stream: process.stderr, hideCursor: true }) : null;
   bar?.start(rec.rows.filter((r) => r.input).length, 0);
-  const result = await replay(rec, { inProcess: flags.has('--in-process'), override: overrides(flags), onProgress: (done) => bar?.update(done) }).finally(() => bar?.stop());
+  const result = await replay(rec, { inProcess: flags.has('--in-process'), invariants: flags.has('--invariants'), override: overrides(flags), onProgress: (done) => bar?.update(done) }).finally(() => bar?.stop());
   console.log(renderReport(rec, result));
-  return result.divergence ? 1 : 0;
+  return result.divergence || result.violation ? 1 : 0;
 }
 
 if (require.main === module) {
