@@ -31,6 +31,8 @@ export interface FuzzOptions {
   onOp?: (done: number) => void;
   /** RAM of every VM (small: the checks walk every frame). */
   vmMemoryMiB?: number;
+  /** Stop on violations a known defect explains too (known.ts); by default they are counted and the run goes on. */
+  strict?: boolean;
 }
 
 export interface FuzzOutcome {
@@ -75,7 +77,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzOutcome> {
   const config = fuzzConfig(opts.seed);
   const name = scenarioName(opts.seed);
   const coverage = new Coverage();
-  const run = new FuzzRun(config, opts.inProcess, name, coverage);
+  const run = new FuzzRun(config, opts.inProcess, name, coverage, opts.strict === true);
   const rng = new Prng(opts.seed);
   const tenants = makeTenants(rng, Math.max(1, opts.tenants));
   const world = new World();

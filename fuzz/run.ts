@@ -10,8 +10,9 @@ import { ScenarioSession } from '../replay/scenario/session';
 import { type StepContext, StepFailure } from '../replay/scenario/steps';
 import type { StackResponse, Transport } from '../replay/transport';
 import type { Coverage } from './coverage';
-import { answered } from './invariants/calls';
+import { serverError } from './invariants/calls';
 import type { Violation } from './invariants/types';
+import { knownDefect } from './known';
 import type { FuzzOp } from './op';
 
 /** What happened to one step: its answer, or why it did not run (`skipped`: a name it uses was never saved). */
@@ -25,6 +26,8 @@ export class FuzzRun {
   fiveXX = 0;
   steps = 0;
   private counted = 0;
+  /** Violations put down to a known defect (known.ts), by its id: counted, not stopping the run. */
+  readonly known = new Map<string, number>();
   /** Outcomes of every step of every operation run, in order (the scenario writer keeps the ones that ran). */
   readonly outcomes: StepOutcome[][] = [];
 
@@ -34,6 +37,8 @@ export class FuzzRun {
     /** The scenario name: its trace ids come from the stream the scenario runner will use for it. */
     readonly name: string,
     private readonly coverage: Coverage | null = null,
+    /** Stop on known defects too. */
+    private readonly strict = false,
   ) {
     this.transport = inProcess ? new InProcessTransport(config) : new RestTransport(config);
     this.ctx = { transport: this.transport, operator: new Operator(this.transport), traces: new SeededStream(config.seed ?? 0, `scenario/${name}`), vars: new Map(), rows: new Map() };
@@ -68,11 +73,15 @@ export class FuzzRun {
           this.counted = m.observations;
           this.coverage?.rows(m.lastRows);
           this.coverage?.calls(m.lastStep?.calls ?? []);
-          this.fiveXX += (m.lastStep?.calls ?? []).filter((c) => answered(c) && (c.response?.status ?? 0) >= 500).length;
+          this.fiveXX += (m.lastStep?.calls ?? []).filter(serverError).length;
         }
       } catch (err) {
         outcomes.push(err instanceof StepFailure ? { skipped: err.message } : { error: (err as Error).message });
         answers.push(null);
+      }
+      if (this.session.violations.length > before && !this.strict) {
+        const defect = knownDefect(this.session.monitor?.lastStep ?? null, this.session.violations.slice(before));
+        if (defect) this.known.set(defect.id, (this.known.get(defect.id) ?? 0) + this.session.violations.splice(before).length);
       }
       if (this.session.violations.length > before) break;
     }

@@ -4,6 +4,7 @@
 // when nothing but those calls journaled meanwhile (a timer that fired in between is not the refusal's doing).
 import { isDeepStrictEqual } from 'node:util';
 import type { JournalEvent } from '@app/shared/journal/journal';
+import { ERRNO, isErrno } from '@app/shared/errno';
 import { check, type Check, type Snapshot, type StepCall } from './types';
 
 const GROUP = 'calls';
@@ -13,9 +14,25 @@ const notRunning = (c: StepCall): boolean => c.response?.status === 502 && /is n
 
 export const answered = (c: StepCall): boolean => c.response !== null && c.response.status !== 0 && !notRunning(c);
 
-/** What a refusal must leave as it was: the host's object graph, the VMM's VMs and shadow tables, each guest. */
+/**
+ * A server error: a 5xx answer other than the contract's own (DESIGN §5: 507 ENOSPC/ENOMEM/ENFILE/EMFILE, 501
+ * EOPNOTSUPP/ENOTTY — a resource limit or an unsupported operation, each with its errno's status).
+ */
+export function serverError(c: StepCall): boolean {
+  const status = c.response?.status ?? 0;
+  if (!answered(c) || status < 500) return false;
+  const errno = (c.response?.body as { errno?: unknown } | null)?.errno;
+  return !(isErrno(errno) && ERRNO[errno].status === status && (status === 507 || status === 501));
+}
+
+/**
+ * What a refusal must leave as it was: the host's object graph, the VMM's VMs and shadow tables, each guest. An
+ * exited host process holds nothing (no fd, no frame): its row is history, like a consumed pid. A VMM call the VMM
+ * refuses half-way (create-vm whose device another VM holds) may leave one, as a failed QEMU launch leaves a pid used.
+ */
 function comparable(s: Snapshot): unknown {
-  return { host: s.host, vmm: s.vmm, guests: [...s.guests].map(([id, g]) => [id, { ...g, bootedAtMs: null }]) };
+  const processes = s.host.processes.filter((p) => p.state !== 'exited');
+  return { host: { ...s.host, processes }, vmm: s.vmm, guests: [...s.guests].map(([id, g]) => [id, { ...g, bootedAtMs: null }]) };
 }
 
 /** The first difference between two values, as a JSON path. */
@@ -41,10 +58,10 @@ export const CALL_CHECKS: Check[] = [
   check({
     name: 'no-5xx',
     group: GROUP,
-    rule: 'no 5xx ever (a kernel-style errno for every failure)',
+    rule: 'no 5xx ever (a kernel-style errno for every failure; 507 and 501 only as their errnos say, DESIGN §5)',
     run: ({ step }) =>
       (step?.calls ?? [])
-        .filter((c) => answered(c) && (c.response?.status ?? 0) >= 500)
+        .filter(serverError)
         .map((c) => `${c.app} ${c.method} ${c.path} (${c.principal}) answered ${c.response?.status}: ${JSON.stringify(c.response?.body).slice(0, 300)}`),
   }),
   check({

@@ -79,6 +79,9 @@ export const PASID_POOL_CHECKS: Check[] = [
       if (!before) return out;
       const held = new Map(before.host.ioasids.map((i) => [i.id, i.state]));
       for (const r of rows.get('host-kernel') ?? []) {
+        // Rows come in commit order: a PASID freed earlier in the same step may be handed out again.
+        if (r.operation === 'event.ioasid-freed') held.delete((r.args as { ppasid?: number } | null)?.ppasid ?? -1);
+        if (r.operation === 'kernel.boot') held.clear();
         const got = (r.result as { ioasid?: number } | null)?.ioasid;
         if (r.operation === 'ioasid.alloc' && r.errno === null && typeof got === 'number' && held.has(got)) {
           out.push(`ioasid.alloc (seq ${r.seq}) handed out PASID ${got}, which was ${held.get(got) === 'destroyed' ? 'parked' : 'allocated'}`);

@@ -8,7 +8,7 @@ import { SeededStream } from '@app/shared/replay/seeded';
 import { readJournalFile } from '../databases';
 import { InProcessTransport } from '../in-process-transport';
 import { Operator } from '../operator';
-import { readRecording, type RecordedRow, toRecorded, writeRecording } from '../recording';
+import { readRecording, type RecordedRow, type StackConfig, toRecorded, writeRecording } from '../recording';
 import { renderReport, traceDiagram } from '../report';
 import { replay, type ReplayResult } from '../replayer';
 import { RestTransport } from '../rest-transport';
@@ -57,12 +57,7 @@ export async function runScenario(scenario: Scenario, opts: { inProcess: boolean
   } finally {
     await transport.close();
   }
-  const journals = new Map<string, RecordedRow[]>();
-  for (const name of ['operator', 'host-kernel', 'vmm', ...guestJournals(ctx)]) {
-    const file = join(opts.outDir, `${name}.db`);
-    journals.set(name, readJournalFile(file).map((e) => toRecorded(name, e)));
-  }
-  const recording = writeRecording(opts.outDir, journals, scenario.config);
+  const recording = writeRunRecording(ctx, opts.outDir, scenario.config);
   const traces = writeTraces(opts.outDir, recording);
   let replayed: ReplayResult | null = null;
   let report = failure ?? '';
@@ -73,6 +68,13 @@ export async function runScenario(scenario: Scenario, opts: { inProcess: boolean
     if (replayed.divergence) failure = `the recording does not replay: ${report}`;
   }
   return { scenario, outDir: opts.outDir, steps: done, failure, recording, traces, replay: replayed, report };
+}
+
+/** After `transport.saveDatabases(dir)`: the run's recording (recording.jsonl, config.json) from its journals' databases. */
+export function writeRunRecording(ctx: StepContext, dir: string, config: StackConfig): RecordedRow[] {
+  const journals = new Map<string, RecordedRow[]>();
+  for (const name of ['operator', 'host-kernel', 'vmm', ...guestJournals(ctx)]) journals.set(name, readJournalFile(join(dir, `${name}.db`)).map((e) => toRecorded(name, e)));
+  return writeRecording(dir, journals, config);
 }
 
 function guestJournals(ctx: StepContext): string[] {
