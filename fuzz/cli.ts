@@ -36,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     inProcess,
     tenants,
     strict: argv.includes('--strict'),
-    onOp: (done) => bar.update(done, { rate: (done / Math.max((Date.now() - t0) / 1000, 0.001)).toFixed(1) }),
+    onOp: (done, checks) => bar.update(done, { checks, rate: (done / Math.max((Date.now() - t0) / 1000, 0.001)).toFixed(1) }),
   }).finally(() => bar.stop());
   console.log(summaryText(r, { inProcess, tenants }));
   if (!r.violations.length) return 0;

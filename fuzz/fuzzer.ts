@@ -27,8 +27,8 @@ export interface FuzzOptions {
   ops: number;
   inProcess: boolean;
   tenants: number;
-  /** Told after each operation. */
-  onOp?: (done: number) => void;
+  /** Told after each operation: how many ran, and how many invariant checks so far. */
+  onOp?: (done: number, checks: number) => void;
   /** RAM of every VM (small: the checks walk every frame). */
   vmMemoryMiB?: number;
   /** Stop on violations a known defect explains too (known.ts); by default they are counted and the run goes on. */
@@ -107,7 +107,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzOutcome> {
       const next = propose(g, tenants, world);
       if (!next) continue;
       violations = await exec(next);
-      opts.onOp?.(ops.length);
+      opts.onOp?.(ops.length, run.session.monitor?.checksRun ?? 0);
     }
     if (violations.length === 0 && !run.session.monitor?.snapshot?.vmm) violations = await exec(op('teardown/restart-vmm', 'world', [step('restart', 'vmm')]));
     if (violations.length === 0) {
