@@ -4,6 +4,7 @@
 // wrong, as sentences. Checks that need the stack's own objects (the in-process stack) say so; the others run
 // on both transports. Each group lives in its own module; index.ts lists them all.
 import type { JournalEvent } from '@app/shared/journal/journal';
+import type { HttpInput } from '@app/shared/replay/input';
 import type { LimitsView } from '../../apps/host-kernel/src/hw/limits-view';
 import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import type { PageRequestQueueView, PasidPool } from '@app/shared/contract/host-kernel';
@@ -25,17 +26,12 @@ export interface Snapshot {
   pasidSpace: number;
 }
 
-/** One request the step made, and its answer (null: none came, e.g. sent in the background to an app that died). */
-export interface StepCall {
-  app: string;
-  vm?: number;
-  method: string;
-  path: string;
-  body: unknown;
-  /** Whose token it carried, as the operator names principals (`pid:103`, `vm:2`, `admin`, `none`, `garbage`, `vmm|vm:2`). */
-  principal: string;
-  response: StackResponse | null;
-}
+/**
+ * One request the step made (as an input names it: app, vm, method, path, body, principal — the operator's
+ * principals also include `garbage` and `<app>|<principal>`, another app's token), and its answer (null: none
+ * came, e.g. sent in the background to an app that died).
+ */
+export type StepCall = Omit<HttpInput, 'kind'> & { response: StackResponse | null };
 
 /** What led from the previous observation to this one. */
 export interface StepRecord {
