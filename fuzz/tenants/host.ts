@@ -83,6 +83,7 @@ export class HostTenant implements Tenant {
       [this.kvms.length ? 4 : 0, () => this.kvm(g)],
       [bound('mm').length && this.devices.length && this.mmaps.length ? 6 : 0, () => this.enqcmd(g)],
       [this.fds.length + this.devices.length + this.kvms.length ? 2 : 0, () => this.close(g)],
+      [1, () => this.look(g)],
       [2, () => this.hostile(g)],
       [1, () => this.exit()],
     ]);
@@ -261,10 +262,19 @@ export class HostTenant implements Tenant {
     const descriptor = { op: opName, ...(opName === 'noop' ? {} : { src: ref(src.v, 'hva'), dst: ref(dst.v, 'hva'), length }), ...(opName === 'fill' ? { pattern: 0x3c } : {}), completion: ref(dst.v, 'hva'), blockOnFault: g.rng.chance(0.6) };
     if (opName === 'fill') delete (descriptor as { src?: unknown }).src;
     const pid = ref(this.proc as string, 'pid');
-    return op(`host/enqcmd-${opName}`, this.id, [
+    // Now and then the supervisor form, ENQCMDS, which a user process may not issue.
+    const insn = g.rng.chance(0.1) ? 'enqcmds' : 'enqcmd';
+    return op(`host/${insn}-${opName}`, this.id, [
       this.host('POST', `/v1/processes/${pid}/wrmsr`, { msr: 'IA32_PASID', value: (IA32_PASID_VALID | ((g.vars.get(i.v) as { ioasid?: number } | undefined)?.ioasid ?? 0)) >>> 0 }),
-      this.host('POST', `/v1/processes/${pid}/enqcmd`, { deviceFd: ref(d.v, 'fd'), descriptor }),
+      this.host('POST', `/v1/processes/${pid}/${insn}`, { deviceFd: ref(d.v, 'fd'), descriptor }),
     ]);
+  }
+
+  /** Reads that journal nothing: its own process, the device list, an fd's ioasids, its KVM VM's memory. */
+  private look(g: GenContext): FuzzOp {
+    const fds = this.fds.map((v) => `/v1/ioasid/${ref(v, 'fd')}/ioasids`);
+    const path = g.rng.pick([`/v1/processes/${ref(this.proc as string, 'pid')}`, '/v1/vfio/devices', ...fds, ...this.kvms.map((k) => `/v1/kvm/${ref(k.v, 'fd')}/memory?gpa=0&length=64`)]);
+    return op(`host/look-${path.split('/')[2]}`, this.id, [this.host('GET', path, null)]);
   }
 
   private close(g: GenContext): FuzzOp {
