@@ -69,11 +69,12 @@ const pct = (a: number, b: number): string => `${a}/${b}`;
 /** The campaign's figures and coverage, as the command prints them. */
 export function summaryText(r: FuzzOutcome, opts: { inProcess: boolean; tenants: number }): string {
   const secs = r.elapsedMs / 1000;
+  const m = r.run.session.monitor;
   const known = [...r.run.known].map(([id, n]) => `${n} (${id}: ${KNOWN_DEFECTS.find((d) => d.id === id)?.what ?? ''})`);
   const lines = [
     `fuzz --seed ${r.config.seed} ${opts.inProcess ? 'in-process' : 'multi-process (REST)'}, ${opts.tenants} tenants`,
     `  operations        ${r.ops.length} (${r.run.steps} steps) in ${secs.toFixed(1)} s = ${(r.ops.length / Math.max(secs, 0.001)).toFixed(1)} ops/s`,
-    `  invariant checks  ${r.run.session.monitor?.checksRun ?? 0} (${r.run.session.monitor?.checks.length ?? 0} checks × ${r.run.session.monitor?.observations ?? 0} observations)`,
+    `  invariant checks  ${m?.checksRun ?? 0} (${Math.round((m?.checksRun ?? 0) / Math.max(m?.observations ?? 0, 1))} checks × ${m?.observations ?? 0} observations${opts.inProcess ? '' : `; ${m?.checks.filter((c) => c.inProcessOnly).length ?? 0} need the in-process objects`})`,
     `  violations        ${r.violations.length}${r.violations.length ? ` (${[...new Set(r.violations.map((v) => v.check))].join(', ')})` : ''}`,
     `  known defects     ${known.length ? known.join('; ') : 0}`,
     `  5xx               ${r.run.fiveXX} (507/501 with their errnos are the contract's, not counted)`,
