@@ -1,7 +1,8 @@
 // `npm run replay -- <recording-dir> [--in-process]` (DESIGN §9), with time travel
 // (`--until <journal>:<seq> --state`, `--until A --diff B`) and `--export <data-dir> <recording-dir>`.
 // Exit 0: no divergence; 1: a divergence; 2: a recording it cannot read (or bad arguments).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { parseDevices } from '../apps/host-kernel/src/config';
 import { exportDataDir } from './export';
@@ -11,7 +12,7 @@ import { refName, replay, type RowRef } from './replayer';
 import { diffStates } from './state';
 
 const USAGE = `usage:
-  npm run replay -- <recording-dir> [--in-process] [--devices <file.json>] [--quota <n>] [--seed <n>]
+  npm run replay -- <recording-dir> [--in-process] [--invariants (on by itself for a fuzzer's recording)] [--devices <file.json>] [--quota <n>] [--seed <n>]
   npm run replay -- <recording-dir> --until <journal>:<seq> --state
   npm run replay -- <recording-dir> --until <journal>:<seq> --diff <journal>:<seq>
   npm run replay -- --export <data-dir> <recording-dir>
@@ -97,9 +98,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'replay [{bar}] {value}/{total} inputs', stream: process.stderr, hideCursor: true }) : null;
   bar?.start(rec.rows.filter((r) => r.input).length, 0);
-  const result = await replay(rec, { inProcess: flags.has('--in-process'), override: overrides(flags), onProgress: (done) => bar?.update(done) }).finally(() => bar?.stop());
+  const result = await replay(rec, { inProcess: flags.has('--in-process'), invariants: flags.has('--invariants') || existsSync(join(positional[0], 'violation.json')), override: overrides(flags), onProgress: (done) => bar?.update(done) }).finally(() => bar?.stop());
   console.log(renderReport(rec, result));
-  return result.divergence ? 1 : 0;
+  return result.divergence || result.violation ? 1 : 0;
 }
 
 if (require.main === module) {

@@ -17,6 +17,9 @@ export class InProcessTransport implements Transport {
   stack!: InProcessStack;
   private readonly cursors = new Map<string, number>();
   private readonly hooked = new Set<Journal>();
+  readonly backgroundAnswers: StackResponse[] = [];
+  /** Bumped when an app is killed or restarted: a background answer from an earlier incarnation never arrives. */
+  private readonly epochs = new Map<string, number>();
 
   constructor(
     readonly config: StackConfig,
@@ -47,21 +50,32 @@ export class InProcessTransport implements Transport {
   async request(req: StackRequest & { background?: boolean; principal?: string }): Promise<StackResponse> {
     if (!req.background) return this.stack.request(req);
     await recordEvent(this.stack, { kind: 'http', app: req.app, ...(req.vm !== undefined ? { vm: req.vm } : {}), method: req.method, path: req.path, body: req.body ?? null, principal: req.principal ?? 'none' });
-    // Not awaited by the caller: a request that may never be answered (the VMM stalls, then dies).
-    void this.stack.request({ ...req, recorded: true }).catch(() => undefined);
+    // Not awaited by the caller: a request that may never be answered (the VMM stalls, then dies). If its app is
+    // killed meanwhile, its answer is lost with the connection, as over REST.
+    const app = req.app === 'guest' ? `guest-${req.vm}` : req.app;
+    const epoch = this.epochs.get(app) ?? 0;
+    const answer = (res: StackResponse): void => void ((this.epochs.get(app) ?? 0) === epoch && this.backgroundAnswers.push(res));
+    void this.stack.request({ ...req, recorded: true }).then(answer, (err: unknown) => answer({ status: 599, body: { message: String(err) } }));
     return { status: 202, body: null };
   }
 
-  async boot(vm: number, token: string, traceparent: string | null): Promise<void> {
-    await this.stack.bootGuest({ id: vm, token }, { traceparent });
+  async boot(vm: number, token: string, traceparent: string | null, pageRequests?: 'ignore'): Promise<void> {
+    await this.stack.bootGuest({ id: vm, token }, { traceparent, ...(pageRequests ? { pageRequests } : {}) });
     this.hook();
   }
 
+  /** The incarnation of `app` ends (a guest ends with its VMM). */
+  private bump(app: string): void {
+    for (const name of app === 'vmm' ? ['vmm', ...[...this.stack.guests.keys()].map((v) => `guest-${v}`)] : [app]) this.epochs.set(name, (this.epochs.get(name) ?? 0) + 1);
+  }
+
   kill(app: 'vmm' | 'guest', vm?: number): Promise<void> {
+    this.bump(app === 'guest' ? `guest-${vm}` : 'vmm');
     return kill(this.stack, app, vm);
   }
 
   async restart(): Promise<void> {
+    this.bump('vmm');
     await restartVmm(this.stack);
     this.hook();
   }

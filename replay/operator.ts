@@ -5,6 +5,9 @@
 import type { HttpInput } from '@app/shared/replay/input';
 import type { StackResponse, Transport } from './transport';
 
+/** What `principal: garbage` sends: the right shape for a bearer token, given to nobody. */
+export const GARBAGE_TOKEN = 'garbage-0000000000000000000000000000';
+
 export class Operator {
   private readonly tokens = new Map<string, string>();
 
@@ -12,6 +15,10 @@ export class Operator {
 
   tokenOf(app: string, principal: string): string | null {
     if (principal === 'none') return null;
+    // A hostile caller's (fuzzer, scenarios): a token nobody was given, or one app's token presented to another.
+    if (principal === 'garbage') return GARBAGE_TOKEN;
+    const other = /^(host-kernel|vmm)\|(.+)$/.exec(principal);
+    if (other) return this.tokenOf(other[1], other[2]);
     if (principal === 'admin' && (app === 'host-kernel' || app === 'vmm')) return this.transport.adminToken(app);
     const t = this.tokens.get(`${app}|${principal}`);
     if (t === undefined) throw new Error(`no token known for ${principal} on ${app} (its creation is not in the run)`);
@@ -27,8 +34,8 @@ export class Operator {
   }
 
   /** Boots VM `vm`'s guest with the VM's token. */
-  boot(vm: number, traceparent: string | null): Promise<void> {
-    return this.transport.boot(vm, this.tokenOf('vmm', `vm:${vm}`) as string, traceparent);
+  boot(vm: number, traceparent: string | null, pageRequests?: 'ignore'): Promise<void> {
+    return this.transport.boot(vm, this.tokenOf('vmm', `vm:${vm}`) as string, traceparent, pageRequests);
   }
 
   private learn(input: HttpInput, res: StackResponse): void {

@@ -3,6 +3,7 @@
 // recording's. The first divergence stops it. Time travel rides on the in-process replay: the stack's state is
 // captured right after the commit that wrote a chosen row.
 import type { JournalEvent } from '@app/shared/journal/journal';
+import { InvariantMonitor, sourceFor, type Violation } from '../fuzz/invariants';
 import { formatTraceparent, newSpanId } from '@app/shared/trace';
 import { differences, type Divergence } from './compare';
 import { InProcessTransport } from './in-process-transport';
@@ -25,6 +26,8 @@ export interface ReplayOptions {
   onProgress?: (inputsDone: number, inputs: number) => void;
   /** Time travel: capture the stack's state right after each of these rows is written (in-process only). */
   watch?: RowRef[];
+  /** Check the invariants of DESIGN §11 after every input (fuzz/invariants); the first violation stops the replay. */
+  invariants?: boolean;
 }
 
 export interface ReplayResult {
@@ -34,6 +37,8 @@ export interface ReplayResult {
   /** The replayed rows, by journal. */
   replayed: Map<string, RecordedRow[]>;
   states: Map<string, StackState>;
+  /** With `invariants`: what the checks found after input `inputIndex` (-1: the stack as it started), else null. */
+  violation: { inputIndex: number; input: RecordedRow | null; violations: Violation[] } | null;
 }
 
 export const refName = (r: RowRef): string => `${r.journal}:${r.seq}`;
@@ -84,21 +89,30 @@ export async function replay(rec: Recording, opts: ReplayOptions): Promise<Repla
     return first;
   };
 
+  let violation: ReplayResult['violation'] = null;
   try {
     await transport.start();
     await transport.quiesce();
     divergence = await check(-1);
+    // The checks read the state directly (in process) or after the stack went quiet (REST): they move no clock.
+    const monitor = opts.invariants ? new InvariantMonitor(sourceFor(transport)) : null;
+    const observe = async (k: number): Promise<void> => {
+      const found = monitor ? await monitor.observe(k < 0 ? null : { label: `input ${k + 1}`, calls: [], event: inputs[k]?.request?.kind !== 'http' }) : [];
+      if (found.length) violation = { inputIndex: k, input: inputs[k] ?? null, violations: found };
+    };
+    if (monitor && !divergence) await observe(-1);
     let issued = 0;
-    while (issued < inputs.length && !divergence) {
+    while (issued < inputs.length && !divergence && !violation) {
       await issue(transport, operator, inputs[issued]);
       issued++;
       await transport.quiesce();
       divergence = await check(issued - 1);
+      if (!divergence) await observe(issued - 1);
       opts.onProgress?.(issued, inputs.length);
       if (watch.length && watch.every((w) => states.has(refName(w)))) break;
     }
-    if (!divergence && issued === inputs.length) divergence = missing(rec, replayed, inputs);
-    return { inputs: issued, compared, divergence, replayed, states };
+    if (!divergence && !violation && issued === inputs.length) divergence = missing(rec, replayed, inputs);
+    return { inputs: issued, compared, divergence, replayed, states, violation };
   } finally {
     await transport.close();
   }
@@ -114,7 +128,7 @@ async function issue(transport: Transport, operator: Operator, row: RecordedRow)
       await operator.http(req, { traceparent, background: row.journal === 'operator' });
       return;
     case 'boot':
-      await operator.boot(req.vm as number, traceparent);
+      await operator.boot(req.vm as number, traceparent, req.pageRequests);
       return;
     case 'kill':
       await transport.kill(req.app as 'vmm' | 'guest', req.vm);

@@ -21,12 +21,20 @@ export function traceDiagram(rows: RecordedRow[], trace: string, title: string):
 }
 
 export function summary(result: ReplayResult): string {
-  return `replayed ${result.inputs} inputs, compared ${result.compared} rows: ${result.divergence ? 'first divergence below' : 'no divergence'}`;
+  const held = result.violation ? `, an invariant violated (below)` : '';
+  return `replayed ${result.inputs} inputs, compared ${result.compared} rows: ${result.divergence ? 'first divergence below' : 'no divergence'}${held}`;
+}
+
+/** What the invariant checks found (`--invariants`): after which input, each check and what it saw. */
+function renderViolation(rec: Recording, v: NonNullable<ReplayResult['violation']>): string {
+  const inputs = rec.rows.filter((r) => r.input).length;
+  const where = v.input ? `after input ${v.inputIndex + 1} of ${inputs}: ${v.input.journal}:${v.input.seq} ${v.input.operation} — ${describeInput(v.input.request)}` : 'before the first input';
+  return [`invariant violated ${where}`, ...v.violations.map((x) => `  ${x.check} (${x.group}): ${x.message}`)].join('\n');
 }
 
 export function renderReport(rec: Recording, result: ReplayResult): string {
   const d = result.divergence;
-  if (!d) return summary(result);
+  if (!d) return result.violation ? `${summary(result)}\n\n${renderViolation(rec, result.violation)}` : summary(result);
   const inputs = rec.rows.filter((r) => r.input).length;
   const lines = [
     summary(result),

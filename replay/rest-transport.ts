@@ -32,7 +32,8 @@ function freePort(): Promise<number> {
 }
 
 const ADMIN = { 'host-kernel': 'replay-host-admin-token', vmm: 'replay-vmm-admin-token' } as const;
-const AUDIT = 'replay-audit-token';
+/** The stack's audit token (GET /v1/audit/… of every app; the invariant checks read the state with it). */
+export const AUDIT = 'replay-audit-token';
 /** The operator holds the stack's audit token, so its `x-lamport` comes with the proof the apps trust it by. */
 const PEER_KEY = StackPeerKey.fromAuditToken(AUDIT) as StackPeerKey;
 const POLL_MS = 15;
@@ -45,6 +46,7 @@ export class RestTransport implements Transport {
   private readonly pending = new Map<string, JournalEvent[]>();
   private operatorDs!: DataSource;
   private operator!: Journal;
+  readonly backgroundAnswers: StackResponse[] = [];
 
   constructor(readonly config: StackConfig) {}
 
@@ -130,7 +132,8 @@ export class RestTransport implements Transport {
     const opts = { token: req.token, body: req.body, traceparent: req.traceparent };
     if (!req.background) return this.http(url, req.method, req.path, opts);
     await this.record({ kind: 'http', app: req.app, ...(req.vm !== undefined ? { vm: req.vm } : {}), method: req.method, path: req.path, body: req.body ?? null, principal: req.principal ?? 'none' });
-    void this.http(url, req.method, req.path, { ...opts, recorded: true }).catch(() => undefined);
+    // A connection the app never answers (it was killed meanwhile) is no answer at all.
+    void this.http(url, req.method, req.path, { ...opts, recorded: true }).then((res) => void this.backgroundAnswers.push(res), () => undefined);
     return { status: 202, body: null };
   }
 
@@ -140,7 +143,7 @@ export class RestTransport implements Transport {
     for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
   }
 
-  async boot(vm: number, token: string, traceparent: string | null): Promise<void> {
+  async boot(vm: number, token: string, traceparent: string | null, pageRequests?: 'ignore'): Promise<void> {
     const guest = await spawnApp('guest', {
       DATA_DIR: join(this.dataDir, `guest-${vm}`),
       VMM_URL: this.url('vmm'),
@@ -149,6 +152,7 @@ export class RestTransport implements Transport {
       AUDIT_TOKEN: AUDIT,
       LAMPORT: String(this.operator.clock.peek()),
       ...(traceparent ? { TRACEPARENT: traceparent } : {}),
+      ...(pageRequests ? { DEBUG_PAGE_REQUESTS: pageRequests } : {}),
       ...this.seedEnv,
     });
     this.apps.set(`guest-${vm}`, guest);

@@ -13,10 +13,12 @@ export interface Transport {
   /** The admin token of `host-kernel` or `vmm` (the transport sets them). */
   adminToken(app: 'host-kernel' | 'vmm'): string;
   start(): Promise<void>;
+  /** Answers of background requests, as they come back (the invariant checks take them with splice). */
+  readonly backgroundAnswers: StackResponse[];
   /** A request; `background` ones are recorded in the operator's journal first and not awaited by the caller. */
   request(req: StackRequest & { background?: boolean; principal?: string }): Promise<StackResponse>;
-  /** Starts (or restarts) the guest OS of VM `vm` with its token. */
-  boot(vm: number, token: string, traceparent: string | null): Promise<void>;
+  /** Starts (or restarts) the guest OS of VM `vm` with its token (`ignore`: it leaves page requests unanswered). */
+  boot(vm: number, token: string, traceparent: string | null, pageRequests?: 'ignore'): Promise<void>;
   kill(app: 'vmm' | 'guest', vm?: number): Promise<void>;
   restart(app: 'vmm'): Promise<void>;
   advance(ms: number): Promise<void>;

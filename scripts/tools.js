@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run replay -- …` and `npm run scenario -- …`: compiles the replay tools (replay/tsconfig.json → dist/tools)
+// `npm run replay -- …`, `npm run scenario -- …` and `npm run fuzz -- …`: compiles the replay tools (replay/tsconfig.json → dist/tools)
 // when a source is newer than the build, builds the three apps when the run spawns them (anything but
 // --in-process) and they are stale, then runs the tool with the `@app/shared` alias resolved.
 'use strict';
@@ -8,7 +8,7 @@ const { existsSync, statSync, readdirSync } = require('node:fs');
 const { join } = require('node:path');
 
 const ROOT = join(__dirname, '..');
-const TOOLS = { replay: 'dist/tools/replay/cli.js', scenario: 'dist/tools/replay/scenario/cli.js' };
+const TOOLS = { replay: 'dist/tools/replay/cli.js', scenario: 'dist/tools/replay/scenario/cli.js', fuzz: 'dist/tools/fuzz/cli.js' };
 const APPS = ['host-kernel', 'vmm', 'guest'].map((a) => join(ROOT, `dist/apps/${a}/apps/${a}/src/main.js`));
 
 function newest(dir, skip = () => false) {
@@ -35,7 +35,7 @@ if (!TOOLS[tool]) {
 const entry = join(ROOT, TOOLS[tool]);
 const spawns = !args.includes('--in-process') && !args.includes('--export') && !args.includes('--until') && !args.includes('--help');
 if (spawns && stale(APPS, ['apps', 'libs'])) execSync('npm run build', { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-if (stale([entry], ['apps', 'libs', 'stack', 'replay', 'test/harness'])) {
+if (stale([entry], ['apps', 'libs', 'stack', 'replay', 'fuzz', 'test/harness'])) {
   process.stderr.write('compiling the replay tools (tsc -p replay/tsconfig.json)…\n');
   execSync('npx tsc -p replay/tsconfig.json', { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 }

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG, type StackConfig } from '../recording';
 export const STEP_FIELDS: Record<string, string[]> = {
   'create-vm': ['name', 'memoryMiB', 'vcpus', 'devices'],
   'delete-vm': ['_', 'vm'],
-  'boot-guest': ['_', 'vm'],
+  'boot-guest': ['_', 'vm', 'pageRequests'],
   process: ['vm', 'name'],
   mmap: ['vm', 'pid', 'length'],
   munmap: ['vm', 'pid', 'gva', 'length'],
@@ -24,8 +24,9 @@ export const STEP_FIELDS: Record<string, string[]> = {
   kill: ['_'],
   restart: ['_'],
   advance: ['_'],
+  yield: ['_'],
   'wait-for': ['journal', 'operation', 'args', 'errno'],
-  expect: ['result', 'errno', 'status', 'bytes', 'pool', 'pasid'],
+  expect: ['result', 'errno', 'status', 'bytes', 'pool', 'pasid', 'invariants'],
 };
 
 const STEP_KEYS = new Set(['as', 'expect', 'background']);

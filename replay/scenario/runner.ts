@@ -8,13 +8,14 @@ import { SeededStream } from '@app/shared/replay/seeded';
 import { readJournalFile } from '../databases';
 import { InProcessTransport } from '../in-process-transport';
 import { Operator } from '../operator';
-import { readRecording, type RecordedRow, toRecorded, writeRecording } from '../recording';
+import { readRecording, type RecordedRow, type StackConfig, toRecorded, writeRecording } from '../recording';
 import { renderReport, traceDiagram } from '../report';
 import { replay, type ReplayResult } from '../replayer';
 import { RestTransport } from '../rest-transport';
-import type { StackResponse, Transport } from '../transport';
-import { type Scenario, type Step } from './parse';
-import { matches, resolve, runStep, type StepContext, StepFailure } from './steps';
+import type { Transport } from '../transport';
+import { type Scenario } from './parse';
+import { ScenarioSession } from './session';
+import { type StepContext, StepFailure } from './steps';
 
 export interface ScenarioResult {
   scenario: Scenario;
@@ -39,16 +40,12 @@ export async function runScenario(scenario: Scenario, opts: { inProcess: boolean
   try {
     await transport.start();
     await transport.quiesce();
-    let last: StackResponse = { status: 200, body: null };
+    // Invariant expectations watch the whole run: the checks run after every step that leaves the stack quiet.
+    const session = await ScenarioSession.open(ctx, scenario.steps.some((s) => s.expect?.invariants !== undefined));
     for (const step of scenario.steps) {
       const where = `${scenario.file} line ${step.line} (${step.kind})`;
       try {
-        if (step.kind !== 'expect') {
-          last = await runStep(ctx, step);
-          if (!step.background) await transport.quiesce();
-          if (step.as) ctx.vars.set(step.as, last.body);
-        }
-        const problem = await check(ctx, step, last);
+        const problem = (await session.step(step)).problem;
         if (problem) throw new StepFailure(problem);
       } catch (err) {
         failure = `${where}: ${(err as Error).message}`;
@@ -60,12 +57,7 @@ export async function runScenario(scenario: Scenario, opts: { inProcess: boolean
   } finally {
     await transport.close();
   }
-  const journals = new Map<string, RecordedRow[]>();
-  for (const name of ['operator', 'host-kernel', 'vmm', ...guestJournals(ctx)]) {
-    const file = join(opts.outDir, `${name}.db`);
-    journals.set(name, readJournalFile(file).map((e) => toRecorded(name, e)));
-  }
-  const recording = writeRecording(opts.outDir, journals, scenario.config);
+  const recording = writeRunRecording(ctx, opts.outDir, scenario.config);
   const traces = writeTraces(opts.outDir, recording);
   let replayed: ReplayResult | null = null;
   let report = failure ?? '';
@@ -78,43 +70,17 @@ export async function runScenario(scenario: Scenario, opts: { inProcess: boolean
   return { scenario, outDir: opts.outDir, steps: done, failure, recording, traces, replay: replayed, report };
 }
 
+/** After `transport.saveDatabases(dir)`: the run's recording (recording.jsonl, config.json) from its journals' databases. */
+export function writeRunRecording(ctx: StepContext, dir: string, config: StackConfig): RecordedRow[] {
+  const journals = new Map<string, RecordedRow[]>();
+  for (const name of ['operator', 'host-kernel', 'vmm', ...guestJournals(ctx)]) journals.set(name, readJournalFile(join(dir, `${name}.db`)).map((e) => toRecorded(name, e)));
+  return writeRecording(dir, journals, config);
+}
+
 function guestJournals(ctx: StepContext): string[] {
   const t = ctx.transport;
   const names = t instanceof InProcessTransport ? [...t.stack.streams().keys()] : [...(t as RestTransport).journalNames()];
   return names.filter((n) => n.startsWith('guest-'));
-}
-
-/** A step's expectations: on its own answer (result, errno, status), and on the stack (bytes, pool, pasid). */
-async function check(ctx: StepContext, step: Step, res: StackResponse): Promise<string | null> {
-  const e = step.expect ? (resolve(step.expect, ctx.vars) as Record<string, unknown>) : null;
-  const errno = (res.body as { errno?: string } | null)?.errno;
-  if (!e) return res.status >= 300 && step.kind !== 'expect' ? `answered ${res.status} ${errno ?? ''}: ${(res.body as { message?: string } | null)?.message ?? JSON.stringify(res.body)}` : null;
-  if (e.errno !== undefined && errno !== e.errno) return `expected errno ${String(e.errno)}, got ${res.status} ${errno ?? '(success)'}`;
-  if (e.errno === undefined && e.status === undefined && res.status >= 300 && step.kind !== 'expect') return `answered ${res.status} ${errno ?? ''}`;
-  if (e.status !== undefined && res.status !== e.status) return `expected status ${String(e.status)}, got ${res.status}`;
-  if (e.result !== undefined) {
-    const m = matches(res.body, e.result);
-    if (m) return `result ${m}`;
-  }
-  if (e.bytes !== undefined) {
-    const b = e.bytes as { vm: number; pid: number; gva: number; length: number; pattern?: number; data?: string };
-    const r = await ctx.transport.request({ app: 'guest', vm: b.vm, method: 'GET', path: `/v1/processes/${b.pid}/memory?gva=${b.gva}&length=${b.length}` });
-    const got = Buffer.from((r.body as { data?: string }).data ?? '', 'base64');
-    const want = b.data !== undefined ? Buffer.from(b.data, 'base64') : Buffer.alloc(b.length, b.pattern ?? 0);
-    if (!got.equals(want)) return `bytes at gva 0x${b.gva.toString(16)}: ${got.length} bytes differ from the expected ${want.length}`;
-  }
-  if (e.pool !== undefined) {
-    const r = await ctx.transport.request({ app: 'host-kernel', method: 'GET', path: '/v1/hw/pasids', token: ctx.operator.tokenOf('host-kernel', 'admin') });
-    const m = matches(r.body, e.pool);
-    if (m) return `PASID pool ${m}`;
-  }
-  if (e.pasid !== undefined) {
-    const p = e.pasid as { pasid: number };
-    const r = await ctx.transport.request({ app: 'host-kernel', method: 'GET', path: `/v1/hw/pasids?pasid=${p.pasid}`, token: ctx.operator.tokenOf('host-kernel', 'admin') });
-    const m = matches(r.body, p);
-    if (m) return `host PASID ${p.pasid}: ${m}`;
-  }
-  return null;
 }
 
 /** One Mermaid file per trace, in the order the traces started: `traces/NN-<first operation>.mmd`. */

@@ -75,7 +75,9 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StackRespon
     case 'delete-vm':
       return send(ctx, { app: 'vmm', method: 'DELETE', path: `/v1/vms/${vm()}`, body: null, principal: 'admin' });
     case 'boot-guest': {
-      await ctx.operator.boot(vm(), formatTraceparent(ctx.traces.hex(16), ctx.traces.hex(8)));
+      const mode = typeof s === 'object' && s !== null ? s.pageRequests : undefined;
+      if (mode !== undefined && mode !== 'ignore' && mode !== 'handle') throw new StepFailure(`pageRequests takes handle or ignore, got ${String(mode)}`);
+      await ctx.operator.boot(vm(), formatTraceparent(ctx.traces.hex(16), ctx.traces.hex(8)), mode === 'ignore' ? 'ignore' : undefined);
       return ctx.transport.request({ app: 'guest', vm: vm(), method: 'GET', path: '/v1/status' });
     }
     case 'process':
@@ -113,8 +115,20 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StackRespon
       return { status: 200, body: null };
     case 'wait-for':
       return { status: 200, body: await waitFor(ctx, s) };
+    case 'yield':
+      await yieldTurns(ctx.transport, num(s, 'yield'));
+      return { status: 200, body: null };
   }
   throw new StepFailure(`step ${step.kind} cannot run`);
+}
+
+/**
+ * Lets the stack run for `n` turns without waiting for it to go quiet (what a race between a background step and
+ * the next one is scheduled by): `n` event-loop turns in process, where that is exact, `n` milliseconds over REST.
+ */
+async function yieldTurns(t: Transport, n: number): Promise<void> {
+  if (t.kind === 'rest') return new Promise((r) => setTimeout(r, n));
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
 /** A guest kernel's own PASID entry for `vpasid` (VT-d scalable mode), written raw through the VM's memory. */

@@ -57,7 +57,7 @@ export class GuestApp {
     const tp = parseTraceparent(this.opts.bootTraceparent ?? null);
     await runInTrace({ traceId: tp?.traceId ?? newTraceId(), spanId: tp?.parentId ?? null, caller: tp ? 'operator' : null }, () =>
       // A boot is an input (DESIGN §9): whoever started this guest did it from outside the stack.
-      this.run({ operation: 'guest.boot', object: `vm:${this.opts.vmId}`, input: { kind: 'boot', app: 'guest', vm: this.opts.vmId, principal: this.actor } }, async () => {
+      this.run({ operation: 'guest.boot', object: `vm:${this.opts.vmId}`, input: { kind: 'boot', app: 'guest', vm: this.opts.vmId, principal: this.actor, ...(this.opts.pageRequests === 'ignore' ? { pageRequests: 'ignore' } : {}) } }, async () => {
         this.lifeline = this.opts.vmm.holdLifeline({
           auditUrl: this.opts.publicUrl?.() ?? null,
           onEnd: (reason) => {

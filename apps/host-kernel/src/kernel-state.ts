@@ -33,6 +33,8 @@ export interface KernelState {
     refs: number;
     holders: { devices: string[]; kvm: { vmFd: number; vpasid: number }[]; children: number[] };
     pgtbl: { kind: string; id: number; destroyed: boolean } | null;
+    /** The iova ioasid a nested one sits on (it holds a child reference there). */
+    parent: number | null;
   }[];
   pins: [number, number][];
   allocatedFrames: number;
@@ -89,6 +91,7 @@ export function kernelState(k: Kernel): KernelState {
       refs: i.refs,
       holders: i.describeHolders(),
       pgtbl: i.pgtbl && { kind: i.pgtbl.kind, id: i.pgtbl.id, destroyed: i.pgtbl.destroyed },
+      parent: i.parent?.id ?? null,
     })),
     pins: [...k.memory.pinnedFrames().entries()].sort(([a], [b]) => a - b),
     allocatedFrames: k.memory.allocatedFrames,

@@ -57,6 +57,11 @@ export class IovaPageTable implements IovaPageTableHandle {
     return this.areas.length;
   }
 
+  /** The frame behind every mapped page (audits: each one belongs to the address space that pinned it). */
+  *mappedFrames(): IterableIterator<{ iova: number; pfn: number }> {
+    for (const [page, p] of this.pages) yield { iova: page * PAGE_SIZE, pfn: p.pfn };
+  }
+
   map(tx: Tx, mm: AddressSpace, a: MapArgs): number {
     if (typeof a.read !== 'boolean' || typeof a.write !== 'boolean' || (!a.read && !a.write)) {
       throw new KernelError('EINVAL', `ioasid ${this.ppasid}: map needs read and/or write permission`);

@@ -162,6 +162,11 @@ export class Iotlb {
     return doomed.length;
   }
 
+  /** The page tables that have cached translations now (audits: none of a freed PASID's). */
+  tables(): number[] {
+    return [...this.byTable.keys()];
+  }
+
   get stats(): IotlbStats {
     return { hits: this.hits, misses: this.misses, evictions: this.evictions, entries: this.size, capacity: this.capacity };
   }

@@ -229,6 +229,11 @@ export class AddressSpace {
     return this.pages.size;
   }
 
+  /** The frame of every resident page (audits: no frame belongs to two address spaces). */
+  frames(): IterableIterator<number> {
+    return this.pages.values();
+  }
+
   private populate(tx: Tx, vpn: number): number {
     const present = this.pages.get(vpn);
     if (present !== undefined) return present;

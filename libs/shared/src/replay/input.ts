@@ -32,6 +32,8 @@ export interface EventInput {
   ms?: number;
   /** `kill`: the signal. */
   signal?: string;
+  /** `boot`: the guest leaves its page requests unanswered (DEBUG_PAGE_REQUESTS=ignore); absent = it handles them. */
+  pageRequests?: 'ignore';
 }
 
 export type InputRequest = HttpInput | EventInput;

@@ -1,0 +1,42 @@
+// The checks' own edges, each met by a campaign before it was settled: the contract's 507/501 are not server
+// errors; a PASID freed earlier in a step may be handed out again in it; a refused VM creation may leave an
+// exited host process (history, holding nothing) but nothing else.
+import { ERRNO } from '@app/shared/errno';
+import type { JournalEvent } from '@app/shared/journal/journal';
+import { newFold } from './journals';
+import { checkNamed } from './registry';
+import type { CheckInput, Snapshot, StepCall } from './types';
+
+const call = (status: number, errno: string): StepCall => ({ app: 'host-kernel', method: 'POST', path: '/v1/processes/101/mmap', body: null, principal: 'pid:101', response: { status, body: { errno } } });
+const input = (o: Partial<CheckInput>): CheckInput => ({ now: null as unknown as Snapshot, before: null, step: null, rows: new Map(), fold: newFold(), stack: null, ...o });
+const row = (seq: number, operation: string, o: Partial<JournalEvent>): JournalEvent => ({ app: 'host-kernel', seq, operation, actor: 'pid:101', object: null, args: {}, result: null, errno: null, traceId: 't', spanId: 's', parentSpanId: null, caller: null, logical: seq, wallMs: seq, durationMs: 0, ...o });
+/** A snapshot with only what these checks read: the host's ioasids and processes. */
+const snap = (ioasids: Array<{ id: number; state: string }>, processes: Array<{ pid: number; state: string }> = []): Snapshot => ({ host: { ioasids, processes }, vmm: null, guests: new Map() }) as unknown as Snapshot;
+
+describe('invariant checks at their edges', () => {
+  it('no-5xx: an errno the contract answers 507 or 501 is no server error; 500 EIO, or 507 with another errno, is', () => {
+    const noFiveXX = checkNamed('no-5xx');
+    const run = (c: StepCall): string[] => noFiveXX.run(input({ step: { label: 'x', calls: [c], event: false } }));
+    expect(run(call(ERRNO.ENOMEM.status, 'ENOMEM'))).toEqual([]);
+    expect(run(call(ERRNO.EOPNOTSUPP.status, 'EOPNOTSUPP'))).toEqual([]);
+    expect(run(call(ERRNO.EIO.status, 'EIO'))).toHaveLength(1);
+    expect(run(call(ERRNO.ENOSPC.status, 'EINVAL'))).toHaveLength(1);
+  });
+
+  it('parked-never-handed-out: a PASID freed earlier in the same step may be handed out again; one still held may not', () => {
+    const parked = checkNamed('parked-never-handed-out');
+    const before = snap([{ id: 2, state: 'allocated' }]);
+    const alloc = row(2, 'ioasid.alloc', { result: { ioasid: 2 } });
+    const freed = row(1, 'event.ioasid-freed', { args: { pid: 101, ppasid: 2 } });
+    expect(parked.run(input({ before, rows: new Map([['host-kernel', [freed, alloc]]]) }))).toEqual([]);
+    expect(parked.run(input({ before, rows: new Map([['host-kernel', [alloc]]]) }))).toHaveLength(1);
+  });
+
+  it('refused-call-changes-nothing: an exited process left behind is history; a running one is a change', () => {
+    const refused = checkNamed('refused-call-changes-nothing');
+    const step = { label: 'create-vm', calls: [{ ...call(409, 'EBUSY'), app: 'vmm' }], event: false };
+    const before = snap([], [{ pid: 101, state: 'running' }]);
+    expect(refused.run(input({ step, before, now: snap([], [{ pid: 101, state: 'running' }, { pid: 102, state: 'exited' }]) }))).toEqual([]);
+    expect(refused.run(input({ step, before, now: snap([], [{ pid: 101, state: 'running' }, { pid: 102, state: 'running' }]) }))).toHaveLength(1);
+  });
+});
