@@ -33,6 +33,12 @@ export interface SubmitRequest {
 
 export type SubmitResult =
   | { result: 'accepted'; status: number; bytes: number; faultAddress?: number }
+  /**
+   * ENQCMD accepted, but the record still read status 0 when the driver stopped polling: the device holds the
+   * descriptor (a block-on-fault descriptor waiting on a page request nobody answers, or a stalled engine). Not
+   * an error of the kernel: the program learns where its record is and may look again (GET .../memory).
+   */
+  | { result: 'pending'; completion: number; polls: number }
   | { result: 'gp'; reason: string };
 
 export interface AccelOptions {
@@ -116,7 +122,7 @@ export class AccelDriver {
         }
         await this.pause(poll + 1);
       }
-      throw new KernelError('EIO', `no completion from vrid 0x${vrid.toString(16)} after ${this.maxPolls} polls`);
+      return { result: 'pending', completion, polls: this.maxPolls };
     } finally {
       this.waiting.delete(waiter);
       // A timed-out record may still be written by the device later: its slot is never reused.
