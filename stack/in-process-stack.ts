@@ -14,6 +14,7 @@ import type { Timers } from '@app/shared/timers';
 import type { DataSource } from 'typeorm';
 import { GuestApp } from '../apps/guest/src/guest.app';
 import type { AccelOptions } from '../apps/guest/src/drivers/accel-driver';
+import type { VmmPort } from '../apps/guest/src/vmm.port';
 import type { EngineOptions } from '../apps/host-kernel/src/devices/device-set';
 import type { FaultInjector } from '../apps/host-kernel/src/fault-injection';
 import type { HostKernelApp } from '../apps/host-kernel/src/host-kernel.app';
@@ -164,7 +165,10 @@ export class InProcessStack {
    * Starts a guest OS on the VM and boots it, as `npm start` starts the guest app: on the VM's guest journal
    * (kept across reboots, as a guest's data dir is), its clock at least the operator's (the LAMPORT it is started with).
    */
-  async bootGuest(vm: VmHandle, opts: { traceparent?: string | null; pageRequests?: 'handle' | 'ignore' } = {}): Promise<GuestApp> {
+  async bootGuest(
+    vm: VmHandle,
+    opts: { traceparent?: string | null; pageRequests?: 'handle' | 'ignore'; /** Tests: wrap the guest's door (fail-when). */ wrapPort?: (port: VmmPort) => VmmPort } = {},
+  ): Promise<GuestApp> {
     let db = this.guestDbs.get(vm.id);
     if (!db) {
       db = await openJournal('guest');
@@ -174,7 +178,7 @@ export class InProcessStack {
     db.journal.clock.observe(this.operator.clock.peek());
     const guest = new GuestApp({
       journal: db.journal,
-      vmm: new InProcessVmm(this.vmm, { app: 'guest', clock: db.journal.clock }, vm.id, vm.token),
+      vmm: (opts.wrapPort ?? ((p: VmmPort) => p))(new InProcessVmm(this.vmm, { app: 'guest', clock: db.journal.clock }, vm.id, vm.token)),
       vmId: vm.id,
       accel: this.opts.accel,
       bootTraceparent: opts.traceparent ?? null,

@@ -8,6 +8,7 @@ import type { VirtualPageRequest } from '@app/shared/contract/vmm';
 import type { AccelOptions, SubmitRequest, SubmitResult } from './drivers/accel-driver';
 import { GuestOs, type GuestStatus } from './guest-os';
 import type { GuestFault, VmmPort } from './vmm.port';
+import { inGuestTerms } from './vmm-unreachable';
 
 export interface GuestAppStatus extends GuestStatus {
   vmId: number;
@@ -162,6 +163,10 @@ export class GuestApp {
   }
 
   private run<T>(meta: Omit<OperationMeta<T>, 'actor'>, fn: () => Promise<T>): Promise<T> {
-    return this.opts.journal.run({ actor: this.actor, ...meta }, fn);
+    return this.opts.journal.run({ actor: this.actor, ...meta }, () =>
+      fn().catch((err: unknown) => {
+        throw inGuestTerms(err);
+      }),
+    );
   }
 }
