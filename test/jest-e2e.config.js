@@ -8,7 +8,8 @@ module.exports = {
   reporters: ['default', ['<rootDir>/test/harness/totals-reporter.js', { name: 'e2e' }]],
   testEnvironment: '<rootDir>/test/harness/environment.js',
   globalSetup: '<rootDir>/test/harness/global-setup.js',
-  testTimeout: 60_000,
+  // A ceiling for a hung test, not a speed rule: a stack's start on a loaded 2-core machine has taken 60 s.
+  testTimeout: 120_000,
   maxWorkers: 1,
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }],
