@@ -71,7 +71,7 @@ describe('per-process limits (rlimit-like), each refused with the kernel errno a
     copy(extra + PAGE);
     dev.step();
     dev.step();
-    expect(events.filter((e) => e.kind === 'page-response').map((e) => (e as { code: string }).code)).toEqual(['success', 'invalid']);
+    expect(events.filter((e) => e.kind === 'page-response').map((e) => e.code)).toEqual(['success', 'invalid']);
     expect(k.readMemory(sva.pid, sva.buf + 2 * PAGE, 1)[0]).toBe(CompletionStatus.pageFault);
     expect(usage(k, sva.pid).residentBytes).toBe(4 * PAGE);
   });
