@@ -55,7 +55,7 @@ describe('the stall knob', () => {
     const second = port.as('vm1').alloc(2);
     expect(await settled(second)).toBe(false);
     expect(root.log).toEqual(['root:alloc(1)']);
-    expect(stalls).toEqual([{ port: 'host', method: 'alloc', nth: 2, traceId: null, nthInTrace: 2 }]);
+    expect(stalls).toEqual([{ port: 'host', method: 'alloc', nth: 2, traceId: null, nthInTrace: 2, async: true }]);
     expect(knob.stalled).toBe(1);
     // The third call is not stalled; sync methods pass through untouched.
     expect(await port.alloc(3)).toBe(4);
@@ -70,11 +70,13 @@ describe('the stall knob', () => {
     const knob = new StallKnob('vmm', parseStallPoints(`${T2}/alloc#1`), { onCall: (c) => calls.push(c) });
     const port = knob.wrap(new Port());
     await runInTrace({ traceId: T1, spanId: null, caller: null }, () => port.alloc(1));
+    port.name();
     const stalled = runInTrace({ traceId: T2, spanId: null, caller: null }, () => port.alloc(2));
     expect(await settled(stalled)).toBe(false);
-    expect(calls.map((c) => [c.traceId, c.nth, c.nthInTrace])).toEqual([
-      [T1, 1, 1],
-      [T2, 2, 1],
+    expect(calls.map((c) => [c.method, c.traceId, c.nth, c.nthInTrace, c.async])).toEqual([
+      ['alloc', T1, 1, 1, true],
+      ['name', null, 1, 1, false],
+      ['alloc', T2, 2, 1, true],
     ]);
     knob.release();
     expect(await stalled).toBe(3);

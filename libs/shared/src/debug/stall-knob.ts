@@ -27,6 +27,8 @@ export interface PortCall {
   traceId: string | null;
   /** Calls of `method` in `traceId`, this one included. */
   nthInTrace: number;
+  /** The call answers a promise (a step a stall point can name); false for a sync one (a lifeline held). */
+  async: boolean;
 }
 
 const POINT = /^(?:([0-9a-f]{32})\/)?([A-Za-z_$][\w$]*)(?:#([1-9]\d{0,8}))?$/;
@@ -42,7 +44,7 @@ export function parseStallPoints(text: string | null | undefined): StallPoint[] 
 }
 
 export interface StallHooks {
-  /** Every call, before it is made (or stalled). */
+  /** Every call, once it is made (before its answer comes), or when it stalls. */
   onCall?: (call: PortCall) => void;
   /** A call that now hangs until `release()`. */
   onStall?: (call: PortCall) => void;
@@ -101,12 +103,17 @@ export class StallKnob {
     const key = `${traceId}/${method}`;
     const nthInTrace = (this.traceCounts.get(key) ?? 0) + 1;
     this.traceCounts.set(key, nthInTrace);
-    const call: PortCall = { port: this.port, method, nth, traceId, nthInTrace };
-    this.hooks.onCall?.(call);
     const hit = this.points.some(
       (p) => p.method === method && (p.traceId === null || p.traceId === traceId) && (p.nth === null || p.nth === (p.traceId === null ? nth : nthInTrace)),
     );
-    if (!hit) return run();
+    if (!hit) {
+      const out = run();
+      this.hooks.onCall?.({ port: this.port, method, nth, traceId, nthInTrace, async: out instanceof Promise });
+      return out;
+    }
+    // A stall point names a call that answers a promise: it now answers one that waits for release().
+    const call: PortCall = { port: this.port, method, nth, traceId, nthInTrace, async: true };
+    this.hooks.onCall?.(call);
     this.hooks.onStall?.(call);
     return new Promise<void>((resume) => this.waiting.push(resume)).then(run);
   }
