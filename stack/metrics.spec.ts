@@ -1,10 +1,12 @@
 // /metrics counts what happened: the host kernel's and the VMM's metrics over the real stack, read before and
 // after known operations, change by exactly what those operations did (derived from their own results and rows).
+import { HandTimers } from '@app/shared/hand-timers.testing';
 import { AppMetrics, journalMetrics } from '@app/shared/metrics/metrics';
 import { hostMetrics } from '../apps/host-kernel/src/host-metrics';
 import { hwOps } from '../apps/host-kernel/src/hw/hw.ops';
 import { vmmMetrics } from '../apps/vmm/src/vmm-metrics';
 import { InProcessStack } from './in-process-stack';
+import { InProcessVmm } from './vmm.in-process';
 
 const DSA0 = '0000:6a:01.0';
 
@@ -124,5 +126,84 @@ describe('metrics', () => {
     }
     expect(after('journal_rows_total', { operation: 'ioasid.destroy', outcome: 'ENOENT' }) - before('journal_rows_total', { operation: 'ioasid.destroy', outcome: 'ENOENT' })).toBe(1);
     expect(after('processes', { state: 'running' }) - before('processes', { state: 'running' })).toBe(1);
+  });
+
+  it("count each process's usage of the limited resources, exactly as the admin view and its own calls say", async () => {
+    const admin = { kind: 'admin' } as const;
+    const before = await scrape(host);
+    const p = await stack.hostProcess('limited');
+    const fd = await p.k.openIoasid();
+    const ioasids = [await p.k.alloc(fd), await p.k.alloc(fd)];
+    await p.k.bindPgtbl(fd, ioasids[0], { kind: 'iova' });
+    const length = 3 * 4096;
+    const hva = await p.k.mmap(p.pid, length);
+    await p.k.writeMemory(p.pid, hva, Buffer.alloc(length, 1));
+    await p.k.map(fd, ioasids[0], { iova: 0, hva, length, read: true, write: true });
+    const after = await scrape(host);
+    const pid = String(p.pid);
+    const view = await stack.host.dispatcher.exec(hwOps.limits, admin, { pid: p.pid });
+    expect(view.processes[0].usage).toEqual({ pasids: ioasids.length, pinnedBytes: length, residentBytes: length, fds: 1 });
+    for (const [resource, n] of Object.entries(view.processes[0].usage)) expect([resource, after('host_process_usage', { pid, resource })]).toEqual([resource, n]);
+    for (const [resource, n] of Object.entries(view.limits)) expect([resource, after('host_limit', { resource })]).toEqual([resource, n]);
+    expect(after('host_open_files') - before('host_open_files')).toBe(1);
+    // The process exits: its series go, its file is closed.
+    await p.k.killProcess(p.pid);
+    const gone = await scrape(host);
+    expect(gone('host_process_usage', { pid, resource: 'fds' })).toBe(0);
+    expect(gone('host_open_files')).toBe(before('host_open_files'));
+  });
+});
+
+describe('metrics of the guest page request queue (VMM)', () => {
+  const open: InProcessStack[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+
+  /** A VM whose guest leaves page requests alone, a bound process, and a copy of `length` bytes into memory it never touched. */
+  async function waitingCopy(opts: { guestPrqDepth?: number }, length: number) {
+    const timers = new HandTimers();
+    const stack = await InProcessStack.create({ guestPageRequests: 'ignore', timers, accel: { maxPolls: 100_000 }, ...opts });
+    open.push(stack);
+    const m = new AppMetrics('vmm');
+    vmmMetrics(m, stack.vmm);
+    const vm = await stack.createVm({ name: 'pr', devices: [DSA0] });
+    const guest = await stack.bootGuest(vm);
+    const vrid = guest.status().machine?.devices[0].vrid as number;
+    const { pid } = await stack.console(vm.id, (g) => g.createProcess('p'));
+    const { gva: src } = await stack.console(vm.id, (g) => g.mmap(pid, length));
+    await stack.console(vm.id, (g) => g.writeMemory(pid, src, Buffer.alloc(length, 3)));
+    await stack.console(vm.id, (g) => g.bind(pid, vrid));
+    const { gva: dst } = await stack.console(vm.id, (g) => g.mmap(pid, length));
+    const done = stack.console(vm.id, (g) => g.submit(pid, { vrid, descriptor: { op: 'memmove', src, dst, length } }));
+    return { stack, m, vm, done, viommu: new InProcessVmm(stack.vmm, stack.operator, vm.id, vm.token) };
+  }
+
+  /** Lets the stack run until `cond` holds (the device and the relay work on their own turns). */
+  async function until(cond: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; i < 1000 && !(await cond()); i++) await new Promise((r) => setImmediate(r));
+    expect(await cond()).toBe(true);
+  }
+
+  it('count the groups waiting for the guest, per VM, as its vIOMMU lists them; answered, they go', async () => {
+    const x = await waitingCopy({}, 2 * 4096);
+    const vm = String(x.vm.id);
+    await until(async () => (await x.viommu.pageRequests()).length === 1);
+    const [pr] = await x.viommu.pageRequests();
+    expect((await scrape(x.m))('viommu_page_requests_waiting', { vm })).toBe(1);
+    await x.viommu.pageResponse({ vrid: pr.vrid, vpasid: pr.vpasid, grpid: pr.grpid, code: 'invalid' });
+    await x.done;
+    expect((await scrape(x.m))('viommu_page_requests_waiting', { vm })).toBe(0);
+  });
+
+  it('count a group the guest queue could not take as an overflow of that VM', async () => {
+    // A queue of one request; the copy's group asks for two pages.
+    const x = await waitingCopy({ guestPrqDepth: 1 }, 2 * 4096);
+    const vm = String(x.vm.id);
+    await until(async () => (await scrape(x.m))('viommu_page_request_overflows_total', { vm }) === 1);
+    expect(await x.viommu.pageRequests()).toEqual([]);
+    expect((await scrape(x.m))('viommu_page_requests_waiting', { vm })).toBe(0);
+    // The device retries after its back-off (never fired here); the submission is left to end with the stack.
+    x.done.catch(() => undefined);
   });
 });

@@ -3,7 +3,7 @@ import { type FailWhen, failWhen } from '../../../stack/fail-when';
 import { GuestOs } from './guest-os';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { PAGE_SIZE } from './mm/mm.constants';
-import { DSA0, VmOnStack } from './vm-on-stack.testing';
+import { DSA0, VmOnStack } from '../../../stack/fixtures/vm-on-stack';
 
 /** A fill pattern is 8 bytes, little-endian: byte i of the destination is byte i % 8 of the pattern (DSA). */
 const PATTERN = 0x1122_3344_55ab;

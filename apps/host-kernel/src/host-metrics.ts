@@ -1,10 +1,13 @@
 // What /metrics says about a host kernel, read from the kernel's own state and counters when scraped
 // (libs/shared/src/metrics/metrics.ts). Each group names the part it reads; docs/observability.md lists them.
 import { type AppMetrics, countBy } from '@app/shared/metrics/metrics';
+import { limitsView } from './hw/limits-view';
 import type { Kernel } from './kernel';
 import { kernelState } from './kernel-state';
+import type { LimitName, ProcessUsage } from './limits/limits';
 
 const IOASID_STATES = ['allocated', 'bound', 'destroyed'] as const;
+const USAGE: Array<keyof ProcessUsage> = ['pasids', 'pinnedBytes', 'residentBytes', 'fds'];
 
 export function hostMetrics(m: AppMetrics, k: Kernel): void {
   // ioasid/ioasid-layer.ts: the PASID pool and the ioasids in it.
@@ -52,7 +55,14 @@ export function hostMetrics(m: AppMetrics, k: Kernel): void {
     k.iommu.prq.answers(),
   );
   m.gauge('page_requests_pending', 'Page request groups waiting for an answer', [], () => k.iommu.prq.stats().pending);
-  // Per-process resource usage against its limits (issue 11) plugs in here: process_resource_usage and
-  // process_resource_limit {pid, resource}.
+  // limits/limits.ts and hw/limits-view.ts: what each running process uses of what the limits bound, the limits
+  // themselves (a process's usage is `usage / limit` in PromQL), and the host-wide counts.
+  m.gauge('host_process_usage', 'What a running host process uses of each limited resource (counts; bytes for memory)', ['pid', 'resource'], () =>
+    limitsView(k).processes.flatMap((p) => USAGE.map((r) => [{ pid: String(p.pid), resource: r }, p.usage[r]] as const)),
+  );
+  m.gauge('host_limit', 'The limits in force (PASID_LIMIT, PIN_LIMIT_MIB, MEM_LIMIT_MIB, FD_LIMIT: per process; FILE_MAX: host; PROCESS_LIMIT: per creator)', ['resource'], () =>
+    (Object.keys(k.limits) as LimitName[]).map((r) => [{ resource: r }, k.limits[r]] as const),
+  );
+  m.gauge('host_open_files', 'Open files on the host (what FILE_MAX bounds)', [], () => k.procs.files.count);
 }
 

@@ -14,4 +14,11 @@ export function vmmMetrics(m: AppMetrics, app: VmmApp): void {
   m.gauge('viommu_shadow_bindings', 'vPASIDs mirrored on the host, over every running VM (stale: a teardown is pending)', ['stale'], () =>
     countBy(vmmState(app).vms.flatMap((v) => v.shadow), 'stale', (b) => String(b.stale), ['false', 'true']),
   );
+  // viommu/page-requests.ts: each running VM's guest page request queue.
+  m.gauge('viommu_page_requests_waiting', 'Page request groups forwarded to the guest and not answered yet, per VM', ['vm'], () =>
+    vmmState(app).vms.filter((v) => v.state === 'running').map((v) => [{ vm: String(v.id) }, v.pageRequests.waiting] as const),
+  );
+  m.counter('viommu_page_request_overflows_total', 'Page request groups the guest queue could not take (answered success; resets when the VM is rebuilt)', ['vm'], () =>
+    vmmState(app).vms.filter((v) => v.state === 'running').map((v) => [{ vm: String(v.id) }, v.pageRequests.overflows] as const),
+  );
 }

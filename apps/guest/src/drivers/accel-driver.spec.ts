@@ -9,7 +9,7 @@ import { SvaDriver } from '../iommu/sva';
 import { FrameAllocator } from '../mm/frame-allocator';
 import { GuestMm } from '../mm/guest-mm';
 import { PAGE_SIZE } from '../mm/mm.constants';
-import { DSA0, DSA1, tick, VmOnStack } from '../vm-on-stack.testing';
+import { DSA0, DSA1, tick, VmOnStack } from '../../../../stack/fixtures/vm-on-stack';
 import type { VirtualPageRequest, VmmPort } from '../vmm.port';
 import { AccelDriver, type AccelOptions } from './accel-driver';
 import { COMPLETION_RECORD_ALIGN, COMPLETION_RECORD_SIZE, COMPLETION_STATUS_NONE, ENQCMD_MAX_TRIES } from './drivers.constants';

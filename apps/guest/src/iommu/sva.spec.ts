@@ -4,7 +4,7 @@ import { type FailWhen, failWhen } from '../../../../stack/fail-when';
 import { FrameAllocator } from '../mm/frame-allocator';
 import { GuestMm } from '../mm/guest-mm';
 import { MMAP_BASE, PAGE_SIZE, RESERVED_LOW_PAGES } from '../mm/mm.constants';
-import { DSA0, DSA1, VmOnStack } from '../vm-on-stack.testing';
+import { DSA0, DSA1, VmOnStack } from '../../../../stack/fixtures/vm-on-stack';
 import type { VmmPort } from '../vmm.port';
 import { GUEST_VPASID_MIN } from './iommu.constants';
 import { hwOps } from '../../../host-kernel/src/hw/hw.ops';

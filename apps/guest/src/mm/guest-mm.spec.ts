@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { walk4Level, WalkMemory } from '@app/shared/x86/walk';
 import { type FailWhen, failWhen } from '../../../../stack/fail-when';
-import { VmOnStack } from '../vm-on-stack.testing';
+import { VmOnStack } from '../../../../stack/fixtures/vm-on-stack';
 import type { VmmPort } from '../vmm.port';
 import { FrameAllocator } from './frame-allocator';
 import { GuestMm } from './guest-mm';

@@ -1,6 +1,6 @@
 import { HandTimers } from '@app/shared/hand-timers.testing';
 import { VMM_FAULT_REASONS } from './viommu.constants';
-import { cacheWait, CLEAR, closeHosts, DIR_A, DIR_B, DISALLOW, faultingCopy, FL, setup, TABLE_A, TABLE_B, UNMAP_PASID, VRID_A, VRID_B, writeEntry } from '../vm/vm.fixture';
+import { cacheWait, CLEAR, closeHosts, DIR_A, DIR_B, DISALLOW, faultingCopy, FL, setup, TABLE_A, TABLE_B, UNMAP_PASID, VRID_A, VRID_B, writeEntry } from '../../../../stack/fixtures/vm';
 
 afterEach(closeHosts);
 

@@ -23,7 +23,7 @@ import {
   writeEntry,
   writeRam,
   faultingCopy,
-} from '../vm/vm.fixture';
+} from '../../../../stack/fixtures/vm';
 
 const HOST_REFUSED = VMM_FAULT_REASONS['vmm-host-refused'].code;
 

@@ -34,7 +34,7 @@ import {
   VRID_B,
   writeEntry,
   writeU64,
-} from '../vm/vm.fixture';
+} from '../../../../stack/fixtures/vm';
 
 afterEach(closeHosts);
 

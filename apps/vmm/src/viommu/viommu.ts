@@ -147,6 +147,11 @@ export class Viommu {
     return this.pageRequestRelay.list();
   }
 
+  /** Groups the guest page request queue could not take since this vIOMMU was built (answered success). */
+  get pageRequestOverflows(): number {
+    return this.pageRequestRelay.overflows;
+  }
+
   /**
    * The host said the VM's fault queue has groups: read them, forward each in guest terms. A group the guest queue
    * cannot take is answered success and reported as a vmm-prq-overflow fault (returned for the guest's lifeline).

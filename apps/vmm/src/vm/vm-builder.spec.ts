@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { STACK_DEVICES } from '../../../../stack/in-process-host';
 import { PAGE_SIZE } from '../../../host-kernel/src/memory/memory.constants';
-import { closeHosts, type HostFixture, openHost } from '../host-kernel.fixture';
+import { closeHosts, type HostFixture, openHost } from '../../../../stack/fixtures/host-kernel';
 import { MIB } from '../machine/machine';
 import { VmBuilder, VmSpec } from './vm-builder';
 
