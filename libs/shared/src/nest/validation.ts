@@ -10,9 +10,20 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   });
 }
 
+/**
+ * Nest's ValidationPipe turns a path parameter typed `number` into `+value`, so ` 1`, `1e0`, `0x1`, `+1` and `1.0`
+ * all named object 1 (a malformed id deleted VM 1): path parameters stay the strings they were, for the route's
+ * own pipe (IntParamPipe) to judge.
+ */
+class KernelValidationPipe extends ValidationPipe {
+  protected override transformPrimitive(value: unknown, metadata: ArgumentMetadata): unknown {
+    return metadata.type === 'param' ? value : super.transformPrimitive(value, metadata);
+  }
+}
+
 /** Global validation: unknown fields are rejected, wrong types and ranges are EINVAL problems. */
 export function kernelValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new KernelValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     forbidUnknownValues: true,
@@ -49,7 +60,7 @@ export class ObjectBodyPipe implements PipeTransform {
 /** A path parameter that must be a non-negative safe integer (fd, pid, ioasid, vcpu). */
 @Injectable()
 export class IntParamPipe implements PipeTransform<string | number, number> {
-  // The global pipe has already turned the path string into a number (NaN when it was not one).
+  // The path string as it came (the global pipe leaves path parameters alone): digits only.
   transform(value: string | number, meta: ArgumentMetadata): number {
     if (!/^\d{1,15}$/.test(String(value))) throw new KernelError('EINVAL', `path parameter ${meta.data ?? ''} must be a non-negative integer`);
     return Number(value);
