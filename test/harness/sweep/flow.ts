@@ -102,12 +102,14 @@ export interface FlowState {
 
 export type Boot = (vm: Vm, bootTrace: string) => Promise<Console>;
 
-/** Runs the whole sequence (or up to the kill that cuts it: then it rejects). */
+/** Runs the whole sequence (or up to the kill that cuts it: then it rejects); from the boot on a VM already in `state`. */
 export async function runFlow(vmmUrl: () => string, traces: Traces, boot: Boot, state: FlowState): Promise<FlowState> {
   const enter = (p: Phase): void => void (state.phase = p);
-  enter('build');
-  state.vm = await ok<Vm>(http('POST', `${vmmUrl()}/v1/vms`, { token: VMM_ADMIN, body: VM_SPEC, traceparent: traceparent(traces.build) }), 'create vm');
-  state.done.push('build');
+  if (!state.vm) {
+    enter('build');
+    state.vm = await ok<Vm>(http('POST', `${vmmUrl()}/v1/vms`, { token: VMM_ADMIN, body: VM_SPEC, traceparent: traceparent(traces.build) }), 'create vm');
+    state.done.push('build');
+  }
   enter('boot');
   const c = (state.console = await boot(state.vm, traces.boot));
   state.done.push('boot');
