@@ -176,5 +176,8 @@ describe('malformed bodies on every endpoint: a 4xx with an errno body, never a 
     // The guest console: absent vcpu = vCPU 0.
     const submit = await http('POST', `${s.guests[0].url}/v1/processes/1/submit`, { body: { vrid: 8, vcpu: null, descriptor: { op: 'noop' } } });
     expect([submit.status, submit.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
+    // Absent populate = map lazily; null used to be the same (found by test/bad-input.e2e-spec.ts).
+    const mmap = await http('POST', `${s.guests[0].url}/v1/processes/1/mmap`, { body: { length: 4096, populate: null } });
+    expect([mmap.status, mmap.body]).toEqual([400, expect.objectContaining({ errno: 'EINVAL' })]);
   });
 });

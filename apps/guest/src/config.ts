@@ -1,4 +1,4 @@
-import { commonConfig, ConfigError, type CommonConfig, envInt, envUrl } from '@app/shared/config';
+import { commonConfig, ConfigError, type CommonConfig, debugStall, envInt, envUrl } from '@app/shared/config';
 import { parseTraceparent } from '@app/shared/trace';
 
 export interface GuestConfig extends CommonConfig {
@@ -9,6 +9,10 @@ export interface GuestConfig extends CommonConfig {
   bootTraceparent: string | null;
   /** Test knob DEBUG_PAGE_REQUESTS=ignore: page requests are journaled but left for a test to answer by hand. */
   pageRequests: 'handle' | 'ignore';
+  /** Crash-test knob: the VMM calls the guest hangs before (`[<trace>/]<method>[#n]`, libs/shared/src/debug/stall-knob.ts). */
+  debugStallBefore: string | null;
+  /** DEBUG_CALL_TRACE=1: every VMM call is printed on stdout (`CALL {...}`). */
+  debugCallTrace: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): GuestConfig {
@@ -22,5 +26,5 @@ export function loadConfig(env: NodeJS.ProcessEnv): GuestConfig {
   if (tp && !parseTraceparent(tp)) throw new ConfigError(`TRACEPARENT "${tp}" is not a W3C traceparent`);
   const debug = env.DEBUG_PAGE_REQUESTS || 'handle';
   if (debug !== 'handle' && debug !== 'ignore') throw new ConfigError(`DEBUG_PAGE_REQUESTS must be "handle" or "ignore", not "${debug}"`);
-  return { ...common, vmmUrl, vmId, vmToken, bootTraceparent: tp, pageRequests: debug };
+  return { ...common, vmmUrl, vmId, vmToken, bootTraceparent: tp, pageRequests: debug, debugStallBefore: debugStall(env), debugCallTrace: env.DEBUG_CALL_TRACE === '1' };
 }

@@ -4,6 +4,7 @@ import { type BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/comm
 import type { StateView } from '@app/shared/audit/state-view';
 import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import type { LamportClock } from '@app/shared/clock';
+import { processStallKnob } from '@app/shared/debug/stall-knob';
 import { RestClient } from '@app/shared/http/rest-client';
 import { VmmClient } from '@app/shared/http/vmm.client';
 import type { Journal } from '@app/shared/journal/journal';
@@ -15,6 +16,7 @@ import type { GuestConfig } from './config';
 import { pollPacing } from './drivers/poll-pacing';
 import { GuestApp } from './guest.app';
 import { guestMetrics } from './guest-metrics';
+import type { VmmPort } from './vmm.port';
 
 @Injectable()
 export class GuestService implements BeforeApplicationShutdown {
@@ -31,7 +33,9 @@ export class GuestService implements BeforeApplicationShutdown {
   ) {
     this.logger = log.child({ component: 'guest' });
     const rest = new RestClient({ baseUrl: config.vmmUrl, app: 'guest', clock, token: config.vmToken, peerKey: StackPeerKey.fromAuditToken(config.auditToken) });
-    const vmm = new VmmClient(rest, config.vmId);
+    const client: VmmPort = new VmmClient(rest, config.vmId);
+    const knob = processStallKnob('vmm', { stallBefore: config.debugStallBefore, traceCalls: config.debugCallTrace });
+    const vmm = knob ? knob.wrap(client) : client;
     this.app = new GuestApp({
       journal,
       vmm,

@@ -4,6 +4,7 @@
 import { authenticateBearer, sameToken } from '@app/shared/auth/bearer';
 import { seededTokens } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
+import { HOST_SHUTDOWN_REASON } from '@app/shared/contract/host-kernel';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
 import { currentTrace, formatTraceparent, newSpanId, newTraceId, runInTrace } from '@app/shared/trace';
@@ -130,7 +131,7 @@ export class HostKernelApp {
     for (const p of this.kernel.procs.all()) {
       if (p.state !== 'running') continue;
       await runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, () =>
-        this.dispatcher.exec(processOps.exit, { kind: 'kernel' }, { pid: p.pid, reason: 'host-kernel shutdown' }),
+        this.dispatcher.exec(processOps.exit, { kind: 'kernel' }, { pid: p.pid, reason: HOST_SHUTDOWN_REASON }),
       ).catch((err: unknown) => this.onError(`shutdown: process ${p.pid}: ${String(err)}`));
     }
     for (const sink of this.lifelines.values()) sink.end();

@@ -1,4 +1,4 @@
-import { adminTokenStream, commonConfig, type CommonConfig, envInt, envToken, envUrl } from '@app/shared/config';
+import { adminTokenStream, commonConfig, type CommonConfig, debugStall, envInt, envToken, envUrl } from '@app/shared/config';
 
 export interface VmmConfig extends CommonConfig {
   hostKernelUrl: string;
@@ -6,8 +6,10 @@ export interface VmmConfig extends CommonConfig {
   adminToken: string;
   adminTokenGenerated: boolean;
   pasidQuota: number;
-  /** Crash-test knob: the host call the VMM hangs before (see vm/debug-stall.ts). */
+  /** Crash-test knob: the host calls the VMM hangs before (`[<trace>/]<method>[#n]`, see libs/shared/src/debug/stall-knob.ts). */
   debugStallBefore: string | null;
+  /** DEBUG_CALL_TRACE=1: every host call is printed on stdout (`CALL {...}`), so a harness learns the steps. */
+  debugCallTrace: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): VmmConfig {
@@ -20,6 +22,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): VmmConfig {
     adminToken: admin.token,
     adminTokenGenerated: admin.generated,
     pasidQuota: envInt(env, 'PASID_QUOTA', 64, 0, 1 << 20),
-    debugStallBefore: env.DEBUG_STALL_BEFORE || null,
+    debugStallBefore: debugStall(env),
+    debugCallTrace: env.DEBUG_CALL_TRACE === '1',
   };
 }

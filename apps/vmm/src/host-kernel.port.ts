@@ -15,6 +15,8 @@ import type { Lifeline, LifelineHandlers } from '@app/shared/lifeline/event-sink
 import type { MemFile } from '@app/shared/memory/mem-file';
 
 export interface HostKernelPort {
+  /** GET /health — resolves when the host kernel answers (a VMM that lost it waits for this to reconnect). */
+  health(): Promise<void>;
   /** POST /v1/processes — registers a new host process; `as(token)` then acts as it. */
   createProcess(comm: string): Promise<ProcessCreated>;
   /** The same port acting as the process owning `token` (one bound port per VM). */

@@ -12,7 +12,8 @@ import type { AppMetrics } from '@app/shared/metrics/metrics';
 import { APP_CONFIG, CLOCK, JOURNAL, LOGGER, METRICS, STATE_VIEW } from '@app/shared/nest/tokens';
 import type { VmmConfig } from './config';
 import { ViommuOps } from './viommu/viommu-ops';
-import { withStall } from './vm/debug-stall';
+import { processStallKnob } from '@app/shared/debug/stall-knob';
+import { withKnob } from './vm/debug-stall';
 import { VmHardware } from './vm/vm-hardware';
 import { VmManager } from './vm/vm-manager';
 import { VmmApp } from './vmm.app';
@@ -26,7 +27,7 @@ export const VMM_PROVIDERS: Provider[] = [
     useFactory: async (config: VmmConfig, journal: Journal, clock: LamportClock, log: Logger, metrics: AppMetrics, state: StateView) => {
       const logger = log.child({ component: 'vmm' });
       const rest = new RestClient({ baseUrl: config.hostKernelUrl, app: 'vmm', clock, peerKey: StackPeerKey.fromAuditToken(config.auditToken) });
-      const host = withStall(new HostKernelClient(rest), config.debugStallBefore);
+      const host = withKnob(new HostKernelClient(rest), processStallKnob('host', { stallBefore: config.debugStallBefore, traceCalls: config.debugCallTrace }));
       const app = await VmmApp.open({ journal, host, adminToken: config.adminToken, pasidQuota: config.pasidQuota, seed: config.seed, publicUrl: () => config.publicUrl, onError: (m) => logger.error(m) });
       vmmMetrics(metrics, app);
       state.set(() => vmmState(app));

@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { LOG_LEVELS, type LogLevel, type LogOptions } from './log/log-options';
 import { SeededStream } from './replay/seeded';
 import { AUDIT_PEER_TIMEOUT_MS } from './audit/federation';
+import { parseStallPoints } from './debug/stall-knob';
 import { LAMPORT_MAX_STEP } from './clock';
 
 /** A bad configuration value: the app prints this one line and exits (no stack trace). */
@@ -123,6 +124,17 @@ export interface CommonConfig {
   lamportFloor: number;
   /** How far one message may advance the Lamport clock (LAMPORT_MAX_STEP). */
   lamportMaxStep: number;
+}
+
+/** DEBUG_STALL_BEFORE, checked at start (a typo must not silently stall nothing): see debug/stall-knob.ts. */
+export function debugStall(env: Env): string | null {
+  const raw = env.DEBUG_STALL_BEFORE || null;
+  try {
+    parseStallPoints(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return raw;
 }
 
 /** SEED=<n>, a non-negative integer, or null when unset. */

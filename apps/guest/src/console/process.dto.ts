@@ -1,5 +1,6 @@
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsInt, IsNotEmpty, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { Optional } from '@app/shared/nest/optional';
 import { toInt } from '@app/shared/nest/shared.dto';
 
 
@@ -19,7 +20,7 @@ export class MmapDto {
   length!: number;
 
   /** MAP_POPULATE: give every page its zeroed frame now (default: on first touch, by a write or a device's page request). */
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   populate?: boolean;
 }

@@ -6,15 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, StateWrite } from '@app/shared/journal/journal';
 import type { EventSink } from '@app/shared/lifeline/event-sink';
-import { newTraceId, runInTrace } from '@app/shared/trace';
+import { realTimers, type Timers } from '@app/shared/timers';
 import type { HostKernelPort } from '../host-kernel.port';
 import type { Machine } from '../machine/machine';
 import { VmEntity, type VmRow } from '../persistence/vm.entity';
 import type { VmRegistry } from '../viommu/vm-registry';
 import { requireAdmin, requireVm, type VmmCaller } from '../vmm-caller';
 import { HostEvents } from './host-events';
-import { type Vm, VmBuilder } from './vm-builder';
-import { hostSideEnded, powerOnFailed, type StopCause, type VmRuntime, type VmView, viewOf } from './vm-view';
+import type { Vm } from './vm-builder';
+import { traced, VmPower } from './vm-power';
+import { newRuntime, type VmRuntime, type VmView, viewOf } from './vm-view';
 
 export type { VmView } from './vm-view';
 
@@ -36,33 +37,38 @@ export interface VmManagerOptions {
   publicUrl: () => string | null;
   /** Where VM tokens come from (random; seeded in deterministic mode). */
   newToken?: () => string;
+  /** The waits between two pings of a host kernel that went away (real timers by default). */
+  timers?: Timers;
   onError?: (message: string) => void;
 }
-
-const traced = <T>(fn: () => Promise<T>): Promise<T> => runInTrace({ traceId: newTraceId(), spanId: null, caller: null }, fn);
 
 export class VmManager implements VmRegistry {
   private readonly vms = new Map<number, VmRuntime>();
   private readonly byToken = new Map<string, number>();
-  private readonly builder: VmBuilder;
-  private readonly hostEvents: HostEvents;
+  private readonly power: VmPower;
   private readonly journal: Journal;
   private readonly newToken: () => string;
   private readonly onError: (message: string) => void;
 
-  constructor(private readonly opts: VmManagerOptions) {
+  constructor(opts: VmManagerOptions) {
     this.journal = opts.journal;
-    this.builder = new VmBuilder(opts.host);
     this.newToken = opts.newToken ?? (() => randomBytes(16).toString('hex'));
     this.onError = opts.onError ?? (() => undefined);
-    this.hostEvents = new HostEvents(this.journal, (id, event, data) => this.pushToGuest(id, event, data), this.onError);
+    const hostEvents = new HostEvents(this.journal, (id, event, data) => this.pushToGuest(id, event, data), this.onError);
+    this.power = new VmPower({
+      ...opts,
+      hostEvents,
+      timers: opts.timers ?? realTimers,
+      isCurrent: (rt) => this.vms.get(rt.row.id) === rt,
+      onError: this.onError,
+    });
   }
 
   /** Loads the VM records; the ones that were running are to be restored (restoreAll). */
   async load(): Promise<void> {
     const rows = await this.journal.store.find<VmRow>(VmEntity, {}, { id: 'ASC' });
     for (const row of rows) {
-      this.vms.set(row.id, { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: true, restoring: row.state === 'running', hostDetail: null });
+      this.vms.set(row.id, newRuntime(row, { ready: true, restoring: row.state === 'running' }));
       this.byToken.set(row.token, row.id);
     }
   }
@@ -72,11 +78,12 @@ export class VmManager implements VmRegistry {
    * the VMM answers (VMs listed as `starting`) while a slow or absent host kernel is waited for.
    */
   async restoreAll(): Promise<void> {
-    for (const rt of this.vms.values()) if (rt.restoring) await this.restore(rt);
+    for (const rt of this.vms.values()) if (rt.restoring) await this.power.restore(rt);
   }
 
   /** SIGTERM: the VMM's VMs die with it. Dropping each lifeline makes the host close every fd. */
   shutdown(): void {
+    this.power.close();
     for (const rt of this.vms.values()) {
       rt.stopping = true;
       rt.guestLifeline?.end();
@@ -132,10 +139,10 @@ export class VmManager implements VmRegistry {
             hostPid: null,
             createdMs: Date.now(),
           };
-          rt = { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, ready: false, restoring: false, hostDetail: null };
+          rt = newRuntime(row, { ready: false, restoring: false });
           // Reserve the id and name before the first await, so two concurrent creates cannot share them.
           this.vms.set(id, rt);
-          await this.start(rt);
+          await this.power.start(rt);
           return { id, token: row.token };
         },
         (): StateWrite[] => (rt ? [{ entity: VmEntity, insert: { ...(rt as VmRuntime).row } }] : []),
@@ -150,7 +157,7 @@ export class VmManager implements VmRegistry {
       // All-or-nothing: whatever was built is torn down and the id is not consumed.
       const failed = rt as VmRuntime | null;
       if (failed) {
-        await this.stop(failed).catch(() => undefined);
+        await this.power.stop(failed).catch(() => undefined);
         this.vms.delete(failed.row.id);
         this.byToken.delete(failed.row.token);
       }
@@ -164,7 +171,7 @@ export class VmManager implements VmRegistry {
     await this.journal.run(
       { operation: 'vm.destroy', actor: 'admin', object: `vm:${id}` },
       async () => {
-        const errors = await this.stop(rt);
+        const errors = await this.power.stop(rt);
         return { hostErrors: errors.map((e) => `${e.errno}: ${e.message}`) };
       },
       (): StateWrite[] => [{ entity: VmEntity, delete: { id } }],
@@ -183,31 +190,7 @@ export class VmManager implements VmRegistry {
     const rt = this.runtime(id);
     if (rt.vm) throw new KernelError('EBUSY', `vm ${id} is running`);
     if (rt.restoring) throw new KernelError('EAGAIN', `vm ${id} is starting`);
-    rt.restoring = true;
-    try {
-      await this.journal.run(
-        { operation: 'vm.start', actor: 'admin', object: `vm:${id}` },
-        async () => {
-          await this.start(rt).catch((err: unknown) => {
-            rt.hostLifeline?.close();
-            rt.hostLifeline = null;
-            throw err;
-          });
-          return { hostPid: rt.row.hostPid };
-        },
-        (): StateWrite[] => [{ entity: VmEntity, update: { hostPid: rt.row.hostPid, state: 'running', stopReason: null }, where: { id } }],
-      );
-      rt.row.state = 'running';
-      rt.row.stopReason = null;
-      rt.hostDetail = null;
-    } catch (err) {
-      // Built, but its row could not be written: the start did not happen (all-or-nothing).
-      if (rt.vm) await this.stop(rt).catch(() => undefined);
-      throw err;
-    } finally {
-      rt.restoring = false;
-    }
-    return viewOf(rt, true);
+    return this.power.startStopped(rt, 'admin');
   }
 
   // ---- guest lifeline ---------------------------------------------------------------------------
@@ -238,101 +221,6 @@ export class VmManager implements VmRegistry {
 
   pushToGuest(id: number, event: string, data: unknown): void {
     this.vms.get(id)?.guestLifeline?.send(event, data);
-  }
-
-  // ---- host side ----------------------------------------------------------------------------------
-
-  private async restore(rt: VmRuntime): Promise<void> {
-    await traced(() =>
-      this.journal
-        .run(
-          { operation: 'vm.restore', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: 'vmm restart' } },
-          async () => {
-            await this.start(rt);
-            return { hostPid: rt.row.hostPid };
-          },
-          (): StateWrite[] => [{ entity: VmEntity, update: { hostPid: rt.row.hostPid, state: 'running', stopReason: null }, where: { id: rt.row.id } }],
-        )
-        .catch(async (err: unknown) => {
-          // The builder unwound what it built; drop the lifeline too (the process is already gone).
-          rt.hostLifeline?.close();
-          rt.hostLifeline = null;
-          await this.markStopped(rt, powerOnFailed('restore after a VMM restart', err));
-        })
-        .finally(() => {
-          rt.restoring = false;
-        }),
-    );
-  }
-
-  private async start(rt: VmRuntime): Promise<void> {
-    const devices = JSON.parse(rt.row.devices) as string[];
-    let ended: string | null = null;
-    const vm = await this.builder.build(
-      { name: rt.row.name, memoryMiB: rt.row.memoryMiB, vcpus: rt.row.vcpus, devices, pasidQuota: this.opts.pasidQuota, prqDepth: this.opts.guestPrqDepth },
-      async (pid, token) => {
-        const lifeline = this.opts.host.as(token).holdLifeline(pid, {
-          auditUrl: this.opts.publicUrl(),
-          onEvent: (e) => this.onHostEvent(rt, e.event, e.data),
-          onEnd: (reason) => {
-            ended = reason;
-            void this.hostSideDied(rt, pid, reason);
-          },
-        });
-        rt.hostLifeline = lifeline;
-        await lifeline.opened;
-      },
-    );
-    if (ended !== null) {
-      // The host process died while we built: the VM never existed.
-      await this.builder.teardown(vm);
-      throw new KernelError('EIO', `vm ${rt.row.id}: its host process ended during the build (${String(ended)})`);
-    }
-    rt.vm = vm;
-    rt.row.hostPid = vm.handles.pid;
-    rt.stopping = false;
-  }
-
-  private async stop(rt: VmRuntime): Promise<KernelError[]> {
-    rt.stopping = true;
-    const vm = rt.vm;
-    rt.vm = null;
-    rt.guestLifeline?.end();
-    rt.guestLifeline = null;
-    const errors = vm ? await this.builder.teardown(vm) : [];
-    rt.hostLifeline?.close();
-    rt.hostLifeline = null;
-    return errors;
-  }
-
-  private onHostEvent(rt: VmRuntime, event: string, data: unknown): void {
-    if (rt.vm) this.hostEvents.handle(rt.row.id, rt.vm, event, data);
-  }
-
-  /** The host ended the VM's process (killed, or the host kernel went away): the VM is stopped. */
-  private async hostSideDied(rt: VmRuntime, pid: number, reason: string): Promise<void> {
-    const vm = rt.vm;
-    // Expected when we tear it down ourselves, and meaningless for a build that has not finished (it unwinds).
-    if (rt.stopping || !vm || vm.handles.pid !== pid) return;
-    rt.vm = null;
-    rt.hostLifeline = null;
-    rt.guestLifeline?.end();
-    rt.guestLifeline = null;
-    await this.markStopped(rt, hostSideEnded(pid, reason));
-  }
-
-  /** The VM is stopped: its record keeps the guest-terms reason, the journal row both (the audit plane is the operator's). */
-  private async markStopped(rt: VmRuntime, cause: StopCause): Promise<void> {
-    rt.row.state = 'stopped';
-    rt.row.stopReason = cause.guest;
-    rt.hostDetail = cause.host;
-    await traced(() =>
-      this.journal.run(
-        { operation: 'vm.stopped', actor: 'vmm', object: `vm:${rt.row.id}`, args: { reason: cause.guest, host: cause.host } },
-        () => ({ stopped: true }),
-        (): StateWrite[] => [{ entity: VmEntity, update: { state: 'stopped', stopReason: cause.guest }, where: { id: rt.row.id } }],
-      ),
-    ).catch((err: unknown) => this.onError(`vm ${rt.row.id}: ${String(err)}`));
   }
 
   private runtime(id: number): VmRuntime {

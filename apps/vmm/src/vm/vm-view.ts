@@ -20,6 +20,13 @@ export interface VmRuntime {
   restoring: boolean;
   /** The host's account of the last stop (admin only; not persisted: the `vm.stopped` row keeps it). */
   hostDetail: string | null;
+  /** The reason of the host's `exit` event for the VM's current host process; null until one came. */
+  hostExit: string | null;
+}
+
+/** A VM's runtime for its record: not built yet, no lifelines. */
+export function newRuntime(row: VmRow, flags: Pick<VmRuntime, 'ready' | 'restoring'>): VmRuntime {
+  return { row, vm: null, hostLifeline: null, guestLifeline: null, stopping: false, hostDetail: null, hostExit: null, ...flags };
 }
 
 export interface VmView {

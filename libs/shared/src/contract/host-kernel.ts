@@ -24,6 +24,9 @@ export interface EnqcmdResult {
   reason?: string;
 }
 
+/** The reason of every process exit a host-kernel shutdown causes (its `exit` lifeline event says so). */
+export const HOST_SHUTDOWN_REASON = 'host-kernel shutdown';
+
 export interface ProcessCreated {
   pid: number;
   token: string;

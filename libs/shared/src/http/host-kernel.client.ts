@@ -30,6 +30,9 @@ export class HostKernelClient {
     return new HostKernelClient(this.rest.withToken(token));
   }
 
+  async health(): Promise<void> {
+    await this.rest.get('/health');
+  }
   createProcess(comm: string): Promise<ProcessCreated> {
     return this.rest.post('/v1/processes', { comm });
   }

@@ -24,6 +24,10 @@ const VALIDATION = {
  * A body whose DTO compiles (compiled-dto.ts) and that passes its compiled rules is built and passed at once;
  * everything else — every refusal included, so each keeps its message — goes through class-transformer and
  * class-validator as before.
+ *
+ * Nest's ValidationPipe turns a path parameter typed `number` into `+value`, so ` 1`, `1e0`, `0x1`, `+1` and `1.0`
+ * all named object 1 (a malformed id deleted VM 1): path parameters stay the strings they were, for the route's
+ * own pipe (IntParamPipe) to judge.
  */
 class CompiledValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
@@ -33,6 +37,10 @@ class CompiledValidationPipe extends ValidationPipe {
       if (built) return built;
     }
     return super.transform(value, metadata);
+  }
+
+  protected override transformPrimitive(value: unknown, metadata: ArgumentMetadata): unknown {
+    return metadata.type === 'param' ? value : super.transformPrimitive(value, metadata);
   }
 }
 
@@ -68,7 +76,7 @@ export class ObjectBodyPipe implements PipeTransform {
 /** A path parameter that must be a non-negative safe integer (fd, pid, ioasid, vcpu). */
 @Injectable()
 export class IntParamPipe implements PipeTransform<string | number, number> {
-  // The global pipe has already turned the path string into a number (NaN when it was not one).
+  // The path string as it came (the global pipe leaves path parameters alone): digits only.
   transform(value: string | number, meta: ArgumentMetadata): number {
     if (!/^\d{1,15}$/.test(String(value))) throw new KernelError('EINVAL', `path parameter ${meta.data ?? ''} must be a non-negative integer`);
     return Number(value);
