@@ -57,3 +57,12 @@ export interface ProblemBody {
   message: string;
   traceId: string;
 }
+
+/**
+ * Whether `err` is a call its peer never answered, as the REST door raises it (http/rest-client.ts transportError:
+ * EIO 502 when the connection failed, ETIMEDOUT 504 when the answer did not come in time; the in-process stack
+ * answers for an app that is down with the same EIO 502).
+ */
+export function noAnswer(err: unknown): boolean {
+  return err instanceof KernelError && ((err.errno === 'EIO' && err.status === 502) || (err.errno === 'ETIMEDOUT' && err.status === 504));
+}

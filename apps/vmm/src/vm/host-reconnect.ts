@@ -2,7 +2,7 @@
 // reconnects: it waits until the host answers again, then powers the VMs that were running on again by itself
 // (vm-manager.ts). libvirt does the same when qemu's host side returns (its reconnect to running domains); here the
 // domains died with the host, so coming back is a power cycle. One wait is shared by every VM that lost the host.
-import { KernelError } from '@app/shared/errno';
+import { type KernelError, noAnswer } from '@app/shared/errno';
 import { HOST_SHUTDOWN_REASON } from '@app/shared/contract/host-kernel';
 import type { Timers } from '@app/shared/timers';
 
@@ -12,7 +12,8 @@ export const RECONNECT_MAX_MS = 2000;
 
 /** A host call that never reached the host kernel (REST: no connection; in process: the host is down). */
 export function hostUnreachable(err: unknown): boolean {
-  return err instanceof KernelError && err.errno === 'EIO' && err.status === 502;
+  // Not a timeout: a host that is slow to answer is still there.
+  return noAnswer(err) && (err as KernelError).errno === 'EIO';
 }
 
 /**
