@@ -50,12 +50,20 @@ export interface TxEvent {
  * with it. Irreversible effects (cache flushes, drains) go to defer() and run on commit, after the journal row.
  */
 export class Tx {
-  private readonly undos: Array<() => void> = [];
-  private readonly deferred: Array<() => void> = [];
-  /** Events of this call, in order; emptied by a rollback. */
-  readonly events: TxEvent[] = [];
+  /**
+   * The undo log, four slots per step: the inverse, its subject and argument, and the step's result. A
+   * closure-free step (doOn) allocates nothing but its slots; the log exists only once a call changes something.
+   */
+  private log: unknown[] | null = null;
+  private deferred: Array<() => void> | null = null;
+  private reported: TxEvent[] | null = null;
 
   constructor(private readonly faults?: FaultInjector) {}
+
+  /** Events of this call, in order; none after a rollback. */
+  get events(): readonly TxEvent[] {
+    return this.reported ?? NO_EVENTS;
+  }
 
   /** A fault point: an internal step that may fail (allocation, hardware programming, a hook). */
   step(name: string): void {
@@ -66,37 +74,62 @@ export class Tx {
   do<T>(name: string, apply: () => T, revert: (result: T) => void): T {
     this.step(name);
     const result = apply();
-    this.undos.push(() => revert(result));
+    this.remember(callRevert as (r: (result: T) => void, a: undefined, result: T) => void, revert, undefined, result);
+    return result;
+  }
+
+  /**
+   * do() for hot paths, without a closure per call: apply(subject, arg) and, on rollback, revert(subject, arg,
+   * result), both plain functions defined once.
+   */
+  doOn<S, A, T>(name: string, subject: S, arg: A, apply: (subject: S, arg: A) => T, revert: (subject: S, arg: A, result: T) => void): T {
+    this.step(name);
+    const result = apply(subject, arg);
+    this.remember(revert, subject, arg, result);
     return result;
   }
 
   /** Register the inverse of a change already made. */
   onUndo(revert: () => void): void {
-    this.undos.push(revert);
+    this.remember(callRevert, revert, undefined, undefined);
   }
 
   /** Run after commit, in order; must not fail. */
   defer(effect: () => void): void {
-    this.deferred.push(effect);
+    (this.deferred ??= []).push(effect);
   }
 
   /** Reports an event of this call (dropped if it rolls back). */
   emit(event: TxEvent): void {
-    this.events.push(event);
+    (this.reported ??= []).push(event);
   }
 
   rollback(): void {
-    for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]();
-    this.undos.length = 0;
-    this.deferred.length = 0;
-    this.events.length = 0;
+    const log = this.log;
+    this.log = null;
+    if (log) for (let i = log.length - 4; i >= 0; i -= 4) (log[i] as (s: unknown, a: unknown, r: unknown) => void)(log[i + 1], log[i + 2], log[i + 3]);
+    this.deferred = null;
+    this.reported = null;
   }
 
   commit(): void {
-    this.undos.length = 0;
-    const effects = this.deferred.splice(0);
-    for (const effect of effects) effect();
+    this.log = null;
+    const effects = this.deferred;
+    this.deferred = null;
+    if (effects) for (const effect of effects) effect();
   }
+
+  private remember<S, A, T>(revert: (s: S, a: A, r: T) => void, subject: S, arg: A, result: T): void {
+    if (this.log === null) this.log = [revert, subject, arg, result];
+    else this.log.push(revert, subject, arg, result);
+  }
+}
+
+const NO_EVENTS: readonly TxEvent[] = Object.freeze([]);
+
+/** The inverse of a do() or onUndo() step: the closure it was given, called with the step's result. */
+function callRevert(revert: (result: unknown) => void, _arg: undefined, result: unknown): void {
+  revert(result);
 }
 
 /** Run fn as one transaction: commit on return (then hand its events to `onEvent`), roll back everything on throw. */

@@ -27,7 +27,8 @@ export type UnmapArgs = { iova: number; length: number } | { all: true };
  */
 export class IoasidContext implements KernelFile {
   readonly kind = 'ioasid';
-  readonly ioasids = new Map<number, Ioasid>();
+  /** The ioasids this fd sees: a view of the layer's one map, not a second map (see FdIoasids). */
+  readonly ioasids: FdIoasids;
   /** The fd's fault queues (iommufd FAULT objects), which nested page tables send their page requests to. */
   readonly faultQueues: FaultQueueTable;
   /** The owner every ioasid allocated here points at (one object per fd, not one per ioasid). */
@@ -43,6 +44,7 @@ export class IoasidContext implements KernelFile {
   ) {
     this.faultQueues = new FaultQueueTable(fd);
     this.owner = Object.freeze({ ctxId, pid, fd });
+    this.ioasids = new FdIoasids(layer, this.owner);
   }
 
   lookup(id: number): Ioasid {
@@ -53,9 +55,7 @@ export class IoasidContext implements KernelFile {
 
   /** IOASID_ALLOC */
   alloc(tx: Tx): number {
-    const ioasid = this.layer.allocPasid(tx, this.owner);
-    tx.do('ctx.insert', () => this.ioasids.set(ioasid.id, ioasid), () => this.ioasids.delete(ioasid.id));
-    return ioasid.id;
+    return this.layer.allocPasid(tx, this.owner).id;
   }
 
   list(): { ioasid: number; state: IoasidState }[] {
@@ -196,12 +196,7 @@ export class IoasidContext implements KernelFile {
       // Its routes are blocked and drained (their page requests answered): the table no longer uses its queue.
       if (pgtbl.kind === 'nested') pgtbl.iopf?.put(tx);
     }
-    this.layer.park(
-      tx,
-      ioasid,
-      () => this.ioasids.delete(ioasid.id),
-      () => this.ioasids.set(ioasid.id, ioasid),
-    );
+    this.layer.park(tx, ioasid);
     tx.emit({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
     if (pgtbl) tx.defer(() => this.layer.flush(ioasid, null, 'destroy'));
     this.layer.freeIfUnused(tx, ioasid);
@@ -212,5 +207,30 @@ export class IoasidContext implements KernelFile {
     if (ioasid.state !== 'bound' || !ioasid.pgtbl) throw new KernelError('EINVAL', `ioasid ${id} has no page table (BIND_PGTBL first)`);
     if (ioasid.pgtbl.kind !== 'iova') throw new KernelError('EINVAL', `ioasid ${id} is bound to a ${ioasid.pgtbl.kind} table; MAP/UNMAP need iova`);
     return ioasid.pgtbl;
+  }
+}
+
+/**
+ * An fd's ioasids: those of the layer's id map that it owns (the owner object is one per fd) and has not destroyed.
+ * One map for the whole PASID space, as iommufd's one object xarray with typed lookups: a lookup is one Map get
+ * and an identity check; iterating (list, close) walks the layer's map.
+ */
+export class FdIoasids {
+  constructor(
+    private readonly layer: IoasidLayer,
+    private readonly owner: IoasidOwner,
+  ) {}
+
+  get(id: number): Ioasid | undefined {
+    const ioasid = this.layer.get(id);
+    return ioasid !== undefined && ioasid.owner === this.owner && ioasid.state !== 'destroyed' ? ioasid : undefined;
+  }
+
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  *values(): IterableIterator<Ioasid> {
+    for (const ioasid of this.layer.values()) if (ioasid.owner === this.owner && ioasid.state !== 'destroyed') yield ioasid;
   }
 }

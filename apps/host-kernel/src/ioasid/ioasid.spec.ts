@@ -47,6 +47,27 @@ describe('ioasid fd and ALLOC', () => {
     expectFails(k, () => k.destroy(a, fdA2, id), 'ENOENT');
   });
 
+  it('two fds of one process each see only their own live ioasids; a parked one leaves its fd, not the pool', () => {
+    const k = newKernel();
+    const { pid } = k.createProcess('p');
+    const [fd1, fd2] = [k.openIoasid(pid), k.openIoasid(pid)];
+    const [a, b, c] = [k.alloc(pid, fd1), k.alloc(pid, fd2), k.alloc(pid, fd1)];
+    expect(k.list(pid, fd1).map((i) => i.ioasid)).toEqual([a, c]);
+    expect(k.list(pid, fd2).map((i) => i.ioasid)).toEqual([b]);
+    // Parked (a device still holds it): gone from its fd's view, still allocated in the layer.
+    const dev = k.openDevice(pid, DSA0);
+    k.bindPgtbl(pid, fd1, a, { kind: 'iova' });
+    k.allowIoasid(pid, dev, { ioasidFd: fd1, ioasid: a, mode: 'pasid' });
+    k.destroy(pid, fd1, a);
+    expect(k.list(pid, fd1).map((i) => i.ioasid)).toEqual([c]);
+    expectFails(k, () => k.info(pid, fd1, a), 'ENOENT');
+    expect(k.pasidInfo(a)).toMatchObject({ state: 'parked' });
+    // Closing fd1 destroys only its own: fd2's ioasid stays live and visible.
+    k.closeFd(pid, fd1);
+    expect(k.list(pid, fd2)).toEqual([{ ioasid: b, state: 'allocated' }]);
+    expect(k.pasidInfo(c)).toEqual({ pasid: c, state: 'free' });
+  });
+
   it('ENOSPC once the IOMMU PASID space is exhausted, consuming nothing', () => {
     const k = newKernel({ pasidBits: 3 });
     const { pid } = k.createProcess('p');
