@@ -21,7 +21,7 @@ interface RawStatement {
 
 interface RawDb {
   prepare(sql: string): RawStatement;
-  transaction<A>(fn: (a: A) => void): (a: A) => void;
+  transaction<A, B, R>(fn: (a: A, b: B) => R): (a: A, b: B) => R;
 }
 
 type Row = Omit<JournalRow, 'seq'>;
@@ -55,6 +55,8 @@ export class JournalStore {
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
   private readonly listeners: RowsListener[] = [];
+  /** One better-sqlite3 transaction function for every write (db.transaction builds a wrapper: once, not per call). */
+  private writeAll: ((rows: Row[], writes: StateWrite[]) => number) | null = null;
 
   constructor(
     readonly ds: DataSource,
@@ -93,12 +95,7 @@ export class JournalStore {
     const writes = stateWrites.length === 0 ? stateWrites : stateWrites.map((w) => this.scopedWrite(w));
     const raw = this.rawDb();
     if (raw && this.lock.idle) {
-      let last = 0;
-      raw.transaction(() => {
-        for (const w of writes) this.rawWrite(w);
-        const insert = this.statement(`INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`);
-        for (const r of rows) last = Number((insert.run(...JOURNAL_COLUMNS.map((c) => r[c] ?? null)) as { lastInsertRowid?: number | bigint }).lastInsertRowid ?? 0);
-      })(undefined);
+      const last = this.rawWriteAll(raw)(rows, writes);
       this.written(rows, last);
       return;
     }
@@ -124,6 +121,22 @@ export class JournalStore {
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */
   transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
     return this.lock.run(() => this.ds.transaction(fn));
+  }
+
+  /** The state writes, then the journal rows, in one SQLite transaction: the last row's seq. */
+  private rawWriteAll(raw: RawDb): (rows: Row[], writes: StateWrite[]) => number {
+    if (this.writeAll) return this.writeAll;
+    const insert = this.statement(INSERT_JOURNAL);
+    return (this.writeAll = raw.transaction((rows: Row[], writes: StateWrite[]): number => {
+      for (const w of writes) this.rawWrite(w);
+      let last = 0;
+      const values: unknown[] = new Array(JOURNAL_COLUMNS.length);
+      for (const r of rows) {
+        for (let i = 0; i < JOURNAL_COLUMNS.length; i++) values[i] = r[JOURNAL_COLUMNS[i]] ?? null;
+        last = Number((insert.run(...values) as { lastInsertRowid?: number | bigint }).lastInsertRowid ?? 0);
+      }
+      return last;
+    }));
   }
 
   private rawWrite(w: StateWrite): void {
@@ -172,6 +185,7 @@ export class JournalStore {
 }
 
 const column = (prop: keyof Row): string => prop.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const INSERT_JOURNAL = `INSERT INTO journal (${JOURNAL_COLUMNS.map(column).join(', ')}) VALUES (${JOURNAL_COLUMNS.map(() => '?').join(', ')})`;
 
 async function ormWrite(em: EntityManager, w: StateWrite): Promise<void> {
   const repo = em.getRepository(w.entity);
