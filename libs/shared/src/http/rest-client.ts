@@ -71,9 +71,13 @@ export class RestClient {
   }
 
   url(path: string, query?: Query): string {
+    return this.target(path, query).toString();
+  }
+
+  private target(path: string, query?: Query): URL {
     const u = new URL(path, this.opts.baseUrl);
     if (query) for (const k in query) if (query[k] !== undefined) u.searchParams.set(k, String(query[k]));
-    return u.toString();
+    return u;
   }
 
   headers(): Record<string, string> {
@@ -86,7 +90,7 @@ export class RestClient {
   async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
     const headers = this.headers();
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const u = new URL(this.url(path, query));
+    const u = this.target(path, query);
     const timeout = this.opts.timeoutMs ?? REST_DEFAULT_TIMEOUT_MS;
     let status: number;
     let text: string;
