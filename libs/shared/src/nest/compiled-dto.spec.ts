@@ -3,6 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { EnqcmdDto } from '../../../../apps/host-kernel/src/cpu/cpu.dto';
 import { BindPgtblDto, MapDto, UnmapDto } from '../../../../apps/host-kernel/src/ioasid/ioasid.dto';
+import { InvalidateDto } from '../../../../apps/vmm/src/viommu/viommu.dto';
 import { compiledBodyValidator } from './compiled-dto';
 import { DescriptorDto, GuestReadQuery, GuestWriteDto, WrmsrDto } from './shared.dto';
 
@@ -47,6 +48,12 @@ const cases: Array<{ dto: new () => object; good: unknown[]; bad: unknown[] }> =
     bad: [{ kind: 'nested' }, { kind: 'iova', parent: 0 }, { kind: 'iova', root: null }, { kind: 'x' }],
   },
   { dto: MapDto, good: [{ iova: 0, hva: 4096, length: 4096, read: true, write: false }], bad: [{ iova: 0, hva: 4096, length: 0, read: true, write: false }, { iova: 0, hva: 4096, length: 1, read: 1, write: false }] },
+  {
+    // The VMM's invalidation queue: an array of descriptors the vIOMMU decodes itself (untyped for the pipe).
+    dto: InvalidateDto,
+    good: [{ descriptors: [] }, { descriptors: [{ type: 'pasid-cache', vpasid: 3 }, { type: 'wait' }] }, { descriptors: Array.from({ length: 256 }, () => ({ type: 'wait' })) }],
+    bad: [{}, { descriptors: {} }, { descriptors: 'wait' }, { descriptors: Array.from({ length: 257 }, () => ({ type: 'wait' })) }, { descriptors: [], extra: 1 }],
+  },
   { dto: UnmapDto, good: [{ all: true }, { iova: 0, length: 4096 }], bad: [{ all: false }, {}, { iova: 0 }] },
 ];
 

@@ -63,6 +63,10 @@ function ruleOf(m: ValidationMetadata): Rule | null {
       return (v) => v !== '' && v !== null && v !== undefined;
     case 'isObject':
       return isObject;
+    case 'isArray':
+      return (v) => Array.isArray(v);
+    case 'arrayMaxSize':
+      return typeof c[0] === 'number' ? (v) => Array.isArray(v) && v.length <= (c[0] as number) : null;
     case 'matches': {
       if (!(c[0] instanceof RegExp) || c[0].flags.includes('y')) return null;
       const re = new RegExp(c[0].source, c[0].flags.replace('g', ''));
