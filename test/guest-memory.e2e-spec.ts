@@ -1,13 +1,14 @@
 // Guest RAM without exits across real processes (docs/guest-memory.md): the host kernel backs the VMM's RAM mmap with
 // a POSIX shared memory file, the VMM hands its guest the file's handle, and the guest maps it. What the guest stores
 // is what the host's DMA reads, and the reverse, with the VMM's REST memory door and a fourth process mapping the
-// file all seeing the same bytes. The files never outlive what owns them: a VM's goes with it, a host that shuts down
-// removes its own, and a host killed outright leaves its files to the next host's boot, which removes them.
+// file all seeing the same bytes. The files never outlive what owns them: a VM's goes with it, a killed VMM's go with
+// the VM processes the host reaps when its lifeline drops, a host that shuts down removes its own, and a host killed outright leaves its files to the next host's boot, which removes them.
 import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { openShm } from '../libs/shared/src/memory/shm-files';
 import { guestCall, ppasidOfTrace, readGuest } from './harness/guest';
 import { useStack } from './harness/hooks';
-import { HOST_ADMIN, VMM_ADMIN, http, newTraceparent } from './harness/stack';
+import { HOST_ADMIN, VMM_ADMIN, eventually, http, newTraceparent } from './harness/stack';
 
 const DEV = '0000:6a:01.0';
 const stack = useStack(async (s) => {
@@ -74,6 +75,22 @@ describe('guest RAM is one memory file shared by the host, the VMM and the guest
     const res = await http('DELETE', `${s.vmmApp.url}/v1/vms/${vm.id}`, { token: VMM_ADMIN });
     expect(res.status).toBe(204);
     expect(existsSync(`/dev/shm/${file}`)).toBe(false);
+  });
+
+  it('a VMM killed outright takes its VMs’ RAM files with it: the host reaps the processes whose lifeline dropped', async () => {
+    const s = stack();
+    const before = filesOf(s.host.child.pid);
+    await s.createVm({ name: 'vmm-dies', memoryMiB: 16 });
+    const files = filesOf(s.host.child.pid);
+    expect(files.filter((f) => !before.includes(f))).toHaveLength(1);
+    s.vmmApp.signal('SIGKILL');
+    await s.vmmApp.exited;
+    // No call unmaps anything: the VMM is gone. The host's exit of each VM process (every VM of this VMM, the
+    // earlier tests' too) is what unlinks its file.
+    await eventually(async () => (files.some((f) => existsSync(`/dev/shm/${f}`)) ? undefined : true), 5000, 'every RAM file unlinked');
+    expect(filesOf(s.host.child.pid)).toEqual([]);
+    // A VMM with nothing to restore for the next test (a restored VM would map new files on this host).
+    await s.startVmm({ DATA_DIR: join(s.dataDir, 'vmm-2') });
   });
 
   it('a host killed outright leaves its files to the next boot, which removes them; a host that shuts down removes its own', async () => {
