@@ -2,7 +2,8 @@
 // a POSIX shared memory file, the VMM hands its guest the file's handle, and the guest maps it. What the guest stores
 // is what the host's DMA reads, and the reverse, with the VMM's REST memory door and a fourth process mapping the
 // file all seeing the same bytes. The files never outlive what owns them: a VM's goes with it, a killed VMM's go with
-// the VM processes the host reaps when its lifeline drops, a host that shuts down removes its own, and a host killed outright leaves its files to the next host's boot, which removes them.
+// the VM processes the host reaps when its lifeline drops, a host that shuts down removes its own, and a host killed
+// outright leaves its files to the next host's boot, which removes them.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openShm } from '../libs/shared/src/memory/shm-files';
