@@ -1,5 +1,5 @@
 import { KernelError } from '@app/shared/errno';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
 
 /** A cached final translation of one 4 KiB page. */

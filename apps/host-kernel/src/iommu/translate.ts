@@ -1,5 +1,5 @@
 import { KernelError } from '@app/shared/errno';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { walkWords, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
 import { FAULT_REASONS, type FaultReason } from './iommu.constants';
