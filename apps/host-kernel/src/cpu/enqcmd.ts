@@ -1,6 +1,6 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import { encodeDescriptorInto } from '@app/shared/dsa/descriptor';
-import { DESC_PASID_MASK, DESC_PRIV_BIT } from '@app/shared/dsa/dsa.constants';
+import { DESC_PASID_MASK } from '@app/shared/dsa/dsa.constants';
 import { KernelError } from '@app/shared/errno';
 import type { Tx } from '../fault-injection';
 import { NO_PASID } from '../ioasid/ioasid.constants';
@@ -108,8 +108,11 @@ function post(tx: Tx, portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, 
     portal.submit(ppasid, descriptor); // counted as a retry by the device
     return RETRY_QUEUE_FULL;
   }
-  const dword0 = descriptor.readUInt32LE(0);
-  descriptor.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
+  // Dword 0 (little-endian): PASID in bits 19:0, priv in bit 31; bits 30:20 are the JSON's (reserved) and stay.
+  descriptor[0] = ppasid;
+  descriptor[1] = ppasid >>> 8;
+  descriptor[2] = (descriptor[2] & 0xf0) | (ppasid >>> 16);
+  descriptor[3] = (descriptor[3] & 0x7f) | (privileged ? 0x80 : 0);
   tx.defer(() => void portal.submit(ppasid, descriptor));
   return ACCEPTED;
 }

@@ -150,6 +150,14 @@ export class PhysicalMemory {
 
   /** Little-endian u32 at hpa (a page-table entry's half: never crosses a frame); never-written bytes read as zero. */
   readU32(hpa: number): number {
+    const at = hpa % PAGE_SIZE;
+    // The walk's every table read: one range test, then bytes (the other cases keep their checks and errors).
+    if (!(hpa >= PAGE_SIZE && hpa + 4 <= this.end && at <= PAGE_SIZE - 4 && Number.isSafeInteger(hpa))) return this.readU32Checked(hpa);
+    const frame = this.bytes.get((hpa - at) / PAGE_SIZE);
+    return frame === undefined ? 0 : (frame[at] | (frame[at + 1] << 8) | (frame[at + 2] << 16)) + frame[at + 3] * 0x100_0000;
+  }
+
+  private readU32Checked(hpa: number): number {
     this.checkRange(hpa, 4);
     const frame = this.bytes.get(pageIndex(hpa));
     return frame === undefined ? 0 : frame.readUInt32LE(pageOffset(hpa));

@@ -1,18 +1,13 @@
 import { KernelError } from '../errno';
-import {
-  COMPLETION_RECORD_ALIGN,
-  COMPLETION_RECORD_SIZE,
-  CompletionStatus,
-  DESC_PASID_MASK,
-  DESC_PRIV_BIT,
-  DESCRIPTOR_SIZE,
-  DSA_SUPPORTED_FLAGS,
-  DsaFlag,
-  DsaOpcode,
-  type DsaOp,
-} from './dsa.constants';
+import * as dsa from './dsa.constants';
+import { COMPLETION_RECORD_ALIGN, DESC_PASID_MASK, DESC_PRIV_BIT, DSA_SUPPORTED_FLAGS, DsaFlag, type DsaOp } from './dsa.constants';
 
-export { COMPLETION_RECORD_SIZE, CompletionStatus, DESCRIPTOR_SIZE, DsaOpcode, type DsaOp };
+// Consts, not `export { … }` of the imports: CommonJS makes such a re-export a getter, called on every use.
+export const COMPLETION_RECORD_SIZE = dsa.COMPLETION_RECORD_SIZE;
+export const CompletionStatus = dsa.CompletionStatus;
+export const DESCRIPTOR_SIZE = dsa.DESCRIPTOR_SIZE;
+export const DsaOpcode = dsa.DsaOpcode;
+export type { DsaOp };
 
 /*
  * Descriptor layout (struct dsa_hw_desc): @0 u32 PASID[19:0] | priv[31]; @4 flags (3 bytes); @7 opcode;
@@ -109,6 +104,22 @@ export function encodeDescriptor(input: DescriptorInput, pasidOverride?: number,
   return encodeDescriptorInto(input, Buffer.allocUnsafe(DESCRIPTOR_SIZE), pasidOverride, privilegedOverride);
 }
 
+/** The opcode of an own key of DsaOpcode, else -1 (a switch: no hasOwnProperty call per descriptor). */
+function opcodeOf(op: unknown): number {
+  switch (op) {
+    case 'noop':
+      return DsaOpcode.noop;
+    case 'memmove':
+      return DsaOpcode.memmove;
+    case 'fill':
+      return DsaOpcode.fill;
+    case 'compare':
+      return DsaOpcode.compare;
+    default:
+      return -1;
+  }
+}
+
 /**
  * encodeDescriptor into `b` (64 bytes, every byte written: reserved ones 0), so a caller with a buffer of its own
  * (the ENQCMD portal) allocates nothing. Validation and errors are encodeDescriptor's; on an error `b` holds junk.
@@ -116,7 +127,8 @@ export function encodeDescriptor(input: DescriptorInput, pasidOverride?: number,
 export function encodeDescriptorInto(input: DescriptorInput, b: Buffer, pasidOverride?: number, privilegedOverride?: boolean): Buffer {
   if (b.length !== DESCRIPTOR_SIZE) throw new KernelError('EINVAL', `descriptor buffer is ${b.length} bytes, expected ${DESCRIPTOR_SIZE}`);
   const op = input.op;
-  if (!Object.prototype.hasOwnProperty.call(DsaOpcode, op)) throw new KernelError('EINVAL', `unknown descriptor op ${String(op)}`);
+  const opcode = opcodeOf(op);
+  if (opcode < 0) throw new KernelError('EINVAL', `unknown descriptor op ${String(op)}`);
   const completion = checkU64Address(input.completion, 'completion address');
   const pasid = pasidOverride ?? input.pasid ?? 0;
   const privileged = privilegedOverride ?? input.privileged;
@@ -127,7 +139,7 @@ export function encodeDescriptorInto(input: DescriptorInput, b: Buffer, pasidOve
   b[OFF.flags] = flags;
   b[OFF.flags + 1] = flags >>> 8;
   b[OFF.flags + 2] = flags >>> 16;
-  b[OFF.opcode] = DsaOpcode[op];
+  b[OFF.opcode] = opcode;
   writeU64(b, completion, OFF.completion);
   if (op === 'noop') {
     b.fill(0, OFF.src);
