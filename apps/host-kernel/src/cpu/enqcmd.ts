@@ -22,7 +22,8 @@ export interface EnqcmdPortal {
 
 /** What ENQCMD on a vCPU needs from the VM: its PASID translation table (the VMCS one). */
 export interface VpasidTranslation {
-  enabled: boolean;
+  /** KVM's PASID translation is on for the VM (KvmVm is one: the CPU reads its table directly). */
+  readonly pasidTranslation: boolean;
   /** vPASID → pPASID; null on a miss or once the ioasid is destroyed. */
   translate(vpasid: number): number | null;
 }
@@ -92,7 +93,7 @@ export function guestEnqcmds(tx: Tx, vm: VpasidTranslation, portal: EnqcmdPortal
 
 /** The vCPU's vPASID → pPASID, or the #GP the guest gets (translation off, or a miss answered by KVM). */
 function translateVpasid(vm: VpasidTranslation, vpasid: number): number | EnqcmdResult {
-  if (!vm.enabled) return GP_TRANSLATION_DISABLED;
+  if (!vm.pasidTranslation) return GP_TRANSLATION_DISABLED;
   const ppasid = vm.translate(vpasid);
   return ppasid === null ? GP_VPASID_UNMAPPED : ppasid;
 }

@@ -109,7 +109,7 @@ export class Iotlb {
       throw new KernelError('EINVAL', `IOTLB entry hpa ${hpaPage} is not page aligned`);
     }
     const page = Math.floor(address / PAGE_SIZE);
-    let pages = this.byTable.get(pgtblId);
+    let pages = this.pagesOf(pgtblId);
     const old = pages?.get(page);
     if (old !== undefined) this.removeSlot(old);
     while (this.size >= this.capacity) {
@@ -125,7 +125,7 @@ export class Iotlb {
     this.permOf[slot] = (read ? READ : 0) | (write ? WRITE : 0) | (user ? USER : 0);
     this.pushHead(slot);
     this.size++;
-    pages = this.byTable.get(pgtblId);
+    pages = this.pagesOf(pgtblId); // removing the old entry or evicting may have dropped the table's map
     if (!pages) {
       this.byTable.set(pgtblId, (pages = new Map()));
       this.forgetLast();
