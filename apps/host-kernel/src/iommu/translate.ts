@@ -18,6 +18,8 @@ export interface PhysicalMemoryPort {
   /** Little-endian u32 (half a page-table entry; never crosses a frame). */
   readU32(hpa: number): number;
   writeU32(hpa: number, value: number): void;
+  /** A page-table entry's two halves, out[0] = readU32(hpa) and out[1] = readU32(hpa + 4) (one frame lookup). */
+  readPte(hpa: number, out: Uint32Array): void;
 }
 
 export type TranslateResult = { ok: true; hpa: number } | { ok: false; reason: FaultReason };
@@ -107,8 +109,7 @@ class ParentTranslatedTables implements WalkWords {
       this.tableFault = hpa === SL_NOT_PRESENT || hpa === SL_READ_DENIED ? SL_TABLE_NOT_PRESENT : hpa;
       return false;
     }
-    out[0] = this.mem.readU32(hpa);
-    out[1] = this.mem.readU32(hpa + 4);
+    this.mem.readPte(hpa, out);
     return true;
   }
 

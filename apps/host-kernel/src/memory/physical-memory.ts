@@ -157,6 +157,24 @@ export class PhysicalMemory {
     return frame === undefined ? 0 : (frame[at] | (frame[at + 1] << 8) | (frame[at + 2] << 16)) + frame[at + 3] * 0x100_0000;
   }
 
+  /** readU32 of hpa and hpa + 4 into out[0], out[1]: an 8-byte aligned entry is in one frame, looked up once. */
+  readPte(hpa: number, out: Uint32Array): void {
+    const at = hpa % PAGE_SIZE;
+    if (!(hpa >= PAGE_SIZE && hpa + 8 <= this.end && at % 8 === 0 && Number.isSafeInteger(hpa))) {
+      out[0] = this.readU32(hpa);
+      out[1] = this.readU32(hpa + 4);
+      return;
+    }
+    const frame = this.bytes.get((hpa - at) / PAGE_SIZE);
+    if (frame === undefined) {
+      out[0] = 0;
+      out[1] = 0;
+      return;
+    }
+    out[0] = (frame[at] | (frame[at + 1] << 8) | (frame[at + 2] << 16)) + frame[at + 3] * 0x100_0000;
+    out[1] = (frame[at + 4] | (frame[at + 5] << 8) | (frame[at + 6] << 16)) + frame[at + 7] * 0x100_0000;
+  }
+
   private readU32Checked(hpa: number): number {
     this.checkRange(hpa, 4);
     const frame = this.bytes.get(pageIndex(hpa));

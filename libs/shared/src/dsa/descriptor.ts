@@ -67,6 +67,11 @@ function checkU64Address(value: number | undefined, what: string): number {
   return value;
 }
 
+/** checkU64Address of a buffer field, its name built only for the error (not a string per descriptor). */
+function bufferAddress(value: number | undefined, op: DsaOp, field: 'src' | 'dst'): number {
+  return value !== undefined && Number.isSafeInteger(value) && value >= 0 ? value : checkU64Address(value, `${op} ${field}`);
+}
+
 function patternBits(pattern: number | bigint | undefined): bigint {
   if (pattern === undefined) throw new KernelError('EINVAL', 'fill pattern is required');
   if (typeof pattern === 'number' && !(Number.isSafeInteger(pattern) && pattern >= 0)) {
@@ -153,8 +158,8 @@ export function encodeDescriptorInto(input: DescriptorInput, b: Buffer, pasidOve
   if (op === 'fill') {
     if (typeof input.pattern === 'number' && Number.isSafeInteger(input.pattern) && input.pattern >= 0) writeU64(b, input.pattern, OFF.src);
     else b.writeBigUInt64LE(patternBits(input.pattern), OFF.src);
-  } else writeU64(b, checkU64Address(input.src, `${op} src`), OFF.src);
-  writeU64(b, checkU64Address(input.dst, `${op} dst`), OFF.dst);
+  } else writeU64(b, bufferAddress(input.src, op, 'src'), OFF.src);
+  writeU64(b, bufferAddress(input.dst, op, 'dst'), OFF.dst);
   for (let at = OFF.reservedFrom; at < DESCRIPTOR_SIZE; at++) b[at] = 0;
   return b;
 }
