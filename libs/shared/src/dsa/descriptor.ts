@@ -177,9 +177,9 @@ function readSafeU64(buf: Buffer, offset: number): number {
 
 /** Every byte of [from, 64) is zero. */
 function reservedClear(buf: Buffer, from: number): boolean {
-  let any = 0;
-  for (let at = from; at < DESCRIPTOR_SIZE; at++) any |= buf[at];
-  return any === 0;
+  let bits = 0;
+  for (let at = from; at < DESCRIPTOR_SIZE; at++) bits |= buf[at];
+  return bits === 0;
 }
 
 /** An empty Descriptor to decode into (the device keeps one and reuses it for every descriptor it runs). */
