@@ -9,7 +9,7 @@ import { checkMsr } from './cpu/msr';
 import { Dispatcher } from './dispatch/dispatcher';
 import { call } from './dispatch/invoke';
 import type { HostCaller, Op, OpFile } from './dispatch/op';
-import type { FaultInjector } from './fault-injection';
+import type { FaultInjector, TxEvent } from './fault-injection';
 import type { InvalidateRequest, PasidInfo } from './ioasid/ioasid-layer';
 import type { IoasidInfo } from './ioasid/ioasid-context';
 import type { IoasidState } from './ioasid/ioasid';
@@ -95,8 +95,11 @@ export class TestKernel {
   /** One row for `caller`: through the journaling dispatcher when there is a journal, else as a bare transaction. */
   call<A, R, F extends OpFile>(op: Op<never, A, R, F, never>, caller: HostCaller, args: A): R {
     if (this.dispatcher) return this.dispatcher.execSync(op, caller, args);
-    return call(this.kernel, op, caller, args, (e) => this.kernel.onEvent(e));
+    return call(this.kernel, op, caller, args, this.forward);
   }
+
+  /** Where a bare transaction's events go (one closure, not one per call). */
+  private readonly forward = (e: TxEvent): void => this.kernel.onEvent(e);
 
   // ---- processes, memory, fds ----
   createProcess(comm: string): { pid: number; token: string } {

@@ -1,10 +1,10 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
-import { encodeDescriptor } from '@app/shared/dsa/descriptor';
-import { DESC_PASID_MASK, DESC_PRIV_BIT } from '@app/shared/dsa/dsa.constants';
+import { encodeDescriptorInto } from '@app/shared/dsa/descriptor';
+import { DESC_PASID_MASK } from '@app/shared/dsa/dsa.constants';
 import { KernelError } from '@app/shared/errno';
 import type { Tx } from '../fault-injection';
 import { NO_PASID } from '../ioasid/ioasid.constants';
-import { decodeIa32Pasid } from './msr';
+import { IA32_PASID_PASID_MASK, IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 
 /** The device side of ENQCMD: a shared work queue portal. */
 export interface EnqcmdPortal {
@@ -12,12 +12,18 @@ export interface EnqcmdPortal {
   pasidCapable: boolean;
   /** The work queue has no free slot: the portal write would answer ZF=1. */
   full(): boolean;
+  /**
+   * A 64-byte buffer for one ENQCMD's descriptor, the call's own until it reaches submit(), which takes it back
+   * once the device has copied it (so a descriptor costs no allocation; one in a rolled-back call is just dropped).
+   */
+  descriptorBuffer(): Buffer;
   submit(ppasid: number, descriptor: Buffer): 'accepted' | 'retry';
 }
 
 /** What ENQCMD on a vCPU needs from the VM: its PASID translation table (the VMCS one). */
 export interface VpasidTranslation {
-  enabled: boolean;
+  /** KVM's PASID translation is on for the VM (KvmVm is one: the CPU reads its table directly). */
+  readonly pasidTranslation: boolean;
   /** vPASID → pPASID; null on a miss or once the ioasid is destroyed. */
   translate(vpasid: number): number | null;
 }
@@ -31,7 +37,20 @@ export interface VpasidTranslation {
 export function prepareEnqcmd(portal: EnqcmdPortal, descriptor: Descriptor): Buffer {
   if (!portal.pasidCapable) throw new KernelError('EOPNOTSUPP', `device ${portal.bdf} has no PASID capability: it has no ENQCMD portal`);
   if (typeof descriptor !== 'object' || descriptor === null) throw new KernelError('EINVAL', `descriptor must be an object`);
-  return encodeDescriptor(descriptor, 0, false);
+  return encodeDescriptorInto(descriptor, portal.descriptorBuffer(), 0, false);
+}
+
+// The answers without a per-call object (frozen: every caller shares them).
+const ACCEPTED: EnqcmdResult = Object.freeze({ result: 'accepted' });
+const GP_IA32_PASID_INVALID: EnqcmdResult = Object.freeze({ result: 'gp', reason: 'ia32-pasid-invalid' });
+const GP_TRANSLATION_DISABLED: EnqcmdResult = Object.freeze({ result: 'gp', reason: 'pasid-translation-disabled' });
+const GP_VPASID_UNMAPPED: EnqcmdResult = Object.freeze({ result: 'gp', reason: 'vpasid-unmapped' });
+const RETRY_QUEUE_FULL: EnqcmdResult = Object.freeze({ result: 'retry', reason: 'queue-full' });
+
+/** IA32_PASID's PASID (bits 19:0) when its valid bit is set and it is not PASID 0 (RID_PASID), else -1. */
+function ia32PasidOf(ia32Pasid: number): number {
+  const pasid = ia32Pasid & IA32_PASID_PASID_MASK;
+  return (ia32Pasid & IA32_PASID_VALID) === 0 || pasid === NO_PASID ? -1 : pasid;
 }
 
 /**
@@ -40,9 +59,9 @@ export function prepareEnqcmd(portal: EnqcmdPortal, descriptor: Descriptor): Buf
  * PASID 0 is never handed out (it is RID_PASID), so a valid IA32_PASID holding 0 is treated as invalid.
  */
 export function hostEnqcmd(tx: Tx, ia32Pasid: number, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
-  const msr = decodeIa32Pasid(ia32Pasid);
-  if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
-  return post(tx, portal, msr.pasid, descriptor);
+  const pasid = ia32PasidOf(ia32Pasid);
+  if (pasid < 0) return GP_IA32_PASID_INVALID;
+  return post(tx, portal, pasid, descriptor);
 }
 
 /**
@@ -52,9 +71,9 @@ export function hostEnqcmd(tx: Tx, ia32Pasid: number, portal: EnqcmdPortal, desc
  * exposes ENQCMD to a guest when PASID translation is on.
  */
 export function guestEnqcmd(tx: Tx, ia32Pasid: number, vm: VpasidTranslation, portal: EnqcmdPortal, descriptor: Buffer): EnqcmdResult {
-  const msr = decodeIa32Pasid(ia32Pasid);
-  if (!msr.valid || msr.pasid === NO_PASID) return { result: 'gp', reason: 'ia32-pasid-invalid' };
-  const ppasid = translateVpasid(vm, msr.pasid);
+  const vpasid = ia32PasidOf(ia32Pasid);
+  if (vpasid < 0) return GP_IA32_PASID_INVALID;
+  const ppasid = translateVpasid(vm, vpasid);
   if (typeof ppasid !== 'number') return ppasid;
   return post(tx, portal, ppasid, descriptor);
 }
@@ -74,9 +93,9 @@ export function guestEnqcmds(tx: Tx, vm: VpasidTranslation, portal: EnqcmdPortal
 
 /** The vCPU's vPASID → pPASID, or the #GP the guest gets (translation off, or a miss answered by KVM). */
 function translateVpasid(vm: VpasidTranslation, vpasid: number): number | EnqcmdResult {
-  if (!vm.enabled) return { result: 'gp', reason: 'pasid-translation-disabled' };
+  if (!vm.pasidTranslation) return GP_TRANSLATION_DISABLED;
   const ppasid = vm.translate(vpasid);
-  return ppasid === null ? { result: 'gp', reason: 'vpasid-unmapped' } : ppasid;
+  return ppasid === null ? GP_VPASID_UNMAPPED : ppasid;
 }
 
 /**
@@ -88,10 +107,13 @@ function translateVpasid(vm: VpasidTranslation, vpasid: number): number | Enqcmd
 function post(tx: Tx, portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, privileged = false): EnqcmdResult {
   if (portal.full()) {
     portal.submit(ppasid, descriptor); // counted as a retry by the device
-    return { result: 'retry', reason: 'queue-full' };
+    return RETRY_QUEUE_FULL;
   }
-  const dword0 = descriptor.readUInt32LE(0);
-  descriptor.writeUInt32LE(((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) | ppasid | (privileged ? DESC_PRIV_BIT : 0)) >>> 0, 0);
+  // Dword 0 (little-endian): PASID in bits 19:0, priv in bit 31; bits 30:20 are the JSON's (reserved) and stay.
+  descriptor[0] = ppasid;
+  descriptor[1] = ppasid >>> 8;
+  descriptor[2] = (descriptor[2] & 0xf0) | (ppasid >>> 16);
+  descriptor[3] = (descriptor[3] & 0x7f) | (privileged ? 0x80 : 0);
   tx.defer(() => void portal.submit(ppasid, descriptor));
-  return { result: 'accepted' };
+  return ACCEPTED;
 }

@@ -14,11 +14,6 @@ export function checkIa32PasidWrite(msr: string, value: number): number {
   return value;
 }
 
-/** Decode IA32_PASID: valid bit and the 20-bit PASID. */
-export function decodeIa32Pasid(value: number): { valid: boolean; pasid: number } {
-  return { valid: (value & IA32_PASID_VALID) !== 0, pasid: value & IA32_PASID_PASID_MASK };
-}
-
 /** The only MSR modelled is IA32_PASID; any other → EINVAL (#GP on a real RDMSR/WRMSR of it). */
 export function checkMsr(msr: string): void {
   if (msr !== MSR_IA32_PASID) throw new KernelError('EINVAL', `unsupported MSR ${String(msr)} (only ${MSR_IA32_PASID})`);

@@ -24,6 +24,10 @@ export class FakePhys implements PhysicalMemoryPort, FrameMemory {
   writeU32(hpa: number, value: number): void {
     this.mem.writeUInt32LE(value >>> 0, hpa);
   }
+  readPte(hpa: number, out: Uint32Array): void {
+    out[0] = this.readU32(hpa);
+    out[1] = this.readU32(hpa + 4);
+  }
   copy(srcHpa: number, dstHpa: number, n: number): void {
     this.mem.copy(this.mem, dstHpa, srcHpa, srcHpa + n);
   }

@@ -99,10 +99,11 @@ export class Accelerator {
       return 'retry';
     }
     const q = this.spare.pop() ?? { ppasid, descriptor: Buffer.alloc(DESCRIPTOR_SIZE), privileged: false, fence: false, pri: null };
-    descriptor.copy(q.descriptor);
+    q.descriptor.set(descriptor); // TypedArray#set: one native copy (Buffer#copy validates its four offsets first)
     q.ppasid = ppasid;
-    q.privileged = ppasid !== null && (descriptor.readUInt32LE(0) & DESC_PRIV_BIT) !== 0;
-    q.fence = (descriptor.readUIntLE(4, 3) & DsaFlag.fence) !== 0;
+    // The priv bit is bit 31 of dword 0 (byte 3's top bit); fence is bit 0 of the flags (byte 4).
+    q.privileged = ppasid !== null && (descriptor[3] & (DESC_PRIV_BIT >>> 24)) !== 0;
+    q.fence = (descriptor[4] & DsaFlag.fence) !== 0;
     q.pri = null;
     this.queue.push(q);
     this.counters.submitted++;
@@ -213,10 +214,14 @@ export class Accelerator {
 
   /** The oldest descriptor that can run: one between rounds keeps its engine; a new one needs a free engine. */
   private nextRunnable(): Queued | null {
+    const queue = this.queue;
+    // The common case: the head has never asked for pages, so nothing is held and it runs (a fence at the head has
+    // nothing before it to wait for).
+    if (queue.length > 0 && queue[0].pri === null && (queue.length === 1 || this.noneHeld())) return queue[0];
     let held = 0;
-    for (const q of this.queue) if (q.pri?.waiting) held++;
-    for (let i = 0; i < this.queue.length; i++) {
-      const q = this.queue[i];
+    for (const q of queue) if (q.pri?.waiting) held++;
+    for (let i = 0; i < queue.length; i++) {
+      const q = queue[i];
       if (q.pri?.waiting) continue;
       if (q.pri) return q;
       // A fence waits for every earlier descriptor; what comes after it waits behind it.
@@ -225,6 +230,12 @@ export class Accelerator {
       return q;
     }
     return null;
+  }
+
+  /** No entry of the queue holds an engine while it waits on a page request. */
+  private noneHeld(): boolean {
+    for (const q of this.queue) if (q.pri?.waiting) return false;
+    return true;
   }
 
   private kick(): void {
@@ -240,8 +251,11 @@ export class Accelerator {
   }
 
   private remove(q: Queued): void {
-    const i = this.queue.indexOf(q);
-    if (i >= 0) this.queue.splice(i, 1);
+    if (this.queue[0] === q) this.queue.shift();
+    else {
+      const i = this.queue.indexOf(q);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
     this.pri.release(q);
   }
 }

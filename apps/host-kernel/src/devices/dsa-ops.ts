@@ -1,9 +1,9 @@
 // What a DSA-like engine does with one descriptor (Intel DSA spec §5 operations): memmove, fill, compare and
 // noop, every memory access a device DMA through the IOMMU. Accesses never cross a page of source or destination,
 // so a fault leaves every byte of the faulting page untouched and reports where the work stopped.
-import { COMPLETION_RECORD_SIZE, CompletionStatus, type Descriptor } from '@app/shared/dsa/descriptor';
-import { FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
+import type { Descriptor } from '@app/shared/dsa/descriptor';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 
 /** The completion record's contents (DSA completion record: status, result, fault info, bytes completed, fault address). */
 export interface Outcome {

@@ -29,9 +29,13 @@ export interface RouteInfo {
  */
 export class AttachTable {
   private readonly devices = new Map<string, DeviceRoutes>();
+  /** The device of the last lookup (each request of a descriptor names the same one); devices are never removed. */
+  private lastBdf: string | null = null;
+  private lastRoutes: DeviceRoutes | undefined = undefined;
 
   addDevice(bdf: string): void {
     if (!this.devices.has(bdf)) this.devices.set(bdf, { rid: null, pasids: new Map() });
+    this.lastBdf = null;
   }
 
   attach(tx: Tx, bdf: string, ppasid: number | null, pgtbl: PageTableHandle): void {
@@ -93,7 +97,12 @@ export class AttachTable {
   }
 
   private entry(bdf: string, ppasid: number | null): RouteEntry | null {
-    const routes = this.devices.get(bdf);
+    let routes = this.lastRoutes;
+    if (bdf !== this.lastBdf) {
+      routes = this.devices.get(bdf);
+      this.lastBdf = bdf;
+      this.lastRoutes = routes;
+    }
     if (!routes) return null;
     return ppasid === null ? routes.rid : (routes.pasids.get(ppasid) ?? null);
   }

@@ -120,4 +120,27 @@ describe('Iotlb', () => {
     expect(tlb.hit(1, 0, false, false)).toBe(0x1000);
     expect(tlb.hit(1, 2 ** 40, false, false)).toBe(0x3000);
   });
+  it('hit() right after a table goes away (flush, table flush, eviction, last page dropped) misses, and sees it refilled', () => {
+    const tlb = new Iotlb(2);
+    tlb.insert(1, 0, entry(0x1000));
+    expect(tlb.hit(1, 0, false, false)).toBe(0x1000); // table 1 is now the one hit() remembers
+    tlb.invalidate(1);
+    expect(tlb.hit(1, 0, false, false)).toBe(-1);
+    tlb.insert(1, 0, entry(0x2000));
+    expect(tlb.hit(1, 0, false, false)).toBe(0x2000);
+    tlb.invalidate();
+    expect(tlb.hit(1, 0, false, false)).toBe(-1);
+    tlb.insert(1, 0, entry(0x3000));
+    expect(tlb.hit(1, 0, false, false)).toBe(0x3000);
+    tlb.invalidate(1, 0, 4096); // its last page: the table's map goes
+    expect(tlb.hit(1, 0, false, false)).toBe(-1);
+    tlb.insert(1, 0, entry(0x4000));
+    expect(tlb.hit(1, 0, false, false)).toBe(0x4000);
+    tlb.insert(2, 0, entry(0x5000));
+    tlb.insert(3, 0, entry(0x6000)); // full: evicts table 1's only entry
+    expect(tlb.hit(1, 0, false, false)).toBe(-1);
+    expect(tlb.hit(2, 0, false, false)).toBe(0x5000);
+    expect(tlb.hit(3, 0, false, false)).toBe(0x6000);
+    expect(tlb.stats).toMatchObject({ hits: 6, misses: 4, evictions: 1, entries: 2 });
+  });
 });

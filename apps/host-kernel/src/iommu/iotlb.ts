@@ -1,5 +1,5 @@
 import { KernelError } from '@app/shared/errno';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
 
 /** A cached final translation of one 4 KiB page. */
@@ -40,6 +40,12 @@ const NONE = -1;
 export class Iotlb {
   /** pgtblId → page → slot */
   private readonly byTable = new Map<number, Map<number, number>>();
+  /**
+   * byTable's answer for lastTable (a descriptor's accesses mostly go to one table): reset by every change of
+   * byTable's keys, so it is never stale.
+   */
+  private lastTable = NONE;
+  private lastPages: Map<number, number> | undefined = undefined;
   private readonly tableOf: Float64Array;
   private readonly pageOf: Float64Array;
   private readonly hpaOf: Float64Array;
@@ -73,7 +79,7 @@ export class Iotlb {
    * or -1. An entry lacking the permission is a miss (the caller re-walks, and faults or re-caches).
    */
   hit(pgtblId: number, address: number, write: boolean, privileged: boolean): number {
-    const slot = this.byTable.get(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
+    const slot = this.pagesOf(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
     if (slot === undefined || !this.permits(slot, write, privileged)) {
       this.misses++;
       return -1;
@@ -103,7 +109,7 @@ export class Iotlb {
       throw new KernelError('EINVAL', `IOTLB entry hpa ${hpaPage} is not page aligned`);
     }
     const page = Math.floor(address / PAGE_SIZE);
-    let pages = this.byTable.get(pgtblId);
+    let pages = this.pagesOf(pgtblId);
     const old = pages?.get(page);
     if (old !== undefined) this.removeSlot(old);
     while (this.size >= this.capacity) {
@@ -119,9 +125,25 @@ export class Iotlb {
     this.permOf[slot] = (read ? READ : 0) | (write ? WRITE : 0) | (user ? USER : 0);
     this.pushHead(slot);
     this.size++;
-    pages = this.byTable.get(pgtblId);
-    if (!pages) this.byTable.set(pgtblId, (pages = new Map()));
+    pages = this.pagesOf(pgtblId); // removing the old entry or evicting may have dropped the table's map
+    if (!pages) {
+      this.byTable.set(pgtblId, (pages = new Map()));
+      this.forgetLast();
+    }
     pages.set(page, slot);
+  }
+
+  private pagesOf(pgtblId: number): Map<number, number> | undefined {
+    if (pgtblId === this.lastTable) return this.lastPages;
+    const pages = this.byTable.get(pgtblId);
+    this.lastTable = pgtblId;
+    this.lastPages = pages;
+    return pages;
+  }
+
+  private forgetLast(): void {
+    this.lastTable = NONE;
+    this.lastPages = undefined;
   }
 
   /**
@@ -132,6 +154,7 @@ export class Iotlb {
     if (pgtblId === undefined) {
       const n = this.size;
       this.byTable.clear();
+      this.forgetLast();
       this.resetSlots();
       return n;
     }
@@ -141,6 +164,7 @@ export class Iotlb {
       const n = pages.size;
       for (const slot of pages.values()) this.releaseSlot(slot);
       this.byTable.delete(pgtblId);
+      this.forgetLast();
       return n;
     }
     if (iova === undefined || length === undefined || !Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 1) {
@@ -201,7 +225,10 @@ export class Iotlb {
     const pgtblId = this.tableOf[slot];
     const pages = this.byTable.get(pgtblId);
     pages?.delete(this.pageOf[slot]);
-    if (pages && pages.size === 0) this.byTable.delete(pgtblId);
+    if (pages && pages.size === 0) {
+      this.byTable.delete(pgtblId);
+      this.forgetLast();
+    }
     this.releaseSlot(slot);
   }
 

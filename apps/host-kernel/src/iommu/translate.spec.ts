@@ -30,6 +30,10 @@ class FakePhys implements PhysicalMemoryPort {
     this.writes++;
     this.frame(hpa).writeUInt32LE(value >>> 0, hpa % 4096);
   }
+  readPte(hpa: number, out: Uint32Array): void {
+    out[0] = this.readU32(hpa);
+    out[1] = this.readU32(hpa + 4);
+  }
 }
 
 type IovaView = Extract<PageTableView, { kind: 'iova' }>;

@@ -1,6 +1,6 @@
 import { KernelError } from '@app/shared/errno';
-import { PAGE_SIZE } from '@app/shared/x86/pte';
-import { walkWords, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
+import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { newWalkOutcome, walkInto, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
 import { FAULT_REASONS, type FaultReason } from './iommu.constants';
 import type { Iotlb, IotlbAccess } from './iotlb';
@@ -18,6 +18,8 @@ export interface PhysicalMemoryPort {
   /** Little-endian u32 (half a page-table entry; never crosses a frame). */
   readU32(hpa: number): number;
   writeU32(hpa: number, value: number): void;
+  /** A page-table entry's two halves, out[0] = readU32(hpa) and out[1] = readU32(hpa + 4) (one frame lookup). */
+  readPte(hpa: number, out: Uint32Array): void;
 }
 
 export type TranslateResult = { ok: true; hpa: number } | { ok: false; reason: FaultReason };
@@ -107,8 +109,7 @@ class ParentTranslatedTables implements WalkWords {
       this.tableFault = hpa === SL_NOT_PRESENT || hpa === SL_READ_DENIED ? SL_TABLE_NOT_PRESENT : hpa;
       return false;
     }
-    out[0] = this.mem.readU32(hpa);
-    out[1] = this.mem.readU32(hpa + 4);
+    this.mem.readPte(hpa, out);
     return true;
   }
 
@@ -125,9 +126,10 @@ class ParentTranslatedTables implements WalkWords {
 }
 const tables = new ParentTranslatedTables();
 const entry = new Uint32Array(2);
+const walked = newWalkOutcome();
 
 /**
- * Nested (VT-d §3.8): the guest's first-stage table is walked with walkWords and every table access — reads
+ * Nested (VT-d §3.8): the guest's first-stage table is walked with walkInto and every table access — reads
  * and A/D writes — is itself translated GPA → HPA through the parent (via the IOTLB under the parent's id).
  * A table page the parent does not map is 'sl-table-not-present', distinct from a first-stage miss.
  */
@@ -141,17 +143,19 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
   tables.iotlb = iotlb;
   tables.tableFault = 0;
   // The request's privilege (PR) is checked against the guest's U/S bits (VT-d first stage, SGN.2).
-  const w = walkWords(view.root, address, write, !privileged, tables, entry);
-  if (!w.ok) {
-    if (w.reason !== 'table-unreachable') return FIRST_STAGE_FAULTS[w.reason];
-    return tables.tableFault !== 0 ? tables.tableFault : w.level === 4 ? FL_ROOT_ACCESS : FL_TABLE_ACCESS;
+  if (!walkInto(view.root, address, write, !privileged, tables, entry, walked)) {
+    const reason = walked.reason as WalkFaultReason;
+    if (reason !== 'table-unreachable') return FIRST_STAGE_FAULTS[reason];
+    return tables.tableFault !== 0 ? tables.tableFault : walked.level === 4 ? FL_ROOT_ACCESS : FL_TABLE_ACCESS;
   }
-  const s = walkSecondStage(parent, w.address, write);
+  const writable = walked.writable;
+  const user = walked.user;
+  const s = walkSecondStage(parent, walked.address, write);
   if (s < 0) return s;
   // Write permission is cached only once D is set (this was a write), so a later write re-walks and sets D.
   // U/S is cached so a supervisor page's entry cannot later serve a user request (IotlbEntry.user).
-  walkWrite = write && w.writable && walkWrite;
-  walkUser = w.user;
+  walkWrite = write && writable && walkWrite;
+  walkUser = user;
   return s;
 }
 

@@ -3,7 +3,7 @@
 import type { Descriptor, EnqcmdResult } from '@app/shared/contract/host-kernel';
 import type { KernelFile } from '../process/fd-table';
 import type { Process } from '../process/process';
-import { guestEnqcmd, guestEnqcmds, prepareEnqcmd, type VpasidTranslation } from '../cpu/enqcmd';
+import { guestEnqcmd, guestEnqcmds, prepareEnqcmd } from '../cpu/enqcmd';
 import { devicePortal } from '../cpu/portal';
 import type { DeviceSet } from '../devices/device-set';
 import { fdArg, type HostCaller, type OpCall, opsFor } from '../dispatch/op';
@@ -24,23 +24,6 @@ const vmFd = fdArg('vmFd', 'kvm-vm', KvmVm);
 const pidOf = (caller: HostCaller): number | string => (caller.kind === 'process' ? caller.pid : caller.kind);
 const vmObject = (a: { vmFd: number }, _r: unknown, caller: HostCaller): string => `fd:${pidOf(caller)}/${a.vmFd}`;
 const vcpuObject = (a: { vmFd: number; vcpu: number }, _r: unknown, caller: HostCaller): string => `vcpu:${pidOf(caller)}/${a.vmFd}/${a.vcpu}`;
-
-/** What ENQCMD on a vCPU translates through: the VM's PASID translation table (the VMCS one). */
-/** The VM's PASID translation table as ENQCMD sees it: one view per VM, made on its first ENQCMD. */
-const tables = new WeakMap<KvmVm, VpasidTranslation>();
-const table = (vm: KvmVm): VpasidTranslation => {
-  let t = tables.get(vm);
-  if (!t) {
-    t = {
-      get enabled(): boolean {
-        return vm.pasidTranslation;
-      },
-      translate: (vpasid) => vm.translate(vpasid),
-    };
-    tables.set(vm, t);
-  }
-  return t;
-};
 
 export const kvmOps = {
   /** KVM_CREATE_VM. */
@@ -143,7 +126,7 @@ export const kvmOps = {
     run: ({ k, proc, file, tx }: C<KvmVm>, a: { vmFd: number; vcpu: number; deviceFd: number; descriptor: Descriptor }): EnqcmdResult => {
       const ia32Pasid = file.vcpuRdmsr(a.vcpu, 'IA32_PASID');
       const portal = devicePortal(k.accelerators, proc, a.deviceFd);
-      return guestEnqcmd(tx, ia32Pasid, table(file), portal, prepareEnqcmd(portal, a.descriptor));
+      return guestEnqcmd(tx, ia32Pasid, file, portal, prepareEnqcmd(portal, a.descriptor));
     },
     object: vcpuObject,
   }),
@@ -157,7 +140,7 @@ export const kvmOps = {
     run: ({ k, proc, file, tx }: C<KvmVm>, a: { vmFd: number; vcpu: number; deviceFd: number; descriptor: Descriptor; pasid: number; privileged: boolean }): EnqcmdResult => {
       file.vcpuRdmsr(a.vcpu, 'IA32_PASID'); // the vCPU must exist (ENOENT), as for ENQCMD
       const portal = devicePortal(k.accelerators, proc, a.deviceFd);
-      return guestEnqcmds(tx, table(file), portal, prepareEnqcmd(portal, a.descriptor), a.pasid, a.privileged);
+      return guestEnqcmds(tx, file, portal, prepareEnqcmd(portal, a.descriptor), a.pasid, a.privileged);
     },
     object: vcpuObject,
   }),

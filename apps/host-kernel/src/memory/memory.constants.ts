@@ -1,8 +1,9 @@
 // CANONICAL_LIMIT (x86-64 canonical lower half, Intel SDM Vol. 1 §3.3.7.1) and PAGE_SIZE (4 KiB base page, SDM
 // Vol. 3A §4.5): see libs/shared x86.constants.
-import { CANONICAL_LIMIT, PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { CANONICAL_LIMIT, PAGE_SIZE as X86_PAGE_SIZE } from '@app/shared/x86/x86.constants';
 
-export { PAGE_SIZE };
+/** A const, not a re-export: CommonJS turns `export { X }` of an import into a getter called on every use. */
+export const PAGE_SIZE = X86_PAGE_SIZE;
 /** 1 MiB = 256 frames. */
 export const FRAMES_PER_MIB = (1024 * 1024) / PAGE_SIZE;
 /** Where anonymous mmaps start in every process (an arbitrary user-space address, like mmap_base). */

@@ -66,4 +66,18 @@ describe('PhysicalMemory frame-to-frame operations (the device data plane)', () 
     expect(errnoOf(() => mem.writeU32(free, 1))).toBe('EFAULT');
     expect(mem.read(a, 8)).toEqual(Buffer.alloc(8)); // nothing moved by the refused calls
   });
+  it('readPte is readU32 of both halves: zeros in a never-written frame, the same errors out of range', () => {
+    const { mem, a, b } = setup();
+    const out = new Uint32Array(2);
+    mem.readPte(b + 16, out);
+    expect([...out]).toEqual([0, 0]);
+    mem.write(a + 8, Buffer.from([0x67, 0x10, 0x00, 0x80, 0xff, 0xff, 0x0f, 0x00]));
+    mem.readPte(a + 8, out);
+    expect([...out]).toEqual([mem.readU32(a + 8), mem.readU32(a + 12)]);
+    expect([...out]).toEqual([0x80001067, 0x000fffff]);
+    mem.readPte(a + 4, out); // not 8-aligned: the two reads, one by one
+    expect([...out]).toEqual([mem.readU32(a + 4), mem.readU32(a + 8)]);
+    expect(errnoOf(() => mem.readPte(0, out))).toBe('EFAULT');
+    expect(errnoOf(() => mem.readPte(mem.totalFrames * PAGE + PAGE - 4, out))).toBe('EFAULT');
+  });
 });

@@ -1,7 +1,7 @@
 import { KernelError } from '../errno';
 import {
-  PAGE_SHIFT,
-  PAGE_SIZE,
+  PAGE_SHIFT as X86_PAGE_SHIFT,
+  PAGE_SIZE as X86_PAGE_SIZE,
   PTE_A,
   PTE_ADDRESS_FIELD_BITS,
   PTE_ADDRESS_MASK,
@@ -10,12 +10,15 @@ import {
   PTE_PS,
   PTE_RESERVED_MASK,
   PTE_RW,
-  PTE_SIZE,
+  PTE_SIZE as X86_PTE_SIZE,
   PTE_US,
   PTES_PER_TABLE,
 } from './x86.constants';
 
-export { PAGE_SHIFT, PAGE_SIZE, PTE_SIZE };
+// Consts, not `export { … }` of the imports: CommonJS makes such a re-export a getter, called on every use.
+export const PAGE_SHIFT = X86_PAGE_SHIFT;
+export const PAGE_SIZE = X86_PAGE_SIZE;
+export const PTE_SIZE = X86_PTE_SIZE;
 
 /** One x86-64 paging-structure entry, level-agnostic (bit 7 is PS above the PT level, PAT in a PTE). */
 export interface Pte {

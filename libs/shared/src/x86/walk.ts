@@ -50,34 +50,67 @@ const HI = 2 ** 32;
  * Entries are read as two u32 halves (numbers only); walk4Level is the same walk over 64-bit BigInt memory.
  */
 export function walkWords(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array): WalkResult {
-  if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return { ok: false, reason: 'non-canonical', level: LEVELS };
-  if (!Number.isSafeInteger(cr3) || cr3 < 0 || cr3 % PAGE_SIZE !== 0 || cr3 >= PHYS_ADDR_LIMIT) {
-    return { ok: false, reason: 'reserved-bits', level: LEVELS };
-  }
+  const out = newWalkOutcome();
+  if (walkInto(cr3, va, write, userAccess, mem, entry, out)) return { ok: true, address: out.address, writable: out.writable, user: out.user, levels: LEVELS };
+  const reason = out.reason as WalkFaultReason;
+  return out.entryAddress < 0 ? { ok: false, reason, level: out.level } : { ok: false, reason, level: out.level, entryAddress: out.entryAddress };
+}
+
+/** walkInto's answer, in a record its caller keeps and reuses (the IOMMU's walk allocates nothing per request). */
+export interface WalkOutcome {
+  /** ok: the translated address, and R/W and U/S ANDed over the levels. */
+  address: number;
+  writable: boolean;
+  user: boolean;
+  /** Not ok: why, at which level, and the entry's address (-1: no entry was read, a bad va or root). */
+  reason: WalkFaultReason | null;
+  level: number;
+  entryAddress: number;
+}
+
+export function newWalkOutcome(): WalkOutcome {
+  return { address: 0, writable: false, user: false, reason: null, level: 0, entryAddress: -1 };
+}
+
+function fault(out: WalkOutcome, reason: WalkFaultReason, level: number, entryAddress: number): false {
+  out.reason = reason;
+  out.level = level;
+  out.entryAddress = entryAddress;
+  return false;
+}
+
+/** walkWords into `out`: true when the walk translated (address, writable, user set), false with reason/level set. */
+export function walkInto(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
+  if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
+  if (!Number.isSafeInteger(cr3) || cr3 < 0 || cr3 % PAGE_SIZE !== 0 || cr3 >= PHYS_ADDR_LIMIT) return fault(out, 'reserved-bits', LEVELS, -1);
   const page = Math.floor(va / PAGE_SIZE);
   let table = cr3;
   let writable = true;
   let user = true;
   for (let level = LEVELS; level >= 1; level--) {
     const entryAddress = table + (Math.floor(page / SPAN[level]) % PTES_PER_TABLE) * PTE_SIZE;
-    if (!mem.readEntry(entryAddress, entry)) return { ok: false, reason: 'table-unreachable', level, entryAddress };
+    if (!mem.readEntry(entryAddress, entry)) return fault(out, 'table-unreachable', level, entryAddress);
     const lo = entry[0];
     const hi = entry[1];
-    if ((lo & PTE_LO_P) === 0) return { ok: false, reason: 'not-present', level, entryAddress };
+    if ((lo & PTE_LO_P) === 0) return fault(out, 'not-present', level, entryAddress);
     const large = (lo & PTE_LO_PS) !== 0;
-    if ((hi & PTE_HI_RESERVED_MASK) !== 0 || (level === 4 && large)) return { ok: false, reason: 'reserved-bits', level, entryAddress };
-    if (large && level > 1) return { ok: false, reason: 'large-page', level, entryAddress };
+    if ((hi & PTE_HI_RESERVED_MASK) !== 0 || (level === 4 && large)) return fault(out, 'reserved-bits', level, entryAddress);
+    if (large && level > 1) return fault(out, 'large-page', level, entryAddress);
     writable &&= (lo & PTE_LO_RW) !== 0;
     user &&= (lo & PTE_LO_US) !== 0;
     const leaf = level === 1;
-    if (leaf && userAccess && !user) return { ok: false, reason: 'user-denied', level, entryAddress };
-    if (leaf && write && !writable) return { ok: false, reason: 'write-denied', level, entryAddress };
+    if (leaf && userAccess && !user) return fault(out, 'user-denied', level, entryAddress);
+    if (leaf && write && !writable) return fault(out, 'write-denied', level, entryAddress);
     const updated = (lo | PTE_LO_A | (leaf && write ? PTE_LO_D : 0)) >>> 0;
-    if (updated !== lo && mem.writeLow && !mem.writeLow(entryAddress, updated)) {
-      return { ok: false, reason: 'table-unreachable', level, entryAddress };
-    }
+    if (updated !== lo && mem.writeLow && !mem.writeLow(entryAddress, updated)) return fault(out, 'table-unreachable', level, entryAddress);
     const address = (hi & PTE_HI_ADDRESS_MASK) * HI + ((lo & PTE_LO_ADDRESS_MASK) >>> 0);
-    if (leaf) return { ok: true, address: address + (va % PAGE_SIZE), writable, user, levels: LEVELS };
+    if (leaf) {
+      out.address = address + (va % PAGE_SIZE);
+      out.writable = writable;
+      out.user = user;
+      out.reason = null;
+      return true;
+    }
     table = address;
   }
   /* istanbul ignore next -- the loop always returns at level 1 */
