@@ -128,7 +128,13 @@ export class IoasidLayer {
     const pgtbl = ioasid.pgtbl;
     if (!pgtbl) return;
     this.hooks.onInvalidate({ pgtblId: pgtbl.id, ppasid: ioasid.id, kind: pgtbl.kind, range, reason });
-    for (const child of ioasid.describeHolders().children) {
+    // The nested children from the holders themselves, in id order: no described copy (strings, sorts) per INVALIDATE.
+    if (ioasid.holderCount === 0) return;
+    let children: number[] | null = null;
+    for (const h of ioasid.holders()) if (h.kind === 'child') (children ??= []).push(h.ioasid);
+    if (children === null) return;
+    if (children.length > 1) children.sort((a, b) => a - b);
+    for (const child of children) {
       const nested = this.ioasids.get(child)?.pgtbl;
       if (nested) this.hooks.onInvalidate({ pgtblId: nested.id, ppasid: child, kind: nested.kind, range: null, reason });
     }
