@@ -142,8 +142,16 @@ export async function sweepVmm(s: Stack, steps: Step[], figures: Figures): Promi
     }
     const state: FlowState = { done: [], vm };
     let finished = false;
-    const run = runFlow(() => s.vmmApp.url, traces, (v, t) => inProcessConsole(s.vmmApp.url, v, t), state).then(() => void (finished = true), () => undefined);
-    await until(`${where}: the VMM stalls there`, () => (stalledIn(s.vmmApp) || finished ? true : undefined));
+    let failed: Error | null = null;
+    const run = runFlow(() => s.vmmApp.url, traces, (v, t) => inProcessConsole(s.vmmApp.url, v, t), state).then(
+      () => void (finished = true),
+      (err: Error) => void (failed = err),
+    );
+    // A flow that failed before the cut never reaches it: say how it failed, not only that the stall did not come.
+    await until(
+      () => `${where}: the VMM stalls there${failed ? ` (the run failed first, after ${state.done.join(', ') || 'nothing'}: ${failed.message})` : ''}`,
+      () => (stalledIn(s.vmmApp) || finished ? true : undefined),
+    );
     if (finished) figures.absent.push(label(step));
     owed.after(state, figures);
     await s.vmmApp.stop('SIGKILL');
