@@ -3,7 +3,7 @@
 // repertoire by name. The summary prints it as a table against the contract; the test derives its floor from it.
 import { GUEST_OPERATIONS, HOST_OPERATIONS, VMM_OPERATIONS } from '@app/shared/contract/operations';
 import type { JournalEvent } from '@app/shared/journal/journal';
-import type { StepCall } from './invariants/types';
+import type { StepCall } from '../replay/invariants/types';
 
 export const CONTRACT: Record<'host-kernel' | 'vmm' | 'guest', readonly string[]> = {
   'host-kernel': Object.keys(HOST_OPERATIONS),

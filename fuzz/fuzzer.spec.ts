@@ -11,7 +11,7 @@ import { parseScenario } from '../replay/scenario/parse';
 import { runScenario } from '../replay/scenario/runner';
 import { CONTRACT } from './coverage';
 import { fuzz } from './fuzzer';
-import { CHECKS } from './invariants';
+import { CHECKS } from '../replay/invariants';
 import { VIOLATION_FILE, writeArtifacts } from './report';
 
 const TENANTS = 4;

@@ -6,7 +6,7 @@
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
 import type { StackConfig } from '../replay/recording';
 import { Coverage } from './coverage';
-import type { Violation } from './invariants/types';
+import type { Violation } from '../replay/invariants/types';
 import { call, type FuzzOp, type GenContext, op, step, type Tenant } from './op';
 import { Prng } from './prng';
 import { FuzzRun } from './run';

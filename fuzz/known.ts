@@ -1,7 +1,7 @@
 // Defects already filed and not yet fixed on this branch: a violation they explain is counted and listed in the
 // summary, but does not stop the campaign (`--strict` stops on them too). An entry names its issue and the words
 // of the answer that shows it; delete the entry with the fix, and the fuzzer stops on it again.
-import type { StepRecord, Violation } from './invariants/types';
+import type { StepRecord, Violation } from '../replay/invariants/types';
 
 export interface KnownDefect {
   /** Where it is filed, e.g. `issue 11 defect 5`. */

@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import type { StackConfig } from '../replay/recording';
 import { writeRunRecording } from '../replay/scenario/runner';
-import type { Violation } from './invariants/types';
+import type { Violation } from '../replay/invariants/types';
 import type { FuzzOp } from './op';
 import { FuzzRun, type StepOutcome } from './run';
 

@@ -6,7 +6,7 @@
 import type { DeviceConfig } from '../apps/host-kernel/src/kernel';
 import type { Step } from '../replay/scenario/parse';
 import type { StackResponse } from '../stack/door/door';
-import type { Snapshot } from './invariants/types';
+import type { Snapshot } from '../replay/invariants/types';
 import type { Prng } from './prng';
 
 export interface FuzzOp {

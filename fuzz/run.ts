@@ -10,8 +10,8 @@ import { ScenarioSession } from '../replay/scenario/session';
 import { type StepContext, StepFailure } from '../replay/scenario/steps';
 import type { StackResponse, Transport } from '../replay/transport';
 import type { Coverage } from './coverage';
-import { serverError } from './invariants/calls';
-import type { Violation } from './invariants/types';
+import { serverError } from '../replay/invariants/calls';
+import type { Violation } from '../replay/invariants/types';
 import { knownDefect } from './known';
 import type { FuzzOp } from './op';
 

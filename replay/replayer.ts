@@ -3,7 +3,7 @@
 // recording's. The first divergence stops it. Time travel rides on the in-process replay: the stack's state is
 // captured right after the commit that wrote a chosen row.
 import type { JournalEvent } from '@app/shared/journal/journal';
-import { InvariantMonitor, sourceFor, type Violation } from '../fuzz/invariants';
+import { InvariantMonitor, sourceFor, type Violation } from './invariants';
 import { formatTraceparent, newSpanId } from '@app/shared/trace';
 import { differences, type Divergence } from './compare';
 import { InProcessTransport } from './in-process-transport';
@@ -26,7 +26,7 @@ export interface ReplayOptions {
   onProgress?: (inputsDone: number, inputs: number) => void;
   /** Time travel: capture the stack's state right after each of these rows is written (in-process only). */
   watch?: RowRef[];
-  /** Check the invariants of DESIGN §11 after every input (fuzz/invariants); the first violation stops the replay. */
+  /** Check the invariants of DESIGN §11 after every input (replay/invariants); the first violation stops the replay. */
   invariants?: boolean;
 }
 

@@ -3,7 +3,7 @@
 // (whose faults on untouched pages become page requests the guest answers — or leaves unanswered when it booted
 // with pageRequests: ignore), unbinds, munmaps; now and then it reboots, or its VM is deleted or powered on again.
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
-import { canary } from '../canary';
+import { canary } from '../../replay/invariants/canary';
 import { type FuzzOp, type GenContext, ok, op, ref, step } from '../op';
 import { VmLife } from './vm-common';
 

@@ -4,7 +4,7 @@
 // and ioasids, numbers it never got, another pid's routes, a garbage token, a VM's token, floods.
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
-import { canary } from '../canary';
+import { canary } from '../../replay/invariants/canary';
 import { call, type FuzzOp, type GenContext, ok, op, ref, type Tenant } from '../op';
 
 interface Mapping {

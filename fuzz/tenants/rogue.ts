@@ -8,7 +8,7 @@
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { encodePte, pageTableIndexes } from '@app/shared/x86/pte';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
-import { canary } from '../canary';
+import { canary } from '../../replay/invariants/canary';
 import { type FuzzOp, type GenContext, op, ref, step } from '../op';
 import { VmLife } from './vm-common';
 

@@ -3,7 +3,7 @@
 // released, the admin reading the pool, faults and limits, and a device doing DMA with some PASID on its own —
 // reading (and writing) through whatever that route's table reaches: the isolation checks then look at the bytes.
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
-import { canary, type Owner } from '../canary';
+import { canary, type Owner } from '../../replay/invariants/canary';
 import { call, type FuzzOp, type GenContext, op, step } from '../op';
 
 const admin = (method: string, path: string, body: unknown = null): ReturnType<typeof call> => call({ app: 'host-kernel', method, path, body, principal: 'admin' });

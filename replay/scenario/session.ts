@@ -3,7 +3,7 @@
 // step's expectations. The scenario runner and the fuzzer both run every step through ScenarioSession.step, so
 // a scenario the fuzzer writes runs exactly as the fuzzer ran it: the same turns between the same sends, the same
 // observations at the same points (races included).
-import { InvariantMonitor, sourceFor, type StepCall, type StepRecord, type Violation } from '../../fuzz/invariants';
+import { InvariantMonitor, sourceFor, type StepCall, type StepRecord, type Violation } from '../invariants';
 import type { StackResponse } from '../transport';
 import type { Step } from './parse';
 import { matches, resolve, runStep, type StepContext } from './steps';

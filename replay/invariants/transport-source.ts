@@ -1,7 +1,7 @@
 // The state source of a replay transport: the in-process stack's objects, or the spawned apps over REST.
-import { InProcessTransport } from '../../replay/in-process-transport';
-import { AUDIT, RestTransport } from '../../replay/rest-transport';
-import type { Transport } from '../../replay/transport';
+import { InProcessTransport } from '../in-process-transport';
+import { AUDIT, RestTransport } from '../rest-transport';
+import type { Transport } from '../transport';
 import { InProcessSource, RestSource, type StateSource } from './observe';
 
 export function sourceFor(t: Transport): StateSource {

@@ -5,7 +5,7 @@
 // token for words and fields that name host objects.
 import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import { IovaPageTable } from '../../apps/host-kernel/src/ioasid/io-pagetable';
-import { canaryOwners, type Owner, ownerName, sameOwner } from '../canary';
+import { canaryOwners, type Owner, ownerName, sameOwner } from './canary';
 import { check, type Check, type Snapshot, type StepCall } from './types';
 
 const GROUP = 'isolation';
