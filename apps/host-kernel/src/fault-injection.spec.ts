@@ -148,6 +148,13 @@ const FLOWS: Flow[] = [
   { name: 'process death', op: (k, w) => k.killProcess(w.pid, 'fail_nth') },
 ];
 
+/** What every ioasid fd lists (its own live ioasids, from the fd's list): a failed call must leave each as it was. */
+function fdLists(k: TestKernel): Array<{ pid: number; fd: number; ioasids: number[] }> {
+  return k.snapshot().processes.flatMap((p) =>
+    p.state === 'running' ? p.fds.filter((f) => f.kind === 'ioasid').map(({ fd }) => ({ pid: p.pid, fd, ioasids: k.list(p.pid, fd).map((i) => i.ioasid) })) : [],
+  );
+}
+
 /**
  * iommufd's fail_nth: fail the 1st, 2nd, 3rd… internal step of the call until a run completes. After
  * every failed run the kernel must be exactly as before the call; the run that completes must end in
@@ -178,6 +185,7 @@ describe('fail_nth: every mutating call is all-or-nothing, its journal row inclu
     const steps: string[] = [];
     for (let nth = 1; ; nth++) {
       const before = k.snapshot();
+      const listsBefore = fdLists(k);
       const rowsBefore = (await journal.events({ limit: 10_000 })).length;
       faults.arm(nth);
       let error: unknown;
@@ -195,6 +203,7 @@ describe('fail_nth: every mutating call is all-or-nothing, its journal row inclu
       expect(error).toBeInstanceOf(KernelError);
       expect((error as KernelError).errno).toBe(faults.fired === 'journal.append' ? 'EIO' : 'ENOMEM');
       expect(k.snapshot()).toEqual(before);
+      expect(fdLists(k)).toEqual(listsBefore);
       // The refusal is journaled, and only it: one row with the errno (plus events that happened regardless).
       const added = (await journal.events({ limit: 10_000 })).slice(rowsBefore);
       expect(added.filter((r) => !r.operation.startsWith('event.')).map((r) => r.errno)).toEqual([(error as KernelError).errno]);
@@ -202,5 +211,6 @@ describe('fail_nth: every mutating call is all-or-nothing, its journal row inclu
     expect(steps.length).toBeGreaterThan(1);
     expect(steps.at(-1)).toBe('journal.append');
     expect(k.snapshot()).toEqual(reference.snapshot());
+    expect(fdLists(k)).toEqual(fdLists(reference));
   });
 });

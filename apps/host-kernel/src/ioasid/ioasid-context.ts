@@ -55,7 +55,9 @@ export class IoasidContext implements KernelFile {
 
   /** IOASID_ALLOC */
   alloc(tx: Tx): number {
-    return this.layer.allocPasid(tx, this.owner).id;
+    const ioasid = this.layer.allocPasid(tx, this.owner);
+    tx.doOn('ioasid.insert', this.ioasids, ioasid, FdIoasids.insert, FdIoasids.remove);
+    return ioasid.id;
   }
 
   list(): { ioasid: number; state: IoasidState }[] {
@@ -197,6 +199,7 @@ export class IoasidContext implements KernelFile {
       if (pgtbl.kind === 'nested') pgtbl.iopf?.put(tx);
     }
     this.layer.park(tx, ioasid);
+    tx.doOn('ctx.hide', this.ioasids, ioasid, FdIoasids.unlink, FdIoasids.link);
     tx.emit({ kind: 'ioasid-destroyed', pid: this.pid, ppasid: ioasid.id, refs: ioasid.refs });
     if (pgtbl) tx.defer(() => this.layer.flush(ioasid, null, 'destroy'));
     this.layer.freeIfUnused(tx, ioasid);
@@ -211,11 +214,13 @@ export class IoasidContext implements KernelFile {
 }
 
 /**
- * An fd's ioasids: those of the layer's id map that it owns (the owner object is one per fd) and has not destroyed.
- * One map for the whole PASID space, as iommufd's one object xarray with typed lookups: a lookup is one Map get
- * and an identity check; iterating (list, close) walks the layer's map.
+ * An fd's live ioasids: a lookup is the layer's one id map plus an owner check (the owner object is one per fd), as
+ * iommufd's one object xarray with typed lookups; iterating (list, close) walks this fd's own list, linked through
+ * the ioasids themselves, so it costs what the fd holds, never the whole PASID space another tenant may fill.
  */
 export class FdIoasids {
+  private head: Ioasid | null = null;
+
   constructor(
     private readonly layer: IoasidLayer,
     private readonly owner: IoasidOwner,
@@ -230,7 +235,34 @@ export class FdIoasids {
     return this.get(id) !== undefined;
   }
 
+  /** The fd's live ioasids, newest first (callers that need an order sort). */
   *values(): IterableIterator<Ioasid> {
-    for (const ioasid of this.layer.values()) if (ioasid.owner === this.owner && ioasid.state !== 'destroyed') yield ioasid;
+    for (let at = this.head; at !== null; at = at.fdNext) yield at;
+  }
+
+  // The Tx steps, as plain functions (no closure per call): ALLOC's insert (undone by remove), DESTROY's unlink
+  // (undone by link; the ioasid stays in the layer's map, parked).
+  static insert(list: FdIoasids, ioasid: Ioasid): void {
+    list.layer.adopt(ioasid);
+    FdIoasids.link(list, ioasid);
+  }
+
+  static remove(list: FdIoasids, ioasid: Ioasid): void {
+    FdIoasids.unlink(list, ioasid);
+    list.layer.disown(ioasid);
+  }
+
+  static link(list: FdIoasids, ioasid: Ioasid): void {
+    ioasid.fdPrev = null;
+    ioasid.fdNext = list.head;
+    if (list.head) list.head.fdPrev = ioasid;
+    list.head = ioasid;
+  }
+
+  static unlink(list: FdIoasids, ioasid: Ioasid): void {
+    if (ioasid.fdPrev) ioasid.fdPrev.fdNext = ioasid.fdNext;
+    else list.head = ioasid.fdNext;
+    if (ioasid.fdNext) ioasid.fdNext.fdPrev = ioasid.fdPrev;
+    ioasid.fdPrev = ioasid.fdNext = null;
   }
 }

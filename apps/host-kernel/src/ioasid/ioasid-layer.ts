@@ -70,16 +70,18 @@ export class IoasidLayer {
     return tx.do('ioasid.open', () => this.nextCtxId++, () => this.nextCtxId--);
   }
 
-  /** The lowest free pPASID, as a new ioasid owned by `owner`; ENOSPC when the space, or the owner's share, is exhausted. */
+  /**
+   * The lowest free pPASID, as a new ioasid owned by `owner`; ENOSPC when the space, or the owner's share, is
+   * exhausted. Its fd makes it visible, in the id map and in the fd's own list, as the call's next step
+   * (FdIoasids.insert).
+   */
   allocPasid(tx: Tx, owner: IoasidOwner): Ioasid {
     const owns = this.ownedBy(owner.pid);
     if (owns >= this.perProcess) throw new KernelError('ENOSPC', `process ${owner.pid} owns ${owns} PASIDs (PASID_LIMIT ${this.perProcess})`);
     // Closure-free steps (Tx.doOn): ALLOC runs 2^20 times in a row when a process takes the whole space.
     tx.doOn('pasid.charge', this, owner.pid, IoasidLayer.chargeOne, IoasidLayer.unchargeOne);
     const id = tx.doOn('pasid.alloc', this, null, IoasidLayer.takeLowest, IoasidLayer.release);
-    const ioasid = new Ioasid(id, owner);
-    tx.doOn('ioasid.insert', this.ioasids, ioasid, insertIoasid, deleteIoasid);
-    return ioasid;
+    return new Ioasid(id, owner);
   }
 
   newPgtblId(tx: Tx): number {
@@ -203,26 +205,22 @@ export class IoasidLayer {
     };
   }
 
+  /** ALLOC's insert into the id map (FdIoasids.insert), and its undo. */
+  adopt(ioasid: Ioasid): void {
+    this.ioasids.set(ioasid.id, ioasid);
+  }
+
+  disown(ioasid: Ioasid): void {
+    this.ioasids.delete(ioasid.id);
+  }
+
   /** An allocated or parked ioasid by pPASID (a freed id is undefined). */
   get(ppasid: number): Ioasid | undefined {
     return this.ioasids.get(ppasid);
-  }
-
-  /** Every allocated or parked ioasid, in allocation order, without a copy. */
-  values(): IterableIterator<Ioasid> {
-    return this.ioasids.values();
   }
 
   /** Every allocated or parked ioasid (audits, tests). */
   all(): Ioasid[] {
     return [...this.ioasids.values()].sort((a, b) => a.id - b.id);
   }
-}
-
-/** Adds, and on undo removes, an ioasid in the id → ioasid map. */
-function insertIoasid(map: Map<number, Ioasid>, ioasid: Ioasid): void {
-  map.set(ioasid.id, ioasid);
-}
-function deleteIoasid(map: Map<number, Ioasid>, ioasid: Ioasid): void {
-  map.delete(ioasid.id);
 }

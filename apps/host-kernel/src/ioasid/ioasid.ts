@@ -42,6 +42,9 @@ export class Ioasid {
   parent: Ioasid | null = null;
   /** Holders by key, created on the first one (most ioasids never have a holder: no empty Map per ioasid). */
   private held: Map<string, Holder> | null = null;
+  /** Its fd's list of live ioasids (FdIoasids in ioasid-context.ts): two links, not a map entry per ioasid. */
+  fdPrev: Ioasid | null = null;
+  fdNext: Ioasid | null = null;
 
   constructor(
     readonly id: number,
