@@ -60,14 +60,18 @@ export async function inProcessConsole(vmmUrl: string, vm: Vm, bootTrace: string
   const vmm = new VmmClient(new RestClient({ baseUrl: vmmUrl, app: 'guest', token: vm.token, clock: journal.clock }), vm.id);
   let lost = false;
   const guest = new GuestApp({ journal, vmm, vmId: vm.id, bootTraceparent: traceparent(bootTrace), onVmmLost: () => void (lost = true) });
-  const close = async (): Promise<void> => {
+  const close = async (booted: boolean): Promise<void> => {
     guest.shutdown();
     if ((ds as DataSource).isInitialized) await ds.destroy();
+    if (!booted) return;
+    // The VMM learns of the shutdown when the lifeline's stream closes: until then the VM has a guest attached,
+    // and a guest booted on it now is refused (EBUSY). A stop ends when the VMM has let go of this one.
+    await untilDetached(vmmUrl, vm.id);
   };
   try {
     await guest.boot();
   } catch (err) {
-    await close();
+    await close(false);
     throw err;
   }
   const routes: Record<string, (b: Record<string, unknown>, pid: number) => Promise<unknown>> = {
@@ -87,8 +91,19 @@ export async function inProcessConsole(vmmUrl: string, vm: Vm, bootTrace: string
       if (!route) throw new Error(`no console route ${method} ${path}`);
       return runInTrace({ traceId: trace, spanId: null, caller: null }, () => route((body ?? {}) as Record<string, unknown>, pid)) as Promise<T>;
     },
-    stop: close,
+    stop: () => close(true),
   };
+}
+
+/** Until the VMM says VM `id` has no guest attached (or the VMM is gone, or the VM: nothing is attached then). */
+export async function untilDetached(vmmUrl: string, id: number, deadlineMs = 10_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const r = await http('GET', `${vmmUrl}/v1/vms/${id}`, { token: VMM_ADMIN }).catch(() => null);
+    if (!r || r.status === 404 || (r.status === 200 && (r.body as { guestAttached: boolean }).guestAttached === false)) return;
+    if (Date.now() > end) throw new Error(`the VMM still has a guest attached to VM ${id} ${deadlineMs} ms after its shutdown (${r.status} ${r.text})`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** How far a run got: filled as it goes, so a run cut by a kill still says what exists. */

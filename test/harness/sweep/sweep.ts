@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { AppProcess, ENTRY } from '../apps';
 import { AUDIT, http, type Stack, VMM_ADMIN } from '../stack';
-import { bindWorks, type Boot, type FlowState, inProcessConsole, newTraces, type Phase, runFlow, spawnedConsole, traceparent, type Traces, type Vm, VM_SPEC } from './flow';
+import { bindWorks, type Boot, untilDetached, type FlowState, inProcessConsole, newTraces, type Phase, runFlow, spawnedConsole, traceparent, type Traces, type Vm, VM_SPEC } from './flow';
 import { snapshot, untilHolds } from './host-view';
 import { callsOf, label, stallPoint, type Step, stepsOf } from './steps';
 
@@ -128,6 +128,15 @@ export async function sweepVmm(s: Stack, steps: Step[], figures: Figures): Promi
   const plan = steps.map((step) => ({ step, traces: newTraces() }));
   const start = (i: number): Promise<AppProcess> => s.startVmm({ DATA_DIR: vmmDir, ...(i < plan.length ? { DEBUG_STALL_BEFORE: stallPoint(plan[i].step, plan[i].traces) } : {}) });
   await start(0);
+  // Whatever happens, no VMM of the sweep outlives it (a stalled one would hold the VM's device for the next test).
+  try {
+    await sweepVmmSteps(s, plan, start, figures);
+  } finally {
+    await s.vmmApp.stop('SIGKILL');
+  }
+}
+
+async function sweepVmmSteps(s: Stack, plan: Array<{ step: Step; traces: Traces }>, start: (i: number) => Promise<AppProcess>, figures: Figures): Promise<void> {
   const empty = await snapshot(s.host.url);
   const owed = new Owed();
   let vm: Vm | undefined;
@@ -183,7 +192,6 @@ export async function sweepVmm(s: Stack, steps: Step[], figures: Figures): Promi
   await owed.before(undefined, s.vmmApp.url, vm, figures);
   if (vm) await deleteVm(s, vm, figures, 'the VMM sweep\'s last VM');
   await leakCheck(figures, 'after the VMM sweep, its last VM deleted', () => untilHolds(s.host.url, empty));
-  await s.vmmApp.stop('SIGKILL');
 }
 
 /**
@@ -193,11 +201,23 @@ export async function sweepVmm(s: Stack, steps: Step[], figures: Figures): Promi
  * before the first guest booted, and the next guest's bind proves the VM usable.
  */
 export async function sweepGuest(s: Stack, steps: Step[], figures: Figures): Promise<void> {
-  const plan = steps.map((step) => ({ step, traces: newTraces() as Traces }));
+  const plan = steps.map((step) => ({ step, traces: newTraces() }));
   const vmmPoints = plan.filter((p) => p.step.port === 'host').map((p) => stallPoint(p.step, p.traces));
   await s.startVmm({ DATA_DIR: join(s.dataDir, 'vmm-guest-sweep'), ...(vmmPoints.length ? { DEBUG_STALL_BEFORE: vmmPoints.join(',') } : {}) });
+  try {
+    await sweepGuestSteps(s, plan, figures);
+  } finally {
+    await s.vmmApp.stop('SIGKILL');
+  }
+}
+
+async function sweepGuestSteps(s: Stack, plan: Array<{ step: Step; traces: Traces }>, figures: Figures): Promise<void> {
   const empty = await snapshot(s.host.url);
-  const build = async (): Promise<Vm> => (await http('POST', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN, body: VM_SPEC })).body as Vm;
+  const build = async (): Promise<Vm> => {
+    const r = await http('POST', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN, body: VM_SPEC });
+    if (r.status !== 201) throw new Error(`the guest sweep's VM: POST /v1/vms ${r.status} ${r.text}`);
+    return r.body as Vm;
+  };
   let vm = await build();
   let machine = await snapshot(s.host.url, { machine: true });
   const owed = new Owed();
@@ -230,6 +250,8 @@ export async function sweepGuest(s: Stack, steps: Step[], figures: Figures): Pro
     figures.kills++;
     if (step.port === 'host') s.vmmApp.signal('SIGUSR2');
     await run;
+    // The next guest boots once the VMM has seen this one's lifeline close (before that it is refused, EBUSY).
+    await untilDetached(s.vmmApp.url, vm.id);
     if (finished) {
       // The step did not come: the run went on to the VM's delete. The next cut needs a VM again.
       figures.absent.push(label(step));
@@ -247,5 +269,4 @@ export async function sweepGuest(s: Stack, steps: Step[], figures: Figures): Pro
   await owed.before(undefined, s.vmmApp.url, vm, figures);
   await deleteVm(s, vm, figures, 'the guest sweep\'s VM');
   await leakCheck(figures, 'after the guest sweep, its VM deleted', () => untilHolds(s.host.url, empty));
-  await s.vmmApp.stop('SIGKILL');
 }
