@@ -11,7 +11,7 @@ import { VmmClient } from '../../../libs/shared/src/http/vmm.client';
 import { formatTraceparent, newSpanId, newTraceId, runInTrace } from '../../../libs/shared/src/trace';
 import { openJournal } from '../../../stack/in-process-host';
 import type { AppProcess } from '../apps';
-import { http, VMM_ADMIN } from '../stack';
+import { eventually, http, VMM_ADMIN } from '../stack';
 
 export const PHASES = ['build', 'boot', 'bind', 'pr', 'unbind', 'delete'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -96,14 +96,15 @@ export async function inProcessConsole(vmmUrl: string, vm: Vm, bootTrace: string
 }
 
 /** Until the VMM says VM `id` has no guest attached (or the VMM is gone, or the VM: nothing is attached then). */
-export async function untilDetached(vmmUrl: string, id: number, deadlineMs = 10_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const r = await http('GET', `${vmmUrl}/v1/vms/${id}`, { token: VMM_ADMIN }).catch(() => null);
-    if (!r || r.status === 404 || (r.status === 200 && (r.body as { guestAttached: boolean }).guestAttached === false)) return;
-    if (Date.now() > end) throw new Error(`the VMM still has a guest attached to VM ${id} ${deadlineMs} ms after its shutdown (${r.status} ${r.text})`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+export async function untilDetached(vmmUrl: string, id: number): Promise<void> {
+  await eventually(
+    async () => {
+      const r = await http('GET', `${vmmUrl}/v1/vms/${id}`, { token: VMM_ADMIN }).catch(() => null);
+      return !r || r.status === 404 || (r.status === 200 && (r.body as { guestAttached: boolean }).guestAttached === false) ? true : undefined;
+    },
+    10_000,
+    `VM ${id} without a guest attached at the VMM`,
+  );
 }
 
 /** How far a run got: filled as it goes, so a run cut by a kill still says what exists. */

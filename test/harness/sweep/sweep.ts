@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { AppProcess, ENTRY } from '../apps';
 import { AUDIT, http, type Stack, VMM_ADMIN } from '../stack';
-import { bindWorks, type Boot, untilDetached, type FlowState, inProcessConsole, newTraces, type Phase, runFlow, spawnedConsole, traceparent, type Traces, type Vm, VM_SPEC } from './flow';
+import { bindWorks, type Boot, type FlowState, inProcessConsole, newTraces, type Phase, runFlow, spawnedConsole, traceparent, type Traces, untilDetached, type Vm, VM_SPEC } from './flow';
 import { snapshot, untilHolds } from './host-view';
 import { callsOf, label, stallPoint, type Step, stepsOf } from './steps';
 
