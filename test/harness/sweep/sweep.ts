@@ -213,11 +213,7 @@ export async function sweepGuest(s: Stack, steps: Step[], figures: Figures): Pro
 
 async function sweepGuestSteps(s: Stack, plan: Array<{ step: Step; traces: Traces }>, figures: Figures): Promise<void> {
   const empty = await snapshot(s.host.url);
-  const build = async (): Promise<Vm> => {
-    const r = await http('POST', `${s.vmmApp.url}/v1/vms`, { token: VMM_ADMIN, body: VM_SPEC });
-    if (r.status !== 201) throw new Error(`the guest sweep's VM: POST /v1/vms ${r.status} ${r.text}`);
-    return r.body as Vm;
-  };
+  const build = (): Promise<Vm> => s.createVm(VM_SPEC);
   let vm = await build();
   let machine = await snapshot(s.host.url, { machine: true });
   const owed = new Owed();
