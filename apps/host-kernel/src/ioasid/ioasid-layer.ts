@@ -2,6 +2,7 @@ import { KernelError } from '@app/shared/errno';
 import { Tx } from '../fault-injection';
 import { PhysicalMemory } from '../memory/physical-memory';
 import { IdAllocator } from '../lib/id-allocator';
+import { IdTable } from '../lib/id-table';
 import { childKey, Holder, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import { NO_PASID } from './ioasid.constants';
@@ -37,13 +38,13 @@ export interface PasidInfo {
 }
 
 /**
- * The global side of /dev/ioasid: the pPASID pool, every live or parked ioasid by id (O(1) Map), and the
- * reference counting that parks and frees them. VFIO and KVM reach an ioasid only through fdget.ts.
+ * The global side of /dev/ioasid: the pPASID pool, every live or parked ioasid by id (an IdTable, as Linux keeps
+ * them in an xarray), and the reference counting that parks and frees them. VFIO and KVM reach an ioasid only through fdget.ts.
  */
 export class IoasidLayer {
   private readonly pool: IdAllocator;
-  /** allocated, bound and parked ioasids; a freed id is absent. */
-  private readonly ioasids = new Map<number, Ioasid>();
+  /** allocated, bound and parked ioasids by pPASID (the kernel's xarray); a freed id is absent. */
+  private readonly ioasids: IdTable<Ioasid>;
   private nextPgtblId = 1;
   private nextCtxId = 1;
   private parkedCount = 0;
@@ -63,6 +64,7 @@ export class IoasidLayer {
     if (!Number.isInteger(pasidLimit) || pasidLimit < 2 || pasidLimit > PASID_LIMIT) throw new KernelError('EINVAL', `PASID space ${pasidLimit} outside [2, 2^20]`);
     this.pool = new IdAllocator(pasidLimit);
     this.pool.reserve(NO_PASID);
+    this.ioasids = new IdTable(pasidLimit);
   }
 
   /** A new context id for open("/dev/ioasid"). */
@@ -219,8 +221,8 @@ export class IoasidLayer {
     return this.ioasids.get(ppasid);
   }
 
-  /** Every allocated or parked ioasid (audits, tests). */
+  /** Every allocated or parked ioasid, in id order (audits, tests). */
   all(): Ioasid[] {
-    return [...this.ioasids.values()].sort((a, b) => a.id - b.id);
+    return [...this.ioasids.values()];
   }
 }
