@@ -5,7 +5,7 @@ import { pageAligned } from '../memory/memory.constants';
 import { KernelFile } from '../process/fd-table';
 import { IovaPageTable, MapArgs } from './io-pagetable';
 import { FaultQueueTable } from './fault-queues';
-import { childKey, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
+import { childKey, Holder, Ioasid, IoasidHolders, IoasidOwner, IoasidState } from './ioasid';
 import { NESTED_ROOT_LIMIT } from './ioasid.constants';
 import type { IoasidLayer } from './ioasid-layer';
 import { MmPageTable, NestedPageTable, PageTable } from './page-tables';
@@ -20,6 +20,9 @@ export interface IoasidInfo {
 }
 
 export type UnmapArgs = { iova: number; length: number } | { all: true };
+
+/** The device holders of an ioasid that has none: one frozen array, not a new one per park. */
+const NO_HOLDERS: readonly Extract<Holder, { kind: 'device' }>[] = Object.freeze([]);
 
 /**
  * An open /dev/ioasid fd: many ioasids behind one fd (drivers/iommu/iommufd/ioas.c analogue).
@@ -185,7 +188,7 @@ export class IoasidContext implements KernelFile {
   private park(tx: Tx, ioasid: Ioasid, devices: 'revoke' | 'detach' = 'revoke'): void {
     const attached =
       ioasid.holderCount === 0
-        ? []
+        ? NO_HOLDERS
         : [...ioasid.holders()].filter((h) => h.kind === 'device').sort((a, b) => Number(a.mode === 'rid') - Number(b.mode === 'rid') || a.key.localeCompare(b.key));
     for (const holder of attached) {
       if (devices === 'detach') holder.detach(tx);

@@ -105,21 +105,7 @@ export class IoasidLayer {
   /** A destroyed ioasid whose last holder let go: the pPASID returns to the pool, the parent is unpinned. */
   freeIfUnused(tx: Tx, ioasid: Ioasid): void {
     if (ioasid.state !== 'destroyed' || ioasid.holderCount > 0) return;
-    tx.do(
-      'pasid.free',
-      () => {
-        this.ioasids.delete(ioasid.id);
-        this.pool.release(ioasid.id);
-        this.parkedCount--;
-        this.charge(ioasid.owner.pid, -1);
-      },
-      () => {
-        this.pool.reserve(ioasid.id);
-        this.ioasids.set(ioasid.id, ioasid);
-        this.parkedCount++;
-        this.charge(ioasid.owner.pid, 1);
-      },
-    );
+    tx.doOn('pasid.free', this, ioasid, IoasidLayer.free, IoasidLayer.unfree);
     tx.emit({ kind: 'ioasid-freed', pid: ioasid.owner.pid, ppasid: ioasid.id });
     // Deferred to commit, before anything else can run: a failed call frees nothing and drains nothing, and no
     // call can allocate the id (or submit work with it) between the commit and this drain.
@@ -146,18 +132,7 @@ export class IoasidLayer {
 
   /** DESTROY marks the ioasid parked: its fd no longer sees it (FdIoasids), the pool does not get it back yet. */
   park(tx: Tx, ioasid: Ioasid): void {
-    const previous = ioasid.state;
-    tx.do(
-      'ioasid.park',
-      () => {
-        ioasid.state = 'destroyed';
-        this.parkedCount++;
-      },
-      () => {
-        ioasid.state = previous;
-        this.parkedCount--;
-      },
-    );
+    tx.doOn('ioasid.park', this, ioasid, IoasidLayer.parkOne, IoasidLayer.unparkOne);
   }
 
   /** PASIDs process `pid` owns, allocated or parked. */
@@ -179,6 +154,29 @@ export class IoasidLayer {
   }
   private static release(layer: IoasidLayer, _arg: null, id: number): void {
     layer.pool.release(id);
+  }
+  // The park and free steps, closure-free too: an fd close runs them once per ioasid (up to 2^20 in one call).
+  private static parkOne(layer: IoasidLayer, ioasid: Ioasid): IoasidState {
+    const previous = ioasid.state;
+    ioasid.state = 'destroyed';
+    layer.parkedCount++;
+    return previous;
+  }
+  private static unparkOne(layer: IoasidLayer, ioasid: Ioasid, previous: IoasidState): void {
+    ioasid.state = previous;
+    layer.parkedCount--;
+  }
+  private static free(layer: IoasidLayer, ioasid: Ioasid): void {
+    layer.ioasids.delete(ioasid.id);
+    layer.pool.release(ioasid.id);
+    layer.parkedCount--;
+    layer.charge(ioasid.owner.pid, -1);
+  }
+  private static unfree(layer: IoasidLayer, ioasid: Ioasid): void {
+    layer.pool.reserve(ioasid.id);
+    layer.ioasids.set(ioasid.id, ioasid);
+    layer.parkedCount++;
+    layer.charge(ioasid.owner.pid, 1);
   }
 
   private charge(pid: number, delta: number): void {
