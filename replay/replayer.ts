@@ -39,6 +39,8 @@ export interface ReplayResult {
   states: Map<string, StackState>;
   /** With `invariants`: what the checks found after input `inputIndex` (-1: the stack as it started), else null. */
   violation: { inputIndex: number; input: RecordedRow | null; violations: Violation[] } | null;
+  /** Milliseconds the fresh stack took to start and go quiet, before the first input (spawning three apps over REST). */
+  startMs: number;
 }
 
 export const refName = (r: RowRef): string => `${r.journal}:${r.seq}`;
@@ -90,9 +92,12 @@ export async function replay(rec: Recording, opts: ReplayOptions): Promise<Repla
   };
 
   let violation: ReplayResult['violation'] = null;
+  let startMs = 0;
   try {
+    const t0 = performance.now();
     await transport.start();
     await transport.quiesce();
+    startMs = performance.now() - t0;
     divergence = await check(-1);
     // The checks read the state directly (in process) or after the stack went quiet (REST): they move no clock.
     const monitor = opts.invariants ? new InvariantMonitor(sourceFor(transport)) : null;
@@ -112,7 +117,7 @@ export async function replay(rec: Recording, opts: ReplayOptions): Promise<Repla
       if (watch.length && watch.every((w) => states.has(refName(w)))) break;
     }
     if (!divergence && !violation && issued === inputs.length) divergence = missing(rec, replayed, inputs);
-    return { inputs: issued, compared, divergence, replayed, states, violation };
+    return { inputs: issued, compared, divergence, replayed, states, violation, startMs };
   } finally {
     await transport.close();
   }
