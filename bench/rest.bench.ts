@@ -16,8 +16,7 @@ export async function restNoopRows(stack: Stack, floors: Floors, n = 2000): Prom
   const audit = new BenchClient(stack.host.url);
   const rows = await audit.call<unknown[]>('GET', `/v1/audit/events?operation=cpu.wrmsr&actor=pid:${p.pid}&limit=10000`, { token: AUDIT });
   await audit.close();
-  const warmup = Math.min(50, n);
-  if (rows.length !== n + warmup) throw new Error(`rest.noop: ${rows.length} cpu.wrmsr rows journaled for ${n + warmup} calls`);
+  if (rows.length !== 2 * n) throw new Error(`rest.noop: ${rows.length} cpu.wrmsr rows journaled for ${2 * n} calls (${n} of them warm-up)`);
   return {
     noopP50Us: call.p50Us,
     rows: [
