@@ -1,5 +1,6 @@
 // The REST rows of the bench contract over the three spawned apps: the ioasid life cycle and ENQCMD from a host
 // process, and guest SVA bind + unbind with 1, 4 (one VM) and 16 processes (one VM, and four VMs).
+import { readFileSync } from 'node:fs';
 import { HostKernelClient } from '../libs/shared/src/http/host-kernel.client';
 import { RestClient } from '../libs/shared/src/http/rest-client';
 import { IA32_PASID_VALID as VALID } from '../libs/shared/src/x86/msr.constants';
@@ -114,9 +115,38 @@ async function cycle(g: Guest, pid: number, traceparent?: string): Promise<void>
   await g.console.call('POST', '/v1/sva/unbind', { body: { pid, vrid: g.vrid }, traceparent });
 }
 
-/** `workers` (guest, pid) pairs each running `perWorker` cycles at once: latencies and cycles/s. */
-async function run(workers: Array<[Guest, number]>, perWorker: number): Promise<{ p50: number; p99: number; perSecond: number; cycles: number }> {
+/** CPU time (user + system, ms) the stack's apps and this driver have used so far, from /proc (0 where it cannot be read). */
+function cpuMs(stack: Stack): number {
+  let ticks = 0;
+  for (const app of [stack.host, stack.vmm, ...stack.guests]) {
+    try {
+      const fields = readFileSync(`/proc/${app?.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* not Linux, or the app is gone */
+    }
+  }
+  const own = process.cpuUsage();
+  return (ticks * 1000) / CLOCK_TICKS + (own.user + own.system) / 1000;
+}
+
+/** USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+interface Run {
+  p50: number;
+  p99: number;
+  perSecond: number;
+  cycles: number;
+  /** CPU of all the apps and the driver per cycle (ms), and how many cores that kept busy on average. */
+  cpuPerCycleMs: number;
+  cores: number;
+}
+
+/** `workers` (guest, pid) pairs each running `perWorker` cycles at once: latencies, cycles/s and CPU. */
+async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: number): Promise<Run> {
   const latencies: number[] = [];
+  const cpu0 = cpuMs(stack);
   const start = process.hrtime.bigint();
   await Promise.all(
     workers.map(async ([g, pid]) => {
@@ -128,12 +158,15 @@ async function run(workers: Array<[Guest, number]>, perWorker: number): Promise<
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = cpuMs(stack) - cpu0;
   latencies.sort((a, b) => a - b);
   return {
     p50: latencies[Math.floor(latencies.length * 0.5)],
     p99: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))],
     perSecond: latencies.length / seconds,
     cycles: latencies.length,
+    cpuPerCycleMs: cpu / latencies.length,
+    cores: cpu / 1000 / seconds,
   };
 }
 
@@ -157,19 +190,19 @@ export async function guestBindRows(stack: Stack, floors: Floors, cycles = 64): 
   // 600–700 cycles, while V8 compiles the apps' request paths with its optimising tier, and then stays there
   // (docs/performance.md). So every guest runs WARM_CYCLES (on 4 processes at once) before any row is timed.
   const onFourVms = guests.flatMap((g) => g.pids.slice(0, 4).map((pid): [Guest, number] => [g, pid]));
-  await run(onFourVms, WARM_CYCLES / 4);
-  await run([[g0, g0.pids[0]]], WARM_CYCLES / 4);
-  const one = await run([[g0, g0.pids[0]]], cycles);
-  const four = await run(g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
+  await run(stack, onFourVms, WARM_CYCLES / 4);
+  await run(stack, [[g0, g0.pids[0]]], WARM_CYCLES / 4);
+  const one = await run(stack, [[g0, g0.pids[0]]], cycles);
+  const four = await run(stack, g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
   // The 16-process rows run twice the cycles of the 1-process row, so each worker makes more than a handful.
-  const sixteenOneVm = await run(g0.pids.map((pid) => [g0, pid]), Math.max(1, (2 * cycles) / 16));
-  const sixteen = await run(onFourVms, Math.max(1, (2 * cycles) / 16));
+  const sixteenOneVm = await run(stack, g0.pids.map((pid) => [g0, pid]), Math.max(1, (2 * cycles) / 16));
+  const sixteen = await run(stack, onFourVms, Math.max(1, (2 * cycles) / 16));
   const after = await pasidsAllocated(stack);
   if (after !== before) throw new Error(`guest bind+unbind left ${after - before} PASIDs allocated`);
   for (const g of guests) await g.console.close();
   const hopInsert = floors.hop + floors.insert;
-  const note = (r: { p99: number; perSecond: number; cycles: number }): string =>
-    `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles); one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
+  const note = (r: Run): string =>
+    `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles), CPU ${r.cpuPerCycleMs.toFixed(1)} ms/cycle on ${r.cores.toFixed(2)} cores; one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
   return [
     { id: 'stack.bind-unbind.1', name: 'guest bind+unbind, 1 process', value: one.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(one) },
     { id: 'stack.bind-unbind.4', name: 'guest bind+unbind, 4 processes, 1 VM', value: four.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(four) },
