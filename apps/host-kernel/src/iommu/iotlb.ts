@@ -29,6 +29,8 @@ const READ = 1;
 const WRITE = 2;
 const USER = 4;
 const NONE = -1;
+/** Emptied per-table maps kept for reuse (a few tables flush and refill at a time). */
+const SPARE_MAPS = 8;
 
 /**
  * IOTLB keyed by (page-table id, page number), like VT-d's (DID, PASID, address) tag, in numbers: a Map per table
@@ -46,6 +48,11 @@ export class Iotlb {
    */
   private lastTable = NONE;
   private lastPages: Map<number, number> | undefined = undefined;
+  /**
+   * Emptied page maps kept for the next table that caches something: a flush of a table (INVALIDATE, the 2-D miss)
+   * and its refill then cost no Map allocation, while byTable still holds only tables with entries (bounded).
+   */
+  private readonly spareMaps: Array<Map<number, number>> = [];
   private readonly tableOf: Float64Array;
   private readonly pageOf: Float64Array;
   private readonly hpaOf: Float64Array;
@@ -127,7 +134,7 @@ export class Iotlb {
     this.size++;
     pages = this.pagesOf(pgtblId); // removing the old entry or evicting may have dropped the table's map
     if (!pages) {
-      this.byTable.set(pgtblId, (pages = new Map()));
+      this.byTable.set(pgtblId, (pages = this.spareMaps.pop() ?? new Map()));
       this.forgetLast();
     }
     pages.set(page, slot);
@@ -163,8 +170,7 @@ export class Iotlb {
       if (!pages) return 0;
       const n = pages.size;
       for (const slot of pages.values()) this.releaseSlot(slot);
-      this.byTable.delete(pgtblId);
-      this.forgetLast();
+      this.dropTable(pgtblId, pages);
       return n;
     }
     if (iova === undefined || length === undefined || !Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 1) {
@@ -225,11 +231,18 @@ export class Iotlb {
     const pgtblId = this.tableOf[slot];
     const pages = this.byTable.get(pgtblId);
     pages?.delete(this.pageOf[slot]);
-    if (pages && pages.size === 0) {
-      this.byTable.delete(pgtblId);
-      this.forgetLast();
-    }
+    if (pages && pages.size === 0) this.dropTable(pgtblId, pages);
     this.releaseSlot(slot);
+  }
+
+  /** A table without entries leaves byTable; its map, emptied, waits in spareMaps for the next table. */
+  private dropTable(pgtblId: number, pages: Map<number, number>): void {
+    this.byTable.delete(pgtblId);
+    this.forgetLast();
+    if (this.spareMaps.length < SPARE_MAPS) {
+      pages.clear();
+      this.spareMaps.push(pages);
+    }
   }
 
   /** Out of the LRU list, back on the free list (its table's map is the caller's business). */
