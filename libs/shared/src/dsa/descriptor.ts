@@ -169,6 +169,9 @@ const SAFE_HI_MAX = 0x1f_ffff;
 const OPS_BY_CODE: Array<DsaOp | undefined> = [];
 for (const op of Object.keys(DsaOpcode) as DsaOp[]) OPS_BY_CODE[DsaOpcode[op]] = op;
 
+/** The operation of an opcode byte, or undefined (descriptor-words.ts decodes with the same table). */
+export const opOfCode = (opcode: number): DsaOp | undefined => OPS_BY_CODE[opcode];
+
 /** The u64 at offset as a number, or -1 when it is above Number.MAX_SAFE_INTEGER. */
 function readSafeU64(buf: Buffer, offset: number): number {
   const hi = u32At(buf, offset + 4);
