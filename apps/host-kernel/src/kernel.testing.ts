@@ -43,7 +43,13 @@ export const PAGE = 4096;
 
 export type KernelSnapshot = KernelState;
 
-const proc = (pid: number): HostCaller => ({ kind: 'process', pid });
+/** The caller of process pid: one frozen object per pid, not one per call. */
+const callers = new Map<number, HostCaller>();
+const proc = (pid: number): HostCaller => {
+  let caller = callers.get(pid);
+  if (caller === undefined) callers.set(pid, (caller = Object.freeze({ kind: 'process', pid })));
+  return caller;
+};
 const ADMIN: HostCaller = { kind: 'admin' };
 
 /** The kernel under test, called the way a process calls it: `k.alloc(pid, fd)` is the ALLOC row for pid. */
