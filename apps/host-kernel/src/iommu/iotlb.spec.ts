@@ -144,12 +144,12 @@ describe('Iotlb', () => {
     expect(tlb.stats).toMatchObject({ hits: 6, misses: 4, evictions: 1, entries: 2 });
   });
 
-  it('a flushed table\'s map serves the next table empty: nothing of the old table is found through it', () => {
+  it('a flushed table leaves nothing behind: the next table that caches finds only its own entries', () => {
     const tlb = new Iotlb(16);
     tlb.insert(1, 0x1000, entry(0x9000));
     tlb.insert(1, 0x2000, entry(0xa000));
     expect(tlb.invalidate(1)).toBe(2);
-    tlb.insert(2, 0x3000, entry(0xb000)); // takes the spare map table 1 left
+    tlb.insert(2, 0x3000, entry(0xb000)); // may reuse the slots and the table record table 1 left
     expect(tlb.lookup(2, 0x1000)).toBeNull();
     expect(tlb.lookup(2, 0x2000)).toBeNull();
     expect(tlb.lookup(1, 0x1000)).toBeNull();
