@@ -1,4 +1,5 @@
 import { KernelError } from '@app/shared/errno';
+import { pageOffsetOf } from '@app/shared/x86/page-math';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
 import { IotlbIndex, NONE } from './iotlb-index';
@@ -96,7 +97,7 @@ export class Iotlb {
 
   /** insert() without an entry object (the walk's result, straight from translate). */
   insertPage(pgtblId: number, address: number, hpaPage: number, read: boolean, write: boolean, user: boolean): void {
-    if (!Number.isSafeInteger(hpaPage) || hpaPage < 0 || hpaPage % PAGE_SIZE !== 0) {
+    if (!Number.isSafeInteger(hpaPage) || hpaPage < 0 || pageOffsetOf(hpaPage) !== 0) {
       throw new KernelError('EINVAL', `IOTLB entry hpa ${hpaPage} is not page aligned`);
     }
     const page = Math.floor(address / PAGE_SIZE);

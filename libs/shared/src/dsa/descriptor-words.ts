@@ -4,6 +4,7 @@
 // it serves only on a little-endian host (HOST_LITTLE_ENDIAN); elsewhere the device decodes the bytes.
 import { KernelError } from '../errno';
 import { COMPLETION_RECORD_ALIGN, CompletionStatus, DESC_PASID_MASK, DESC_PRIV_BIT, DESCRIPTOR_SIZE, DSA_SUPPORTED_FLAGS, DsaFlag } from './dsa.constants';
+import { modPow2 } from '../x86/page-math';
 import { type Descriptor, type DescriptorError, opOfCode } from './descriptor';
 
 /** Words of a descriptor; dword i holds bytes 4i..4i+3. */
@@ -50,7 +51,7 @@ export function decodeDescriptorWordsInto(w: Uint32Array, maxTransferSize: numbe
     const address = (BigInt(w[W_COMPLETION + 1]) << 32n) | BigInt(w[W_COMPLETION]);
     return { status: CompletionStatus.translationFail, completion, message: `completion address ${address} is not addressable` };
   }
-  if (completion !== null && completion % COMPLETION_RECORD_ALIGN !== 0) {
+  if (completion !== null && modPow2(completion, COMPLETION_RECORD_ALIGN) !== 0) {
     return { status: CompletionStatus.completionAlign, completion: null, message: `completion address ${completion} is not 32-byte aligned` };
   }
   const op = opOfCode(opcode);

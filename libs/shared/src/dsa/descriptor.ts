@@ -1,4 +1,5 @@
 import { KernelError } from '../errno';
+import { modPow2 } from '../x86/page-math';
 import * as dsa from './dsa.constants';
 import { COMPLETION_RECORD_ALIGN, DESC_PASID_MASK, DESC_PRIV_BIT, DSA_SUPPORTED_FLAGS, DsaFlag, type DsaOp } from './dsa.constants';
 
@@ -212,7 +213,7 @@ export function decodeDescriptorInto(buf: Buffer, maxTransferSize: number, out: 
   if (crav && completion === null) {
     return { status: CompletionStatus.translationFail, completion, message: `completion address ${buf.readBigUInt64LE(OFF.completion)} is not addressable` };
   }
-  if (completion !== null && completion % COMPLETION_RECORD_ALIGN !== 0) {
+  if (completion !== null && modPow2(completion, COMPLETION_RECORD_ALIGN) !== 0) {
     return { status: CompletionStatus.completionAlign, completion: null, message: `completion address ${completion} is not 32-byte aligned` };
   }
   const op = OPS_BY_CODE[opcode];
