@@ -155,6 +155,14 @@ export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) =>
     throw err;
   }
   tx.commit();
-  if (onEvent) for (const e of tx.events) onEvent(e);
+  if (onEvent) deliver(tx.events, onEvent);
   return result;
+}
+
+/**
+ * A committed call's events to `onEvent`, in order. An index loop: most calls have none, and for-of over the shared
+ * frozen empty list built an iterator every time.
+ */
+export function deliver(events: readonly TxEvent[], onEvent: (e: TxEvent) => void): void {
+  for (let i = 0; i < events.length; i++) onEvent(events[i]);
 }

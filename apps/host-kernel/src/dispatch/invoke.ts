@@ -2,7 +2,7 @@
 // calling process is alive (ESRCH), acts only on itself where the op names a pid (EPERM), and its fd argument
 // names an open file of the right kind (EBADF). Then the handler runs inside the caller's transaction.
 import { KernelError } from '@app/shared/errno';
-import { type FaultInjector, Tx, type TxEvent } from '../fault-injection';
+import { deliver, type FaultInjector, Tx, type TxEvent } from '../fault-injection';
 import type { CallerTask, HostCaller, Op, OpCall, OpFile } from './op';
 
 /** The part of the kernel every call needs: the running process behind a pid (ESRCH otherwise), fail_nth. */
@@ -72,6 +72,6 @@ export function call<K extends DispatchKernel, A, R, F extends OpFile>(k: K, op:
     throw err;
   }
   tx.commit();
-  if (onEvent) for (const e of tx.events) onEvent(e);
+  if (onEvent) deliver(tx.events, onEvent);
   return result;
 }
