@@ -173,11 +173,9 @@ function memmoveRows(floors: Floors, n: number): BenchRow[] {
       what: 'first stage re-walked, table reads hit the parent IOTLB',
     }),
   );
-  const parentInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.gpa)).perOpUs;
   rows.push(
     memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'inproc.memmove4k.miss2d', 'memmove 4 KiB, nested, full 2-D miss (INVALIDATE parent)', {
       flush: () => k.invalidate(w.pid, w.fd, w.gpa),
-      flushUs: parentInvUs,
       what: 'parent + nested flushed: every table read walks the second stage too',
       apart: true,
     }),
@@ -215,8 +213,11 @@ function memmoveRow(
   floor: number,
   id: string,
   name: string,
-  /** apart: the flush before each descriptor is timed on its own and left out of the row's value. */
-  miss: { flush: () => void; flushUs: number; what: string; apart?: boolean } | null,
+  /**
+   * flushUs: the flush alone, measured before (the note of a row that includes it); apart: the flush before each
+   * descriptor is timed on its own in the row's loop and left out of the value.
+   */
+  miss: { flush: () => void; what: string } & ({ flushUs: number; apart?: false } | { apart: true }) | null,
 ): BenchRow {
   const engine = k.accelerators.accelerator(BENCH_DSA);
   const descriptor = (): void => {
