@@ -3,7 +3,7 @@ import { createDataSource } from '@app/shared/db';
 import { KernelError } from '@app/shared/errno';
 import { Journal } from '@app/shared/journal/journal';
 import { PROCESS_MIGRATIONS, ProcessEntity } from './persistence/process.entity';
-import { FaultInjector } from './fault-injection';
+import { FaultInjector, Tx } from './fault-injection';
 import { DSA0, DSA1, newKernel, PAGE, vmmWithGpaSpace, type TestKernel } from './kernel.testing';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 
@@ -212,5 +212,27 @@ describe('fail_nth: every mutating call is all-or-nothing, its journal row inclu
     expect(steps.at(-1)).toBe('journal.append');
     expect(k.snapshot()).toEqual(reference.snapshot());
     expect(fdLists(k)).toEqual(fdLists(reference));
+  });
+});
+
+describe('Tx deferred effects', () => {
+  it('runs defer() and closure-free deferOn() effects on commit, in the order given; none after a rollback', () => {
+    const ran: string[] = [];
+    const note = (list: string[], what: string, n: number): void => void list.push(`${what}${n}`);
+    const tx = new Tx();
+    tx.defer(() => ran.push('a'));
+    tx.deferOn(note, ran, 'b', 1);
+    tx.defer(() => ran.push('c'));
+    tx.deferOn(note, ran, 'd', 2);
+    expect(ran).toEqual([]);
+    tx.commit();
+    expect(ran).toEqual(['a', 'b1', 'c', 'd2']);
+    tx.commit(); // a second commit has nothing left to run
+    expect(ran).toHaveLength(4);
+    const undone = new Tx();
+    undone.deferOn(note, ran, 'x', 0);
+    undone.rollback();
+    undone.commit();
+    expect(ran).toHaveLength(4);
   });
 });

@@ -55,7 +55,8 @@ export class Tx {
    * closure-free step (doOn) allocates nothing but its slots; the log exists only once a call changes something.
    */
   private log: unknown[] | null = null;
-  private deferred: Array<() => void> | null = null;
+  /** Effects to run on commit, four slots each like the undo log: the function, its subject and two arguments. */
+  private deferred: unknown[] | null = null;
   private reported: TxEvent[] | null = null;
 
   constructor(private readonly faults?: FaultInjector) {}
@@ -96,7 +97,13 @@ export class Tx {
 
   /** Run after commit, in order; must not fail. */
   defer(effect: () => void): void {
-    (this.deferred ??= []).push(effect);
+    this.deferOn(callEffect, effect, undefined, undefined);
+  }
+
+  /** defer() for hot paths, without a closure per call: effect(subject, a, b) on commit, a plain function defined once. */
+  deferOn<S, A, B>(effect: (subject: S, a: A, b: B) => void, subject: S, a: A, b: B): void {
+    if (this.deferred === null) this.deferred = [effect, subject, a, b];
+    else this.deferred.push(effect, subject, a, b);
   }
 
   /** Reports an event of this call (dropped if it rolls back). */
@@ -116,7 +123,7 @@ export class Tx {
     this.log = null;
     const effects = this.deferred;
     this.deferred = null;
-    if (effects) for (const effect of effects) effect();
+    if (effects) for (let i = 0; i < effects.length; i += 4) (effects[i] as (s: unknown, a: unknown, b: unknown) => void)(effects[i + 1], effects[i + 2], effects[i + 3]);
   }
 
   private remember<S, A, T>(revert: (s: S, a: A, r: T) => void, subject: S, arg: A, result: T): void {
@@ -132,6 +139,11 @@ function callRevert(revert: (result: unknown) => void, _arg: undefined, result: 
   revert(result);
 }
 
+/** A defer() effect: the closure it was given. */
+function callEffect(effect: () => void): void {
+  effect();
+}
+
 /** Run fn as one transaction: commit on return (then hand its events to `onEvent`), roll back everything on throw. */
 export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) => T, onEvent?: (e: TxEvent) => void): T {
   const tx = new Tx(faults);
@@ -143,6 +155,14 @@ export function atomically<T>(faults: FaultInjector | undefined, fn: (tx: Tx) =>
     throw err;
   }
   tx.commit();
-  if (onEvent) for (const e of tx.events) onEvent(e);
+  if (onEvent) deliver(tx.events, onEvent);
   return result;
+}
+
+/**
+ * A committed call's events to `onEvent`, in order. An index loop: most calls have none, and for-of over the shared
+ * frozen empty list built an iterator every time.
+ */
+export function deliver(events: readonly TxEvent[], onEvent: (e: TxEvent) => void): void {
+  for (let i = 0; i < events.length; i++) onEvent(events[i]);
 }

@@ -18,7 +18,14 @@ import type { BindSpec, PageTableHandle } from './ioasid/pgtbl';
 import { DeviceConfig, Kernel, KernelOptions } from './kernel';
 import { kernelState, type KernelState } from './kernel-state';
 import type { Memslot } from './kvm/memslots';
-import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from './ops';
+// Each kind's rows from its own module: ops.ts re-exports them, and a CommonJS re-export is a getter per use.
+import { cpuOps } from './cpu/cpu.ops';
+import { faultOps } from './fault/fault.ops';
+import { hwOps } from './hw/hw.ops';
+import { ioasidOps } from './ioasid/ioasid.ops';
+import { kvmOps } from './kvm/kvm.ops';
+import { processOps } from './process/process.ops';
+import { vfioOps } from './vfio/vfio.ops';
 import type { FaultGroupView } from './fault/fault-queue';
 import type { PageResponseCode } from './ioasid/pgtbl';
 import type { ProcessInfo } from './process/process.ops';
@@ -43,7 +50,13 @@ export const PAGE = 4096;
 
 export type KernelSnapshot = KernelState;
 
-const proc = (pid: number): HostCaller => ({ kind: 'process', pid });
+/** The caller of process pid: one frozen object per pid, not one per call. */
+const callers = new Map<number, HostCaller>();
+const proc = (pid: number): HostCaller => {
+  let caller = callers.get(pid);
+  if (caller === undefined) callers.set(pid, (caller = Object.freeze({ kind: 'process', pid })));
+  return caller;
+};
 const ADMIN: HostCaller = { kind: 'admin' };
 
 /** The kernel under test, called the way a process calls it: `k.alloc(pid, fd)` is the ALLOC row for pid. */

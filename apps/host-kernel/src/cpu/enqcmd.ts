@@ -114,6 +114,11 @@ function post(tx: Tx, portal: EnqcmdPortal, ppasid: number, descriptor: Buffer, 
   descriptor[1] = ppasid >>> 8;
   descriptor[2] = (descriptor[2] & 0xf0) | (ppasid >>> 16);
   descriptor[3] = (descriptor[3] & 0x7f) | (privileged ? 0x80 : 0);
-  tx.defer(() => void portal.submit(ppasid, descriptor));
+  tx.deferOn(submitOnCommit, portal, ppasid, descriptor);
   return ACCEPTED;
+}
+
+/** post()'s effect on commit (a plain function: no closure per ENQCMD). */
+function submitOnCommit(portal: EnqcmdPortal, ppasid: number, descriptor: Buffer): void {
+  portal.submit(ppasid, descriptor);
 }

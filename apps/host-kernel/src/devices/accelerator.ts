@@ -1,5 +1,6 @@
 import { KernelError } from '@app/shared/errno';
 import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
+import { descriptorWords } from '@app/shared/dsa/descriptor-words';
 import { realTimers, type Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import { PageRequester } from './block-on-fault';
@@ -98,7 +99,7 @@ export class Accelerator {
       this.counters.retried++;
       return 'retry';
     }
-    const q = this.spare.pop() ?? { ppasid, descriptor: Buffer.alloc(DESCRIPTOR_SIZE), privileged: false, fence: false, pri: null };
+    const q = this.spare.pop() ?? newSlot(ppasid);
     q.descriptor.set(descriptor); // TypedArray#set: one native copy (Buffer#copy validates its four offsets first)
     q.ppasid = ppasid;
     // The priv bit is bit 31 of dword 0 (byte 3's top bit); fence is bit 0 of the flags (byte 4).
@@ -258,6 +259,12 @@ export class Accelerator {
     }
     this.pri.release(q);
   }
+}
+
+/** A work-queue entry with its own 64 bytes and their word view (the engine decodes dwords). */
+function newSlot(ppasid: number | null): Queued {
+  const descriptor = Buffer.alloc(DESCRIPTOR_SIZE);
+  return { ppasid, descriptor, words: descriptorWords(descriptor), privileged: false, fence: false, pri: null };
 }
 
 function checkPasid(ppasid: number | null): void {

@@ -2,6 +2,7 @@
 // record, tell whoever listens. The work queue (ordering, fences, page-request waits, teardown) is accelerator.ts.
 import { decodeDescriptor, decodeDescriptorInto, encodeCompletionInto, newDescriptor } from '@app/shared/dsa/descriptor';
 // Constants from their own module: descriptor.ts re-exports them, and a CommonJS re-export is a getter per use.
+import { decodeDescriptorWordsInto, HOST_LITTLE_ENDIAN } from '@app/shared/dsa/descriptor-words';
 import { COMPLETION_RECORD_SIZE, CompletionStatus, type DsaOp } from '@app/shared/dsa/dsa.constants';
 import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
 import type { PageRequester, PriWork } from './block-on-fault';
@@ -37,6 +38,8 @@ export interface Queued extends PriWork {
   ppasid: number | null;
   /** The 64 bytes the portal write delivered (the device's own copy). */
   readonly descriptor: Buffer;
+  /** The same bytes as sixteen u32 words (what the engine decodes on a little-endian host). */
+  readonly words: Uint32Array;
   /** the descriptor's priv bit (PR of every request it makes); requests without PASID are never privileged */
   privileged: boolean;
   /** Fence: runs only once every earlier descriptor of the queue has completed. */
@@ -82,7 +85,7 @@ export class DescriptorEngine {
   /** Runs a descriptor; true when it is done (its record written), false when it waits on a page request. */
   execute(q: Queued, nested: boolean): boolean {
     const d = nested ? newDescriptor() : this.decoded;
-    const invalid = decodeDescriptorInto(q.descriptor, this.o.maxTransferSize, d);
+    const invalid = HOST_LITTLE_ENDIAN ? decodeDescriptorWordsInto(q.words, this.o.maxTransferSize, d) : decodeDescriptorInto(q.descriptor, this.o.maxTransferSize, d);
     if (invalid) {
       this.o.counters.invalid++;
       if (invalid.completion === null) {

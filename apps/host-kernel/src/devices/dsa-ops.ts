@@ -3,6 +3,7 @@
 // so a fault leaves every byte of the faulting page untouched and reports where the work stopped.
 import type { Descriptor } from '@app/shared/dsa/descriptor';
 import { COMPLETION_RECORD_SIZE, CompletionStatus, FAULT_INFO_WRITE, RESULT_COMPARE_MISMATCH, RESULT_MEMMOVE_BACKWARD } from '@app/shared/dsa/dsa.constants';
+import { pageOffsetOf } from '@app/shared/x86/page-math';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 
 /** The completion record's contents (DSA completion record: status, result, fault info, bytes completed, fault address). */
@@ -109,11 +110,11 @@ function memmove(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
     if (!backward) {
       srcAt = d.src + moved;
       dstAt = d.dst + moved;
-      size = Math.min(remaining, PAGE_SIZE - (srcAt % PAGE_SIZE), PAGE_SIZE - (dstAt % PAGE_SIZE));
+      size = Math.min(remaining, PAGE_SIZE - pageOffsetOf(srcAt), PAGE_SIZE - pageOffsetOf(dstAt));
     } else {
       const srcEnd = d.src + remaining;
       const dstEnd = d.dst + remaining;
-      size = Math.min(remaining, ((srcEnd - 1) % PAGE_SIZE) + 1, ((dstEnd - 1) % PAGE_SIZE) + 1);
+      size = Math.min(remaining, pageOffsetOf(srcEnd - 1) + 1, pageOffsetOf(dstEnd - 1) + 1);
       srcAt = srcEnd - size;
       dstAt = dstEnd - size;
     }
@@ -138,7 +139,7 @@ function fill(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
   let filled = 0;
   while (filled < d.length) {
     const at = d.dst + filled;
-    const size = Math.min(d.length - filled, PAGE_SIZE - (at % PAGE_SIZE));
+    const size = Math.min(d.length - filled, PAGE_SIZE - pageOffsetOf(at));
     const to = dma.translate(at, size, true, 'destination');
     if (to < 0) return pageFaultInto(out, at, true, filled, 0);
     const phase = filled % 8;
@@ -155,7 +156,7 @@ function compare(dma: DeviceDma, d: Descriptor, out: Outcome): Outcome {
   while (compared < d.length) {
     const a = d.src + compared;
     const b = d.dst + compared;
-    const size = Math.min(d.length - compared, PAGE_SIZE - (a % PAGE_SIZE), PAGE_SIZE - (b % PAGE_SIZE));
+    const size = Math.min(d.length - compared, PAGE_SIZE - pageOffsetOf(a), PAGE_SIZE - pageOffsetOf(b));
     const x = dma.translate(a, size, false, 'source');
     if (x < 0) return pageFaultInto(out, a, false, compared, 0);
     const y = dma.translate(b, size, false, 'source');

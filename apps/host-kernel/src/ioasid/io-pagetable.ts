@@ -35,18 +35,24 @@ export class IovaPageTable implements IovaPageTableHandle {
   /** An IOAS pins what it maps: it takes no page requests (they are answered invalid at once). */
   readonly iopf = null;
   private readonly areas: Area[] = []; // sorted by iova, disjoint
-  private readonly pages = new Map<number, { pfn: number; read: boolean; write: boolean }>();
+  /** page → its translation at the page's first byte, one frozen object per mapped page (lookup hands it out as is). */
+  private readonly pages = new Map<number, Readonly<IovaTranslation>>();
 
   constructor(
     readonly id: number,
     readonly ppasid: number,
   ) {}
 
-  lookup(iova: number): IovaTranslation | null {
+  /**
+   * iova's translation. A page-aligned iova (every second-stage walk of the IOMMU) gets the page's own entry, so the
+   * data plane allocates nothing; another one a copy with the offset added.
+   */
+  lookup(iova: number): Readonly<IovaTranslation> | null {
     if (this.destroyed) return null;
     const page = this.pages.get(pageIndex(iova));
     if (!page) return null;
-    return { hpa: page.pfn * PAGE_SIZE + pageOffset(iova), read: page.read, write: page.write };
+    const offset = pageOffset(iova);
+    return offset === 0 ? page : { hpa: page.hpa + offset, read: page.read, write: page.write };
   }
 
   get mappedBytes(): number {
@@ -59,7 +65,7 @@ export class IovaPageTable implements IovaPageTableHandle {
 
   /** The frame behind every mapped page (audits: each one belongs to the address space that pinned it). */
   *mappedFrames(): IterableIterator<{ iova: number; pfn: number }> {
-    for (const [page, p] of this.pages) yield { iova: page * PAGE_SIZE, pfn: p.pfn };
+    for (const [page, p] of this.pages) yield { iova: page * PAGE_SIZE, pfn: p.hpa / PAGE_SIZE };
   }
 
   map(tx: Tx, mm: AddressSpace, a: MapArgs): number {
@@ -119,7 +125,7 @@ export class IovaPageTable implements IovaPageTableHandle {
 
   private insertArea(index: number, area: Area): void {
     this.areas.splice(index, 0, area);
-    area.pfns.forEach((pfn, i) => this.pages.set(pageIndex(area.iova) + i, { pfn, read: area.read, write: area.write }));
+    area.pfns.forEach((pfn, i) => this.pages.set(pageIndex(area.iova) + i, Object.freeze({ hpa: pfn * PAGE_SIZE, read: area.read, write: area.write })));
   }
 
   private removeArea(area: Area): void {

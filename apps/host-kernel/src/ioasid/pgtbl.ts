@@ -63,7 +63,8 @@ interface PageTableCommon {
 /** An IO page table filled by MAP/UNMAP (iommufd IOAS). */
 export interface IovaPageTableHandle extends PageTableCommon {
   readonly kind: 'iova';
-  lookup(iova: number): IovaTranslation | null;
+  /** iova's translation; the same object for every lookup of a page-aligned iova (read-only). */
+  lookup(iova: number): Readonly<IovaTranslation> | null;
 }
 
 /** The owner process's address space (host SVA). */

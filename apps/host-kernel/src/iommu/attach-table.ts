@@ -32,10 +32,14 @@ export class AttachTable {
   /** The device of the last lookup (each request of a descriptor names the same one); devices are never removed. */
   private lastBdf: string | null = null;
   private lastRoutes: DeviceRoutes | undefined = undefined;
+  /** The last lookup's PASID on lastBdf and its answer (a descriptor's requests share both); undefined: none. */
+  private lastPpasid: number | null | undefined = undefined;
+  private lastEntry: RouteEntry | null = null;
 
   addDevice(bdf: string): void {
     if (!this.devices.has(bdf)) this.devices.set(bdf, { rid: null, pasids: new Map() });
     this.lastBdf = null;
+    this.lastPpasid = undefined;
   }
 
   attach(tx: Tx, bdf: string, ppasid: number | null, pgtbl: PageTableHandle): void {
@@ -102,12 +106,19 @@ export class AttachTable {
       routes = this.devices.get(bdf);
       this.lastBdf = bdf;
       this.lastRoutes = routes;
-    }
+      this.lastPpasid = undefined;
+    } else if (ppasid === this.lastPpasid) return this.lastEntry;
     if (!routes) return null;
-    return ppasid === null ? routes.rid : (routes.pasids.get(ppasid) ?? null);
+    const entry = ppasid === null ? routes.rid : (routes.pasids.get(ppasid) ?? null);
+    this.lastPpasid = ppasid;
+    this.lastEntry = entry;
+    return entry;
   }
 
+  /** Every change of a route goes through here (attach, detach, their undo), so the last answer is forgotten. */
   private set(routes: DeviceRoutes, ppasid: number | null, entry: RouteEntry | null): void {
+    this.lastPpasid = undefined;
+    this.lastEntry = null;
     if (ppasid === null) routes.rid = entry;
     else if (entry) routes.pasids.set(ppasid, entry);
     else routes.pasids.delete(ppasid);

@@ -143,4 +143,23 @@ describe('Iotlb', () => {
     expect(tlb.hit(3, 0, false, false)).toBe(0x6000);
     expect(tlb.stats).toMatchObject({ hits: 6, misses: 4, evictions: 1, entries: 2 });
   });
+
+  it('a flushed table leaves nothing behind: the next table that caches finds only its own entries', () => {
+    const tlb = new Iotlb(16);
+    tlb.insert(1, 0x1000, entry(0x9000));
+    tlb.insert(1, 0x2000, entry(0xa000));
+    expect(tlb.invalidate(1)).toBe(2);
+    tlb.insert(2, 0x3000, entry(0xb000)); // may reuse the slots and the table record table 1 left
+    expect(tlb.lookup(2, 0x1000)).toBeNull();
+    expect(tlb.lookup(2, 0x2000)).toBeNull();
+    expect(tlb.lookup(1, 0x1000)).toBeNull();
+    expect(tlb.lookup(2, 0x3000)).toEqual(entry(0xb000));
+    expect(tlb.tables()).toEqual([2]);
+    // Emptied by its last page going (range flush, eviction) rather than a table flush: the same.
+    expect(tlb.invalidate(2, 0x3000, 0x1000)).toBe(1);
+    tlb.insert(3, 0x5000, entry(0xc000));
+    expect(tlb.lookup(3, 0x3000)).toBeNull();
+    expect(tlb.tables()).toEqual([3]);
+    expect(tlb.stats.entries).toBe(1);
+  });
 });

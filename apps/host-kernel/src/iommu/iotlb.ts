@@ -1,6 +1,8 @@
 import { KernelError } from '@app/shared/errno';
+import { pageOffsetOf } from '@app/shared/x86/page-math';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
+import { IotlbIndex, NONE } from './iotlb-index';
 
 /** A cached final translation of one 4 KiB page. */
 export interface IotlbEntry {
@@ -28,26 +30,17 @@ export interface IotlbStats {
 const READ = 1;
 const WRITE = 2;
 const USER = 4;
-const NONE = -1;
 
 /**
- * IOTLB keyed by (page-table id, page number), like VT-d's (DID, PASID, address) tag, in numbers: a Map per table
- * from page to a slot of fixed arrays (translation, permissions, the LRU links). Bounded with exact LRU eviction: a
- * hit moves its slot to the head of an intrusive doubly-linked list (two index writes; nothing is copied, re-keyed
- * or allocated), a full IOTLB evicts the tail. Only software invalidation removes an entry early: a page table
- * changed without INVALIDATE keeps translating through the stale entry, as hardware does.
+ * IOTLB keyed by (page-table id, page number), like VT-d's (DID, PASID, address) tag, in numbers: the tag store
+ * (iotlb-index.ts, a hash and a list per table in fixed typed arrays) names a slot of fixed arrays (translation,
+ * permissions, the LRU links). Bounded with exact LRU eviction: a hit moves its slot to the head of an intrusive
+ * doubly-linked list (two index writes; nothing is copied, re-keyed or allocated), a full IOTLB evicts the tail.
+ * Nothing allocates after construction, flushes and refills included. Only software invalidation removes an
+ * entry early: a page table changed without INVALIDATE keeps translating through the stale entry, as hardware does.
  */
 export class Iotlb {
-  /** pgtblId → page → slot */
-  private readonly byTable = new Map<number, Map<number, number>>();
-  /**
-   * byTable's answer for lastTable (a descriptor's accesses mostly go to one table): reset by every change of
-   * byTable's keys, so it is never stale.
-   */
-  private lastTable = NONE;
-  private lastPages: Map<number, number> | undefined = undefined;
-  private readonly tableOf: Float64Array;
-  private readonly pageOf: Float64Array;
+  private readonly index: IotlbIndex;
   private readonly hpaOf: Float64Array;
   private readonly permOf: Uint8Array;
   /** LRU links (slot indexes; NONE at the ends); a free slot's `next` chains the free list. */
@@ -65,8 +58,7 @@ export class Iotlb {
 
   constructor(readonly capacity: number = IOTLB_DEFAULT_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 24) throw new KernelError('EINVAL', `IOTLB capacity ${capacity} must be a positive integer`);
-    this.tableOf = new Float64Array(capacity);
-    this.pageOf = new Float64Array(capacity);
+    this.index = new IotlbIndex(capacity);
     this.hpaOf = new Float64Array(capacity);
     this.permOf = new Uint8Array(capacity);
     this.prev = new Int32Array(capacity);
@@ -79,8 +71,8 @@ export class Iotlb {
    * or -1. An entry lacking the permission is a miss (the caller re-walks, and faults or re-caches).
    */
   hit(pgtblId: number, address: number, write: boolean, privileged: boolean): number {
-    const slot = this.pagesOf(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
-    if (slot === undefined || !this.permits(slot, write, privileged)) {
+    const slot = this.index.find(pgtblId, Math.floor(address / PAGE_SIZE));
+    if (slot === NONE || !this.permits(slot, write, privileged)) {
       this.misses++;
       return -1;
     }
@@ -90,8 +82,8 @@ export class Iotlb {
 
   /** The cached entry for address's page, or null; with `access`, an entry lacking it is a miss (as hit()). */
   lookup(pgtblId: number, address: number, access?: IotlbAccess): IotlbEntry | null {
-    const slot = this.byTable.get(pgtblId)?.get(Math.floor(address / PAGE_SIZE));
-    if (slot === undefined || (access && !this.permits(slot, access.write, access.privileged === true))) {
+    const slot = this.index.find(pgtblId, Math.floor(address / PAGE_SIZE));
+    if (slot === NONE || (access && !this.permits(slot, access.write, access.privileged === true))) {
       this.misses++;
       return null;
     }
@@ -105,13 +97,12 @@ export class Iotlb {
 
   /** insert() without an entry object (the walk's result, straight from translate). */
   insertPage(pgtblId: number, address: number, hpaPage: number, read: boolean, write: boolean, user: boolean): void {
-    if (!Number.isSafeInteger(hpaPage) || hpaPage < 0 || hpaPage % PAGE_SIZE !== 0) {
+    if (!Number.isSafeInteger(hpaPage) || hpaPage < 0 || pageOffsetOf(hpaPage) !== 0) {
       throw new KernelError('EINVAL', `IOTLB entry hpa ${hpaPage} is not page aligned`);
     }
     const page = Math.floor(address / PAGE_SIZE);
-    let pages = this.pagesOf(pgtblId);
-    const old = pages?.get(page);
-    if (old !== undefined) this.removeSlot(old);
+    const old = this.index.find(pgtblId, page);
+    if (old !== NONE) this.removeSlot(old);
     while (this.size >= this.capacity) {
       this.removeSlot(this.tail);
       this.evictions++;
@@ -119,31 +110,11 @@ export class Iotlb {
     let slot = this.free;
     if (slot === NONE) slot = this.fresh++;
     else this.free = this.next[slot];
-    this.tableOf[slot] = pgtblId;
-    this.pageOf[slot] = page;
+    this.index.add(slot, pgtblId, page);
     this.hpaOf[slot] = hpaPage;
     this.permOf[slot] = (read ? READ : 0) | (write ? WRITE : 0) | (user ? USER : 0);
     this.pushHead(slot);
     this.size++;
-    pages = this.pagesOf(pgtblId); // removing the old entry or evicting may have dropped the table's map
-    if (!pages) {
-      this.byTable.set(pgtblId, (pages = new Map()));
-      this.forgetLast();
-    }
-    pages.set(page, slot);
-  }
-
-  private pagesOf(pgtblId: number): Map<number, number> | undefined {
-    if (pgtblId === this.lastTable) return this.lastPages;
-    const pages = this.byTable.get(pgtblId);
-    this.lastTable = pgtblId;
-    this.lastPages = pages;
-    return pages;
-  }
-
-  private forgetLast(): void {
-    this.lastTable = NONE;
-    this.lastPages = undefined;
   }
 
   /**
@@ -153,42 +124,51 @@ export class Iotlb {
   invalidate(pgtblId?: number, iova?: number, length?: number): number {
     if (pgtblId === undefined) {
       const n = this.size;
-      this.byTable.clear();
-      this.forgetLast();
+      this.index.clear();
       this.resetSlots();
       return n;
     }
-    const pages = this.byTable.get(pgtblId);
     if (iova === undefined && length === undefined) {
-      if (!pages) return 0;
-      const n = pages.size;
-      for (const slot of pages.values()) this.releaseSlot(slot);
-      this.byTable.delete(pgtblId);
-      this.forgetLast();
+      let n = 0;
+      for (let slot = this.index.firstOf(pgtblId); slot !== NONE; n++) {
+        const next = this.index.nextInTable(slot);
+        this.removeSlot(slot);
+        slot = next;
+      }
       return n;
     }
     if (iova === undefined || length === undefined || !Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 1) {
       throw new KernelError('EINVAL', `IOTLB invalidation range [${iova}, +${length}) is not a non-empty range`);
     }
-    if (!pages) return 0;
+    const cached = this.index.countOf(pgtblId);
+    if (cached === 0) return 0;
     const first = Math.floor(iova / PAGE_SIZE);
     const last = Math.floor((iova + length - 1) / PAGE_SIZE);
-    const doomed: number[] = [];
-    if (last - first + 1 <= pages.size) {
+    let n = 0;
+    if (last - first + 1 <= cached) {
       for (let page = first; page <= last; page++) {
-        const slot = pages.get(page);
-        if (slot !== undefined) doomed.push(slot);
+        const slot = this.index.find(pgtblId, page);
+        if (slot === NONE) continue;
+        this.removeSlot(slot);
+        n++;
       }
-    } else {
-      for (const [page, slot] of pages) if (page >= first && page <= last) doomed.push(slot);
+      return n;
     }
-    for (const slot of doomed) this.removeSlot(slot);
-    return doomed.length;
+    for (let slot = this.index.firstOf(pgtblId); slot !== NONE; ) {
+      const next = this.index.nextInTable(slot);
+      const page = this.index.pageOf[slot];
+      if (page >= first && page <= last) {
+        this.removeSlot(slot);
+        n++;
+      }
+      slot = next;
+    }
+    return n;
   }
 
   /** The page tables that have cached translations now (audits: none of a freed PASID's). */
   tables(): number[] {
-    return [...this.byTable.keys()];
+    return this.index.tables();
   }
 
   get stats(): IotlbStats {
@@ -198,7 +178,7 @@ export class Iotlb {
   /** Every cached (table, page), most recently used first (tests: the LRU order). */
   order(): Array<{ pgtblId: number; page: number }> {
     const out: Array<{ pgtblId: number; page: number }> = [];
-    for (let s = this.head; s !== NONE; s = this.next[s]) out.push({ pgtblId: this.tableOf[s], page: this.pageOf[s] });
+    for (let s = this.head; s !== NONE; s = this.next[s]) out.push({ pgtblId: this.index.tableOf[s], page: this.index.pageOf[s] });
     return out;
   }
 
@@ -220,19 +200,13 @@ export class Iotlb {
     return { hpaPage: this.hpaOf[slot], read: (perm & READ) !== 0, write: (perm & WRITE) !== 0, user: (perm & USER) !== 0 };
   }
 
-  /** Out of its table's map and the LRU list, back on the free list. */
+  /** Out of the tag store and the LRU list, back on the free list. */
   private removeSlot(slot: number): void {
-    const pgtblId = this.tableOf[slot];
-    const pages = this.byTable.get(pgtblId);
-    pages?.delete(this.pageOf[slot]);
-    if (pages && pages.size === 0) {
-      this.byTable.delete(pgtblId);
-      this.forgetLast();
-    }
+    this.index.remove(slot);
     this.releaseSlot(slot);
   }
 
-  /** Out of the LRU list, back on the free list (its table's map is the caller's business). */
+  /** Out of the LRU list, back on the free list. */
   private releaseSlot(slot: number): void {
     this.unlink(slot);
     this.next[slot] = this.free;

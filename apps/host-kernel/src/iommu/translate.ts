@@ -1,5 +1,6 @@
 import { KernelError } from '@app/shared/errno';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
+import { pageBaseOf, pageOffsetOf } from '@app/shared/x86/page-math';
 import { newWalkOutcome, walkInto, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
 import { FAULT_REASONS, type FaultReason } from './iommu.constants';
@@ -71,7 +72,7 @@ let walkUser = false;
 /** Second stage only (an iova table): GPA/IOVA → HPA page with R/W permission, or a fault code. */
 function walkSecondStage(view: Extract<PageTableView, { kind: 'iova' }>, address: number, write: boolean): number {
   if (address >= PHYS_ADDR_LIMIT) return BEYOND_WIDTH;
-  const m = view.lookup(address - (address % PAGE_SIZE));
+  const m = view.lookup(pageBaseOf(address));
   if (!m) return SL_NOT_PRESENT;
   if (write ? !m.write : !m.read) return write ? SL_WRITE_DENIED : SL_READ_DENIED;
   walkRead = m.read;
@@ -83,7 +84,7 @@ function walkSecondStage(view: Extract<PageTableView, { kind: 'iova' }>, address
 /** Host SVA: the process's own page table (first stage over host memory); every mapping in it is a user page. */
 function walkMm(view: Extract<PageTableView, { kind: 'mm' }>, address: number, write: boolean): number {
   if (address >= CANONICAL_LIMIT) return FL_NON_CANONICAL;
-  const m = view.lookup(address - (address % PAGE_SIZE));
+  const m = view.lookup(pageBaseOf(address));
   if (!m) return FL_NOT_PRESENT;
   if (write && !m.writable) return FL_WRITE_DENIED;
   walkRead = true;
@@ -169,7 +170,7 @@ export function translateHpa(view: PageTableView | null, address: number, write:
   if (view === null) return NO_ROUTE;
   if (view.destroyed) return BLOCKED;
   if (!Number.isSafeInteger(address) || address < 0) return BEYOND_WIDTH;
-  const offset = address % PAGE_SIZE;
+  const offset = pageOffsetOf(address);
   const cached = iotlb.hit(view.id, address, write, privileged);
   if (cached >= 0) return cached + offset;
   let page: number;

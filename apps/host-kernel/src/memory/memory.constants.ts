@@ -1,5 +1,6 @@
 // CANONICAL_LIMIT (x86-64 canonical lower half, Intel SDM Vol. 1 §3.3.7.1) and PAGE_SIZE (4 KiB base page, SDM
 // Vol. 3A §4.5): see libs/shared x86.constants.
+import { pageOffsetOf } from '@app/shared/x86/page-math';
 import { CANONICAL_LIMIT, PAGE_SIZE as X86_PAGE_SIZE } from '@app/shared/x86/x86.constants';
 
 /** A const, not a re-export: CommonJS turns `export { X }` of an import into a getter called on every use. */
@@ -20,4 +21,5 @@ export const MEMORY_IO_MAX = 16 * 1024 * 1024;
 
 export const pageAligned = (x: number): boolean => Number.isSafeInteger(x) && x >= 0 && x % PAGE_SIZE === 0;
 export const pageIndex = (address: number): number => Math.floor(address / PAGE_SIZE);
-export const pageOffset = (address: number): number => address % PAGE_SIZE;
+/** address mod PAGE_SIZE without `%` of a double (a C call in V8; see page-math.ts): non-negative addresses. */
+export const pageOffset = pageOffsetOf;

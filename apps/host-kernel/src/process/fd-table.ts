@@ -66,10 +66,12 @@ export class FdTable {
   get<T extends KernelFile>(fd: number, kind: FdKind, type: abstract new (...args: never[]) => T): T {
     const file = this.files.get(fd);
     if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
-    if (file.kind !== kind || !(file instanceof type)) {
+    // The exact class first (a load and a compare); instanceof, generic for a type known only at run time and the
+    // slow part of a lookup, only for a subclass.
+    if (file.kind !== kind || (file.constructor !== type && !(file instanceof type))) {
       throw new KernelError('EBADF', `fd ${fd} of process ${this.pid} is a ${file.kind} fd, not ${kind}`);
     }
-    return file;
+    return file as T; // an instance of type: its class, or (instanceof) a subclass
   }
 
   /** close(fd): drop it from the table, then release the file. */

@@ -1,5 +1,5 @@
 import { errnoOf } from '../errno.testing';
-import { CompletionStatus, decodeCompletion, decodeDescriptor, encodeCompletion, encodeDescriptor } from './descriptor';
+import { CompletionStatus, decodeCompletion, decodeDescriptor, encodeCompletion, encodeCompletionInto, encodeDescriptor, encodeDescriptorInto } from './descriptor';
 import { DsaFlag } from './dsa.constants';
 
 
@@ -69,6 +69,25 @@ describe('DSA descriptor', () => {
     const huge = base();
     huge.writeBigUInt64LE(1n << 60n, 16);
     expect(decodeDescriptor(huge)).toMatchObject({ ok: false, status: CompletionStatus.translationFail });
+  });
+
+  it('writes every byte of a reused buffer (reserved ones 0) and leaves it unchanged when the input is refused', () => {
+    const b = Buffer.alloc(64, 0xa5);
+    encodeDescriptorInto({ op: 'fill', dst: 0x5000, length: 16, pattern: 2n ** 64n - 1n, completion: 0x40 }, b);
+    expect(b.readBigUInt64LE(16)).toBe(2n ** 64n - 1n);
+    expect(b.subarray(36).every((x) => x === 0)).toBe(true);
+    b.fill(0xa5);
+    encodeDescriptorInto({ op: 'noop', completion: 0x40 }, b, 9, true);
+    expect(b.readUInt32LE(0)).toBe((9 | 0x8000_0000) >>> 0);
+    expect(b.subarray(16).every((x) => x === 0)).toBe(true);
+    const before = Buffer.from(b);
+    expect(errnoOf(() => encodeDescriptorInto({ op: 'memmove', src: -1, dst: 0, length: 8, completion: 0x40 }, b))).toBe('EINVAL');
+    expect(b).toEqual(before);
+    const rec = Buffer.alloc(40, 0xa5);
+    encodeCompletionInto(rec, 2, 1, 1, 77, 2 ** 40 + 5);
+    expect(decodeCompletion(rec)).toMatchObject({ status: 2, result: 1, faultInfo: 1, bytesCompleted: 77, faultAddress: 2 ** 40 + 5 });
+    expect(rec.subarray(16, 32).every((x) => x === 0)).toBe(true);
+    expect(rec.subarray(32).every((x) => x === 0xa5)).toBe(true); // only the record's 32 bytes are written
   });
 
   it('throws EINVAL for encoder misuse', () => {

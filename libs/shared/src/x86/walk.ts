@@ -1,3 +1,4 @@
+import { modPow2, pageOffsetOf } from './page-math';
 import { CANONICAL_LIMIT, PAGE_SIZE, PAGING_LEVELS as LEVELS, PHYS_ADDR_LIMIT, PTE_SIZE, PTES_PER_TABLE } from './x86.constants';
 import { PTE_HI_ADDRESS_MASK, PTE_HI_RESERVED_MASK, PTE_LO_A, PTE_LO_ADDRESS_MASK, PTE_LO_D, PTE_LO_P, PTE_LO_PS, PTE_LO_RW, PTE_LO_US } from './x86.constants';
 
@@ -82,13 +83,13 @@ function fault(out: WalkOutcome, reason: WalkFaultReason, level: number, entryAd
 /** walkWords into `out`: true when the walk translated (address, writable, user set), false with reason/level set. */
 export function walkInto(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
-  if (!Number.isSafeInteger(cr3) || cr3 < 0 || cr3 % PAGE_SIZE !== 0 || cr3 >= PHYS_ADDR_LIMIT) return fault(out, 'reserved-bits', LEVELS, -1);
+  if (!Number.isSafeInteger(cr3) || cr3 < 0 || pageOffsetOf(cr3) !== 0 || cr3 >= PHYS_ADDR_LIMIT) return fault(out, 'reserved-bits', LEVELS, -1);
   const page = Math.floor(va / PAGE_SIZE);
   let table = cr3;
   let writable = true;
   let user = true;
   for (let level = LEVELS; level >= 1; level--) {
-    const entryAddress = table + (Math.floor(page / SPAN[level]) % PTES_PER_TABLE) * PTE_SIZE;
+    const entryAddress = table + modPow2(Math.floor(page / SPAN[level]), PTES_PER_TABLE) * PTE_SIZE;
     if (!mem.readEntry(entryAddress, entry)) return fault(out, 'table-unreachable', level, entryAddress);
     const lo = entry[0];
     const hi = entry[1];
@@ -105,7 +106,7 @@ export function walkInto(cr3: number, va: number, write: boolean, userAccess: bo
     if (updated !== lo && mem.writeLow && !mem.writeLow(entryAddress, updated)) return fault(out, 'table-unreachable', level, entryAddress);
     const address = (hi & PTE_HI_ADDRESS_MASK) * HI + ((lo & PTE_LO_ADDRESS_MASK) >>> 0);
     if (leaf) {
-      out.address = address + (va % PAGE_SIZE);
+      out.address = address + pageOffsetOf(va);
       out.writable = writable;
       out.user = user;
       out.reason = null;
