@@ -1,4 +1,5 @@
-import { decodeCompletion, decodeDescriptor } from '@app/shared/dsa/descriptor';
+import { decodeCompletion } from '@app/shared/dsa/descriptor';
+import { decodeDescriptor } from '@app/shared/dsa/descriptor-decode';
 import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
 import { hostSva, memmove } from '../data-plane.testing';
 import { DSA0, newKernel, PAGE } from '../kernel.testing';

@@ -1,6 +1,6 @@
 import { KernelError } from '@app/shared/errno';
 import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
-import { descriptorWords } from '@app/shared/dsa/descriptor-words';
+import { descriptorWords } from '@app/shared/dsa/descriptor-decode';
 import { realTimers, type Timers } from '@app/shared/timers';
 import { PASID_LIMIT } from '@app/shared/vtd/vtd.constants';
 import { PageRequester } from './block-on-fault';

@@ -1,8 +1,8 @@
 // One engine's run of one work-queue entry: decode in place, move the bytes through the IOMMU, write the completion
 // record, tell whoever listens. The work queue (ordering, fences, page-request waits, teardown) is accelerator.ts.
-import { decodeDescriptor, decodeDescriptorInto, encodeCompletionInto, newDescriptor } from '@app/shared/dsa/descriptor';
+import { encodeCompletionInto, newDescriptor } from '@app/shared/dsa/descriptor';
+import { decodeDescriptor, decodeDescriptorInto, decodeDescriptorWordsInto, HOST_LITTLE_ENDIAN } from '@app/shared/dsa/descriptor-decode';
 // Constants from their own module: descriptor.ts re-exports them, and a CommonJS re-export is a getter per use.
-import { decodeDescriptorWordsInto, HOST_LITTLE_ENDIAN } from '@app/shared/dsa/descriptor-words';
 import { COMPLETION_RECORD_SIZE, CompletionStatus, type DsaOp } from '@app/shared/dsa/dsa.constants';
 import type { PageRequest, PageResponseCode } from '../ioasid/pgtbl';
 import type { PageRequester, PriWork } from './block-on-fault';

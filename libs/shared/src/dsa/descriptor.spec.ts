@@ -1,5 +1,6 @@
 import { errnoOf } from '../errno.testing';
-import { CompletionStatus, decodeCompletion, decodeDescriptor, encodeCompletion, encodeCompletionInto, encodeDescriptor, encodeDescriptorInto } from './descriptor';
+import { CompletionStatus, decodeCompletion, encodeCompletion, encodeCompletionInto, encodeDescriptor, encodeDescriptorInto } from './descriptor';
+import { decodeDescriptor } from './descriptor-decode';
 import { DsaFlag } from './dsa.constants';
 
 

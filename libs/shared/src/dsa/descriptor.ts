@@ -1,7 +1,6 @@
 import { KernelError } from '../errno';
-import { modPow2 } from '../x86/page-math';
 import * as dsa from './dsa.constants';
-import { COMPLETION_RECORD_ALIGN, DESC_PASID_MASK, DESC_PRIV_BIT, DSA_SUPPORTED_FLAGS, DsaFlag, type DsaOp } from './dsa.constants';
+import { DESC_PASID_MASK, DESC_PRIV_BIT, DsaFlag, type DsaOp } from './dsa.constants';
 
 // Consts, not `export { … }` of the imports: CommonJS makes such a re-export a getter, called on every use.
 export const COMPLETION_RECORD_SIZE = dsa.COMPLETION_RECORD_SIZE;
@@ -175,7 +174,7 @@ const SAFE_HI_MAX = 0x1f_ffff;
 const OPS_BY_CODE: Array<DsaOp | undefined> = [];
 for (const op of Object.keys(DsaOpcode) as DsaOp[]) OPS_BY_CODE[DsaOpcode[op]] = op;
 
-/** The operation of an opcode byte, or undefined (descriptor-words.ts decodes with the same table). */
+/** The operation of an opcode byte, or undefined (descriptor-decode.ts decodes with this table). */
 export const opOfCode = (opcode: number): DsaOp | undefined => OPS_BY_CODE[opcode];
 
 /** The u64 at offset as a number, or -1 when it is above Number.MAX_SAFE_INTEGER. */
@@ -184,76 +183,9 @@ function readSafeU64(buf: Buffer, offset: number): number {
   return hi > SAFE_HI_MAX ? -1 : hi * HI + u32At(buf, offset);
 }
 
-/** Every byte of [from, 64) is zero. */
-function reservedClear(buf: Buffer, from: number): boolean {
-  let bits = 0;
-  for (let at = from; at < DESCRIPTOR_SIZE; at++) bits |= buf[at];
-  return bits === 0;
-}
-
 /** An empty Descriptor to decode into (the device keeps one and reuses it for every descriptor it runs). */
 export function newDescriptor(): Descriptor {
   return { op: 'noop', opcode: 0, pasid: 0, privileged: false, flags: 0, completion: null, requestCompletion: false, blockOnFault: false, src: 0, dst: 0, length: 0, patternLo: 0, patternHi: 0 };
-}
-
-/**
- * Decodes and validates as the device does (DSA §8.3 descriptor checks, in this order): completion address,
- * opcode, flags, reserved fields, transfer size, addresses. An invalid descriptor is a result, not an
- * exception, because the device reports it in the completion record. `maxTransferSize` is the WQ's limit.
- * Fills `out` and returns null, or returns what the device reports (`out` is then undefined). Numbers only.
- */
-export function decodeDescriptorInto(buf: Buffer, maxTransferSize: number, out: Descriptor): DescriptorError | null {
-  if (buf.length !== DESCRIPTOR_SIZE) throw new KernelError('EINVAL', `descriptor is ${buf.length} bytes, expected ${DESCRIPTOR_SIZE}`);
-  const dword0 = u32At(buf, OFF.pasid);
-  const flags = buf[OFF.flags] | (buf[OFF.flags + 1] << 8) | (buf[OFF.flags + 2] << 16);
-  const opcode = buf[OFF.opcode];
-  const crav = (flags & DsaFlag.crav) !== 0;
-  const rawCompletion = readSafeU64(buf, OFF.completion);
-  const completion = crav && rawCompletion >= 0 ? rawCompletion : null;
-  if (crav && completion === null) {
-    return { status: CompletionStatus.translationFail, completion, message: `completion address ${buf.readBigUInt64LE(OFF.completion)} is not addressable` };
-  }
-  if (completion !== null && modPow2(completion, COMPLETION_RECORD_ALIGN) !== 0) {
-    return { status: CompletionStatus.completionAlign, completion: null, message: `completion address ${completion} is not 32-byte aligned` };
-  }
-  const op = OPS_BY_CODE[opcode];
-  if (op === undefined) return { status: CompletionStatus.badOpcode, completion, message: `unsupported opcode 0x${opcode.toString(16)}` };
-  if ((flags & ~DSA_SUPPORTED_FLAGS) !== 0) return { status: CompletionStatus.invalidFlags, completion, message: `unsupported flags 0x${flags.toString(16)}` };
-  if ((dword0 & ~(DESC_PASID_MASK | DESC_PRIV_BIT)) !== 0 || !reservedClear(buf, op === 'noop' ? OFF.src : OFF.reservedFrom)) {
-    return { status: CompletionStatus.nonZeroReserved, completion, message: 'non-zero reserved field' };
-  }
-  const length = op === 'noop' ? 0 : u32At(buf, OFF.size);
-  if (op !== 'noop' && (length === 0 || length > maxTransferSize)) {
-    return { status: CompletionStatus.transferSizeRange, completion, message: `transfer size ${length} is outside [1, ${maxTransferSize}]` };
-  }
-  const src = readSafeU64(buf, OFF.src);
-  const dst = readSafeU64(buf, OFF.dst);
-  const srcIsAddress = op === 'memmove' || op === 'compare';
-  // addr + length > MAX_SAFE, in exact arithmetic (MAX_SAFE − length is exact; addr + length may not be).
-  if ((srcIsAddress && (src < 0 || src > Number.MAX_SAFE_INTEGER - length)) || (op !== 'noop' && (dst < 0 || dst > Number.MAX_SAFE_INTEGER - length))) {
-    return { status: CompletionStatus.translationFail, completion, message: 'buffer address is not addressable' };
-  }
-  out.op = op;
-  out.opcode = opcode;
-  out.pasid = dword0 & DESC_PASID_MASK;
-  out.privileged = (dword0 & DESC_PRIV_BIT) !== 0;
-  out.flags = flags;
-  out.completion = completion;
-  out.requestCompletion = (flags & DsaFlag.rcr) !== 0;
-  out.blockOnFault = (flags & DsaFlag.blockOnFault) !== 0;
-  out.src = srcIsAddress ? src : 0;
-  out.dst = op === 'noop' ? 0 : dst;
-  out.length = length;
-  out.patternLo = op === 'fill' ? u32At(buf, OFF.src) : 0;
-  out.patternHi = op === 'fill' ? u32At(buf, OFF.src + 4) : 0;
-  return null;
-}
-
-/** decodeDescriptorInto as a fresh result (tests, cold paths). */
-export function decodeDescriptor(buf: Buffer, maxTransferSize: number = U32_MAX): DecodedDescriptor {
-  const descriptor = newDescriptor();
-  const error = decodeDescriptorInto(buf, maxTransferSize, descriptor);
-  return error ? { ok: false, ...error } : { ok: true, descriptor };
 }
 
 /** Completion record (struct dsa_completion_record): @0 status, @1 result, @2 fault_info, @4 bytes_completed u32, @8 fault_addr u64. */

@@ -1,7 +1,7 @@
-import { decodeDescriptorInto, encodeDescriptor, newDescriptor } from './descriptor';
-import { decodeDescriptorWordsInto, DESCRIPTOR_WORDS, descriptorWords, HOST_LITTLE_ENDIAN } from './descriptor-words';
+import { encodeDescriptor, newDescriptor } from './descriptor';
+import { decodeDescriptorInto, decodeDescriptorWordsInto, DESCRIPTOR_WORDS, descriptorWords, HOST_LITTLE_ENDIAN } from './descriptor-decode';
 
-/** Both decoders on the same 64 bytes: the same error (status, completion, message) or the same fields. */
+/** The slot's own word view and the bytes read little-endian, on the same 64 bytes: the same error (status, completion, message) or the same fields. */
 function both(bytes: Buffer, maxTransferSize = 1 << 20): { bytes: unknown; words: unknown } {
   const slot = Buffer.alloc(64);
   slot.set(bytes);
@@ -26,7 +26,7 @@ function rng(seed: number): () => number {
 }
 
 (HOST_LITTLE_ENDIAN ? describe : describe.skip)('descriptor decode over u32 words (the work-queue slot view)', () => {
-  it('decodes valid descriptors of every op exactly as the byte decoder', () => {
+  it('decodes valid descriptors of every op from the slot view exactly as from its bytes', () => {
     const valid = [
       encodeDescriptor({ op: 'memmove', src: 0x400000, dst: 0x401000, length: 4096, completion: 0x402000 }, 7),
       encodeDescriptor({ op: 'memmove', src: 2 ** 52, dst: 0x10, length: 1, completion: 0x40, blockOnFault: true }, 0xfffff, true),
@@ -41,7 +41,7 @@ function rng(seed: number): () => number {
     }
   });
 
-  it('refuses every invalid descriptor with the byte decoder\'s status, completion address and message', () => {
+  it('refuses every invalid descriptor from the slot view with the status, completion address and message its bytes get', () => {
     const base = encodeDescriptor({ op: 'memmove', src: 0x1000, dst: 0x2000, length: 64, completion: 0x3000 }, 5);
     const next = rng(13);
     let refused = 0;

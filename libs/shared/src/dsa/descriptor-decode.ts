@@ -1,11 +1,11 @@
-// The device's decode of a descriptor held as sixteen u32 words (a work-queue slot's Uint32Array view of its 64
-// bytes): the same checks in the same order as decodeDescriptorInto (descriptor.ts), a dword read per field
-// instead of four byte reads. A Uint32Array reads in the host's byte order and descriptors are little-endian, so
-// it serves only on a little-endian host (HOST_LITTLE_ENDIAN); elsewhere the device decodes the bytes.
+// The device's decode of a descriptor (DSA §8.3 descriptor checks), over its sixteen u32 words: a work-queue slot
+// is a Uint32Array view of its 64 bytes on a little-endian host (HOST_LITTLE_ENDIAN), a dword read per field
+// instead of four byte reads. Anything else (a Buffer, a big-endian host) is read into the same words
+// little-endian first, so there is one decoder.
 import { KernelError } from '../errno';
 import { COMPLETION_RECORD_ALIGN, CompletionStatus, DESC_PASID_MASK, DESC_PRIV_BIT, DESCRIPTOR_SIZE, DSA_SUPPORTED_FLAGS, DsaFlag } from './dsa.constants';
 import { modPow2 } from '../x86/page-math';
-import { type Descriptor, type DescriptorError, opOfCode } from './descriptor';
+import { type DecodedDescriptor, type Descriptor, type DescriptorError, newDescriptor, opOfCode } from './descriptor';
 
 /** Words of a descriptor; dword i holds bytes 4i..4i+3. */
 export const DESCRIPTOR_WORDS = DESCRIPTOR_SIZE / 4;
@@ -14,6 +14,7 @@ export const DESCRIPTOR_WORDS = DESCRIPTOR_SIZE / 4;
 export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 const HI = 2 ** 32;
+const U32_MAX = 0xffff_ffff;
 /** The high half of a u64 at or below Number.MAX_SAFE_INTEGER is at most 2^21 − 1. */
 const SAFE_HI_MAX = 0x1f_ffff;
 
@@ -38,7 +39,13 @@ function reservedClear(w: Uint32Array, from: number): boolean {
   return bits === 0;
 }
 
-/** decodeDescriptorInto over the slot's words (little-endian host only): fills `out` and returns null, or the error. */
+/**
+ * Decodes and validates as the device does (DSA §8.3 descriptor checks, in this order): completion address,
+ * opcode, flags, reserved fields, transfer size, addresses. An invalid descriptor is a result, not an
+ * exception, because the device reports it in the completion record. `maxTransferSize` is the WQ's limit.
+ * `w[i]` holds bytes 4i..4i+3 as a little-endian u32. Fills `out` and returns null, or returns what the device
+ * reports (`out` is then undefined). Numbers only.
+ */
 export function decodeDescriptorWordsInto(w: Uint32Array, maxTransferSize: number, out: Descriptor): DescriptorError | null {
   if (w.length !== DESCRIPTOR_WORDS) throw new KernelError('EINVAL', `descriptor is ${w.length * 4} bytes, expected ${DESCRIPTOR_SIZE}`);
   const dword0 = w[0];
@@ -91,4 +98,21 @@ export function decodeDescriptorWordsInto(w: Uint32Array, maxTransferSize: numbe
 export function descriptorWords(b: Buffer): Uint32Array {
   if (b.length !== DESCRIPTOR_SIZE || b.byteOffset % 4 !== 0) throw new RangeError(`a descriptor view needs 64 bytes at a 4-byte aligned offset`);
   return new Uint32Array(b.buffer, b.byteOffset, DESCRIPTOR_WORDS);
+}
+
+/** Where decodeDescriptorInto reads a Buffer's words (one per process: decode is synchronous). */
+const BYTE_WORDS = new Uint32Array(DESCRIPTOR_WORDS);
+
+/** decodeDescriptorWordsInto of 64 bytes, read as little-endian dwords on any host. */
+export function decodeDescriptorInto(buf: Buffer, maxTransferSize: number, out: Descriptor): DescriptorError | null {
+  if (buf.length !== DESCRIPTOR_SIZE) throw new KernelError('EINVAL', `descriptor is ${buf.length} bytes, expected ${DESCRIPTOR_SIZE}`);
+  for (let i = 0; i < DESCRIPTOR_WORDS; i++) BYTE_WORDS[i] = buf.readUInt32LE(4 * i);
+  return decodeDescriptorWordsInto(BYTE_WORDS, maxTransferSize, out);
+}
+
+/** decodeDescriptorInto as a fresh result (tests, cold paths). */
+export function decodeDescriptor(buf: Buffer, maxTransferSize: number = U32_MAX): DecodedDescriptor {
+  const descriptor = newDescriptor();
+  const error = decodeDescriptorInto(buf, maxTransferSize, descriptor);
+  return error ? { ok: false, ...error } : { ok: true, descriptor };
 }
