@@ -175,7 +175,7 @@ async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: num
  * processes on 4 VMs (4 each), beside hop + insert (and the hops and commits one cycle makes, counted from the
  * journals of one cycle: every journal row is a commit, every VMM/host row one incoming hop).
  */
-export async function guestBindRows(stack: Stack, floors: Floors, cycles = 64): Promise<BenchRow[]> {
+export async function guestBindRows(stack: Stack, floors: Floors, cycles = 256): Promise<BenchRow[]> {
   const guests = await bootGuests(stack);
   const g0 = guests[0];
   const before = await pasidsAllocated(stack);
