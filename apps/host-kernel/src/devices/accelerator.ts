@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'; // the module's binding: the global Buffer is a getter, a call on every submit
 import { KernelError } from '@app/shared/errno';
 import { DESC_PRIV_BIT, DESCRIPTOR_SIZE, DsaFlag } from '@app/shared/dsa/dsa.constants';
 import { descriptorWords } from '@app/shared/dsa/descriptor-decode';

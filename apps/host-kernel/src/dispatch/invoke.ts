@@ -11,7 +11,12 @@ export interface DispatchKernel {
   readonly faults?: FaultInjector;
 }
 
+/** The permit check, its common answer first (a process issuing a process call) and the rest in permitSlow. */
 function checkPermit(op: { name: string; permit: Op<never, never, unknown>['permit'] }, caller: HostCaller): void {
+  if (op.permit !== caller.kind) permitSlow(op, caller);
+}
+
+function permitSlow(op: { name: string; permit: Op<never, never, unknown>['permit'] }, caller: HostCaller): void {
   const { permit } = op;
   if (permit === 'anyone' || caller.kind === 'kernel') return;
   if (caller.kind === 'anyone') throw new KernelError('EACCES', `${op.name} needs a bearer token`, 401);
@@ -26,19 +31,26 @@ export function invoke<K extends DispatchKernel, A, R, F extends OpFile>(k: K, o
   let proc: CallerTask | null = null;
   if (caller.kind === 'process') {
     proc = k.procs.running(caller.pid);
-    if (op.self !== undefined) {
-      const target = (args as Record<string, unknown>)[op.self];
-      if (target !== caller.pid) throw new KernelError('EPERM', `process ${caller.pid} cannot act on process ${String(target)}`);
-    }
+    if (op.self !== undefined) checkSelf(caller.pid, (args as Record<string, unknown>)[op.self]);
   }
   let file: OpFile | undefined;
-  if (op.fd) {
-    if (!proc) throw new KernelError('EBADF', `${op.name} needs the fd of a calling process`);
+  const fd = op.fd;
+  if (fd !== undefined) {
+    if (proc === null) noCallingProcess(op.name);
     const lookup = proc.fds.get as (fd: number, kind: string, type: abstract new (...args: never[]) => OpFile) => OpFile;
-    file = lookup.call(proc.fds, (args as Record<string, unknown>)[op.fd.arg] as number, op.fd.kind, op.fd.type);
+    file = lookup.call(proc.fds, (args as Record<string, unknown>)[fd.arg] as number, fd.kind, fd.type);
   }
   const call = new Call<K, F>(k, tx, caller, proc, file as F, op.name);
   return op.run(call, args);
+}
+
+// invoke's refusals, each a call of its own: every host call runs invoke, and a small one is inlined into it.
+function checkSelf(pid: number, target: unknown): void {
+  if (target !== pid) throw new KernelError('EPERM', `process ${pid} cannot act on process ${String(target)}`);
+}
+
+function noCallingProcess(name: string): never {
+  throw new KernelError('EBADF', `${name} needs the fd of a calling process`);
 }
 
 /** What a handler gets (a class: its getter lives on the prototype, not in a fresh accessor per call). */

@@ -89,12 +89,17 @@ export class Iommu {
     const route = this.table.route(bdf, key);
     const view = route === null ? null : route.blocked && !this.isDraining(bdf, key) ? BLOCKED : route.pgtbl;
     const hpa = translateHpa(view, address, write, privileged, this.options.memory, this.iotlb);
-    if (hpa >= 0) return hpa;
-    const reason = faultReasonOf(hpa);
-    const fault: FaultRecord = { bdf, pasid: key, address, access: write ? 'write' : 'read', reason, code: FAULT_REASONS[reason].code };
+    // The fault is a call of its own, so the data plane's every access stays small enough to be inlined.
+    return hpa >= 0 ? hpa : this.pageFault(hpa, bdf, key, address, write, route);
+  }
+
+  /** translatePage's fault: logged and reported as access() does; the negative code back to the device. */
+  private pageFault(code: number, bdf: string, pasid: number | null, address: number, write: boolean, route: { readonly pgtbl: PageTableHandle } | null): number {
+    const reason = faultReasonOf(code);
+    const fault: FaultRecord = { bdf, pasid, address, access: write ? 'write' : 'read', reason, code: FAULT_REASONS[reason].code };
     this.record(fault);
     this.options.onFault?.({ ...fault }, route?.pgtbl ?? null);
-    return hpa;
+    return code;
   }
 
   /**

@@ -172,7 +172,12 @@ export function translateHpa(view: PageTableView | null, address: number, write:
   if (!Number.isSafeInteger(address) || address < 0) return BEYOND_WIDTH;
   const offset = pageOffsetOf(address);
   const cached = iotlb.hit(view.id, address, write, privileged);
-  if (cached >= 0) return cached + offset;
+  // A hit is the data plane's common case; the walk is a call of its own, so this stays small enough to inline.
+  return cached >= 0 ? cached + offset : walkAndCache(view, address, write, privileged, mem, iotlb, offset);
+}
+
+/** translateHpa's IOTLB miss: the walk of the view's kind, cached on success. */
+function walkAndCache(view: PageTableView, address: number, write: boolean, privileged: boolean, mem: PhysicalMemoryPort, iotlb: Iotlb, offset: number): number {
   let page: number;
   if (view.kind === 'iova') page = walkSecondStage(view, address, write);
   else if (view.kind === 'mm') page = walkMm(view, address, write);

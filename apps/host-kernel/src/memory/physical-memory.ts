@@ -249,21 +249,29 @@ export class PhysicalMemory {
   }
 
   /** The bytes of an allocated frame, created on first write (a free frame → EFAULT, as write()). */
+  // The hot paths below keep only their tests; what is rare (an error, a first write) is a call of its own, so
+  // they stay small enough for V8 to inline into the engine (its inlining budget counts bytecode).
   private frameForWrite(hpa: number): Buffer {
     const pfn = pageIndex(hpa);
+    const frame = this.frames.isUsed(pfn) ? this.bytes.get(pfn) : undefined;
+    return frame ?? this.firstWrite(pfn);
+  }
+
+  /** A frame's bytes on its first write (EFAULT for a free frame, as write()). */
+  private firstWrite(pfn: number): Buffer {
     if (!this.frames.isUsed(pfn)) throw new KernelError('EFAULT', `hpa ${pfn * PAGE_SIZE} is in a free frame`);
-    let frame = this.bytes.get(pfn);
-    if (!frame) {
-      frame = Buffer.alloc(PAGE_SIZE);
-      this.bytes.set(pfn, frame);
-    }
+    const frame = Buffer.alloc(PAGE_SIZE);
+    this.bytes.set(pfn, frame);
     return frame;
   }
 
   /** A range inside physical memory and inside one frame. */
   private checkChunk(hpa: number, n: number): void {
-    // One test for the data plane's every access; any failure takes the checks below, which name the error.
-    if (hpa >= PAGE_SIZE && n >= 0 && hpa + n <= this.end && pageOffset(hpa) + n <= PAGE_SIZE && Number.isSafeInteger(hpa) && Number.isSafeInteger(n)) return;
+    // One test for the data plane's every access; any failure takes chunkError, which names the error.
+    if (!(hpa >= PAGE_SIZE && n >= 0 && hpa + n <= this.end && pageOffset(hpa) + n <= PAGE_SIZE && Number.isSafeInteger(hpa) && Number.isSafeInteger(n))) this.chunkError(hpa, n);
+  }
+
+  private chunkError(hpa: number, n: number): void {
     this.checkRange(hpa, n);
     if (pageOffset(hpa) + n > PAGE_SIZE) throw new RangeError(`[${hpa}, +${n}) crosses a frame`);
   }

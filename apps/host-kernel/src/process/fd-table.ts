@@ -65,13 +65,16 @@ export class FdTable {
   /** The file behind fd, which must be of `kind` (class `type`): missing or wrong kind → EBADF. */
   get<T extends KernelFile>(fd: number, kind: FdKind, type: abstract new (...args: never[]) => T): T {
     const file = this.files.get(fd);
-    if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
     // The exact class first (a load and a compare); instanceof, generic for a type known only at run time and the
-    // slow part of a lookup, only for a subclass.
-    if (file.kind !== kind || (file.constructor !== type && !(file instanceof type))) {
-      throw new KernelError('EBADF', `fd ${fd} of process ${this.pid} is a ${file.kind} fd, not ${kind}`);
-    }
+    // slow part of a lookup, only for a subclass. The errors are a call of their own: every call with an fd
+    // looks one up, and a small get() is inlined into it.
+    if (file === undefined || file.kind !== kind || (file.constructor !== type && !(file instanceof type))) this.badFd(fd, file, kind);
     return file as T; // an instance of type: its class, or (instanceof) a subclass
+  }
+
+  private badFd(fd: number, file: KernelFile | undefined, kind: FdKind): never {
+    if (!file) throw new KernelError('EBADF', `fd ${fd} is not open in process ${this.pid}`);
+    throw new KernelError('EBADF', `fd ${fd} of process ${this.pid} is a ${file.kind} fd, not ${kind}`);
   }
 
   /** close(fd): drop it from the table, then release the file. */

@@ -84,9 +84,14 @@ export class ProcessTable {
 
   /** A caller: must exist and still run (ESRCH). */
   running(pid: number): Process {
-    const proc = this.get(pid);
-    if (proc.state !== 'running') throw new KernelError('ESRCH', `process ${pid} has exited`);
-    return proc;
+    const proc = this.byPid.get(pid);
+    // Every process call's first lookup: the errors are get()'s and exited()'s, so this stays small enough to inline.
+    return proc !== undefined && proc.state === 'running' ? proc : this.exited(pid);
+  }
+
+  private exited(pid: number): never {
+    this.get(pid);
+    throw new KernelError('ESRCH', `process ${pid} has exited`);
   }
 
   /** The running process a bearer token names. */
