@@ -92,8 +92,12 @@ interface Guest {
   pids: number[];
 }
 
-/** Untimed bind + unbind cycles per guest before the rows (see guestBindRows). */
-const WARM_CYCLES = 640;
+/**
+ * Untimed bind + unbind cycles per guest before the rows (see guestBindRows). 640 was not enough: after it, the
+ * three guests that only warm up still spent 1.00 ms of CPU per cycle of the 16-process row against 0.70 ms for the
+ * first guest, which the 1-process rows had warmed further; after 1,920 the four cost the same (0.59–0.70 ms).
+ */
+const WARM_CYCLES = 1920;
 
 async function bootGuests(stack: Stack): Promise<Guest[]> {
   const guests: Guest[] = [];
@@ -188,10 +192,11 @@ export async function guestBindRows(stack: Stack, floors: Floors, cycles = 256):
   // binds of three cold guest processes (JIT, first context and PASID-table entries) against a warm 1-process row.
   // Warm means compiled: on a fresh stack the 1-process p50 falls from about 25 ms to about 14.5 ms over the first
   // 600–700 cycles, while V8 compiles the apps' request paths with its optimising tier, and then stays there
-  // (docs/performance.md). So every guest runs WARM_CYCLES (on 4 processes at once) before any row is timed.
+  // (docs/performance.md). So every guest runs WARM_CYCLES (on 4 processes at once) before any row is timed, and the
+  // first guest's single process a quarter of that on its own (its path alone: one request at a time).
   const onFourVms = guests.flatMap((g) => g.pids.slice(0, 4).map((pid): [Guest, number] => [g, pid]));
   await run(stack, onFourVms, WARM_CYCLES / 4);
-  await run(stack, [[g0, g0.pids[0]]], WARM_CYCLES / 4);
+  await run(stack, [[g0, g0.pids[0]]], 160);
   const one = await run(stack, [[g0, g0.pids[0]]], cycles);
   const four = await run(stack, g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
   // The 16-process rows run twice the cycles of the 1-process row, so each worker makes more than a handful.
