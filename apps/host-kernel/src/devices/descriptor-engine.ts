@@ -1,6 +1,6 @@
 // One engine's run of one work-queue entry: decode in place, move the bytes through the IOMMU, write the completion
 // record, tell whoever listens. The work queue (ordering, fences, page-request waits, teardown) is accelerator.ts.
-import { encodeCompletionInto, newDescriptor } from '@app/shared/dsa/descriptor';
+import { encodeCompletionScratch, newDescriptor } from '@app/shared/dsa/descriptor';
 import { decodeDescriptor, decodeDescriptorInto, decodeDescriptorWordsInto, HOST_LITTLE_ENDIAN } from '@app/shared/dsa/descriptor-decode';
 // Constants from their own module: descriptor.ts re-exports them, and a CommonJS re-export is a getter per use.
 import { COMPLETION_RECORD_SIZE, CompletionStatus, type DsaOp } from '@app/shared/dsa/dsa.constants';
@@ -67,13 +67,13 @@ export interface EngineOptions {
 }
 
 /**
- * Runs descriptors with scratch it keeps (the decoded descriptor, its outcome, its completion record): nothing is
- * allocated per descriptor. A run nested inside another (a listener stepping the device) takes fresh scratch.
+ * Runs descriptors with scratch it keeps (the decoded descriptor and its outcome; the record is encoded in the
+ * encoders' own): nothing is allocated per descriptor. A run nested inside another (a listener stepping the device)
+ * takes fresh scratch.
  */
 export class DescriptorEngine {
   private readonly decoded = newDescriptor();
   private readonly outcome: Outcome = { status: 0, bytesCompleted: 0 };
-  private readonly record = Buffer.alloc(COMPLETION_RECORD_SIZE);
   /** The requester of the running descriptor, and the memory port its accesses go through. */
   private requester: Requester = { ppasid: null, privileged: false };
   private readonly port: DeviceDma;
@@ -153,8 +153,9 @@ export class DescriptorEngine {
     if (completion !== null && write) {
       // A fault on the record itself has already been emitted as a 'fault' event; the record is dropped.
       const hpa = this.translate(rq, completion, COMPLETION_RECORD_SIZE, true, 'completion-record');
-      // Encoded after the translation (the last call out) and copied at once: the one record buffer is never shared.
-      const record = encodeCompletionInto(this.record, outcome.status, outcome.result ?? 0, outcome.faultInfo ?? 0, outcome.bytesCompleted, outcome.faultAddress ?? 0);
+      // Encoded after the translation (the last call out) and copied into the frame at once: the scratch it is
+      // encoded in is the encoders' own (an invalid field still throws, as encodeCompletion does).
+      const record = encodeCompletionScratch(outcome.status, outcome.result ?? 0, outcome.faultInfo ?? 0, outcome.bytesCompleted, outcome.faultAddress ?? 0);
       if (hpa >= 0) this.o.dma.memory.writeFrom(hpa, record, 0, COMPLETION_RECORD_SIZE);
     }
     if (this.o.listening()) {

@@ -201,9 +201,18 @@ export function encodeCompletion(rec: Partial<CompletionRecord> & { status: numb
   return encodeCompletionInto(Buffer.alloc(COMPLETION_RECORD_SIZE), rec.status, rec.result ?? 0, rec.faultInfo ?? 0, rec.bytesCompleted ?? 0, rec.faultAddress ?? 0);
 }
 
-/** The record into `b` (32 bytes, every byte written), from its fields (the device reuses one buffer). */
+/** The record into `b` (32 bytes, every byte written), from its fields. */
 export function encodeCompletionInto(b: Buffer, status: number, result: number, faultInfo: number, bytesCompleted: number, faultAddress: number): Buffer {
   if (b.length < COMPLETION_RECORD_SIZE) throw new KernelError('EINVAL', `completion record buffer is ${b.length} bytes, expected ${COMPLETION_RECORD_SIZE}`);
+  b.set(encodeCompletionScratch(status, result, faultInfo, bytesCompleted, faultAddress));
+  return b;
+}
+
+/**
+ * The record in the encoders' own 32-byte scratch, valid until the next encode: a caller copies it at once (the
+ * device, straight into the frame it writes the record to: one copy, not two). Errors are encodeCompletion's.
+ */
+export function encodeCompletionScratch(status: number, result: number, faultInfo: number, bytesCompleted: number, faultAddress: number): Buffer {
   checkByte(status, 'status');
   checkByte(result, 'result');
   checkByte(faultInfo, 'fault info');
@@ -212,8 +221,7 @@ export function encodeCompletionInto(b: Buffer, status: number, result: number, 
   setU32(0, status | (result << 8) | (faultInfo << 16));
   setU32(4, bytesCompleted);
   clearFrom(16, COMPLETION_RECORD_SIZE);
-  b.set(SCRATCH_RECORD);
-  return b;
+  return SCRATCH_RECORD;
 }
 
 function checkByte(v: number, what: string): void {
