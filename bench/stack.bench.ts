@@ -119,20 +119,34 @@ async function cycle(g: Guest, pid: number, traceparent?: string): Promise<void>
   await g.console.call('POST', '/v1/sva/unbind', { body: { pid, vrid: g.vrid }, traceparent });
 }
 
-/** CPU time (user + system, ms) the stack's apps and this driver have used so far, from /proc (0 where it cannot be read). */
-function cpuMs(stack: Stack): number {
-  let ticks = 0;
-  for (const app of [stack.host, stack.vmm, ...stack.guests]) {
-    try {
-      const fields = readFileSync(`/proc/${app?.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      /* not Linux, or the app is gone */
-    }
-  }
-  const own = process.cpuUsage();
-  return (ticks * 1000) / CLOCK_TICKS + (own.user + own.system) / 1000;
+/** CPU time (user + system, ms) each part of the stack has used so far: the apps from /proc (0 where it cannot be read), and this driver. */
+interface StackCpu {
+  host: number;
+  vmm: number;
+  guests: number;
+  driver: number;
 }
+
+function appCpuMs(app: { child: { pid?: number } } | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${app?.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0; // not Linux, or the app is gone
+  }
+}
+
+function cpuMs(stack: Stack): StackCpu {
+  const own = process.cpuUsage();
+  return {
+    host: appCpuMs(stack.host),
+    vmm: appCpuMs(stack.vmm),
+    guests: stack.guests.reduce((sum, g) => sum + appCpuMs(g), 0),
+    driver: (own.user + own.system) / 1000,
+  };
+}
+
+const totalMs = (c: StackCpu): number => c.host + c.vmm + c.guests + c.driver;
 
 /** USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every Linux this runs on. */
 const CLOCK_TICKS = 100;
@@ -145,6 +159,8 @@ interface Run {
   /** CPU of all the apps and the driver per cycle (ms), and how many cores that kept busy on average. */
   cpuPerCycleMs: number;
   cores: number;
+  /** The same CPU per cycle, by part. */
+  split: StackCpu;
 }
 
 /** `workers` (guest, pid) pairs each running `perWorker` cycles at once: latencies, cycles/s and CPU. */
@@ -162,7 +178,10 @@ async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: num
     }),
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const cpu = cpuMs(stack) - cpu0;
+  const cpu1 = cpuMs(stack);
+  const n = latencies.length;
+  const split: StackCpu = { host: (cpu1.host - cpu0.host) / n, vmm: (cpu1.vmm - cpu0.vmm) / n, guests: (cpu1.guests - cpu0.guests) / n, driver: (cpu1.driver - cpu0.driver) / n };
+  const cpu = totalMs(cpu1) - totalMs(cpu0);
   latencies.sort((a, b) => a - b);
   return {
     p50: latencies[Math.floor(latencies.length * 0.5)],
@@ -171,6 +190,7 @@ async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: num
     cycles: latencies.length,
     cpuPerCycleMs: cpu / latencies.length,
     cores: cpu / 1000 / seconds,
+    split,
   };
 }
 
@@ -207,7 +227,7 @@ export async function guestBindRows(stack: Stack, floors: Floors, cycles = 256):
   for (const g of guests) await g.console.close();
   const hopInsert = floors.hop + floors.insert;
   const note = (r: Run): string =>
-    `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles), CPU ${r.cpuPerCycleMs.toFixed(1)} ms/cycle on ${r.cores.toFixed(2)} cores; one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
+    `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles), CPU ${r.cpuPerCycleMs.toFixed(1)} ms/cycle (host ${r.split.host.toFixed(1)}, VMM ${r.split.vmm.toFixed(1)}, guests ${r.split.guests.toFixed(1)}, driver ${r.split.driver.toFixed(1)}) on ${r.cores.toFixed(2)} cores; one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
   return [
     { id: 'stack.bind-unbind.1', name: 'guest bind+unbind, 1 process', value: one.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(one) },
     { id: 'stack.bind-unbind.4', name: 'guest bind+unbind, 4 processes, 1 VM', value: four.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(four) },
