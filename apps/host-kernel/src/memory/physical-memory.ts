@@ -248,9 +248,10 @@ export class PhysicalMemory {
     else src.copy(this.frameForWrite(hpa), at, offset, offset + n);
   }
 
-  /** The bytes of an allocated frame, created on first write (a free frame → EFAULT, as write()). */
   // The hot paths below keep only their tests; what is rare (an error, a first write) is a call of its own, so
   // they stay small enough for V8 to inline into the engine (its inlining budget counts bytecode).
+
+  /** The bytes of an allocated frame, created on first write (a free frame → EFAULT, as write()). */
   private frameForWrite(hpa: number): Buffer {
     const pfn = pageIndex(hpa);
     const frame = this.frames.isUsed(pfn) ? this.bytes.get(pfn) : undefined;
