@@ -98,6 +98,8 @@ interface Guest {
  * first guest, which the 1-process rows had warmed further; after 1,920 the four cost the same (0.59–0.70 ms).
  */
 const WARM_CYCLES = 1920;
+/** Untimed cycles of the first guest's timed process on its own, after WARM_CYCLES (its path with one request at a time). */
+const ALONE_WARM_CYCLES = 160;
 
 async function bootGuests(stack: Stack): Promise<Guest[]> {
   const guests: Guest[] = [];
@@ -119,7 +121,7 @@ async function cycle(g: Guest, pid: number, traceparent?: string): Promise<void>
   await g.console.call('POST', '/v1/sva/unbind', { body: { pid, vrid: g.vrid }, traceparent });
 }
 
-/** CPU time (user + system, ms) each part of the stack has used so far: the apps from /proc (0 where it cannot be read), and this driver. */
+/** CPU time (user + system, ms) of each part of the stack: so far (cpuMs), or per cycle (Run.split). */
 interface StackCpu {
   host: number;
   vmm: number;
@@ -136,6 +138,7 @@ function appCpuMs(app: { child: { pid?: number } } | undefined): number {
   }
 }
 
+/** What each part has used so far: the apps from /proc (0 where it cannot be read), and this driver. */
 function cpuMs(stack: Stack): StackCpu {
   const own = process.cpuUsage();
   return {
@@ -145,8 +148,6 @@ function cpuMs(stack: Stack): StackCpu {
     driver: (own.user + own.system) / 1000,
   };
 }
-
-const totalMs = (c: StackCpu): number => c.host + c.vmm + c.guests + c.driver;
 
 /** USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every Linux this runs on. */
 const CLOCK_TICKS = 100;
@@ -181,15 +182,15 @@ async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: num
   const cpu1 = cpuMs(stack);
   const n = latencies.length;
   const split: StackCpu = { host: (cpu1.host - cpu0.host) / n, vmm: (cpu1.vmm - cpu0.vmm) / n, guests: (cpu1.guests - cpu0.guests) / n, driver: (cpu1.driver - cpu0.driver) / n };
-  const cpu = totalMs(cpu1) - totalMs(cpu0);
+  const cpuPerCycleMs = split.host + split.vmm + split.guests + split.driver;
   latencies.sort((a, b) => a - b);
   return {
     p50: latencies[Math.floor(latencies.length * 0.5)],
     p99: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))],
     perSecond: latencies.length / seconds,
     cycles: latencies.length,
-    cpuPerCycleMs: cpu / latencies.length,
-    cores: cpu / 1000 / seconds,
+    cpuPerCycleMs,
+    cores: (cpuPerCycleMs * n) / 1000 / seconds,
     split,
   };
 }
@@ -213,10 +214,10 @@ export async function guestBindRows(stack: Stack, floors: Floors, cycles = 256):
   // Warm means compiled: on a fresh stack the 1-process p50 falls from about 25 ms to about 14.5 ms over the first
   // 600–700 cycles, while V8 compiles the apps' request paths with its optimising tier, and then stays there
   // (docs/performance.md). So every guest runs WARM_CYCLES (on 4 processes at once) before any row is timed, and the
-  // first guest's single process a quarter of that on its own (its path alone: one request at a time).
+  // first guest's timed process ALONE_WARM_CYCLES more on its own.
   const onFourVms = guests.flatMap((g) => g.pids.slice(0, 4).map((pid): [Guest, number] => [g, pid]));
   await run(stack, onFourVms, WARM_CYCLES / 4);
-  await run(stack, [[g0, g0.pids[0]]], 160);
+  await run(stack, [[g0, g0.pids[0]]], ALONE_WARM_CYCLES);
   const one = await run(stack, [[g0, g0.pids[0]]], cycles);
   const four = await run(stack, g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
   // The 16-process rows run twice the cycles of the 1-process row, so each worker makes more than a handful.
