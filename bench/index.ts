@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const { floors, note } = await measureFloors();
   bar.tick();
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
-  rows.push(...inProcessRows(floors, { only }));
+  rows.push(...(await inProcessRows(floors, { only })));
   bar.tick();
   if (only('inproc.stack')) rows.push(...(await inProcessStackRows(floors)));
   bar.tick();
