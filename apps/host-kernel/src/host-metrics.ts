@@ -37,6 +37,9 @@ export function hostMetrics(m: AppMetrics, k: Kernel): void {
   m.counter('iotlb_misses_total', 'IOTLB lookups that missed (a page walk followed)', [], () => k.iommu.iotlb.stats.misses);
   m.counter('iotlb_evictions_total', 'IOTLB entries evicted by capacity', [], () => k.iommu.iotlb.stats.evictions);
   m.gauge('iotlb_entries', 'IOTLB entries held', [], () => k.iommu.iotlb.stats.entries);
+  // iommu/pde-cache.ts
+  m.counter('iommu_pde_cache_hits_total', 'First-stage walks that started from a cached PDE (only the PTE read)', [], () => k.iommu.iotlb.pde.stats.hits);
+  m.counter('iommu_pde_cache_misses_total', 'First-stage walks that read every level', [], () => k.iommu.iotlb.pde.stats.misses);
   // iommu/iommu.ts: every fault since boot, by VT-d reason (the fault log keeps only the newest).
   m.counter('iommu_faults_total', 'IOMMU faults by VT-d fault reason', ['reason'], () => [...k.iommu.faultCounts()].map(([reason, n]) => [{ reason }, n] as const));
   // devices/accelerator.ts: each work queue.

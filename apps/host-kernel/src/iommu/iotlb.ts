@@ -3,6 +3,7 @@ import { pageOffsetOf } from '@app/shared/x86/page-math';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { IOTLB_DEFAULT_CAPACITY } from './iommu.constants';
 import { IotlbIndex, NONE } from './iotlb-index';
+import { PdeCache } from './pde-cache';
 
 /** A cached final translation of one 4 KiB page. */
 export interface IotlbEntry {
@@ -38,8 +39,10 @@ const USER = 4;
  * doubly-linked list (two index writes; nothing is copied, re-keyed or allocated), a full IOTLB evicts the tail.
  * Nothing allocates after construction, flushes and refills included. Only software invalidation removes an
  * entry early: a page table changed without INVALIDATE keeps translating through the stale entry, as hardware does.
+ * Beside it, the first-stage walks' paging-structure cache (pde-cache.ts), flushed by the same invalidations.
  */
 export class Iotlb {
+  readonly pde = new PdeCache();
   private readonly index: IotlbIndex;
   private readonly hpaOf: Float64Array;
   private readonly permOf: Uint8Array;
@@ -123,12 +126,14 @@ export class Iotlb {
    */
   invalidate(pgtblId?: number, iova?: number, length?: number): number {
     if (pgtblId === undefined) {
+      this.pde.invalidate();
       const n = this.size;
       this.index.clear();
       this.resetSlots();
       return n;
     }
     if (iova === undefined && length === undefined) {
+      this.pde.invalidate(pgtblId);
       let n = 0;
       for (let slot = this.index.firstOf(pgtblId); slot !== NONE; n++) {
         const next = this.index.nextInTable(slot);
@@ -140,6 +145,8 @@ export class Iotlb {
     if (iova === undefined || length === undefined || !Number.isSafeInteger(iova) || iova < 0 || !Number.isSafeInteger(length) || length < 1) {
       throw new KernelError('EINVAL', `IOTLB invalidation range [${iova}, +${length}) is not a non-empty range`);
     }
+    // A page-selective flush drops the table's whole paging-structure cache (VT-d with IH = 0); not counted in n.
+    this.pde.invalidate(pgtblId);
     const cached = this.index.countOf(pgtblId);
     if (cached === 0) return 0;
     const first = Math.floor(iova / PAGE_SIZE);
@@ -166,9 +173,11 @@ export class Iotlb {
     return n;
   }
 
-  /** The page tables that have cached translations now (audits: none of a freed PASID's). */
+  /** The page tables that have cached translations or paging-structure entries now (audits: none of a freed PASID's). */
   tables(): number[] {
-    return this.index.tables();
+    const ids = this.index.tables();
+    for (const id of this.pde.tables()) if (!ids.includes(id)) ids.push(id);
+    return ids;
   }
 
   get stats(): IotlbStats {

@@ -233,3 +233,90 @@ describe('dmaAccess', () => {
     expect(() => dmaAccess(view, 0, 4, true, Buffer.alloc(3), new FakePhys(), new Iotlb())).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
   });
 });
+
+describe('nested: the paging-structure cache (PDE level)', () => {
+  /** The guest-physical address of the PDE that maps va (levels 4 and 3 read from the guest's tables). */
+  function pdeAddress(g: ReturnType<typeof guest>, va: number): number {
+    const [i4, i3, i2] = pageTableIndexes(va);
+    const pdpt = decodePte(g.gmem.readU64(g.cr3 + i4 * 8) as bigint).address;
+    const pd = decodePte(g.gmem.readU64(pdpt + i3 * 8) as bigint).address;
+    return pd + i2 * 8;
+  }
+  const mapped = (g: ReturnType<typeof guest>, va: number, gpa: number, writable = true, user = true): void =>
+    mapPage(g.gmem, g.cr3, va, gpa, { writable, user }, g.alloc);
+
+  it('a second walk of the same 2 MiB reads only its PTE, through the PT the cached PDE names until an INVALIDATE', () => {
+    const g = guest();
+    mapped(g, GVA, 0x20000);
+    mapped(g, GVA + 4096, 0x21000);
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x20000 + HPA_OFFSET });
+    expect(g.tlb.pde.stats).toEqual({ hits: 0, misses: 1, entries: 1 });
+    expect(translate(g.nested, GVA + 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x21000 + HPA_OFFSET });
+    expect(g.tlb.pde.stats).toEqual({ hits: 1, misses: 1, entries: 1 });
+    // The guest moves the 2 MiB to a new PT that also maps a third page, and does not invalidate.
+    const oldPt = decodePte(g.gmem.readU64(pdeAddress(g, GVA)) as bigint).address;
+    const newPt = g.alloc();
+    for (let i = 0; i < 512; i++) g.gmem.writeU64(newPt + i * 8, g.gmem.readU64(oldPt + i * 8) as bigint);
+    const third = findLeaf(g.gmem, g.cr3, GVA).entryAddress - oldPt + newPt + 16;
+    g.gmem.writeU64(third, 0x22000n | 0x7n); // P, R/W, U/S
+    g.gmem.writeU64(pdeAddress(g, GVA), (g.gmem.readU64(pdeAddress(g, GVA)) as bigint) - BigInt(oldPt) + BigInt(newPt));
+    expect(translate(g.nested, GVA + 2 * 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-not-present' });
+    // A refused flush (EINVAL) drops nothing: the old PT still answers.
+    expect(() => g.tlb.invalidate(g.nested.id, -4096, 4096)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(g.tlb.pde.stats.entries).toBe(1);
+    expect(translate(g.nested, GVA + 2 * 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-not-present' });
+    // A page-selective INVALIDATE of another page drops the table's whole PDE cache (IH = 0).
+    g.tlb.invalidate(g.nested.id, 0x1000, 4096);
+    expect(g.tlb.pde.stats.entries).toBe(0);
+    expect(translate(g.nested, GVA + 2 * 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x22000 + HPA_OFFSET });
+  });
+
+  it('caches only what is present: a missing PDE is seen at the next walk, a faulting PTE leaves its PDE cached', () => {
+    const g = guest();
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-not-present' });
+    expect(g.tlb.pde.stats.entries).toBe(0);
+    mapped(g, GVA, 0x20000); // the guest builds the tables after the fault, with no INVALIDATE
+    expect(translate(g.nested, GVA + 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-not-present' });
+    expect(g.tlb.pde.stats.entries).toBe(1);
+    expect(g.tlb.tables()).toContain(g.nested.id); // a fault caches no translation, but the PDE counts
+    mapped(g, GVA + 4096, 0x21000); // a not-present PTE is never cached: the retry reads the new one
+    expect(translate(g.nested, GVA + 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x21000 + HPA_OFFSET });
+    expect(g.tlb.pde.stats.hits).toBe(1);
+    g.tlb.invalidate(g.nested.id);
+    expect(g.tlb.tables()).not.toContain(g.nested.id);
+    translate(g.nested, GVA, { write: false }, g.phys, g.tlb);
+    g.tlb.invalidate();
+    expect(g.tlb.pde.stats.entries).toBe(0);
+    expect(g.tlb.tables()).toEqual([]);
+  });
+
+  it('R/W and U/S of the levels above a cached PDE still deny a write and a user request', () => {
+    const g = guest();
+    mapped(g, GVA, 0x20000);
+    mapped(g, GVA + 4096, 0x21000);
+    const pde = pdeAddress(g, GVA);
+    g.gmem.writeU64(pde, (g.gmem.readU64(pde) as bigint) & ~0x2n); // R/W clear in the PDE
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toMatchObject({ ok: true });
+    expect(translate(g.nested, GVA + 4096, { write: true }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-write-denied' });
+    expect(g.tlb.pde.stats.hits).toBe(1);
+    const h = guest();
+    mapped(h, GVA, 0x20000);
+    mapped(h, GVA + 4096, 0x21000);
+    h.gmem.writeU64(pdeAddress(h, GVA), (h.gmem.readU64(pdeAddress(h, GVA)) as bigint) & ~0x4n); // U/S clear
+    expect(translate(h.nested, GVA, { write: false, privileged: true }, h.phys, h.tlb)).toMatchObject({ ok: true });
+    expect(translate(h.nested, GVA + 4096, { write: false }, h.phys, h.tlb)).toEqual({ ok: false, reason: 'fl-privilege-denied' });
+    expect(translate(h.nested, GVA + 4096, { write: false, privileged: true }, h.phys, h.tlb)).toEqual({ ok: true, hpa: 0x21000 + HPA_OFFSET });
+    expect(h.tlb.pde.stats.hits).toBe(2);
+  });
+
+  it('is tagged with the root: the same table id under a new root walks the new tables', () => {
+    const g = guest();
+    mapped(g, GVA, 0x20000);
+    mapped(g, GVA + 4096, 0x21000);
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toMatchObject({ ok: true });
+    const root = g.alloc();
+    mapPage(g.gmem, root, GVA + 4096, 0x30000, { writable: true, user: true }, g.alloc);
+    expect(translate({ ...g.nested, root }, GVA + 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: true, hpa: 0x30000 + HPA_OFFSET });
+    expect(g.tlb.pde.stats).toMatchObject({ hits: 0, misses: 2 });
+  });
+});

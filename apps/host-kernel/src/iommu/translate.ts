@@ -1,7 +1,7 @@
 import { KernelError } from '@app/shared/errno';
 import { PAGE_SIZE } from '@app/shared/x86/x86.constants';
 import { pageBaseOf, pageOffsetOf } from '@app/shared/x86/page-math';
-import { newWalkOutcome, walkInto, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
+import { newWalkOutcome, walkFromPt, walkInto, type WalkFaultReason, type WalkWords } from '@app/shared/x86/walk';
 import { CANONICAL_LIMIT, PHYS_ADDR_LIMIT } from '@app/shared/x86/x86.constants';
 import { FAULT_REASONS, type FaultReason } from './iommu.constants';
 import type { Iotlb, IotlbAccess } from './iotlb';
@@ -143,8 +143,18 @@ function walkNested(view: Extract<PageTableView, { kind: 'nested' }>, address: n
   tables.mem = mem;
   tables.iotlb = iotlb;
   tables.tableFault = 0;
-  // The request's privilege (PR) is checked against the guest's U/S bits (VT-d first stage, SGN.2).
-  if (!walkInto(view.root, address, write, !privileged, tables, entry, walked)) {
+  // The request's privilege (PR) is checked against the guest's U/S bits (VT-d first stage, SGN.2). A PDE cached
+  // by an earlier walk of the same 2 MiB (iotlb.pde) leaves only the PTE to read; a walk past its PDE caches it,
+  // even when the PTE then faults (the page a page request brings in is read from the PT at the retry).
+  const root = view.root;
+  const pde = iotlb.pde;
+  const slot = pde.find(view.id, root, address);
+  const ok =
+    slot >= 0
+      ? walkFromPt(pde.pt(slot), pde.writable(slot), pde.user(slot), address, write, !privileged, tables, entry, walked)
+      : walkInto(root, address, write, !privileged, tables, entry, walked);
+  if (slot < 0 && walked.pt >= 0) pde.insert(view.id, root, address, walked.pt, walked.ptWritable, walked.ptUser);
+  if (!ok) {
     const reason = walked.reason as WalkFaultReason;
     if (reason !== 'table-unreachable') return FIRST_STAGE_FAULTS[reason];
     return tables.tableFault !== 0 ? tables.tableFault : walked.level === 4 ? FL_ROOT_ACCESS : FL_TABLE_ACCESS;

@@ -67,10 +67,17 @@ export interface WalkOutcome {
   reason: WalkFaultReason | null;
   level: number;
   entryAddress: number;
+  /**
+   * Whether the walk got past a present PDE (ok or not), and then what a paging-structure cache keeps of it: the
+   * page table it names (pt) and R/W, U/S ANDed over levels 4–2. pt is -1 when it did not (or started below it).
+   */
+  pt: number;
+  ptWritable: boolean;
+  ptUser: boolean;
 }
 
 export function newWalkOutcome(): WalkOutcome {
-  return { address: 0, writable: false, user: false, reason: null, level: 0, entryAddress: -1 };
+  return { address: 0, writable: false, user: false, reason: null, level: 0, entryAddress: -1, pt: -1, ptWritable: false, ptUser: false };
 }
 
 function fault(out: WalkOutcome, reason: WalkFaultReason, level: number, entryAddress: number): false {
@@ -84,11 +91,25 @@ function fault(out: WalkOutcome, reason: WalkFaultReason, level: number, entryAd
 export function walkInto(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
   if (!Number.isSafeInteger(cr3) || cr3 < 0 || pageOffsetOf(cr3) !== 0 || cr3 >= PHYS_ADDR_LIMIT) return fault(out, 'reserved-bits', LEVELS, -1);
+  return walkLevels(cr3, LEVELS, true, true, va, write, userAccess, mem, entry, out);
+}
+
+/**
+ * walkInto from the page table a cached PDE names (a paging-structure cache hit): only the PTE is read, with
+ * R/W and U/S of the levels above as cached (VT-d §6.2.4). `pt` is what an earlier walk's out.pt was.
+ */
+export function walkFromPt(pt: number, writable: boolean, user: boolean, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
+  if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
+  return walkLevels(pt, 1, writable, user, va, write, userAccess, mem, entry, out);
+}
+
+function walkLevels(start: number, top: number, writableAbove: boolean, userAbove: boolean, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
   const page = Math.floor(va / PAGE_SIZE);
-  let table = cr3;
-  let writable = true;
-  let user = true;
-  for (let level = LEVELS; level >= 1; level--) {
+  let table = start;
+  let writable = writableAbove;
+  let user = userAbove;
+  out.pt = -1;
+  for (let level = top; level >= 1; level--) {
     const entryAddress = table + modPow2(Math.floor(page / SPAN[level]), PTES_PER_TABLE) * PTE_SIZE;
     if (!mem.readEntry(entryAddress, entry)) return fault(out, 'table-unreachable', level, entryAddress);
     const lo = entry[0];
@@ -111,6 +132,11 @@ export function walkInto(cr3: number, va: number, write: boolean, userAccess: bo
       out.user = user;
       out.reason = null;
       return true;
+    }
+    if (level === 2) {
+      out.pt = address;
+      out.ptWritable = writable;
+      out.ptUser = user;
     }
     table = address;
   }
