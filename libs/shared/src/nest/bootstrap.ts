@@ -8,6 +8,7 @@ import type { LamportClock } from '../clock';
 import type { CommonConfig } from '../config';
 import { loggerFor } from '../log/logger';
 import type { AppMetrics } from '../metrics/metrics';
+import { ExpressSameShapeAdapter } from './express-adapter';
 import { httpObserve } from './http-observe';
 import { NestPinoLogger } from './nest-logger';
 import { ProblemFilter } from './problem.filter';
@@ -45,7 +46,7 @@ export function buildOpenApi(app: INestApplication, opts: BootstrapOptions): Ope
  */
 export async function bootstrap(opts: BootstrapOptions): Promise<INestApplication> {
   const log = loggerFor(opts.config);
-  const app = await NestFactory.create(opts.module, { bodyParser: false, logger: new NestPinoLogger(log.child({ component: 'nest' })), abortOnError: false });
+  const app = await NestFactory.create(opts.module, new ExpressSameShapeAdapter(), { bodyParser: false, logger: new NestPinoLogger(log.child({ component: 'nest' })), abortOnError: false });
   app.use(express.json({ limit: '8mb', strict: false, verify: verifyJsonBody }));
   let source: InputSource | undefined;
   const inputs = opts.inputs;
