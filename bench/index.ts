@@ -11,7 +11,7 @@ import { inProcessRows } from './inprocess.bench';
 import { progress } from './progress';
 import { replayRows } from './replay.bench';
 import { restNoopRows } from './rest.bench';
-import { BENCH_DEVICES, guestBindRows, restCycleRows, restEnqcmdRows } from './stack.bench';
+import { BENCH_DEVICES, guestBindRows, restCycleRows } from './stack.bench';
 import { type BenchRow, printTable, writeResults } from './table';
 
 /** bench/results.json beside the sources (dist/bench/bench/index.js runs four levels down from the root). */
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const only = filter ?? ((): boolean => true);
   const rows: BenchRow[] = [];
   // The stages, each measured whole; the bar moves between them.
-  const bar = progress('bench', 8);
+  const bar = progress('bench', 7);
   const { floors, note } = await measureFloors();
   bar.tick();
   // In-process first: no apps running beside it on the shared cores, and its 2^20 ioasids are gone before the stack starts.
@@ -56,12 +56,9 @@ async function main(): Promise<void> {
   await stack.startHost({ MEMORY_MIB: '4096', DEVICES: devices });
   await stack.startVmm({ PASID_QUOTA: '1024' });
   try {
-    const noop = await restNoopRows(stack, floors);
-    rows.push(...noop.rows);
+    rows.push(...(await restNoopRows(stack, floors, { enqcmd: only('rest.enqcmd') })));
     bar.tick();
     if (only('rest.ioasid-cycle')) rows.push(...(await restCycleRows(stack, floors)));
-    bar.tick();
-    if (only('rest.enqcmd')) rows.push(...(await restEnqcmdRows(stack, noop.noopP50Us)));
     bar.tick();
     if (only('stack.')) rows.push(...(await guestBindRows(stack, floors)));
     bar.done();

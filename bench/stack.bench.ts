@@ -1,21 +1,15 @@
-// The REST rows of the bench contract over the three spawned apps: the ioasid life cycle and ENQCMD from a host
-// process, and guest SVA bind + unbind with 1, 4 (one VM) and 16 processes (one VM, and four VMs).
+// The REST rows of the bench contract over the three spawned apps: the ioasid life cycle of a host process
+// (rest.bench.ts has the no-op and ENQCMD rows), and guest SVA bind + unbind with 1, 4 (one VM) and 16
+// processes (one VM, and four VMs).
 import { readFileSync } from 'node:fs';
-import { HostKernelClient } from '../libs/shared/src/http/host-kernel.client';
-import { RestClient } from '../libs/shared/src/http/rest-client';
-import { IA32_PASID_VALID as VALID } from '../libs/shared/src/x86/msr.constants';
 import { AUDIT, newTraceparent, type Stack } from '../test/harness/stack';
 import { BenchClient } from './client';
+import { hostProcess } from './rest.bench';
 import { type BenchRow, type Floors, time } from './table';
 
 /** The bench's devices: the two defaults for the host rows, then one per VM of the 4-VM row. */
 export const BENCH_DEVICES = ['0000:6a:01.0', '0000:6b:01.0', '0000:6c:01.0', '0000:6d:01.0', '0000:6e:01.0', '0000:6f:01.0'].map((bdf) => ({ bdf, pasidWidth: 20, wqDepth: 32 }));
 const VM_DEVICES = BENCH_DEVICES.slice(2).map((d) => d.bdf);
-
-async function hostProcess(stack: Stack, comm: string): Promise<{ pid: number; k: HostKernelClient }> {
-  const p = await stack.hostClient().createProcess(comm);
-  return { pid: p.pid, k: new HostKernelClient(new RestClient({ baseUrl: stack.host.url, app: 'vmm', token: p.token })) };
-}
 
 async function pasidsAllocated(stack: Stack): Promise<number> {
   return (await stack.hostAdmin().pasidPool()).allocated;
@@ -50,42 +44,6 @@ export async function restCycleRows(stack: Stack, floors: Floors, n = 300): Prom
 }
 
 /** rest.enqcmd.noop: a host process's ENQCMD (noop) over REST, beside the journaled REST no-op of the same run. */
-export async function restEnqcmdRows(stack: Stack, noopP50Us: number, n = 1000): Promise<BenchRow[]> {
-  const { pid, k } = await hostProcess(stack, 'enqcmd');
-  const buf = await k.mmap(pid, 4096);
-  // Touched, so the completion records land: a device reaches an untouched page only through a page request.
-  await k.writeMemory(pid, buf, Buffer.alloc(4096));
-  const fd = await k.openIoasid();
-  const p = await k.alloc(fd);
-  await k.bindPgtbl(fd, p, { kind: 'mm' });
-  const dev = await k.openDevice('0000:6a:01.0');
-  await k.allowIoasid(dev, { ioasidFd: fd, ioasid: p, mode: 'pasid' });
-  await k.wrmsr(pid, VALID + p);
-  let retries = 0;
-  const t = await time(n, async (i) => {
-    const r = await k.enqcmd(pid, dev, { op: 'noop', completion: buf + (i % 128) * 32 });
-    if (r.result === 'retry') retries += 1;
-    else if (r.result !== 'accepted') throw new Error(`enqcmd: ${JSON.stringify(r)}`);
-  });
-  // The noops ran: their completion records say success (status byte 1).
-  const records = await k.readMemory(pid, buf, 128 * 32);
-  let done = 0;
-  for (let i = 0; i < 128; i++) if (records[i * 32] === 1) done++;
-  if (done === 0) throw new Error('rest.enqcmd.noop: no completion record written');
-  await k.killProcess(pid);
-  return [
-    {
-      id: 'rest.enqcmd.noop',
-      name: 'ENQCMD noop, host process (REST)',
-      value: t.p50Us,
-      unit: 'µs p50/op',
-      floor: 'rest.noop',
-      floorValue: noopP50Us,
-      note: `mean ${t.perOpUs.toFixed(0)} µs, p99 ${t.p99Us.toFixed(0)} µs, ZF=1 ${retries}/${n}, ${done}/128 records success`,
-    },
-  ];
-}
-
 interface Guest {
   vrid: number;
   console: BenchClient;

@@ -57,6 +57,35 @@ export async function time(n: number, fn: (i: number) => unknown, warmup = n): P
   return { n, totalMs, perOpUs: (totalMs * 1000) / n, p50Us: samples[Math.floor(n * 0.5)], p99Us: samples[Math.min(n - 1, Math.floor(n * 0.99))] };
 }
 
+/**
+ * time() of two operations whose ratio is a row: after `n` untimed runs of each, blocks of `block` runs of `a`
+ * and of `b` take turns until each has run n times, so both see the same minutes of this shared machine (timed
+ * one after the other, their ratio moved by ±25% with the machine's speed between them).
+ */
+export async function timeInterleaved(n: number, a: (i: number) => unknown, b: (i: number) => unknown, block = 50): Promise<[Timing, Timing]> {
+  for (let i = 0; i < n; i++) await a(i);
+  for (let i = 0; i < n; i++) await b(i);
+  const fns = [a, b];
+  const samples = [new Float64Array(n), new Float64Array(n)];
+  const totalNs = [0n, 0n];
+  for (let done = 0; done < n; done += block) {
+    for (let which = 0; which < 2; which++) {
+      for (let i = done; i < Math.min(n, done + block); i++) {
+        const t0 = process.hrtime.bigint();
+        await fns[which](i);
+        const ns = process.hrtime.bigint() - t0;
+        samples[which][i] = Number(ns) / 1000;
+        totalNs[which] += ns;
+      }
+    }
+  }
+  return [0, 1].map((which) => {
+    const sorted = samples[which].sort();
+    const totalMs = Number(totalNs[which]) / 1e6;
+    return { n, totalMs, perOpUs: (totalMs * 1000) / n, p50Us: sorted[Math.floor(n * 0.5)], p99Us: sorted[Math.min(n - 1, Math.floor(n * 0.99))] };
+  }) as [Timing, Timing];
+}
+
 /** Synchronous variant for in-process paths (no await overhead in the measurement). */
 export function timeSync(n: number, fn: (i: number) => unknown, warmup = Math.min(100, n)): Timing {
   for (let i = 0; i < warmup; i++) fn(i);
