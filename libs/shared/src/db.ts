@@ -4,6 +4,7 @@ import { CreateJournal1764000000000 } from './journal/journal.migration';
 import { JournalInstance1764000000010 } from './journal/journal-instance.migration';
 import { AddJournalInput1764000009000 } from './journal/journal-input.migration';
 import { JournalEntity } from './journal/journal.entity';
+import { WAL_AUTOCHECKPOINT_FRAMES, WalCheckpointer, type WalWriter } from './journal/wal-checkpointer';
 
 export interface DatabaseOptions {
   /** A file path, or ':memory:' (SQLite); ignored when `url` is given. */
@@ -40,10 +41,8 @@ export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
     timeout: 5000,
     prepareDatabase: (db: { pragma(s: string): unknown }) => {
       db.pragma('synchronous = NORMAL');
-      // A checkpoint copies each page the WAL holds once, however many commits rewrote it; every journal commit
-      // rewrites the same few index pages. Checkpointing after 4,000 frames (about 16 MiB of WAL), not the default
-      // 1,000, took a journal commit from about 112 to 94 µs here (docs/performance.md).
-      db.pragma('wal_autocheckpoint = 4000');
+      // Until openDataSource starts its checkpointer thread (wal-checkpointer.ts), and whenever it is not running.
+      db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_FRAMES}`);
       db.pragma('foreign_keys = ON');
     },
     entities,
@@ -61,9 +60,13 @@ export function createDataSource(opts: DatabaseOptions): DataSource {
 /** Any 64-bit key, the same in every app: the lock that serializes migrations on a shared PostgreSQL database. */
 const MIGRATION_LOCK = 7_100_771_042;
 
-/** Opens a DataSource and runs its pending migrations (on PostgreSQL, one app at a time, under an advisory lock). */
+/**
+ * Opens a DataSource and runs its pending migrations (on PostgreSQL, one app at a time, under an advisory lock).
+ * A SQLite file gets its WAL checkpoints in a worker thread, stopped when the DataSource is destroyed.
+ */
 export async function openDataSource(options: DataSourceOptions): Promise<DataSource> {
   const ds = await new DataSource(options).initialize();
+  if (options.type === 'better-sqlite3' && options.database !== ':memory:') checkpointInWorker(ds, String(options.database));
   if (options.type !== 'postgres') return ds;
   const lock = ds.createQueryRunner();
   try {
@@ -74,6 +77,18 @@ export async function openDataSource(options: DataSourceOptions): Promise<DataSo
     await lock.release();
   }
   return ds;
+}
+
+function checkpointInWorker(ds: DataSource, path: string): void {
+  const writer = (ds.driver as unknown as { databaseConnection?: WalWriter }).databaseConnection;
+  if (!writer) return;
+  const checkpointer = WalCheckpointer.start(path, writer);
+  const destroy = ds.destroy.bind(ds);
+  // TypeORM's own destroy (Nest's TypeOrmModule calls it at shutdown), the worker's connection closed first.
+  ds.destroy = async (): Promise<void> => {
+    await checkpointer.stop();
+    await destroy();
+  };
 }
 
 export { WriteLock } from './journal/write-lock';
