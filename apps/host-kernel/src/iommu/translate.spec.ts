@@ -309,6 +309,16 @@ describe('nested: the paging-structure cache (PDE level)', () => {
     expect(h.tlb.pde.stats.hits).toBe(2);
   });
 
+  it('a walk refused before it reads a table caches nothing: a bad root after a good walk faults every time', () => {
+    const g = guest();
+    mapped(g, GVA, 0x20000);
+    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toMatchObject({ ok: true });
+    const unaligned = { ...g.nested, root: g.cr3 + 8 };
+    for (let i = 0; i < 2; i++) expect(translate(unaligned, GVA + 4096, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-reserved' });
+    expect(translate(g.nested, 2 ** 47, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-non-canonical' });
+    expect(g.tlb.pde.stats.entries).toBe(1);
+  });
+
   it('is tagged with the root: the same table id under a new root walks the new tables', () => {
     const g = guest();
     mapped(g, GVA, 0x20000);

@@ -89,6 +89,7 @@ function fault(out: WalkOutcome, reason: WalkFaultReason, level: number, entryAd
 
 /** walkWords into `out`: true when the walk translated (address, writable, user set), false with reason/level set. */
 export function walkInto(cr3: number, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
+  out.pt = -1; // before any refusal: `out` is reused, and a PDE of an earlier walk must not look like this one's
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
   if (!Number.isSafeInteger(cr3) || cr3 < 0 || pageOffsetOf(cr3) !== 0 || cr3 >= PHYS_ADDR_LIMIT) return fault(out, 'reserved-bits', LEVELS, -1);
   return walkLevels(cr3, LEVELS, true, true, va, write, userAccess, mem, entry, out);
@@ -99,6 +100,7 @@ export function walkInto(cr3: number, va: number, write: boolean, userAccess: bo
  * R/W and U/S of the levels above as cached (VT-d §6.2.4). `pt` is what an earlier walk's out.pt was.
  */
 export function walkFromPt(pt: number, writable: boolean, user: boolean, va: number, write: boolean, userAccess: boolean, mem: WalkWords, entry: Uint32Array, out: WalkOutcome): boolean {
+  out.pt = -1;
   if (!Number.isSafeInteger(va) || va < 0 || va >= CANONICAL_LIMIT) return fault(out, 'non-canonical', LEVELS, -1);
   return walkLevels(pt, 1, writable, user, va, write, userAccess, mem, entry, out);
 }
@@ -108,7 +110,6 @@ function walkLevels(start: number, top: number, writableAbove: boolean, userAbov
   let table = start;
   let writable = writableAbove;
   let user = userAbove;
-  out.pt = -1;
   for (let level = top; level >= 1; level--) {
     const entryAddress = table + modPow2(Math.floor(page / SPAN[level]), PTES_PER_TABLE) * PTE_SIZE;
     if (!mem.readEntry(entryAddress, entry)) return fault(out, 'table-unreachable', level, entryAddress);
