@@ -2,7 +2,7 @@
 // prototypes Express gives them. Express 5 moves every `req` and `res` onto its app's prototypes
 // (`Object.setPrototypeOf` in `app.handle`). In V8 that is a map transition per object per request, and the
 // property loads on them at every middleware, guard, pipe and handler site then miss their inline caches (the
-// host spent about a tenth of its CPU in `LookupIterator::LookupInRegularHolder` under the bench's stack rows).
+// host spent 5–10% of its CPU in `LookupIterator::LookupInRegularHolder` under the bench's stack rows).
 // node:http lets a server name the classes it builds requests and responses from; built from functions whose
 // prototypes are the app's own, they already have the prototype Express sets, and setting an object's prototype
 // to the one it has changes nothing. Express's behaviour is unchanged: the same objects, the same chain.
