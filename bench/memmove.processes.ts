@@ -1,8 +1,9 @@
 // The memmove rows as the median of several fresh processes. One process's row is one draw of V8's compile
 // order: which of the data plane's functions its concurrent compiler optimises first decides what is inlined
 // where, and the same code then runs 0.6 or 1.1 µs per descriptor in that process from its first block to its
-// last (docs/performance.md). Each process times its own blocks (memmove.bench.ts); the row is the median
-// process, and its note lists every process's value so the spread stays visible.
+// last (docs/performance.md). Each process times its own blocks and its own copy4k in turns with them
+// (memmove.bench.ts); the row is the process of median ratio, and its note lists every process's value and floor
+// so the spread stays visible.
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import type { BenchRow, Floors } from './table';
@@ -19,10 +20,11 @@ export async function memmoveRowsAcrossProcesses(floors: Floors, descriptors: nu
       if (run[r]?.id !== first.id) throw new Error(`memmove processes disagree on row ${r}: ${first.id} vs ${run[r]?.id}`);
       return run[r];
     });
-    const sorted = [...same].sort((a, b) => a.value - b.value);
+    // Each process divides its rows by the copy4k it timed in turns with them: the row is the median ratio.
+    const sorted = [...same].sort((a, b) => a.value / a.floorValue - b.value / b.floorValue);
     const median = sorted[Math.floor(processes / 2)];
-    const values = same.map((row) => row.value.toFixed(2)).join(', ');
-    return { ...median, note: `median of ${processes} fresh processes (${values} µs, in run order); that process: ${median.note ?? ''}` };
+    const values = same.map((row) => `${row.value.toFixed(2)}/${row.floorValue.toFixed(3)}`).join(', ');
+    return { ...median, note: `median ratio of ${processes} fresh processes (µs/copy4k µs: ${values}, in run order); that process: ${median.note ?? ''}` };
   });
 }
 
