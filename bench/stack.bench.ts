@@ -110,9 +110,6 @@ function cpuMs(stack: Stack): StackCpu {
 const CLOCK_TICKS = 100;
 
 interface Run {
-  /** every cycle's latency (µs), sorted */
-  latencies: number[];
-  seconds: number;
   p50: number;
   p99: number;
   perSecond: number;
@@ -142,31 +139,17 @@ async function run(stack: Stack, workers: Array<[Guest, number]>, perWorker: num
   const cpu1 = cpuMs(stack);
   const n = latencies.length;
   const split: StackCpu = { host: (cpu1.host - cpu0.host) / n, vmm: (cpu1.vmm - cpu0.vmm) / n, guests: (cpu1.guests - cpu0.guests) / n, driver: (cpu1.driver - cpu0.driver) / n };
-  return summary(latencies, seconds, split);
-}
-
-function summary(latencies: number[], seconds: number, split: StackCpu): Run {
-  const n = latencies.length;
   const cpuPerCycleMs = split.host + split.vmm + split.guests + split.driver;
   latencies.sort((a, b) => a - b);
   return {
-    latencies,
-    seconds,
-    p50: latencies[Math.floor(n * 0.5)],
-    p99: latencies[Math.min(n - 1, Math.floor(n * 0.99))],
-    perSecond: n / seconds,
-    cycles: n,
+    p50: latencies[Math.floor(latencies.length * 0.5)],
+    p99: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))],
+    perSecond: latencies.length / seconds,
+    cycles: latencies.length,
     cpuPerCycleMs,
     cores: (cpuPerCycleMs * n) / 1000 / seconds,
     split,
   };
-}
-
-/** Two runs of the same workers as one: every cycle of both, their time added, their CPU per cycle weighted. */
-function both(a: Run, b: Run): Run {
-  const w = (f: (r: StackCpu) => number): number => (f(a.split) * a.cycles + f(b.split) * b.cycles) / (a.cycles + b.cycles);
-  const split: StackCpu = { host: w((c) => c.host), vmm: w((c) => c.vmm), guests: w((c) => c.guests), driver: w((c) => c.driver) };
-  return summary([...a.latencies, ...b.latencies], a.seconds + b.seconds, split);
 }
 
 /**
@@ -192,45 +175,37 @@ export async function guestBindRows(stack: Stack, floors: Floors, cycles = 256):
   const onFourVms = guests.flatMap((g) => g.pids.slice(0, 4).map((pid): [Guest, number] => [g, pid]));
   await run(stack, onFourVms, WARM_CYCLES / 4);
   await run(stack, [[g0, g0.pids[0]]], ALONE_WARM_CYCLES);
-  // The 1-process row runs in two halves, before and after the 16-process rows, and they are divided by both
-  // halves: a drift of this machine's speed over the half minute they take moves both sides of the ratio alike
-  // (its speed moves by up to 2× within minutes: the same REST no-op took 1,367 and then 701 µs, in two runs one
-  // after the other).
-  const alone: Array<[Guest, number]> = [[g0, g0.pids[0]]];
-  const oneA = await run(stack, alone, cycles / 2);
-  // The 16-process rows run twice the cycles of the 1-process row, so each worker makes more than a handful.
-  const sixteen = await run(stack, onFourVms, Math.max(1, (2 * cycles) / 16));
-  const sixteenOneVm = await run(stack, g0.pids.map((pid) => [g0, pid]), Math.max(1, (2 * cycles) / 16));
-  const oneB = await run(stack, alone, cycles / 2);
+  const one = await run(stack, [[g0, g0.pids[0]]], cycles);
   const four = await run(stack, g0.pids.slice(0, 4).map((pid) => [g0, pid]), cycles / 4);
-  const one = both(oneA, oneB);
+  // The 16-process rows run twice the cycles of the 1-process row, so each worker makes more than a handful.
+  const sixteenOneVm = await run(stack, g0.pids.map((pid) => [g0, pid]), Math.max(1, (2 * cycles) / 16));
+  const sixteen = await run(stack, onFourVms, Math.max(1, (2 * cycles) / 16));
   const after = await pasidsAllocated(stack);
   if (after !== before) throw new Error(`guest bind+unbind left ${after - before} PASIDs allocated`);
   for (const g of guests) await g.console.close();
   const hopInsert = floors.hop + floors.insert;
-  const halves = `1-process halves ${oneA.perSecond.toFixed(1)} and ${oneB.perSecond.toFixed(1)} cycles/s`;
   const note = (r: Run): string =>
     `p99 ${r.p99.toFixed(0)} µs, ${r.perSecond.toFixed(1)} cycles/s (${r.cycles} cycles), CPU ${r.cpuPerCycleMs.toFixed(1)} ms/cycle (host ${r.split.host.toFixed(1)}, VMM ${r.split.vmm.toFixed(1)}, guests ${r.split.guests.toFixed(1)}, driver ${r.split.driver.toFixed(1)}) on ${r.cores.toFixed(2)} cores; one cycle = ${hops} hops + ${commits} commits = ${(hops * floors.hop + commits * floors.insert).toFixed(0)} µs of floor`;
   return [
-    { id: 'stack.bind-unbind.1', name: 'guest bind+unbind, 1 process', value: one.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: `${note(one)}; ${halves}` },
+    { id: 'stack.bind-unbind.1', name: 'guest bind+unbind, 1 process', value: one.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(one) },
     { id: 'stack.bind-unbind.4', name: 'guest bind+unbind, 4 processes, 1 VM', value: four.p50, unit: 'µs p50', floor: 'hop + insert', floorValue: hopInsert, note: note(four) },
     {
       id: 'stack.bind-unbind.16x1vm',
       name: 'guest bind+unbind, 16 processes, 1 VM (cycles/s)',
       value: sixteenOneVm.perSecond,
       unit: 'cycles/s',
-      floor: 'stack.bind-unbind.1 cycles/s (both halves)',
+      floor: 'stack.bind-unbind.1 cycles/s',
       floorValue: one.perSecond,
-      note: `p50 ${sixteenOneVm.p50.toFixed(0)} µs, ${note(sixteenOneVm)}; ${halves}`,
+      note: `p50 ${sixteenOneVm.p50.toFixed(0)} µs, ${note(sixteenOneVm)}`,
     },
     {
       id: 'stack.bind-unbind.16',
       name: 'guest bind+unbind, 16 processes on 4 VMs (cycles/s)',
       value: sixteen.perSecond,
       unit: 'cycles/s',
-      floor: 'stack.bind-unbind.1 cycles/s (both halves)',
+      floor: 'stack.bind-unbind.1 cycles/s',
       floorValue: one.perSecond,
-      note: `p50 ${sixteen.p50.toFixed(0)} µs, ${note(sixteen)}; ${halves}`,
+      note: `p50 ${sixteen.p50.toFixed(0)} µs, ${note(sixteen)}`,
     },
   ];
 }
