@@ -45,6 +45,44 @@ describe('WalCheckpointer: WAL checkpoints in a worker thread', () => {
     db.close();
   });
 
+  it('starts the WAL over while the writer never stops: past the restart threshold the writer checkpoints the rest', async () => {
+    const db = writer(dir);
+    const wal = join(dir, 'app.db-wal');
+    const c = WalCheckpointer.start(join(dir, 'app.db'), db, 20, 64);
+    expect(db.pragma('journal_size_limit', { simple: true })).toBe(64 * PAGE);
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    // 48 MiB of rows, committed on every turn of the event loop: the worker's checkpoint alone never copies every
+    // frame (this loop appends while it copies), so without the writer's own the WAL grew past 200 MiB here.
+    const rows = (48 * 1024 * 1024) / PAGE;
+    for (let i = 0; i < rows; i++) {
+      insert.run(Buffer.alloc(PAGE, i));
+      if (i % 8 === 7) await new Promise((r) => setImmediate(r));
+    }
+    expect(c.stats.lastError).toBeNull();
+    expect(c.stats.restarts).toBeGreaterThan(0);
+    expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 256 + rows });
+    // With it, the WAL was cut back at each restart: 3–4 MiB were left (every row is in the database file).
+    expect(statSync(wal).size).toBeLessThan(16 * 1024 * 1024);
+    await c.stop();
+    db.close();
+  });
+
+  it('leaves the restart to a later report while the writer has a transaction open', async () => {
+    // 256 pages in the WAL, past a threshold of 64: every report asks for the writer's checkpoint.
+    const db = writer(dir);
+    db.exec('BEGIN IMMEDIATE');
+    db.prepare('INSERT INTO t (v) VALUES (?)').run(Buffer.alloc(8, 2));
+    const c = WalCheckpointer.start(join(dir, 'app.db'), db, 20, 64);
+    await until(() => c.stats.checkpoints >= 3, 'three checkpoints');
+    expect(c.stats).toMatchObject({ restarts: 0, lastError: null });
+    db.exec('COMMIT');
+    await until(() => c.stats.restarts >= 1, 'the restart after the commit');
+    expect(c.stats.lastError).toBeNull();
+    expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 257 });
+    await c.stop();
+    db.close();
+  });
+
   it('a worker that cannot open the file reports why and gives the writer its automatic checkpoint back', async () => {
     const db = writer(dir);
     const c = WalCheckpointer.start(join(dir, 'no-such-dir', 'app.db'), db, 20);

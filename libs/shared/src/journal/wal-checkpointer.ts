@@ -8,6 +8,13 @@
 // checkpoint on a timer: it copies what no reader still needs and never blocks the writer. Durability is SQLite's
 // with synchronous = NORMAL either way (a checkpoint syncs the WAL before it copies); only the thread that waits
 // for the disk changes. The writer's own automatic checkpoint is turned off only once the worker runs.
+//
+// A checkpoint only copies; the WAL starts over from its first frame when the writer begins a transaction after a
+// checkpoint has copied *every* frame. The worker's checkpoint never gets there while the app writes without pause,
+// since the writer appends while the worker copies: under the bench the host's WAL grew to 2.7 GB. So once the WAL
+// holds WAL_RESTART_FRAMES, the writer checkpoints itself, right after the worker's report: only the frames written
+// since the worker began are left to copy, nothing can append meanwhile, and its next commit starts the WAL over
+// (journal_size_limit then cuts the file back).
 import { Worker } from 'node:worker_threads';
 
 /** How often the worker checkpoints: at the bench's write rate, about as many frames as the writer's own threshold. */
@@ -18,6 +25,11 @@ export const CHECKPOINT_INTERVAL_MS = 1000;
  * frames (about 16 MiB of WAL), not the default 1,000, took a journal commit from about 112 to 94 µs here.
  */
 export const WAL_AUTOCHECKPOINT_FRAMES = 4000;
+/**
+ * WAL frames (64 MiB at 4 KiB pages) after which the writer checkpoints what the worker left, so that the WAL
+ * starts over: at the bench's write rate about once every 2–3 s, each time two disk flushes on the event loop.
+ */
+export const WAL_RESTART_FRAMES = 16_384;
 
 /** The worker, as source (no file to resolve from dist, ts-jest or the replay tools' build). */
 const WORKER = `
@@ -26,15 +38,23 @@ const Database = require(workerData.module);
 const db = new Database(workerData.path, { timeout: 5000 });
 db.pragma('synchronous = NORMAL');
 let done = 0;
+// Past restartFrames the writer checkpoints next: this one waits for its 'resume', so the writer finds it idle.
+let waiting = false;
 const timer = setInterval(() => {
+  if (waiting) return;
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ checkpoints: ++done });
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    waiting = r.log >= workerData.restartFrames;
+    parentPort.postMessage({ checkpoints: ++done, frames: r.log });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }
 }, workerData.intervalMs);
-parentPort.on('message', () => {
+parentPort.on('message', (m) => {
+  if (m === 'resume') {
+    waiting = false;
+    return;
+  }
   clearInterval(timer);
   db.close();
   parentPort.close();
@@ -43,21 +63,29 @@ parentPort.on('message', () => {
 
 /** The writer's connection, as far as this needs it (better-sqlite3's Database). */
 export interface WalWriter {
-  pragma(source: string): unknown;
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+  /** An open transaction (TypeORM's asynchronous ones span turns of the event loop): no checkpoint inside it. */
+  readonly inTransaction: boolean;
 }
 
 export class WalCheckpointer {
   private checkpoints = 0;
+  private restarts = 0;
   private lastError: string | null = null;
   private readonly exited: Promise<void>;
 
   private constructor(
     private readonly worker: Worker,
-    writer: WalWriter,
+    private readonly writer: WalWriter,
+    private readonly restartFrames: number,
   ) {
-    worker.on('message', (m: { checkpoints?: number; error?: string }) => {
+    worker.on('message', (m: { checkpoints?: number; frames?: number; error?: string }) => {
       if (m.checkpoints !== undefined) this.checkpoints = m.checkpoints;
       if (m.error !== undefined) this.lastError = m.error;
+      if (m.frames !== undefined && m.frames >= this.restartFrames) {
+        this.restart();
+        worker.postMessage('resume');
+      }
     });
     worker.on('error', (err) => (this.lastError = err.message));
     this.exited = new Promise((resolve) =>
@@ -71,17 +99,35 @@ export class WalCheckpointer {
     worker.unref();
   }
 
-  /** Starts checkpointing the WAL of the database file `path`, and turns off `writer`'s automatic checkpoint. */
-  static start(path: string, writer: WalWriter, intervalMs = CHECKPOINT_INTERVAL_MS): WalCheckpointer {
+  /**
+   * Starts checkpointing the WAL of the database file `path`, and turns off `writer`'s automatic checkpoint; past
+   * `restartFrames` the writer checkpoints the rest itself, and its WAL file is cut back to that many pages.
+   */
+  static start(path: string, writer: WalWriter, intervalMs = CHECKPOINT_INTERVAL_MS, restartFrames = WAL_RESTART_FRAMES): WalCheckpointer {
     if (path === ':memory:' || path === '') throw new Error('an in-memory database has no WAL to checkpoint');
-    const worker = new Worker(WORKER, { eval: true, workerData: { path, intervalMs, module: require.resolve('better-sqlite3') } });
+    const worker = new Worker(WORKER, { eval: true, workerData: { path, intervalMs, restartFrames, module: require.resolve('better-sqlite3') } });
     writer.pragma('wal_autocheckpoint = 0');
-    return new WalCheckpointer(worker, writer);
+    writer.pragma(`journal_size_limit = ${restartFrames * Number(writer.pragma('page_size', { simple: true }))}`);
+    return new WalCheckpointer(worker, writer, restartFrames);
   }
 
-  /** Checkpoints run so far, and the last one's error (null: none failed). */
-  get stats(): { checkpoints: number; lastError: string | null } {
-    return { checkpoints: this.checkpoints, lastError: this.lastError };
+  /** Checkpoints run so far by the worker, and by the writer to start the WAL over; the last error (null: none). */
+  get stats(): { checkpoints: number; restarts: number; lastError: string | null } {
+    return { checkpoints: this.checkpoints, restarts: this.restarts, lastError: this.lastError };
+  }
+
+  /**
+   * The writer's own checkpoint of what the worker left. One that finds the worker checkpointing (busy), or a
+   * transaction open, leaves it to the next report.
+   */
+  private restart(): void {
+    if (this.writer.inTransaction) return;
+    try {
+      const [r] = this.writer.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+      if (r.busy === 0 && r.checkpointed === r.log) this.restarts++;
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+    }
   }
 
   /** Stops the timer and closes the worker's connection; the writer's automatic checkpoint is back on. */
