@@ -47,6 +47,18 @@ function firstDifference(a: unknown, b: unknown, path = '$'): string | null {
   return `${path}: differs`;
 }
 
+/** The host's ENQCMD rows: an accepted one is a descriptor the device took, whatever its submitter answers after. */
+const ENQCMD_ROWS = new Set(['cpu.enqcmd', 'cpu.enqcmds', 'kvm.vcpu_enqcmd', 'kvm.vcpu_enqcmds']);
+
+/**
+ * True when the step ran work on a device: the host journaled an accepted ENQCMD. A guest submit whose record the
+ * device could not write answers 400 EFAULT after that (accel-driver.ts). Its task's IA32_PASID was loaded for the
+ * instruction and the device ran the descriptor: what changed is the instruction's doing, not a refusal's.
+ */
+function ranOnDevice(rows: Map<string, JournalEvent[]>): boolean {
+  return (rows.get('host-kernel') ?? []).some((r) => ENQCMD_ROWS.has(r.operation) && r.errno === null && (r.result as { result?: unknown } | null)?.result === 'accepted');
+}
+
 /** True when every row journaled in the step belongs to a trace one of the step's own inputs started. */
 function onlyOwnRows(rows: Map<string, JournalEvent[]>): boolean {
   const all = [...rows.values()].flat();
@@ -71,7 +83,7 @@ export const CALL_CHECKS: Check[] = [
     run: ({ step, before, now, rows }) => {
       if (!step || !before || step.event || step.calls.length === 0) return [];
       if (!step.calls.every((c) => answered(c) && (c.response?.status ?? 0) >= 400)) return [];
-      if (!onlyOwnRows(rows)) return [];
+      if (!onlyOwnRows(rows) || ranOnDevice(rows)) return [];
       const d = firstDifference(comparable(before), comparable(now));
       return d ? [`${step.label} was refused (${step.calls.map((c) => `${c.response?.status} ${(c.response?.body as { errno?: string } | null)?.errno ?? ''}`).join(', ')}) yet changed ${d}`] : [];
     },

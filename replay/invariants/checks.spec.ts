@@ -39,4 +39,21 @@ describe('invariant checks at their edges', () => {
     expect(refused.run(input({ step, before, now: snap([], [{ pid: 101, state: 'running' }, { pid: 102, state: 'exited' }]) }))).toEqual([]);
     expect(refused.run(input({ step, before, now: snap([], [{ pid: 101, state: 'running' }, { pid: 102, state: 'running' }]) }))).toHaveLength(1);
   });
+
+  it('refused-call-changes-nothing: a guest submit answered EFAULT after the device accepted its ENQCMD ran; one refused before did not', () => {
+    const refused = checkNamed('refused-call-changes-nothing');
+    // The fuzzer's seed 5: the record's write faulted (not bound on that device), and IA32_PASID had been loaded for the ENQCMD.
+    const step = { label: 'submit', calls: [{ ...call(400, 'EFAULT'), app: 'guest', path: '/v1/processes/1/submit' }], event: false };
+    const before = snap([], [{ pid: 100, state: 'running' }]);
+    const now = snap([{ id: 9, state: 'allocated' }], [{ pid: 100, state: 'running' }]);
+    // The step's own rows: the guest's submit (its input, answered EFAULT) and the host rows of its trace.
+    const submit = { ...row(7, 'accel.submit', { errno: 'EFAULT', input: true }), app: 'guest' };
+    const steps = (host: JournalEvent[]): Map<string, JournalEvent[]> => new Map([['guest', [submit]], ['host-kernel', host]]);
+    const enqcmd = (o: Partial<JournalEvent>): Map<string, JournalEvent[]> => steps([row(1, 'kvm.vcpu_wrmsr', {}), row(2, 'kvm.vcpu_enqcmd', o)]);
+    expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'accepted' } }) }))).toEqual([]);
+    // A queue that stayed full, an ENQCMD refused with an errno, or none at all: the step was refused, and the change is a violation.
+    expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'retry' } }) }))).toHaveLength(1);
+    expect(refused.run(input({ step, before, now, rows: enqcmd({ errno: 'EBADF' }) }))).toHaveLength(1);
+    expect(refused.run(input({ step, before, now, rows: steps([row(1, 'kvm.vcpu_wrmsr', {})]) }))).toHaveLength(1);
+  });
 });
