@@ -45,7 +45,7 @@ const timer = setInterval(() => {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
     waiting = r.log >= workerData.restartFrames;
-    parentPort.postMessage({ checkpoints: ++done, frames: r.log });
+    parentPort.postMessage({ checkpoints: ++done, restart: waiting });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }
@@ -77,12 +77,12 @@ export class WalCheckpointer {
   private constructor(
     private readonly worker: Worker,
     private readonly writer: WalWriter,
-    private readonly restartFrames: number,
   ) {
-    worker.on('message', (m: { checkpoints?: number; frames?: number; error?: string }) => {
+    // The worker decides when the WAL needs a restart (it waits for the 'resume'); the writer only carries it out.
+    worker.on('message', (m: { checkpoints?: number; restart?: boolean; error?: string }) => {
       if (m.checkpoints !== undefined) this.checkpoints = m.checkpoints;
       if (m.error !== undefined) this.lastError = m.error;
-      if (m.frames !== undefined && m.frames >= this.restartFrames) {
+      if (m.restart) {
         this.restart();
         worker.postMessage('resume');
       }
@@ -108,7 +108,7 @@ export class WalCheckpointer {
     const worker = new Worker(WORKER, { eval: true, workerData: { path, intervalMs, restartFrames, module: require.resolve('better-sqlite3') } });
     writer.pragma('wal_autocheckpoint = 0');
     writer.pragma(`journal_size_limit = ${restartFrames * Number(writer.pragma('page_size', { simple: true }))}`);
-    return new WalCheckpointer(worker, writer, restartFrames);
+    return new WalCheckpointer(worker, writer);
   }
 
   /** Checkpoints run so far by the worker, and by the writer to start the WAL over; the last error (null: none). */
