@@ -1,5 +1,5 @@
 import { errnoOf, PAGE } from '../kernel.testing';
-import { firstDifference, PhysicalMemory } from './physical-memory';
+import { FrameBytes, firstDifference, PhysicalMemory, SECTION_FRAMES } from './physical-memory';
 
 const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13 + seed) & 0xff));
 
@@ -79,5 +79,44 @@ describe('PhysicalMemory frame-to-frame operations (the device data plane)', () 
     expect([...out]).toEqual([mem.readU32(a + 4), mem.readU32(a + 8)]);
     expect(errnoOf(() => mem.readPte(0, out))).toBe('EFAULT');
     expect(errnoOf(() => mem.readPte(mem.totalFrames * PAGE + PAGE - 4, out))).toBe('EFAULT');
+  });
+});
+
+describe('FrameBytes (each frame a page of a 32 MiB section)', () => {
+  it('lays the frames of a section 4 KiB apart in one buffer, as real frames lie, and a new section in another', () => {
+    const frames = new FrameBytes(SECTION_FRAMES + 2);
+    const [a, b, c] = [frames.fresh(3), frames.fresh(1), frames.fresh(SECTION_FRAMES + 1)];
+    expect([a.length, b.length, c.length]).toEqual([PAGE, PAGE, PAGE]);
+    expect(a.buffer).toBe(b.buffer);
+    expect(a.byteOffset - b.byteOffset).toBe(2 * PAGE);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(c.byteOffset).toBe(PAGE);
+    expect(frames.get(3)).toBe(a);
+    // A memory file's page stands in for the frame's own bytes until the frame goes.
+    const filePage = Buffer.alloc(PAGE, 7);
+    frames.set(2, filePage);
+    expect(frames.get(2)).toBe(filePage);
+    frames.delete(2);
+    expect(frames.get(2)).toBeUndefined();
+    expect(filePage[0]).toBe(7); // the file keeps its bytes
+  });
+
+  it('zeroes a page that an earlier frame of the same number wrote', () => {
+    const frames = new FrameBytes(8);
+    frames.fresh(5).fill(0xaa);
+    frames.delete(5);
+    expect(frames.fresh(5)).toEqual(Buffer.alloc(PAGE));
+  });
+
+  it('in PhysicalMemory: a frame freed and allocated again reads as zero beyond what its new owner wrote', () => {
+    const mem = new PhysicalMemory(1);
+    const pfn = mem.allocFrameNow();
+    mem.write(pfn * PAGE, Buffer.alloc(PAGE, 0x5c));
+    mem.freeFrame(pfn);
+    expect(mem.allocFrameNow()).toBe(pfn);
+    mem.writeU32(pfn * PAGE + 8, 1);
+    const expected = Buffer.alloc(PAGE);
+    expected[8] = 1;
+    expect(mem.read(pfn * PAGE, PAGE)).toEqual(expected);
   });
 });
