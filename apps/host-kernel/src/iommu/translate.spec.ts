@@ -119,14 +119,25 @@ describe('translate', () => {
     expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'fl-reserved' });
   });
 
-  it('nested: a guest table page missing in the parent is a second-stage fault, not a first-stage miss', () => {
-    const g = guest();
-    mapPage(g.gmem, g.cr3, GVA, 0x20000, { writable: true, user: true }, g.alloc);
-    const leaf = findLeaf(g.gmem, g.cr3, GVA);
-    g.gpaMap.delete(leaf.entryAddress - (leaf.entryAddress % 4096)); // the PT page
-    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'sl-table-not-present' });
-    g.gpaMap.delete(g.cr3); // the PML4 page
-    expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'sl-table-not-present' });
+  it('nested: a guest table page missing in the parent is a second-stage fault, not a first-stage miss, at every level', () => {
+    // Each level in a guest of its own, the other three tables present: the walk reaches that level's read and
+    // faults there (a walk stopped earlier would not have set the A bits of the levels above it).
+    for (const level of [0, 1, 2, 3]) {
+      const g = guest();
+      mapPage(g.gmem, g.cr3, GVA, 0x20000, { writable: true, user: true }, g.alloc);
+      const tables = [g.cr3];
+      pageTableIndexes(GVA)
+        .slice(0, 3)
+        .forEach((index, i) => tables.push(decodePte(g.gmem.readU64(tables[i] + index * 8) as bigint).address));
+      expect(new Set(tables).size).toBe(4); // PML4, PDPT, PD, PT: four pages
+      g.gpaMap.delete(tables[level]);
+      expect(translate(g.nested, GVA, { write: false }, g.phys, g.tlb)).toEqual({ ok: false, reason: 'sl-table-not-present' });
+      const accessed = pageTableIndexes(GVA)
+        .slice(0, level)
+        .map((index, i) => decodePte(g.gmem.readU64(tables[i] + index * 8) as bigint).accessed);
+      expect(accessed).toEqual(Array.from({ length: level }, () => true));
+      expect(findLeaf(g.gmem, g.cr3, GVA).pte).toMatchObject({ accessed: false }); // no leaf was used
+    }
   });
 
   it('nested: the final GPA goes through the parent with its permissions', () => {
