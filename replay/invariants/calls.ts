@@ -3,6 +3,8 @@
 // "Changes nothing" compares the state every app reports before and after a step whose every call was refused,
 // when nothing but those calls journaled meanwhile (a timer that fired in between is not the refusal's doing).
 import { isDeepStrictEqual } from 'node:util';
+import type { GuestAppStatus } from '../../apps/guest/src/guest.app';
+import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { ERRNO, isErrno } from '@app/shared/errno';
 import { check, type Check, type Snapshot, type StepCall } from './types';
@@ -30,9 +32,33 @@ export function serverError(c: StepCall): boolean {
  * exited host process holds nothing (no fd, no frame): its row is history, like a consumed pid. A VMM call the VMM
  * refuses half-way (create-vm whose device another VM holds) may leave one, as a failed QEMU launch leaves a pid used.
  */
-function comparable(s: Snapshot): unknown {
+function comparable(s: Snapshot, ranOnDevice: boolean): unknown {
   const processes = s.host.processes.filter((p) => p.state !== 'exited');
-  return { host: { ...s.host, processes }, vmm: s.vmm, guests: [...s.guests].map(([id, g]) => [id, { ...g, bootedAtMs: null }]) };
+  const host = { ...s.host, processes };
+  const guests = [...s.guests].map(([id, g]) => [id, ranOnDevice ? guestWithoutDeviceWork(g) : { ...g, bootedAtMs: null }]);
+  return { host: ranOnDevice ? withoutDeviceWork(host) : host, vmm: s.vmm, guests };
+}
+
+/**
+ * The host without what work a device ran may change: the IA32_PASID the instruction was issued with, the
+ * device's queue, the faults and page requests its DMA raised, and the pages those brought in. Ids, references,
+ * IOMMU mappings, attachments, pins and fds stay compared: an ENQCMD changes none of them.
+ */
+function withoutDeviceWork(host: KernelState): KernelState {
+  return {
+    ...host,
+    processes: host.processes.map((p) => ({ ...p, ia32Pasid: 0, residentPages: 0 })),
+    allocatedFrames: 0,
+    devices: host.devices.map((d) => ({ ...d, queued: 0, engineRunning: false })),
+    vms: host.vms.map((v) => ({ ...v, ia32Pasids: [] })),
+    faultQueues: [],
+    pageRequests: [],
+  };
+}
+
+/** A guest without the pages its OS brought in for the device's page requests (free frames, mappings). */
+function guestWithoutDeviceWork(g: GuestAppStatus): GuestAppStatus {
+  return { ...g, bootedAtMs: null, frames: { ...g.frames, free: 0 }, processes: g.processes.map((p) => ({ ...p, mappings: 0 })) };
 }
 
 /** The first difference between two values, as a JSON path. */
@@ -53,7 +79,8 @@ const ENQCMD_ROWS = new Set(['cpu.enqcmd', 'cpu.enqcmds', 'kvm.vcpu_enqcmd', 'kv
 /**
  * True when the step ran work on a device: the host journaled an accepted ENQCMD. A guest submit whose record the
  * device could not write answers 400 EFAULT after that (accel-driver.ts). Its task's IA32_PASID was loaded for the
- * instruction and the device ran the descriptor: what changed is the instruction's doing, not a refusal's.
+ * instruction and the device ran the descriptor: what that changed is the instruction's doing, not a refusal's,
+ * and only that is left out of the comparison (withoutDeviceWork).
  */
 function ranOnDevice(rows: Map<string, JournalEvent[]>): boolean {
   return (rows.get('host-kernel') ?? []).some((r) => ENQCMD_ROWS.has(r.operation) && r.errno === null && (r.result as { result?: unknown } | null)?.result === 'accepted');
@@ -83,8 +110,9 @@ export const CALL_CHECKS: Check[] = [
     run: ({ step, before, now, rows }) => {
       if (!step || !before || step.event || step.calls.length === 0) return [];
       if (!step.calls.every((c) => answered(c) && (c.response?.status ?? 0) >= 400)) return [];
-      if (!onlyOwnRows(rows) || ranOnDevice(rows)) return [];
-      const d = firstDifference(comparable(before), comparable(now));
+      if (!onlyOwnRows(rows)) return [];
+      const device = ranOnDevice(rows);
+      const d = firstDifference(comparable(before, device), comparable(now, device));
       return d ? [`${step.label} was refused (${step.calls.map((c) => `${c.response?.status} ${(c.response?.body as { errno?: string } | null)?.errno ?? ''}`).join(', ')}) yet changed ${d}`] : [];
     },
   }),

@@ -1,6 +1,7 @@
 // The checks' own edges, each met by a campaign before it was settled: the contract's 507/501 are not server
 // errors; a PASID freed earlier in a step may be handed out again in it; a refused VM creation may leave an
 // exited host process (history, holding nothing) but nothing else.
+import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import { ERRNO } from '@app/shared/errno';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { newFold } from './journals';
@@ -12,6 +13,13 @@ const input = (o: Partial<CheckInput>): CheckInput => ({ now: null as unknown as
 const row = (seq: number, operation: string, o: Partial<JournalEvent>): JournalEvent => ({ app: 'host-kernel', seq, operation, actor: 'pid:101', object: null, args: {}, result: null, errno: null, traceId: 't', spanId: 's', parentSpanId: null, caller: null, logical: seq, wallMs: seq, durationMs: 0, ...o });
 /** A snapshot with only what these checks read: the host's ioasids and processes. */
 const snap = (ioasids: Array<{ id: number; state: string }>, processes: Array<{ pid: number; state: string }> = []): Snapshot => ({ host: { ioasids, processes }, vmm: null, guests: new Map() }) as unknown as Snapshot;
+/** snap's, with one VM and the parts of the host a device's work touches. */
+const vmSnap = (ioasids: Array<{ id: number; state: string }>, vm: KernelState['vms'][number], guest = { free: 100, vpasid: 1 }): Snapshot =>
+  ({
+    host: { ioasids, processes: [{ pid: 100, state: 'running', ia32Pasid: 0, residentPages: 4 }], vms: [vm], devices: [], faultQueues: [], pageRequests: [], allocatedFrames: 4 },
+    vmm: null,
+    guests: new Map([[1, { frames: { total: 512, free: guest.free }, processes: [{ pid: 1, name: 'app', cr3: 0x1000, mappings: 3, vpasid: guest.vpasid, vrids: [1] }] }]]),
+  }) as unknown as Snapshot;
 
 describe('invariant checks at their edges', () => {
   it('no-5xx: an errno the contract answers 507 or 501 is no server error; 500 EIO, or 507 with another errno, is', () => {
@@ -44,13 +52,21 @@ describe('invariant checks at their edges', () => {
     const refused = checkNamed('refused-call-changes-nothing');
     // The fuzzer's seed 5: the record's write faulted (not bound on that device), and IA32_PASID had been loaded for the ENQCMD.
     const step = { label: 'submit', calls: [{ ...call(400, 'EFAULT'), app: 'guest', path: '/v1/processes/1/submit' }], event: false };
-    const before = snap([], [{ pid: 100, state: 'running' }]);
-    const now = snap([{ id: 9, state: 'allocated' }], [{ pid: 100, state: 'running' }]);
+    const vm = (ia32Pasid: number) => ({ pid: 100, fd: 3, memslots: [], vcpus: 1, ia32Pasids: [ia32Pasid], translation: true, pasids: [] });
+    const before = vmSnap([], vm(0));
+    // IA32_PASID loaded, and the guest faulted a page in for the device's page request.
+    const now = vmSnap([], vm(0x8000_0001), { free: 99, vpasid: 1 });
     // The step's own rows: the guest's submit (its input, answered EFAULT) and the host rows of its trace.
     const submit = { ...row(7, 'accel.submit', { errno: 'EFAULT', input: true }), app: 'guest' };
     const steps = (host: JournalEvent[]): Map<string, JournalEvent[]> => new Map([['guest', [submit]], ['host-kernel', host]]);
     const enqcmd = (o: Partial<JournalEvent>): Map<string, JournalEvent[]> => steps([row(1, 'kvm.vcpu_wrmsr', {}), row(2, 'kvm.vcpu_enqcmd', o)]);
-    expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'accepted' } }) }))).toEqual([]);
+    const accepted = enqcmd({ result: { result: 'accepted' } });
+    expect(refused.run(input({ step, before, now, rows: accepted }))).toEqual([]);
+    // What a device's work cannot do is still a violation in that step: an ioasid that appeared, a vPASID that changed.
+    expect(refused.run(input({ step, before, now: vmSnap([{ id: 9, state: 'allocated' }], vm(0x8000_0001)), rows: accepted }))).toEqual([
+      expect.stringContaining('$.host.ioasids'),
+    ]);
+    expect(refused.run(input({ step, before, now: vmSnap([], vm(0x8000_0001), { free: 99, vpasid: 2 }), rows: accepted }))).toEqual([expect.stringContaining('vpasid')]);
     // A queue that stayed full, an ENQCMD refused with an errno, or none at all: the step was refused, and the change is a violation.
     expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'retry' } }) }))).toHaveLength(1);
     expect(refused.run(input({ step, before, now, rows: enqcmd({ errno: 'EBADF' }) }))).toHaveLength(1);
