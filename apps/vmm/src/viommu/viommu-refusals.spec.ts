@@ -5,32 +5,10 @@ import { VTD_FAULT_REASONS } from '@app/shared/vtd/vtd.constants';
 import { VmBuilder, type Vm } from '../vm/vm-builder';
 import { PAGE_SIZE as PAGE_BYTES } from '@app/shared/x86/pte';
 import { VMM_FAULT_REASONS, viommuFaultReason, type ViommuFaultReason } from './viommu.constants';
+// The host operations a mirror issues, then the bed and its guest's tables.
 import {
-  ALLOC,
-  ALLOW,
-  BIND,
-  cacheWait,
-  CLEAR,
-  closeHosts,
-  CR3,
-  DESTROY,
-  DIR_A,
-  DIR_B,
-  DISALLOW,
-  FL,
-  MAP_PASID,
-  OTHER_BDFS,
-  RAM,
-  setup,
-  SPEC,
-  TABLE_A,
-  TABLE_B,
-  TEARDOWN,
-  UNMAP_PASID,
-  VRID_A,
-  VRID_B,
-  writeEntry,
-  writeU64,
+  ALLOC, ALLOW, BIND, DESTROY, DISALLOW, MAP_PASID, TEARDOWN, UNMAP_PASID,
+  cacheWait, CLEAR, closeHosts, CR3, DIR_A, DIR_B, FL, OTHER_BDFS, RAM, setup, SPEC, TABLE_A, TABLE_B, VRID_A, VRID_B, writeEntry, writeU64,
 } from '../../../../stack/fixtures/vm';
 
 afterEach(closeHosts);
