@@ -6,7 +6,7 @@ import { FAULT_INFO_WRITE } from '@app/shared/dsa/dsa.constants';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { DSA0, DSA1, tick, VmOnStack } from '../../../../stack/fixtures/vm-on-stack';
 import { PAGE_SIZE } from '../mm/mm.constants';
-import { enqcmds, filled, setup, until } from './accel-driver.testing';
+import { enqcmds, filled, setup, until } from '../../../../stack/fixtures/accel-driver-bed';
 import { COMPLETION_RECORD_SIZE } from './drivers.constants';
 
 afterEach(() => VmOnStack.closeAll());

@@ -3,7 +3,7 @@
 import { CompletionStatus, decodeCompletion } from '@app/shared/dsa/descriptor';
 import { IA32_PASID_VALID } from '@app/shared/x86/msr.constants';
 import { DSA0, VmOnStack } from '../../../../stack/fixtures/vm-on-stack';
-import { enqcmds, occupyQueue, setup } from './accel-driver.testing';
+import { enqcmds, occupyQueue, setup } from '../../../../stack/fixtures/accel-driver-bed';
 import { COMPLETION_RECORD_ALIGN, COMPLETION_RECORD_SIZE, COMPLETION_STATUS_NONE, ENQCMD_MAX_TRIES } from './drivers.constants';
 
 afterEach(() => VmOnStack.closeAll());
