@@ -35,7 +35,10 @@ export function serverError(c: StepCall): boolean {
 function comparable(s: Snapshot, ranOnDevice: boolean): unknown {
   const processes = s.host.processes.filter((p) => p.state !== 'exited');
   const host = { ...s.host, processes };
-  const guests = [...s.guests].map(([id, g]) => [id, ranOnDevice ? guestWithoutDeviceWork(g) : { ...g, bootedAtMs: null }]);
+  const guests = [...s.guests].map(([id, g]) => {
+    const guest = { ...g, bootedAtMs: null };
+    return [id, ranOnDevice ? guestWithoutDeviceWork(guest) : guest];
+  });
   return { host: ranOnDevice ? withoutDeviceWork(host) : host, vmm: s.vmm, guests };
 }
 
@@ -58,7 +61,7 @@ function withoutDeviceWork(host: KernelState): KernelState {
 
 /** A guest without the pages its OS brought in for the device's page requests (free frames, mappings). */
 function guestWithoutDeviceWork(g: GuestAppStatus): GuestAppStatus {
-  return { ...g, bootedAtMs: null, frames: { ...g.frames, free: 0 }, processes: g.processes.map((p) => ({ ...p, mappings: 0 })) };
+  return { ...g, frames: { ...g.frames, free: 0 }, processes: g.processes.map((p) => ({ ...p, mappings: 0 })) };
 }
 
 /** The first difference between two values, as a JSON path. */
