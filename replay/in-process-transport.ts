@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
+import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { InProcessStack } from '../stack/in-process-stack';
 import { advance, kill, quiesce, recordEvent, restartVmm } from '../stack/stack-events';
 import type { StackConfig } from './recording';
@@ -91,9 +92,7 @@ export class InProcessTransport implements Transport {
   async newRows(): Promise<Map<string, JournalEvent[]>> {
     const out = new Map<string, JournalEvent[]>();
     for (const [name, j] of this.stack.streams()) {
-      const after = this.cursors.get(name) ?? 0;
-      const rows: JournalEvent[] = [];
-      for (let page = await j.events({ afterSeq: after, limit: 10_000 }); page.length > 0; page = await j.events({ afterSeq: page.at(-1)?.seq, limit: 10_000 })) rows.push(...page);
+      const rows = await allJournalEvents(j, { afterSeq: this.cursors.get(name) ?? 0 });
       if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
       out.set(name, rows);
     }

@@ -9,6 +9,7 @@ import { adminTokenStream } from '@app/shared/config';
 import { SeededStream } from '@app/shared/replay/seeded';
 import { KernelError } from '@app/shared/errno';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
+import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { newTraceId, parseTraceparent, runInTrace, useSeededIds } from '@app/shared/trace';
 import type { Timers } from '@app/shared/timers';
 import type { DataSource } from 'typeorm';
@@ -244,10 +245,8 @@ export class InProcessStack {
 }
 
 /** Every row of a journal, paged. */
-export async function allRows(j: Journal): Promise<JournalEvent[]> {
-  const out: JournalEvent[] = [];
-  for (let page = await j.events({ limit: 10_000 }); page.length > 0; page = await j.events({ limit: 10_000, afterSeq: page.at(-1)?.seq })) out.push(...page);
-  return out;
+export function allRows(j: Journal): Promise<JournalEvent[]> {
+  return allJournalEvents(j, {});
 }
 
 export function createInProcessStack(opts: InProcessStackOptions = {}): Promise<InProcessStack> {

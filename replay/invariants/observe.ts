@@ -5,6 +5,7 @@
 // nothing). Each source also reads the rows every journal wrote since it last looked, with its own cursors.
 import type { PageRequestQueueView, PasidPool } from '@app/shared/contract/host-kernel';
 import type { JournalEvent } from '@app/shared/journal/journal';
+import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import type { GuestAppStatus } from '../../apps/guest/src/guest.app';
 import type { LimitsView } from '../../apps/host-kernel/src/hw/limits-view';
@@ -58,8 +59,7 @@ export class InProcessSource implements StateSource {
     const out = new Map<string, JournalEvent[]>();
     for (const [name, j] of this.stack.streams()) {
       if (name === 'operator') continue;
-      const rows: JournalEvent[] = [];
-      for (let page = await j.events({ afterSeq: this.cursors.get(name) ?? 0, limit: 10_000 }); page.length > 0; page = await j.events({ afterSeq: page.at(-1)?.seq, limit: 10_000 })) rows.push(...page);
+      const rows = await allJournalEvents(j, { afterSeq: this.cursors.get(name) ?? 0 });
       if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
       out.set(name, rows);
     }

@@ -3,6 +3,7 @@ import { DataSource, type DataSourceOptions, type EntitySchema, type MixedList, 
 import { CreateJournal1764000000000 } from './journal/journal.migration';
 import { JournalInstance1764000000010 } from './journal/journal-instance.migration';
 import { AddJournalInput1764000009000 } from './journal/journal-input.migration';
+import { JournalAppSeq1764000009100 } from './journal/journal-app-seq.migration';
 import { JournalEntity } from './journal/journal.entity';
 import { WAL_AUTOCHECKPOINT_FRAMES, WalCheckpointer, type WalWriter } from './journal/wal-checkpointer';
 
@@ -27,7 +28,7 @@ export const isPostgres = (q: QueryRunner): boolean => q.connection.options.type
 export function dataSourceOptions(opts: DatabaseOptions): DataSourceOptions {
   const entities = [JournalEntity, ...(opts.entities ?? [])];
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  const migrations = [CreateJournal1764000000000, JournalInstance1764000000010, AddJournalInput1764000009000, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<Function>;
+  const migrations = [CreateJournal1764000000000, JournalInstance1764000000010, AddJournalInput1764000009000, JournalAppSeq1764000009100, ...((opts.migrations as unknown[] | undefined) ?? [])] as MixedList<Function>;
   if (opts.url) {
     // int8 (wall_ms, logical, COUNT(*)) as a JS number, as SQLite answers: every value here is below 2^53.
     pgTypes.setTypeParser(pgTypes.builtins.INT8, Number);

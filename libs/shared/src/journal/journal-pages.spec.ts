@@ -1,7 +1,8 @@
 import { LamportClock } from '../clock';
 import { createDataSource, WriteLock } from '../db';
-import { Journal } from './journal';
+import { Journal, type JournalFilter } from './journal';
 import { allJournalEvents, journalPages } from './journal-pages';
+import { JOURNAL_READ_MAX } from './journal-query';
 
 describe('journalPages', () => {
   it('walks every matching row once, oldest first, in pages keyed on seq, from an optional afterSeq', async () => {
@@ -20,6 +21,20 @@ describe('journalPages', () => {
       const from = wanted[5].seq;
       expect((await allJournalEvents(journal, { operation: 'op', afterSeq: from }, 4)).map((r) => r.seq)).toEqual(wanted.slice(6).map((r) => r.seq));
       expect(await allJournalEvents(journal, { operation: 'none' }, 4)).toEqual([]);
+
+      // A short page is the last: 13 rows in pages of 4 are four reads, not a fifth that comes back empty.
+      // A full last page (13 in pages of 13) still asks once more, since more rows may follow it.
+      const reads: number[] = [];
+      const counted = { events: (f: JournalFilter) => (reads.push(f.limit ?? 0), journal.events(f)) };
+      expect(await allJournalEvents(counted, { operation: 'op' }, 4)).toHaveLength(13);
+      expect(reads).toEqual([4, 4, 4, 4]);
+      reads.length = 0;
+      expect(await allJournalEvents(counted, { operation: 'op' }, 13)).toHaveLength(13);
+      expect(reads).toEqual([13, 13]);
+      // A page longer than one read may answer is asked as the longest one (else its short answer would end the walk).
+      reads.length = 0;
+      expect(await allJournalEvents(counted, { operation: 'op' }, 50_000)).toHaveLength(13);
+      expect(reads).toEqual([JOURNAL_READ_MAX]);
     } finally {
       await ds.destroy();
     }

@@ -17,6 +17,7 @@ export type StateWrite =
 
 interface RawStatement {
   run(...params: unknown[]): { lastInsertRowid?: number | bigint } | unknown;
+  all(...params: unknown[]): unknown[];
 }
 
 interface RawDb {
@@ -106,6 +107,15 @@ export class JournalStore {
       });
       this.written(rows, Number((ids.at(-1) as { seq?: number } | undefined)?.seq ?? 0));
     });
+  }
+
+  /**
+   * A read on better-sqlite3, synchronously, with named parameters (`:name`), its statement prepared once;
+   * null on any other driver (the caller reads through TypeORM).
+   */
+  selectNow<T>(sql: string, params: Record<string, unknown>): T[] | null {
+    if (this.rawDb() === null) return null;
+    return this.statement(sql).all(params) as T[];
   }
 
   /** Hears every committed write, after its transaction committed (never for one that failed). */

@@ -3,8 +3,9 @@ import { LamportClock } from '../clock';
 import { WriteLock } from './write-lock';
 import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
-import { JournalEntity, type JournalRow } from './journal.entity';
+import type { JournalRow } from './journal.entity';
 import { JournalStore, type StateWrite } from './journal-store';
+import { readJournal } from './journal-query';
 import type { InputRequest } from '../replay/input';
 
 export type { StateWrite } from './journal-store';
@@ -244,21 +245,9 @@ export class Journal {
     return this.store.transaction(fn);
   }
 
+  /** This app's rows matching `filter`, oldest first, one page of at most 10,000 (journal-query.ts). */
   async events(filter: JournalFilter): Promise<JournalEvent[]> {
-    const qb = this.store.ds.getRepository(JournalEntity).createQueryBuilder('j');
-    // A database may hold other apps' and instances' rows (PostgreSQL, DESIGN §12): this app's own by default.
-    qb.where('j.app = :app', { app: this.app });
-    if (filter.instance === undefined) qb.andWhere('(j.instance = :instance OR j.instance IS NULL)', { instance: this.instance });
-    else if (filter.instance !== '*') qb.andWhere('j.instance = :instance', { instance: filter.instance });
-    if (filter.traceId) qb.andWhere('j.trace_id = :traceId', { traceId: filter.traceId });
-    if (filter.operation) qb.andWhere('j.operation = :operation', { operation: filter.operation });
-    if (filter.object) qb.andWhere('j.object = :object', { object: filter.object });
-    if (filter.actor) qb.andWhere('j.actor = :actor', { actor: filter.actor });
-    if (filter.since !== undefined) qb.andWhere('j.wall_ms >= :since', { since: filter.since });
-    if (filter.until !== undefined) qb.andWhere('j.wall_ms <= :until', { until: filter.until });
-    if (filter.afterSeq !== undefined) qb.andWhere('j.seq > :afterSeq', { afterSeq: filter.afterSeq });
-    qb.orderBy('j.seq', 'ASC').limit(Math.min(filter.limit ?? 1000, 10000));
-    const rows = await qb.getMany();
+    const rows = await readJournal(this.store, filter, this.app, this.instance);
     return rows.map(parseRow);
   }
 }
