@@ -3,6 +3,7 @@
 // exited host process (history, holding nothing) but nothing else.
 import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import { ERRNO } from '@app/shared/errno';
+import { IovaPageTable } from '../../apps/host-kernel/src/ioasid/io-pagetable';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { newFold } from './journals';
 import { checkNamed } from './registry';
@@ -71,5 +72,30 @@ describe('invariant checks at their edges', () => {
     expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'retry' } }) }))).toHaveLength(1);
     expect(refused.run(input({ step, before, now, rows: enqcmd({ errno: 'EBADF' }) }))).toHaveLength(1);
     expect(refused.run(input({ step, before, now, rows: steps([row(1, 'kvm.vcpu_wrmsr', {})]) }))).toHaveLength(1);
+  });
+
+  it("frames-owned-once and dma-stays-in-owner: a frame resident in two processes, and an iova table mapping a frame its owner does not have", () => {
+    // The parts of a live stack the two checks read: each process's resident frames, and the ioasids' iova tables.
+    const resident: Record<number, number[]> = { 101: [10, 11, 12], 102: [20, 21], 103: [30] };
+    const table = (frames: Array<{ iova: number; pfn: number }>): IovaPageTable => Object.assign(Object.create(IovaPageTable.prototype) as IovaPageTable, { destroyed: false, mappedFrames: () => frames });
+    const ioasids = [
+      { id: 1, owner: { pid: 101 }, pgtbl: table([{ iova: 0x1000, pfn: 11 }]) },
+      { id: 2, owner: { pid: 102 }, pgtbl: table([{ iova: 0x2000, pfn: 20 }]) },
+    ];
+    const stack = { host: { kernel: { procs: { get: (pid: number) => ({ mm: { frames: () => resident[pid].values() } }) }, ioasids: { all: () => ioasids } } } } as unknown as CheckInput['stack'];
+    const now = snap([], [101, 102, 103].map((pid) => ({ pid, state: 'running' })));
+    const ownedOnce = checkNamed('frames-owned-once');
+    const inOwner = checkNamed('dma-stays-in-owner');
+    expect(ownedOnce.run(input({ now, stack }))).toEqual([]);
+    expect(inOwner.run(input({ now, stack }))).toEqual([]);
+    // Frame 11 is also resident in 103, and 102's table maps 12 (101's) and 40 (nobody's).
+    resident[103].push(11);
+    ioasids[1].pgtbl = table([{ iova: 0x2000, pfn: 20 }, { iova: 0x3000, pfn: 12 }, { iova: 0x4000, pfn: 40 }]);
+    const later = snap([], [101, 102, 103].map((pid) => ({ pid, state: 'running' })));
+    expect(ownedOnce.run(input({ now: later, stack }))).toEqual(['frame 11 is resident in processes 101, 103']);
+    expect(inOwner.run(input({ now: later, stack }))).toEqual([
+      'ioasid 2 of process 102 maps iova 0x3000 to frame 12, resident in process 101',
+      'ioasid 2 of process 102 maps iova 0x4000 to frame 40, which no process has',
+    ]);
   });
 });

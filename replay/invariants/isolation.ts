@@ -53,12 +53,35 @@ function hostTerms(v: unknown, path = ''): string[] {
   return [];
 }
 
-function framesOf(s: KernelState, stack: NonNullable<Parameters<Check['run']>[0]['stack']>): Map<number, number[]> {
-  const owners = new Map<number, number[]>();
+/** Who holds the resident frames: the first process each is resident in, and every frame resident in more. */
+interface FrameOwners {
+  first: Map<number, number>;
+  shared: Map<number, number[]>;
+}
+
+/** Each observation's frame owners, built once for the two checks that read them (keyed on the observation). */
+const framesSeen = new WeakMap<KernelState, FrameOwners>();
+
+function framesOf(s: KernelState, stack: NonNullable<Parameters<Check['run']>[0]['stack']>): FrameOwners {
+  let owners = framesSeen.get(s);
+  if (owners) return owners;
+  owners = { first: new Map(), shared: new Map() };
+  const { first, shared } = owners;
   for (const p of s.processes) {
-    for (const pfn of stack.host.kernel.procs.get(p.pid).mm.frames()) owners.set(pfn, [...(owners.get(pfn) ?? []), p.pid]);
+    for (const pfn of stack.host.kernel.procs.get(p.pid).mm.frames()) {
+      const pid = first.get(pfn);
+      if (pid === undefined) first.set(pfn, p.pid);
+      else shared.set(pfn, [...(shared.get(pfn) ?? [pid]), p.pid]);
+    }
   }
+  framesSeen.set(s, owners);
   return owners;
+}
+
+/** The processes frame `pfn` is resident in. */
+function residentIn(owners: FrameOwners, pfn: number): number[] {
+  const pid = owners.first.get(pfn);
+  return pid === undefined ? [] : (owners.shared.get(pfn) ?? [pid]);
 }
 
 export const ISOLATION_CHECKS: Check[] = [
@@ -69,7 +92,7 @@ export const ISOLATION_CHECKS: Check[] = [
     inProcessOnly: true,
     run: ({ now, stack }) => {
       if (!stack) return [];
-      return [...framesOf(now.host, stack)].filter(([, pids]) => pids.length > 1).map(([pfn, pids]) => `frame ${pfn} is resident in processes ${pids.join(', ')}`);
+      return [...framesOf(now.host, stack).shared].map(([pfn, pids]) => `frame ${pfn} is resident in processes ${pids.join(', ')}`);
     },
   }),
   check({
@@ -84,7 +107,7 @@ export const ISOLATION_CHECKS: Check[] = [
       for (const i of stack.host.kernel.ioasids.all()) {
         if (!(i.pgtbl instanceof IovaPageTable) || i.pgtbl.destroyed) continue;
         for (const { iova, pfn } of i.pgtbl.mappedFrames()) {
-          const who = owners.get(pfn) ?? [];
+          const who = residentIn(owners, pfn);
           if (!who.includes(i.owner.pid)) out.push(`ioasid ${i.id} of process ${i.owner.pid} maps iova 0x${iova.toString(16)} to frame ${pfn}, ${who.length ? `resident in process ${who.join(', ')}` : 'which no process has'}`);
           if (out.length > 8) return out;
         }
