@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { StackPeerKey } from '@app/shared/auth/stack-peer';
 import { createDataSource } from '@app/shared/db';
 import type { InputRequest } from '@app/shared/replay/input';
-import { Journal, type JournalEvent } from '@app/shared/journal/journal';
+import { Journal, type JournalEvent, type JournalFilter } from '@app/shared/journal/journal';
+import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { OPERATOR_RECORDED } from '@app/shared/nest/trace.middleware';
 import { newTraceId, runInTrace } from '@app/shared/trace';
 import type { DataSource } from 'typeorm';
@@ -198,29 +199,28 @@ export class RestTransport implements Transport {
     for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
   }
 
-  /** Fetches new rows of every journal; true if any. */
+  /** Fetches new rows of every journal, the apps asked at once; true if any. */
   private async poll(): Promise<boolean> {
+    const fetched = await Promise.all([...this.apps].map(async ([name, app]) => [name, app.running ? await this.newRowsOf(name, app.url) : this.fromFile(name)] as const));
     let any = false;
-    for (const [name, app] of this.apps) {
-      const rows: JournalEvent[] = [];
-      if (app.running) {
-        for (;;) {
-          const after = this.cursors.get(name) ?? 0;
-          const res = await this.http(app.url, 'GET', `/v1/audit/events?limit=10000&afterSeq=${after}`, { token: AUDIT }).catch(() => ({ status: 0, body: [] }));
-          const page = Array.isArray(res.body) ? (res.body as JournalEvent[]) : [];
-          if (page.length === 0) break;
-          rows.push(...page);
-          this.cursors.set(name, page[page.length - 1].seq);
-        }
-      } else {
-        rows.push(...this.fromFile(name));
-      }
-      if (rows.length) {
-        any = true;
-        this.pending.set(name, [...(this.pending.get(name) ?? []), ...rows]);
-      }
+    for (const [name, rows] of fetched) {
+      if (rows.length === 0) continue;
+      any = true;
+      this.cursors.set(name, rows[rows.length - 1].seq);
+      this.pending.set(name, [...(this.pending.get(name) ?? []), ...rows]);
     }
     return any;
+  }
+
+  /** A live app's rows after its cursor, through its audit plane (none when it does not answer). */
+  private newRowsOf(name: string, url: string): Promise<JournalEvent[]> {
+    const audit = {
+      events: async (f: JournalFilter): Promise<JournalEvent[]> => {
+        const res = await this.http(url, 'GET', `/v1/audit/events?limit=${f.limit}&afterSeq=${f.afterSeq}`, { token: AUDIT }).catch(() => ({ status: 0, body: [] }));
+        return Array.isArray(res.body) ? (res.body as JournalEvent[]) : [];
+      },
+    };
+    return allJournalEvents(audit, { afterSeq: this.cursors.get(name) ?? 0 });
   }
 
   /** A dead app's rows not yet seen, from its database file. */

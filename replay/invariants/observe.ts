@@ -4,7 +4,7 @@
 // every app and the admin routes (after a quiesce the operator's clock is already every app's: reading moves
 // nothing). Each source also reads the rows every journal wrote since it last looked, with its own cursors.
 import type { PageRequestQueueView, PasidPool } from '@app/shared/contract/host-kernel';
-import type { JournalEvent } from '@app/shared/journal/journal';
+import type { JournalEvent, JournalFilter } from '@app/shared/journal/journal';
 import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import type { GuestAppStatus } from '../../apps/guest/src/guest.app';
@@ -98,21 +98,24 @@ export class RestSource implements StateSource {
     }
   }
 
+  /** Every app read at once: the stack is quiet, so no read can see another's effects. */
   async snapshot(): Promise<Snapshot> {
     const admin = this.t.adminToken('host-kernel');
-    const state = await this.get<{ state: KernelState }>('host-kernel', '/v1/audit/state', this.auditToken);
-    if (!state) throw new Error('the host kernel is not running');
-    const [pasids, limits, pageRequests] = await Promise.all([
+    const guestNames = this.t.journalNames().filter((n) => n.startsWith('guest-')).sort();
+    const [state, pasids, limits, pageRequests, vmm, ...guestStates] = await Promise.all([
+      this.get<{ state: KernelState }>('host-kernel', '/v1/audit/state', this.auditToken),
       this.get<PasidPool>('host-kernel', '/v1/hw/pasids', admin),
       this.get<LimitsView>('host-kernel', '/v1/hw/limits', admin),
       this.get<PageRequestQueueView>('host-kernel', '/v1/hw/iommu/page-requests', admin),
+      this.get<{ state: VmmState }>('vmm', '/v1/audit/state', this.auditToken),
+      ...guestNames.map((name) => this.get<{ state: GuestAppStatus }>(name, '/v1/audit/state', this.auditToken)),
     ]);
-    const vmm = await this.get<{ state: VmmState }>('vmm', '/v1/audit/state', this.auditToken);
+    if (!state) throw new Error('the host kernel is not running');
     const guests = new Map<number, GuestAppStatus>();
-    for (const name of this.t.journalNames().filter((n) => n.startsWith('guest-')).sort()) {
-      const g = await this.get<{ state: GuestAppStatus }>(name, '/v1/audit/state', this.auditToken);
+    guestNames.forEach((name, n) => {
+      const g = guestStates[n];
       if (g) guests.set(Number(name.slice('guest-'.length)), g.state);
-    }
+    });
     return {
       host: state.state,
       views: { pasids: pasids as PasidPool, limits: limits as LimitsView, pageRequests: pageRequests as PageRequestQueueView },
@@ -123,17 +126,19 @@ export class RestSource implements StateSource {
   }
 
   async newRows(): Promise<Map<string, JournalEvent[]>> {
+    const names = this.t.journalNames();
+    const fetched = await Promise.all(
+      names.map((name) => {
+        const audit = { events: async (f: JournalFilter) => (await this.get<JournalEvent[]>(name, `/v1/audit/events?limit=${f.limit}&afterSeq=${f.afterSeq}`, this.auditToken)) ?? [] };
+        return allJournalEvents(audit, { afterSeq: this.cursors.get(name) ?? 0 });
+      }),
+    );
     const out = new Map<string, JournalEvent[]>();
-    for (const name of this.t.journalNames()) {
-      const rows: JournalEvent[] = [];
-      for (;;) {
-        const page = await this.get<JournalEvent[]>(name, `/v1/audit/events?limit=10000&afterSeq=${this.cursors.get(name) ?? 0}`, this.auditToken);
-        if (!page || page.length === 0) break;
-        rows.push(...page);
-        this.cursors.set(name, page[page.length - 1].seq);
-      }
+    names.forEach((name, n) => {
+      const rows = fetched[n];
+      if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
       out.set(name, rows);
-    }
+    });
     return out;
   }
 }
