@@ -93,7 +93,7 @@ export function kernelState(k: Kernel): KernelState {
       pgtbl: i.pgtbl && { kind: i.pgtbl.kind, id: i.pgtbl.id, destroyed: i.pgtbl.destroyed },
       parent: i.parent?.id ?? null,
     })),
-    pins: [...k.memory.pinnedFrames().entries()].sort(([a], [b]) => a - b),
+    pins: k.memory.pinnedFrames(),
     allocatedFrames: k.memory.allocatedFrames,
     routes: k.iommu.table.routes(),
     devices: k.vfio.all().map((d) => ({

@@ -163,9 +163,9 @@ export class PhysicalMemory {
     return this.pins.get(pfn) ?? 0;
   }
 
-  /** Every pinned frame and its pin count (for audits and tests). */
-  pinnedFrames(): Map<number, number> {
-    return new Map(this.pins);
+  /** Every pinned frame and its pin count, by frame number (for audits and tests): fresh pairs, one pass. */
+  pinnedFrames(): [number, number][] {
+    return [...this.pins].sort((a, b) => a[0] - b[0]);
   }
 
   /** Bytes at [hpa, hpa + length); never-written bytes read as zero. */
