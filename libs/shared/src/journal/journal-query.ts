@@ -3,8 +3,21 @@
 // replayer read every journal after every step) and through TypeORM's query builder on any other driver.
 // Both paths run the same clause with the same named parameters, so they cannot disagree on what matches.
 import { JournalEntity, type JournalRow } from './journal.entity';
-import type { JournalFilter } from './journal';
 import type { JournalStore } from './journal-store';
+
+/** Which rows a read asks for (Journal.events, the audit plane's query). */
+export interface JournalFilter {
+  traceId?: string;
+  operation?: string;
+  object?: string;
+  actor?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+  afterSeq?: number;
+  /** Whose rows: this instance's (default), another instance of this app on a shared database, or `*` for all of them. */
+  instance?: string;
+}
 
 /** The most rows one read answers, whatever limit it asks for. */
 export const JOURNAL_READ_MAX = 10_000;

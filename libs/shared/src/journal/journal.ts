@@ -5,7 +5,7 @@ import { KernelError } from '../errno';
 import { currentTrace, newSpanId, newTraceId, runInTrace, type TraceContext } from '../trace';
 import type { JournalRow } from './journal.entity';
 import { JournalStore, type StateWrite } from './journal-store';
-import { readJournal } from './journal-query';
+import { type JournalFilter, readJournal } from './journal-query';
 import type { InputRequest } from '../replay/input';
 
 export type { StateWrite } from './journal-store';
@@ -41,18 +41,7 @@ export interface Outcome {
   errno: string | null;
 }
 
-export interface JournalFilter {
-  traceId?: string;
-  operation?: string;
-  object?: string;
-  actor?: string;
-  since?: number;
-  until?: number;
-  limit?: number;
-  afterSeq?: number;
-  /** Whose rows: this instance's (default), another instance of this app on a shared database, or `*` for all of them. */
-  instance?: string;
-}
+export type { JournalFilter } from './journal-query';
 
 export interface JournalEvent extends Omit<JournalRow, 'args' | 'result' | 'input' | 'request'> {
   args: unknown;
