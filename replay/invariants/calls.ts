@@ -30,11 +30,13 @@ export function serverError(c: StepCall): boolean {
 /**
  * What a refusal must leave as it was: the host's object graph, the VMM's VMs and shadow tables, each guest. An
  * exited host process holds nothing (no fd, no frame): its row is history, like a consumed pid. A VMM call the VMM
- * refuses half-way (create-vm whose device another VM holds) may leave one, as a failed QEMU launch leaves a pid used.
+ * refuses half-way (create-vm whose device another VM holds) may leave one, as a failed QEMU launch leaves a pid used,
+ * and the devices it opened and closed again reset (`reset`: openedDevices).
  */
-function comparable(s: Snapshot, ranOnDevice: boolean): unknown {
+function comparable(s: Snapshot, ranOnDevice: boolean, reset: ReadonlySet<string>): unknown {
   const processes = s.host.processes.filter((p) => p.state !== 'exited');
   const host = { ...s.host, processes };
+  if (reset.size > 0) host.devices = host.devices.map((d) => (reset.has(d.bdf) ? { ...d, queued: 0, engineRunning: false } : d));
   const guests = [...s.guests].map(([id, g]) => {
     const guest = { ...g, bootedAtMs: null };
     return [id, ranOnDevice ? guestWithoutDeviceWork(guest) : guest];
@@ -76,6 +78,19 @@ function firstDifference(a: unknown, b: unknown, path = '$'): string | null {
   return `${path}: differs`;
 }
 
+/**
+ * The devices the step opened (the host journaled a `vfio.open` that succeeded). A VM creation refused half-way
+ * opened its first devices before the next one answered EBUSY, and closed them again: closing a device fd resets
+ * the function (VFIO's reset on release), which empties its queue and returns its engine to its default, a stall
+ * by `hw.engine` included (fuzzer seed 7, operation 7,423). Their queue and engine are a reset's doing; who holds
+ * them open stays compared, so a device left open is still a violation.
+ */
+function openedDevices(rows: Map<string, JournalEvent[]>): Set<string> {
+  const out = new Set<string>();
+  for (const r of rows.get('host-kernel') ?? []) if (r.operation === 'vfio.open' && r.errno === null && r.object?.startsWith('device:')) out.add(r.object.slice('device:'.length));
+  return out;
+}
+
 /** The host's ENQCMD rows: an accepted one is a descriptor the device took, whatever its submitter answers after. */
 const ENQCMD_ROWS = new Set(['cpu.enqcmd', 'cpu.enqcmds', 'kvm.vcpu_enqcmd', 'kvm.vcpu_enqcmds']);
 
@@ -115,7 +130,8 @@ export const CALL_CHECKS: Check[] = [
       if (!step.calls.every((c) => answered(c) && (c.response?.status ?? 0) >= 400)) return [];
       if (!onlyOwnRows(rows)) return [];
       const device = ranOnDevice(rows);
-      const d = firstDifference(comparable(before, device), comparable(now, device));
+      const reset = openedDevices(rows);
+      const d = firstDifference(comparable(before, device, reset), comparable(now, device, reset));
       return d ? [`${step.label} was refused (${step.calls.map((c) => `${c.response?.status} ${(c.response?.body as { errno?: string } | null)?.errno ?? ''}`).join(', ')}) yet changed ${d}`] : [];
     },
   }),

@@ -49,6 +49,37 @@ describe('invariant checks at their edges', () => {
     expect(refused.run(input({ step, before, now: snap([], [{ pid: 101, state: 'running' }, { pid: 102, state: 'running' }]) }))).toHaveLength(1);
   });
 
+  it('refused-call-changes-nothing: a refused create-vm may leave a device it opened and closed reset; not one left open, nor another', () => {
+    const refused = checkNamed('refused-call-changes-nothing');
+    // The fuzzer's seed 7: 6a:01.0 stalled by hw.engine, opened by the VMM's create-vm, whose 6b:01.0 was busy; the
+    // close reset 6a:01.0 (its engine back to running).
+    const step = { label: 'create-vm', calls: [{ ...call(409, 'EBUSY'), app: 'vmm', path: '/v1/vms' }], event: false };
+    type Device = KernelState['devices'][number];
+    const device = (bdf: string, o: Partial<Device> = {}): Device => ({ bdf, openedBy: null, queued: 0, engineRunning: false, ...o });
+    const withDevices = (devices: Device[]): Snapshot => {
+      const s = snap([], [{ pid: 101, state: 'running' }]);
+      return { ...s, host: { ...s.host, devices } };
+    };
+    const busy = device('0000:6b:01.0', { openedBy: { pid: 101, fd: 5 }, engineRunning: true });
+    const before = withDevices([device('0000:6a:01.0'), busy]);
+    const open = (bdf: string, errno: string | null): JournalEvent => row(0, 'vfio.open', { object: `device:${bdf}`, errno });
+    // The step's own rows: the VMM's create-vm (its input) and the host rows of its trace.
+    const create = { ...row(9, 'vm.create', { errno: 'EBUSY', input: true }), app: 'vmm' };
+    const steps = (host: JournalEvent[]): Map<string, JournalEvent[]> => new Map([['vmm', [create]], ['host-kernel', host]]);
+    const rows = steps([open('0000:6a:01.0', null), open('0000:6b:01.0', 'EBUSY')]);
+    const reset = withDevices([device('0000:6a:01.0', { engineRunning: true }), busy]);
+    expect(refused.run(input({ step, before, now: reset, rows }))).toEqual([]);
+    // Without the open that succeeded, the same change is the refusal's.
+    expect(refused.run(input({ step, before, now: reset, rows: steps([open('0000:6b:01.0', 'EBUSY')]) }))).toEqual([
+      expect.stringContaining('$.host.devices[0].engineRunning'),
+    ]);
+    // The device it opened is still open, or the busy one's engine changed: both are violations.
+    const leftOpen = withDevices([device('0000:6a:01.0', { openedBy: { pid: 102, fd: 3 }, engineRunning: true }), busy]);
+    expect(refused.run(input({ step, before, now: leftOpen, rows }))).toEqual([expect.stringContaining('$.host.devices[0].openedBy')]);
+    const other = withDevices([device('0000:6a:01.0', { engineRunning: true }), { ...busy, engineRunning: false }]);
+    expect(refused.run(input({ step, before, now: other, rows }))).toEqual([expect.stringContaining('$.host.devices[1].engineRunning')]);
+  });
+
   it('refused-call-changes-nothing: a guest submit answered EFAULT after the device accepted its ENQCMD ran; one refused before did not', () => {
     const refused = checkNamed('refused-call-changes-nothing');
     // The fuzzer's seed 5: the record's write faulted (not bound on that device), and IA32_PASID had been loaded for the ENQCMD.
