@@ -6,6 +6,7 @@ import { ERRNO } from '@app/shared/errno';
 import { IovaPageTable } from '../../apps/host-kernel/src/ioasid/io-pagetable';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { newFold } from './journals';
+import { noteRamWrittenBehindOs } from './vmm';
 import { checkNamed } from './registry';
 import type { CheckInput, Snapshot, StepCall } from './types';
 
@@ -103,6 +104,40 @@ describe('invariant checks at their edges', () => {
     expect(refused.run(input({ step, before, now, rows: enqcmd({ result: { result: 'retry' } }) }))).toHaveLength(1);
     expect(refused.run(input({ step, before, now, rows: enqcmd({ errno: 'EBADF' }) }))).toHaveLength(1);
     expect(refused.run(input({ step, before, now, rows: steps([row(1, 'kvm.vcpu_wrmsr', {})]) }))).toHaveLength(1);
+  });
+
+  it('guest-binds-are-mirrored: not for a guest whose RAM a device or the memory door wrote behind its OS, until it boots again', () => {
+    const mirrored = checkNamed('guest-binds-are-mirrored');
+    // vm 99: its OS bound process 2 with vPASID 3 on vrid 8; the vIOMMU mirrors nothing (its directory was overwritten).
+    const state = (bootedAtMs: number, routes: Array<{ bdf: string; ppasid: number | null; ioasid: number; blocked: boolean }>): Snapshot =>
+      ({
+        host: { ioasids: [], processes: [], routes },
+        vmm: { vms: [{ id: 99, state: 'running', host: { pid: 100, vmFd: 3, ioasidFd: 4, gpaIoasid: 1 }, shadow: [] }] },
+        guests: new Map([[99, { bootedAtMs, processes: [{ pid: 2, vpasid: 3, vrids: [8] }] }]]),
+      }) as unknown as Snapshot;
+    const rid = { bdf: '0000:6a:01.0', ppasid: null, ioasid: 1, blocked: false };
+    const other = { bdf: '0000:6b:01.0', ppasid: null, ioasid: 5, blocked: false };
+    const before = state(10, [rid, other]);
+    const dma = (bdf: string, write: boolean, result: unknown): Map<string, JournalEvent[]> =>
+      new Map([['host-kernel', [row(1, 'hw.dma', { actor: 'admin', args: { bdf, address: 0, length: 8192, write }, result })]]]);
+    const violations = (rows: Map<string, JournalEvent[]>, now = before): string[] => {
+      const fold = newFold();
+      noteRamWrittenBehindOs(fold, rows, before, now);
+      return mirrored.run(input({ now, before, rows, fold }));
+    };
+    const unmirrored = ['guest of vm 99: process 2 is bound with vPASID 3 on vrids 8, the vIOMMU mirrors it on nothing'];
+    expect(violations(new Map())).toEqual(unmirrored);
+    // A write that reached the VM's GPA space through its device's RID route, or the VMM's memory door by the VM.
+    expect(violations(dma('0000:6a:01.0', true, { ok: true }))).toEqual([]);
+    expect(violations(new Map([['vmm', [{ ...row(1, 'guest.write_memory', { actor: 'vm:99', args: { gpa: 4096, length: 8 } }), app: 'vmm' }]]]))).toEqual([]);
+    // A read, a write that faulted, and a write through another VM's device wrote nothing of vm 99's.
+    expect(violations(dma('0000:6a:01.0', false, { ok: true }))).toEqual(unmirrored);
+    expect(violations(dma('0000:6a:01.0', true, { fault: { reason: 'no-route' } }))).toEqual(unmirrored);
+    expect(violations(dma('0000:6b:01.0', true, { ok: true }))).toEqual(unmirrored);
+    // The note holds for the boot it was made in: the guest booted again rebuilt its directory.
+    const fold = newFold();
+    noteRamWrittenBehindOs(fold, dma('0000:6a:01.0', true, { ok: true }), before, before);
+    expect(mirrored.run(input({ now: state(20, [rid, other]), fold }))).toEqual(unmirrored);
   });
 
   it("frames-owned-once and dma-stays-in-owner: a frame resident in two processes, and an iova table mapping a frame its owner does not have", () => {

@@ -14,7 +14,7 @@ const OPERATIONS: Record<string, Set<string>> = {
 };
 
 export function newFold(): JournalFold {
-  return { livePasids: new Set(), last: new Map(), problems: [] };
+  return { livePasids: new Set(), last: new Map(), problems: [], ramWrittenBehindOs: new Map() };
 }
 
 /** Folds the rows of one step into `fold` (its `problems` are this step's). */

@@ -5,6 +5,7 @@ import type { JournalEvent } from '@app/shared/journal/journal';
 import { checkNamed, CHECKS, runChecks } from './registry';
 import { foldRows, newFold } from './journals';
 import type { StateSource } from './observe';
+import { noteRamWrittenBehindOs } from './vmm';
 import type { Check, JournalFold, Snapshot, StepRecord, Violation } from './types';
 
 export class InvariantMonitor {
@@ -39,6 +40,7 @@ export class InvariantMonitor {
     this.observations++;
     foldRows(this.fold, rows);
     const now = await this.source.snapshot();
+    noteRamWrittenBehindOs(this.fold, rows, this.last, now);
     const input = { now, before: this.last, step, rows, fold: this.fold, stack: this.source.stack };
     const found = runChecks(this.checks, input);
     this.checksRun += this.checks.filter((c) => !c.inProcessOnly || this.source.stack).length;

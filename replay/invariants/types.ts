@@ -63,6 +63,11 @@ export interface JournalFold {
   last: Map<string, { seq: number; logical: number }>;
   /** Found while folding the rows of this step (a PASID handed out twice, a row out of order, …). */
   problems: Array<{ check: string; message: string }>;
+  /**
+   * VMs whose RAM something other than their guest OS wrote (vmm.ts noteRamWrittenBehindOs), each with the guest's
+   * `bootedAtMs` then: until the guest boots again, its OS's view of its own PASID tables is not what RAM holds.
+   */
+  ramWrittenBehindOs: Map<number, number | null>;
 }
 
 export interface Check {
