@@ -7,7 +7,7 @@ import type { GuestAppStatus } from '../../apps/guest/src/guest.app';
 import type { KernelState } from '../../apps/host-kernel/src/kernel-state';
 import type { JournalEvent } from '@app/shared/journal/journal';
 import { ERRNO, isErrno } from '@app/shared/errno';
-import { check, type Check, type Snapshot, type StepCall } from './types';
+import { check, type Check, type Snapshot, type StepCall, type StepRecord } from './types';
 
 const GROUP = 'calls';
 
@@ -31,31 +31,70 @@ export function serverError(c: StepCall): boolean {
  * What a refusal must leave as it was: the host's object graph, the VMM's VMs and shadow tables, each guest. An
  * exited host process holds nothing (no fd, no frame): its row is history, like a consumed pid. A VMM call the VMM
  * refuses half-way (create-vm whose device another VM holds) may leave one, as a failed QEMU launch leaves a pid used,
- * and the devices it opened and closed again reset (`reset`: openedDevices).
+ * and the devices it opened and closed again reset (`reset`: openedDevices). A guest submit refused after it took a
+ * completion slot may leave the slot's page mapped (`submitters`: completionAreas).
  */
-function comparable(s: Snapshot, ranOnDevice: boolean, reset: ReadonlySet<string>): unknown {
+function comparable(s: Snapshot, work: CpuWork, reset: ReadonlySet<string>, submitters: ReadonlyMap<number, ReadonlySet<number>>): unknown {
   const processes = s.host.processes.filter((p) => p.state !== 'exited');
-  const host = { ...s.host, processes };
+  let host = { ...s.host, processes };
   if (reset.size > 0) host.devices = host.devices.map((d) => (reset.has(d.bdf) ? { ...d, queued: 0, engineRunning: false } : d));
+  if (work !== 'none') host = withoutIa32Pasid(host);
   const guests = [...s.guests].map(([id, g]) => {
-    const guest = { ...g, bootedAtMs: null };
-    return [id, ranOnDevice ? guestWithoutDeviceWork(guest) : guest];
+    let guest = { ...g, bootedAtMs: null };
+    const pids = submitters.get(id);
+    if (pids) guest = { ...guest, frames: { ...guest.frames, free: 0 }, processes: guest.processes.map((p) => (pids.has(p.pid) ? { ...p, mappings: 0 } : p)) };
+    return [id, work === 'device' ? guestWithoutDeviceWork(guest) : guest];
   });
-  return { host: ranOnDevice ? withoutDeviceWork(host) : host, vmm: s.vmm, guests };
+  return { host: work === 'device' ? withoutDeviceWork(host) : host, vmm: s.vmm, guests };
 }
 
 /**
- * The host without what work a device ran may change: the IA32_PASID the instruction was issued with, the
- * device's queue, the faults and page requests its DMA raised, and the pages those brought in. Ids, references,
+ * The guest processes (by VM) of the step's submits. A submit takes a completion slot and zeroes its record before
+ * the instruction (accel-driver.ts), mapping a page for the process's completion area when every slot is busy; the
+ * page stays the area's, for the next submits, whatever this one answers, as a user-space runtime keeps its
+ * completion buffers. Fuzzer seed 13, after 6,494 operations: a submit answered 409 EAGAIN (its queue stayed full)
+ * had mapped one, `$.guests[0][1].frames.free: 1013 → 1009` (the page and three table pages). Only the guest's free
+ * frames and the submitter's mapping count are left out; its other processes, and every host frame, stay compared.
+ */
+function completionAreas(step: StepRecord): Map<number, Set<number>> {
+  const out = new Map<number, Set<number>>();
+  for (const c of step.calls) {
+    const submit = c.app === 'guest' && c.method === 'POST' && c.vm !== undefined ? /^\/v1\/processes\/(\d+)\/submit$/.exec(c.path) : null;
+    if (!submit || c.vm === undefined) continue;
+    const pids = out.get(c.vm) ?? new Set<number>();
+    pids.add(Number(submit[1]));
+    out.set(c.vm, pids);
+  }
+  return out;
+}
+
+/**
+ * What the step ran on a CPU: an ENQCMD that executed as an instruction (`instruction`: the portal answered, even
+ * ZF=1, or it raised #GP), one whose descriptor a device took (`device`), or neither.
+ */
+type CpuWork = 'none' | 'instruction' | 'device';
+
+/**
+ * The host without the IA32_PASIDs: an ENQCMD that executed ran with its task's IA32_PASID loaded (WRMSR on a vCPU,
+ * the task's own on the host), and that stays the CPU's until another task runs, whatever the caller answers after.
+ * Fuzzer seed 13, after 6,494 operations: a guest submit whose queue stayed full (ZF=1 on every try) answered 409
+ * EAGAIN, and vCPU 0 held the submitting process's vPASID 2 where another's vPASID 1 had been.
+ */
+function withoutIa32Pasid(host: KernelState): KernelState {
+  return { ...host, processes: host.processes.map((p) => ({ ...p, ia32Pasid: 0 })), vms: host.vms.map((v) => ({ ...v, ia32Pasids: [] })) };
+}
+
+/**
+ * The host without what work a device ran may change (the IA32_PASIDs are already left out): the device's queue,
+ * the faults and page requests its DMA raised, and the pages those brought in. Ids, references,
  * IOMMU mappings, attachments, pins and fds stay compared: an ENQCMD changes none of them.
  */
 function withoutDeviceWork(host: KernelState): KernelState {
   return {
     ...host,
-    processes: host.processes.map((p) => ({ ...p, ia32Pasid: 0, residentPages: 0 })),
+    processes: host.processes.map((p) => ({ ...p, residentPages: 0 })),
     allocatedFrames: 0,
     devices: host.devices.map((d) => ({ ...d, queued: 0, engineRunning: false })),
-    vms: host.vms.map((v) => ({ ...v, ia32Pasids: [] })),
     faultQueues: [],
     pageRequests: [],
   };
@@ -95,13 +134,20 @@ function openedDevices(rows: Map<string, JournalEvent[]>): Set<string> {
 const ENQCMD_ROWS = new Set(['cpu.enqcmd', 'cpu.enqcmds', 'kvm.vcpu_enqcmd', 'kvm.vcpu_enqcmds']);
 
 /**
- * True when the step ran work on a device: the host journaled an accepted ENQCMD. A guest submit whose record the
- * device could not write answers 400 EFAULT after that (accel-driver.ts). Its task's IA32_PASID was loaded for the
- * instruction and the device ran the descriptor: what that changed is the instruction's doing, not a refusal's,
- * and only that is left out of the comparison (withoutDeviceWork).
+ * What the step's ENQCMDs ran (CpuWork): `device` when the host journaled an accepted one, `instruction` when one
+ * executed without (ZF=1, #GP). A guest submit whose record the device could not write answers 400 EFAULT after
+ * its descriptor ran (accel-driver.ts); one whose queue stayed full answers 409 EAGAIN after its tries. What the
+ * instruction and the device's work changed is theirs, not a refusal's, and only that is left out of the
+ * comparison (withoutIa32Pasid, withoutDeviceWork). An ENQCMD refused with an errno never executed.
  */
-function ranOnDevice(rows: Map<string, JournalEvent[]>): boolean {
-  return (rows.get('host-kernel') ?? []).some((r) => ENQCMD_ROWS.has(r.operation) && r.errno === null && (r.result as { result?: unknown } | null)?.result === 'accepted');
+function cpuWork(rows: Map<string, JournalEvent[]>): CpuWork {
+  let work: CpuWork = 'none';
+  for (const r of rows.get('host-kernel') ?? []) {
+    if (!ENQCMD_ROWS.has(r.operation) || r.errno !== null) continue;
+    if ((r.result as { result?: unknown } | null)?.result === 'accepted') return 'device';
+    work = 'instruction';
+  }
+  return work;
 }
 
 /** True when every row journaled in the step belongs to a trace one of the step's own inputs started. */
@@ -129,9 +175,10 @@ export const CALL_CHECKS: Check[] = [
       if (!step || !before || step.event || step.calls.length === 0) return [];
       if (!step.calls.every((c) => answered(c) && (c.response?.status ?? 0) >= 400)) return [];
       if (!onlyOwnRows(rows)) return [];
-      const device = ranOnDevice(rows);
+      const work = cpuWork(rows);
       const reset = openedDevices(rows);
-      const d = firstDifference(comparable(before, device, reset), comparable(now, device, reset));
+      const areas = completionAreas(step);
+      const d = firstDifference(comparable(before, work, reset, areas), comparable(now, work, reset, areas));
       return d ? [`${step.label} was refused (${step.calls.map((c) => `${c.response?.status} ${(c.response?.body as { errno?: string } | null)?.errno ?? ''}`).join(', ')}) yet changed ${d}`] : [];
     },
   }),
