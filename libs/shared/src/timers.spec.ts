@@ -1,5 +1,6 @@
 import { LamportClock } from './clock';
 import { LogicalTimers, realTimers, timersFor } from './timers';
+import { currentTrace, runInTrace } from './trace';
 
 describe('logical timers (deterministic mode)', () => {
   const setup = () => {
@@ -40,6 +41,20 @@ describe('logical timers (deterministic mode)', () => {
     expect(fired).toEqual([]); // deferred, not inside tick()
     run();
     expect(fired).toEqual([2]);
+  });
+
+  it('a timer runs in the trace that armed it, not in that of the call whose clock move made it due', () => {
+    const { clock, timers, run } = setup();
+    const seen: Array<string | undefined> = [];
+    const armer = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), caller: null };
+    const mover = { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), caller: null };
+    runInTrace(armer, () => timers.after(1, () => seen.push(currentTrace()?.traceId)));
+    timers.after(1, () => seen.push(currentTrace()?.traceId)); // armed outside any trace
+    runInTrace(mover, () => {
+      clock.tick();
+      run(); // the deferred run starts inside the mover's trace
+    });
+    expect(seen).toEqual([armer.traceId, undefined]);
   });
 
   it('without a seed an app keeps wall-clock timers', () => {

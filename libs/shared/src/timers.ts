@@ -1,6 +1,7 @@
 // Where an app's waits come from (a page-request timeout, a retry back-off): real timers normally, and in
 // deterministic mode (DESIGN §9, SEED) timers driven by the run's logical clock, so a replay times out at the
 // same point of the run. Domain code takes a Timers, never calls setTimeout itself.
+import { AsyncResource } from 'node:async_hooks';
 export interface TimerHandle {
   cancel(): void;
 }
@@ -26,7 +27,9 @@ export const realTimers: Timers = {
  * request carrying a later `x-lamport`, itself recorded as an input). A timer armed at clock c for `ms` fires
  * once the clock reaches c + ms, in a macrotask right after the move that reached it (never inside a journal
  * commit), earliest deadline first, ties in the order they were armed. Wall time plays no part, so a replay
- * fires each timer after the same row as the recording did.
+ * fires each timer after the same row as the recording did. Like a setTimeout callback, each runs in the async
+ * context it was armed in (its trace), not in that of the call whose clock move made it due: the work a timer
+ * does is journaled under the trace that armed it.
  */
 export class LogicalTimers implements Timers {
   private armed: Array<{ at: number; order: number; fn: () => void }> = [];
@@ -42,7 +45,7 @@ export class LogicalTimers implements Timers {
 
   after(ms: number, fn: () => void): TimerHandle {
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`timer of ${ms} ms`);
-    const timer = { at: this.clock.peek() + Math.ceil(ms), order: this.order++, fn };
+    const timer = { at: this.clock.peek() + Math.ceil(ms), order: this.order++, fn: AsyncResource.bind(fn) };
     this.armed.push(timer);
     this.armed.sort((a, b) => a.at - b.at || a.order - b.order);
     this.check();
