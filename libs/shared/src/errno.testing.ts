@@ -11,3 +11,14 @@ export function errnoOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The refusal `fn` throws: its errno and message (fn must throw a KernelError). */
+export function refusalOf(fn: () => unknown): { errno: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof KernelError) return { errno: err.errno, message: err.message };
+    throw err;
+  }
+  throw new Error('the call was not refused');
+}

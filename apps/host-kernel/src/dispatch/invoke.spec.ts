@@ -1,29 +1,18 @@
 // invoke's refusals, one by one: the errno, the message that names the cause, and nothing changed. The checks
 // keep their common answer inline and their refusals in calls of their own (so V8 inlines the hot path): each
 // case here is a branch of those.
-import { KernelError } from '@app/shared/errno';
 import { hwOps } from '../hw/hw.ops';
 import { ioasidOps } from '../ioasid/ioasid.ops';
 import { IoasidContext } from '../ioasid/ioasid-context';
 import { cpuOps } from '../cpu/cpu.ops';
 import { processOps } from '../process/process.ops';
+import { refusalOf } from '@app/shared/errno.testing';
 import { expectFails, newKernel, type TestKernel } from '../kernel.testing';
 import { fdArg, type HostCaller, opsFor } from './op';
 
 const ADMIN: HostCaller = { kind: 'admin' };
 const ANYONE: HostCaller = { kind: 'anyone' };
 const proc = (pid: number): HostCaller => ({ kind: 'process', pid });
-
-/** The refusal of fn: its errno and message (fn must throw a KernelError). */
-function refusal(fn: () => unknown): { errno: string; message: string } {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KernelError) return { errno: err.errno, message: err.message };
-    throw err;
-  }
-  throw new Error('the call was not refused');
-}
 
 describe('invoke: every refusal before the handler runs', () => {
   let k: TestKernel;
@@ -37,10 +26,10 @@ describe('invoke: every refusal before the handler runs', () => {
   });
 
   it('refuses a caller the permit does not name: EACCES without a token, EPERM with the wrong one', () => {
-    expect(refusal(() => k.call(ioasidOps.alloc, ANYONE, { fd }))).toEqual({ errno: 'EACCES', message: 'ioasid.alloc needs a bearer token' });
-    expect(refusal(() => k.call(ioasidOps.alloc, ADMIN, { fd }))).toEqual({ errno: 'EPERM', message: 'ioasid.alloc is a process call: the admin token does not make one' });
-    expect(refusal(() => k.call(hwOps.limits, proc(pid), {}))).toEqual({ errno: 'EPERM', message: 'hw.limits needs the admin token' });
-    expect(refusal(() => k.call(processOps.get, ANYONE, { pid }))).toEqual({ errno: 'EACCES', message: 'process.get needs a bearer token' });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, ANYONE, { fd }))).toEqual({ errno: 'EACCES', message: 'ioasid.alloc needs a bearer token' });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, ADMIN, { fd }))).toEqual({ errno: 'EPERM', message: 'ioasid.alloc is a process call: the admin token does not make one' });
+    expect(refusalOf(() => k.call(hwOps.limits, proc(pid), {}))).toEqual({ errno: 'EPERM', message: 'hw.limits needs the admin token' });
+    expect(refusalOf(() => k.call(processOps.get, ANYONE, { pid }))).toEqual({ errno: 'EACCES', message: 'process.get needs a bearer token' });
     for (const caller of [ANYONE, ADMIN]) expectFails(k, () => k.call(ioasidOps.alloc, caller, { fd }), caller.kind === 'anyone' ? 'EACCES' : 'EPERM');
   });
 
@@ -52,24 +41,24 @@ describe('invoke: every refusal before the handler runs', () => {
   });
 
   it('refuses a pid that never ran and one that has exited, each with ESRCH naming which', () => {
-    expect(refusal(() => k.call(ioasidOps.alloc, proc(9999), { fd }))).toEqual({ errno: 'ESRCH', message: 'no process 9999' });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, proc(9999), { fd }))).toEqual({ errno: 'ESRCH', message: 'no process 9999' });
     const other = k.createProcess('gone').pid;
     k.killProcess(other, 'test');
-    expect(refusal(() => k.call(ioasidOps.alloc, proc(other), { fd }))).toEqual({ errno: 'ESRCH', message: `process ${other} has exited` });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, proc(other), { fd }))).toEqual({ errno: 'ESRCH', message: `process ${other} has exited` });
     expectFails(k, () => k.call(ioasidOps.alloc, proc(other), { fd }), 'ESRCH');
   });
 
   it('refuses a process acting on another pid (EPERM), and changes nothing', () => {
     const other = k.createProcess('other').pid;
     const wrmsr = { pid: other, msr: 'IA32_PASID', value: 0 };
-    expect(refusal(() => k.call(cpuOps.wrmsr, proc(pid), wrmsr))).toEqual({ errno: 'EPERM', message: `process ${pid} cannot act on process ${other}` });
+    expect(refusalOf(() => k.call(cpuOps.wrmsr, proc(pid), wrmsr))).toEqual({ errno: 'EPERM', message: `process ${pid} cannot act on process ${other}` });
     expectFails(k, () => k.call(cpuOps.wrmsr, proc(pid), wrmsr), 'EPERM');
   });
 
   it("refuses an fd that is not open, or open as another kind, with EBADF naming the fd's kind", () => {
-    expect(refusal(() => k.call(ioasidOps.alloc, proc(pid), { fd: fd + 100 }))).toEqual({ errno: 'EBADF', message: `fd ${fd + 100} is not open in process ${pid}` });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, proc(pid), { fd: fd + 100 }))).toEqual({ errno: 'EBADF', message: `fd ${fd + 100} is not open in process ${pid}` });
     const vm = k.createVm(pid);
-    expect(refusal(() => k.call(ioasidOps.alloc, proc(pid), { fd: vm }))).toEqual({ errno: 'EBADF', message: `fd ${vm} of process ${pid} is a kvm-vm fd, not ioasid` });
+    expect(refusalOf(() => k.call(ioasidOps.alloc, proc(pid), { fd: vm }))).toEqual({ errno: 'EBADF', message: `fd ${vm} of process ${pid} is a kvm-vm fd, not ioasid` });
     expectFails(k, () => k.call(ioasidOps.alloc, proc(pid), { fd: vm }), 'EBADF');
   });
 
@@ -83,7 +72,7 @@ describe('invoke: every refusal before the handler runs', () => {
       fd: fdArg('fd', 'ioasid', IoasidContext),
       run: () => ++ran,
     });
-    expect(refusal(() => k.call(adminFdRow, ADMIN, { fd }))).toEqual({ errno: 'EBADF', message: 'ioasid.alloc needs the fd of a calling process' });
+    expect(refusalOf(() => k.call(adminFdRow, ADMIN, { fd }))).toEqual({ errno: 'EBADF', message: 'ioasid.alloc needs the fd of a calling process' });
     expect(ran).toBe(0);
     expect(k.call(adminFdRow, proc(pid), { fd })).toBe(1);
   });
