@@ -162,6 +162,26 @@ describe('invariant checks at their edges', () => {
     expect(mirrored.run(input({ now: state(20, [rid, other]), fold }))).toEqual(unmirrored);
   });
 
+  it('exited-process-holds-nothing: a process the host reaped (no longer listed) holds nothing either', () => {
+    const holds = checkNamed('exited-process-holds-nothing');
+    const host = (owner: number, listed: number[]): Snapshot =>
+      ({
+        host: {
+          processes: listed.map((pid) => ({ pid, comm: 'p', state: 'running', fds: [{ fd: 3, kind: 'ioasid' }], residentPages: 0, usage: { pasids: 1, pinnedPages: 0, fds: 1 } })),
+          ioasids: [{ id: 7, state: 'allocated', owner: { pid: owner, fd: 3 } }],
+          routes: [],
+          devices: [{ bdf: '0000:6a:01.0', openedBy: { pid: owner, fd: 4 }, queued: 0, engineRunning: true }],
+          vms: [],
+          faultQueues: [],
+          pageRequests: [],
+        },
+        vmm: null,
+        guests: new Map(),
+      }) as unknown as Snapshot;
+    expect(holds.run(input({ now: host(101, [101]) }))).toEqual([]);
+    expect(holds.run(input({ now: host(105, [101]) }))).toEqual(['process 105 is not listed (reaped) but still holds ioasids 7; open devices 0000:6a:01.0']);
+  });
+
   it("frames-owned-once and dma-stays-in-owner: a frame resident in two processes, and an iova table mapping a frame its owner does not have", () => {
     // The parts of a live stack the two checks read: each process's resident frames, and the ioasids' iova tables.
     const resident: Record<number, number[]> = { 101: [10, 11, 12], 102: [20, 21], 103: [30] };

@@ -24,6 +24,20 @@ function heldBy(s: KernelState, pid: number): string[] {
   return out;
 }
 
+/** Pids that own something on the host but are not in its process list, ascending. */
+function ownersNotListed(s: KernelState): number[] {
+  const listed = new Set(s.processes.map((p) => p.pid));
+  const owners: Array<number | null> = [
+    ...s.ioasids.map((i) => i.owner.pid),
+    ...s.devices.flatMap((d) => (d.openedBy ? [d.openedBy.pid] : [])),
+    ...s.vms.map((v) => v.pid),
+    ...s.faultQueues.map((q) => q.pid),
+    ...s.pageRequests.map((g) => g.owner),
+  ];
+  const unlisted = owners.filter((pid): pid is number => typeof pid === 'number' && !listed.has(pid));
+  return [...new Set(unlisted)].sort((a, b) => a - b);
+}
+
 export const LEAK_CHECKS: Check[] = [
   check({
     name: 'exited-process-holds-nothing',
@@ -41,6 +55,8 @@ export const LEAK_CHECKS: Check[] = [
         own.push(...heldBy(now.host, p.pid));
         if (own.length) out.push(`process ${p.pid} (${p.comm}) is ${p.state} but still holds ${own.join('; ')}`);
       }
+      // A process the host no longer lists (exited and reaped, process-table.ts EXITED_KEPT) holds nothing either.
+      for (const pid of ownersNotListed(now.host)) out.push(`process ${pid} is not listed (reaped) but still holds ${heldBy(now.host, pid).join('; ')}`);
       return out;
     },
   }),

@@ -13,8 +13,15 @@ import { Process } from './process';
 export const COMM_MAX = 15;
 
 /**
- * Every process the kernel has known, by pid (exited ones stay, in state exited) and by token. Each new process
- * gets its limits (limits/limits.ts): fds, memory; at most PROCESS_LIMIT run per creator.
+ * Exited processes the table keeps, newest last (state exited: ps shows them, as it shows zombies); an older one is
+ * reaped. Its journal rows and its row in the process table's database stay: that is its history.
+ */
+export const EXITED_KEPT = 128;
+
+/**
+ * Every process the kernel has known since boot, by pid and by token: the running ones, and the EXITED_KEPT that
+ * exited last (in state exited). Each new process gets its limits (limits/limits.ts): fds, memory; at most
+ * PROCESS_LIMIT run per creator.
  */
 export class ProcessTable {
   private readonly byPid = new Map<number, Process>();
@@ -24,6 +31,9 @@ export class ProcessTable {
   /** Open files host-wide (FILE_MAX), shared by every fd table. */
   readonly files: OpenFiles;
   private nextPid: number;
+  private readonly firstPid: number;
+  /** The exited processes still kept, oldest first (exit reaps beyond EXITED_KEPT). */
+  private readonly exitedOrder: number[] = [];
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -36,6 +46,7 @@ export class ProcessTable {
   ) {
     if (!Number.isInteger(firstPid) || firstPid < 1) throw new KernelError('EINVAL', `firstPid must be a positive integer`);
     this.nextPid = firstPid;
+    this.firstPid = firstPid;
     this.files = new OpenFiles(limits.files);
   }
 
@@ -75,11 +86,16 @@ export class ProcessTable {
     return Object.fromEntries([...this.perCreator].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b)));
   }
 
-  /** Any known process, exited or not; ESRCH if never seen. */
+  /** Any known process, exited or not; ESRCH if never seen, or exited and reaped. */
   get(pid: number): Process {
     const proc = this.byPid.get(pid);
-    if (!proc) throw new KernelError('ESRCH', `no process ${pid}`);
+    if (!proc) throw new KernelError('ESRCH', this.reaped(pid) ? `process ${pid} has exited` : `no process ${pid}`);
     return proc;
+  }
+
+  /** A pid this boot handed out whose process has exited and been reaped (pids are never reused). */
+  private reaped(pid: number): boolean {
+    return Number.isInteger(pid) && pid >= this.firstPid && pid < this.nextPid && !this.byPid.has(pid);
   }
 
   /** A caller: must exist and still run (ESRCH). */
@@ -100,12 +116,17 @@ export class ProcessTable {
     return proc && proc.state === 'running' ? proc.pid : undefined;
   }
 
+  /** The running processes and the exited ones still kept, by pid. */
   all(): Process[] {
     return [...this.byPid.values()];
   }
 
-  /** Process death: close every fd leaf-first (KVM → devices → ioasids), then free its memory. Idempotent. */
+  /**
+   * Process death: close every fd leaf-first (KVM → devices → ioasids), then free its memory, and reap the oldest
+   * exited process beyond EXITED_KEPT. Idempotent, for a reaped process too.
+   */
   exit(tx: Tx, pid: number, reason: string): void {
+    if (this.reaped(pid)) return;
     const proc = this.get(pid);
     if (proc.state === 'exited') return;
     for (const fd of proc.fds.closeOrder()) proc.fds.close(tx, fd);
@@ -122,7 +143,19 @@ export class ProcessTable {
       },
     );
     tx.emit({ kind: 'process-exit', pid, reason });
-    tx.defer(() => proc.mm.teardown());
+    tx.defer(() => {
+      proc.mm.teardown();
+      this.exitedOrder.push(pid);
+      while (this.exitedOrder.length > EXITED_KEPT) this.reap(this.exitedOrder.shift() as number);
+    });
+  }
+
+  /** Forgets an exited process (its token already names no running process). */
+  private reap(pid: number): void {
+    const proc = this.byPid.get(pid);
+    if (!proc || proc.state !== 'exited') return;
+    this.byPid.delete(pid);
+    this.byToken.delete(proc.token);
   }
 }
 

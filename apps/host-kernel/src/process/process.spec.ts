@@ -1,6 +1,8 @@
 import { KernelEvent } from '../kernel';
 import { DSA0, DSA1, errnoOf, expectFails, newKernel, PAGE, vmmWithGpaSpace } from '../kernel.testing';
 import { PASID_POOL_SIZE } from '../ioasid/ioasid.constants';
+import { refusalOf } from '@app/shared/errno.testing';
+import { EXITED_KEPT } from './process-table';
 
 describe('processes and fds', () => {
   it('pids count up from firstPid; tokens identify running processes only', () => {
@@ -103,6 +105,37 @@ describe('process death', () => {
     expect(errnoOf(() => k.mmap(pid, PAGE))).toBe('ESRCH');
     expect(errnoOf(() => k.openDevice(pid, DSA0))).toBe('ESRCH');
     expect(errnoOf(() => k.killProcess(9999, 'x'))).toBe('ESRCH');
+  });
+
+  it('keeps the EXITED_KEPT processes that exited last and reaps older ones: ESRCH "has exited" for both, a reaped kill is a no-op', () => {
+    const k = newKernel({ firstPid: 100 });
+    const survivor = k.createProcess('survivor').pid;
+    // One at a time: a creator runs at most PROCESS_LIMIT at once.
+    const exit = (k0: typeof k, name: string): number => {
+      const pid = k0.createProcess(name).pid;
+      k0.killProcess(pid, 'bye');
+      return pid;
+    };
+    const pids = Array.from({ length: EXITED_KEPT + 2 }, (_, n) => exit(k, `p${n}`));
+    const events: string[] = [];
+    const listed = k.snapshot().processes.map((p) => p.pid);
+    // The two that exited first are reaped; the last EXITED_KEPT stay listed as exited, the survivor runs on.
+    expect(listed).toEqual([survivor, ...pids.slice(2)]);
+    expect(k.process(pids[2]).state).toBe('exited');
+    for (const pid of pids.slice(0, 2)) {
+      expect(refusalOf(() => k.process(pid))).toEqual({ errno: 'ESRCH', message: `process ${pid} has exited` });
+      expect(refusalOf(() => k.mmap(pid, PAGE))).toEqual({ errno: 'ESRCH', message: `process ${pid} has exited` });
+    }
+    // A pid never handed out is no process at all.
+    const next = pids[pids.length - 1] + 1;
+    expect(refusalOf(() => k.process(next))).toEqual({ errno: 'ESRCH', message: `no process ${next}` });
+    // Killing a reaped process again changes nothing (kill(2) of a zombie succeeds; the admin's op refuses ESRCH).
+    const k2 = newKernel({ onEvent: (e) => events.push(e.kind) });
+    const many = Array.from({ length: EXITED_KEPT + 1 }, (_, n) => exit(k2, `q${n}`));
+    expect(events.filter((e) => e === 'process-exit')).toHaveLength(EXITED_KEPT + 1);
+    expect(errnoOf(() => k2.killProcess(many[0], 'again'))).toBe('ESRCH');
+    expect(events.filter((e) => e === 'process-exit')).toHaveLength(EXITED_KEPT + 1);
+    expect(k2.snapshot().processes).toHaveLength(EXITED_KEPT);
   });
 
   it('one process dying does not touch another process\'s objects', () => {
