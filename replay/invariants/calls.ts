@@ -37,7 +37,7 @@ export function serverError(c: StepCall): boolean {
 function comparable(s: Snapshot, work: CpuWork, reset: ReadonlySet<string>, submitters: ReadonlyMap<number, ReadonlySet<number>>): unknown {
   const processes = s.host.processes.filter((p) => p.state !== 'exited');
   let host = { ...s.host, processes };
-  if (reset.size > 0) host.devices = host.devices.map((d) => (reset.has(d.bdf) ? { ...d, queued: 0, engineRunning: false } : d));
+  if (reset.size > 0) host.devices = host.devices.map((d) => (reset.has(d.bdf) ? idle(d) : d));
   if (work !== 'none') host = withoutIa32Pasid(host);
   const guests = [...s.guests].map(([id, g]) => {
     let guest = { ...g, bootedAtMs: null };
@@ -59,8 +59,9 @@ function comparable(s: Snapshot, work: CpuWork, reset: ReadonlySet<string>, subm
 function completionAreas(step: StepRecord): Map<number, Set<number>> {
   const out = new Map<number, Set<number>>();
   for (const c of step.calls) {
-    const submit = c.app === 'guest' && c.method === 'POST' && c.vm !== undefined ? /^\/v1\/processes\/(\d+)\/submit$/.exec(c.path) : null;
-    if (!submit || c.vm === undefined) continue;
+    if (c.app !== 'guest' || c.method !== 'POST' || c.vm === undefined) continue;
+    const submit = /^\/v1\/processes\/(\d+)\/submit$/.exec(c.path);
+    if (!submit) continue;
     const pids = out.get(c.vm) ?? new Set<number>();
     pids.add(Number(submit[1]));
     out.set(c.vm, pids);
@@ -94,10 +95,15 @@ function withoutDeviceWork(host: KernelState): KernelState {
     ...host,
     processes: host.processes.map((p) => ({ ...p, residentPages: 0 })),
     allocatedFrames: 0,
-    devices: host.devices.map((d) => ({ ...d, queued: 0, engineRunning: false })),
+    devices: host.devices.map(idle),
     faultQueues: [],
     pageRequests: [],
   };
+}
+
+/** A device without its queue and engine state: what a device's work, or a reset, changes. */
+function idle(d: KernelState['devices'][number]): KernelState['devices'][number] {
+  return { ...d, queued: 0, engineRunning: false };
 }
 
 /** A guest without the pages its OS brought in for the device's page requests (free frames, mappings). */

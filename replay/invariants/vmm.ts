@@ -89,7 +89,7 @@ export const VMM_CHECKS: Check[] = [
         const vm = now.vmm?.vms.find((v) => v.id === vmId);
         if (!vm || vm.state !== 'running') continue;
         // RAM written behind the OS in this boot: the directory it thinks it wrote may hold anything now.
-        if (fold.ramWrittenBehindOs.has(vmId) && fold.ramWrittenBehindOs.get(vmId) === g.bootedAtMs) continue;
+        if (fold.ramWrittenBehindOs.get(vmId) === g.bootedAtMs) continue;
         for (const p of g.processes) {
           if (p.vpasid === null || p.vrids.length === 0) continue;
           const b = vm.shadow.find((x) => x.vpasid === p.vpasid && !x.stale);

@@ -152,10 +152,8 @@ export class ProcessTable {
 
   /** Forgets an exited process (its token already names no running process). */
   private reap(pid: number): void {
-    const proc = this.byPid.get(pid);
-    if (!proc || proc.state !== 'exited') return;
+    this.byToken.delete(this.get(pid).token);
     this.byPid.delete(pid);
-    this.byToken.delete(proc.token);
   }
 }
 
