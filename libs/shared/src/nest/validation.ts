@@ -1,23 +1,14 @@
-import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe } from '@nestjs/common';
 import { KernelError } from '../errno';
-import { checkJsonDepth, checkKeys } from '../json-guard';
+import { checkJsonDepth } from '../json-guard';
 import { compiledBodyValidator } from './compiled-dto';
-
-function flatten(errors: ValidationError[], prefix = ''): string[] {
-  return errors.flatMap((e) => {
-    const path = prefix ? `${prefix}.${e.property}` : e.property;
-    const own = Object.values(e.constraints ?? {}).map((m) => (m.startsWith(e.property) ? `${prefix ? `${prefix}.` : ''}${m}` : `${path}: ${m}`));
-    return [...own, ...flatten(e.children ?? [], path)];
-  });
-}
+import { checkRequestShape, invalidRequest, TRANSFORM_OPTIONS, VALIDATOR_OPTIONS } from './dto-check';
 
 const VALIDATION = {
-  whitelist: true,
-  forbidNonWhitelisted: true,
-  forbidUnknownValues: true,
+  ...VALIDATOR_OPTIONS,
   transform: true,
-  transformOptions: { enableImplicitConversion: false },
-  exceptionFactory: (errors: ValidationError[]) => new KernelError('EINVAL', flatten(errors).join('; ') || 'invalid request'),
+  transformOptions: TRANSFORM_OPTIONS,
+  exceptionFactory: invalidRequest,
 };
 
 /**
@@ -66,9 +57,7 @@ export function verifyJsonBody(_req: unknown, _res: unknown, body: Buffer, encod
 @Injectable()
 export class ObjectBodyPipe implements PipeTransform {
   transform(value: unknown, meta: ArgumentMetadata): unknown {
-    if (meta.type === 'body' && (value === null || typeof value !== 'object' || Array.isArray(value)))
-      throw new KernelError('EINVAL', 'the request body must be a JSON object');
-    if (meta.type === 'body' || meta.type === 'query') checkKeys(value);
+    if (meta.type === 'body' || meta.type === 'query') checkRequestShape(value, meta.type);
     return value;
   }
 }
