@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { AuditPeers } from '@app/shared/audit/peers';
 import type { EnqcmdResult } from '@app/shared/contract/host-kernel';
@@ -14,9 +14,13 @@ import { Caller } from '../caller.decorator';
 import type { VmmCaller } from '../vmm-caller';
 import { VmHardware } from './vm-hardware';
 import { VmManager, type VmView } from './vm-manager';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { CreateVmDto, GuestRamHandle, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
 
 /** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
+// CreateVmDto.devices in the OpenAPI document: each a BDF (the DTO's @Matches, which the Swagger plugin cannot copy).
+ApiProperty({ items: { type: 'string', pattern: BDF_PATTERN.source } })(CreateVmDto.prototype, 'devices');
+
 @ApiTags('vms')
 @ApiBearerAuth()
 @Controller({ path: 'vms', version: '1' })

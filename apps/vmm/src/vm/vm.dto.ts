@@ -1,4 +1,3 @@
-import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsString, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DescriptorDto } from '@app/shared/nest/shared.dto';
@@ -31,8 +30,8 @@ export class CreateVmDto {
   @ArrayMaxSize(31)
   @IsString({ each: true })
   @Matches(BDF_PATTERN, { each: true })
-  // The Swagger CLI plugin copies only a regex literal from @Matches into the schema: name the shared one here.
-  @ApiProperty({ items: { type: 'string', pattern: BDF_PATTERN.source } })
+  // The Swagger CLI plugin copies only a regex literal from @Matches into the schema: vm.controller.ts names the
+  // shared one (there, so that this file stays free of Nest for the in-process door).
   devices!: string[];
 }
 
