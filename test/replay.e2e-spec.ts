@@ -38,6 +38,13 @@ describe('scenarios over REST', () => {
     120_000,
   );
 
+  it('malformed requests, run on the spawned apps: REST answers each with the errno and message the in-process door gave', async () => {
+    // The scenario's expectations were held in process (scenarios.spec); here the REST pipes must answer the same.
+    const r = await runScenario(parseScenario(join(SCENARIOS, 'malformed-requests.yaml')), { inProcess: false, outDir: join(out, 'rest-malformed'), replay: false });
+    expect(r.failure).toBeNull();
+    expect(r.steps).toBe(parseScenario(join(SCENARIOS, 'malformed-requests.yaml')).steps.length);
+  }, 120_000);
+
   it('the VMM killed between ALLOW and MAP_PASID, run on the spawned apps: its REST recording replays over REST and in process', async () => {
     const dir = join(out, 'rest-crash');
     const r = await runScenario(parseScenario(join(SCENARIOS, 'vmm-killed-between-allow-and-map.yaml')), { inProcess: false, outDir: dir });

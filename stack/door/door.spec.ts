@@ -1,8 +1,11 @@
 // The in-process door mirrors the REST routes: every route of each app's committed OpenAPI document (but the
 // lifelines, health, metrics and audit, which are no operator's input) has its row, with the controller's status; a
-// request through the door answers as REST does and is marked as an input like the REST middleware marks it.
+// request through the door answers as REST does and is marked as an input like the REST middleware marks it. Each
+// route checks its body and query against the DTOs its controller's document names (scenarios/malformed-requests
+// holds the answers on both transports).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getMetadataStorage } from 'class-validator';
 import { InProcessStack } from '../in-process-stack';
 import { ROUTES } from './door';
 
@@ -16,6 +19,20 @@ describe('the operator’s door into the in-process stack', () => {
       .flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`));
     const door = ROUTES[app].map((r) => `${r.method} ${r.path}`);
     expect(door.sort()).toEqual(rest.sort());
+  });
+
+  it.each(Object.keys(ROUTES) as Array<keyof typeof ROUTES>)('checks the body and query DTOs the %s document names', (app) => {
+    const doc = JSON.parse(readFileSync(join(__dirname, '..', '..', 'openapi', `${app}.json`), 'utf8')) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> }; parameters?: Array<{ in: string; name: string }> }>>;
+    };
+    const dtoProperties = (dto: Function): string[] => [...new Set(getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false).map((m) => m.propertyName))].sort();
+    for (const r of ROUTES[app]) {
+      const op = doc.paths[r.path.replace(/:(\w+)/g, '{$1}')][r.method.toLowerCase()];
+      const ref = op.requestBody?.content['application/json']?.schema.$ref?.split('/').pop();
+      const query = (op.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name).sort();
+      expect([`${r.method} ${r.path}`, r.dto.body?.name]).toEqual([`${r.method} ${r.path}`, ref]);
+      expect([`${r.method} ${r.path}`, r.dto.query ? dtoProperties(r.dto.query) : []]).toEqual([`${r.method} ${r.path}`, query]);
+    }
   });
 
   it('answers as REST does, and marks the call an input with its principal, never its token', async () => {

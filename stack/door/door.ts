@@ -6,7 +6,7 @@ import { KernelError } from '@app/shared/errno';
 import type { HttpInput, InputMark } from '@app/shared/replay/input';
 import { GUEST_ROUTES } from './guest.routes';
 import { HOST_ROUTES } from './host.routes';
-import { match, type Route } from './route';
+import { checkedCall, match, type Route } from './route';
 import { VMM_ROUTES } from './vmm.routes';
 
 export type StackApp = 'host-kernel' | 'vmm' | 'guest';
@@ -46,7 +46,7 @@ export async function serve<C>(routes: Route<C>[], core: C, req: StackRequest): 
     const m = match(routes, req.method, req.path);
     if (!m) throw new KernelError('ENOENT', `no route ${req.method} ${req.path.split('?')[0]} on ${req.app}`);
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const out = await m.route.run(core, { params: m.params, query: m.query, body, token: req.token ?? null });
+    const out = await m.route.run(core, checkedCall(m.route.dto, { params: m.params, query: m.query, body, token: req.token ?? null }));
     return { status: m.route.status, body: out ?? undefined };
   } catch (err) {
     const e = err instanceof KernelError ? err : new KernelError('EIO', 'internal error', 500);
