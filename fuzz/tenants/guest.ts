@@ -66,6 +66,7 @@ export class GuestTenant {
       [withMaps.length ? 1 : 0, () => this.munmap(g)],
       [3, () => this.vmRead(g)],
       [1, () => this.respond(g)],
+      [this.procs.length ? 2 : 0, () => this.careless(g)],
       [0.3, () => op('guest/kill', this.id, [step('kill', `guest-${this.life.idRef}`)], () => this.forget())],
       [0.3, () => this.life.remove()],
     ]);
@@ -133,6 +134,43 @@ export class GuestTenant {
     return op('guest/munmap', this.id, [this.console('POST', `/v1/processes/${ref(p.v, 'pid')}/munmap`, { gva: ref(m.v, 'gva'), length: m.length })], ([a]) => {
       if (ok(a)) p.maps = p.maps.filter((x) => x !== m);
     });
+  }
+
+  /**
+   * A guest program's bad system call, through the console: a mapping's range overrun or cut short, a pid the OS
+   * never made, a device the machine lacks, an unbind of what is not bound, a descriptor the driver cannot encode, a
+   * field the call does not know. Each must come back with its errno and change nothing (refused-call-changes-
+   * nothing compares the guest, the VMM and the host before and after).
+   */
+  private careless(g: GenContext): FuzzOp {
+    const { rng } = g;
+    const p = rng.pick(this.procs);
+    const pid = ref(p.v, 'pid');
+    const m = p.maps.length ? rng.pick(p.maps) : null;
+    const gva = m ? (g.vars.get(m.v) as { gva?: number } | undefined)?.gva : undefined;
+    const noPid = 900 + rng.int(100);
+    const unbound = this.life.vrids().filter((x) => !p.bound.includes(x));
+    const kinds: Array<[number, () => [string, ReturnType<typeof step>]]> = [
+      [2, () => ['mmap-length', this.console('POST', `/v1/processes/${pid}/mmap`, { length: rng.pick([0, -4096, 1.5, (64 << 20) + 1]) })]],
+      [1, () => ['mmap-no-process', this.console('POST', `/v1/processes/${noPid}/mmap`, { length: PAGE_SIZE })]],
+      [1, () => ['mmap-unknown-field', this.console('POST', `/v1/processes/${pid}/mmap`, { length: PAGE_SIZE, prot: 7 })]],
+      [1, () => ['bind-no-device', this.console('POST', '/v1/sva/bind', { pid, vrid: rng.pick([0x99, 0x7f]) })]],
+      [1, () => ['bind-no-process', this.console('POST', '/v1/sva/bind', { pid: noPid, vrid: rng.pick(this.life.vrids().length ? this.life.vrids() : [8]) })]],
+      [unbound.length ? 1 : 0, () => ['unbind-not-bound', this.console('POST', '/v1/sva/unbind', { pid, vrid: rng.pick(unbound) })]],
+      [1, () => ['submit-bad-descriptor', this.console('POST', `/v1/processes/${pid}/submit`, { vrid: rng.pick(this.life.vrids().length ? this.life.vrids() : [8]), descriptor: rng.pick([{ op: 'bogus' }, { op: 'memmove', src: -1, dst: 0, length: PAGE_SIZE }, { op: 'fill', dst: 0, length: PAGE_SIZE, pattern: 'x' }]) })]],
+      [1, () => ['submit-no-device', this.console('POST', `/v1/processes/${pid}/submit`, { vrid: 0x99, descriptor: { op: 'noop' } })]],
+    ];
+    if (m && gva !== undefined) {
+      const end = gva + m.length;
+      kinds.push(
+        // A write that starts inside the mapping and runs past its end: EFAULT, and not a byte of it written.
+        [3, () => ['write-past-end', this.console('PUT', `/v1/processes/${pid}/memory`, { gva: end - 100, data: Buffer.alloc(200, 0x5c).toString('base64') })]],
+        [2, () => ['read-past-end', this.console('GET', `/v1/processes/${pid}/memory?gva=${gva}&length=${m.length + PAGE_SIZE}`, null)]],
+        [2, () => ['munmap-part', this.console('POST', `/v1/processes/${pid}/munmap`, { gva: m.length > PAGE_SIZE && rng.chance(0.5) ? gva + PAGE_SIZE : gva, length: m.length > PAGE_SIZE ? m.length - PAGE_SIZE : m.length + PAGE_SIZE })]],
+      );
+    }
+    const [kind, call] = (rng.weighted(kinds) as () => [string, ReturnType<typeof step>])();
+    return op(`guest/careless-${kind}`, this.id, [call]);
   }
 
   /** What the VM's own token reads of its VMM: itself, its machine, its vIOMMU fault log and page requests, its RAM. */
