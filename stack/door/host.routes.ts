@@ -1,11 +1,11 @@
 // The host kernel's REST routes on the in-process door: each is its controller's one line (DTO → the row of the
 // command table → DTO), through the same bearer rule (HostKernelApp.authorize) and the same dispatcher.
 import type { Descriptor } from '@app/shared/contract/host-kernel';
+import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { decodePayload, encodePayload, type PayloadEncoding } from '@app/shared/payload';
 import type { Op, OpFile } from '../../apps/host-kernel/src/dispatch/op';
 import type { HostKernelApp } from '../../apps/host-kernel/src/host-kernel.app';
 import { cpuOps, faultOps, hwOps, ioasidOps, kvmOps, processOps, vfioOps } from '../../apps/host-kernel/src/ops';
-import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { EnqcmdDto } from '../../apps/host-kernel/src/cpu/cpu.dto';
 import { PageResponseDto } from '../../apps/host-kernel/src/fault/fault.dto';
 import { EngineDto, LimitsQuery, PasidQuery, RawDmaDto } from '../../apps/host-kernel/src/hw/hw.dto';

@@ -2,10 +2,10 @@
 // (VmmApp.authorize: `admin`, `caller-or-admin`, or the VM's own token).
 import type { Descriptor } from '@app/shared/contract/host-kernel';
 import type { AuthKind } from '@app/shared/auth/bearer';
+import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { decodePayload, encodePayload, type PayloadEncoding } from '@app/shared/payload';
 import type { VmmApp } from '../../apps/vmm/src/vmm.app';
 import type { VmmCaller } from '../../apps/vmm/src/vmm-caller';
-import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared.dto';
 import { ContextDto, InvalidateDto, PageResponseDto } from '../../apps/vmm/src/viommu/viommu.dto';
 import { CreateVmDto, VcpuEnqcmdDto, VcpuEnqcmdsDto } from '../../apps/vmm/src/vm/vm.dto';
 import { intParam, intQuery, type Route, route, type RouteCall } from './route';
