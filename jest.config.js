@@ -3,7 +3,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
   rootDir: '.',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/stack', '<rootDir>/replay', '<rootDir>/fuzz'],
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/stack', '<rootDir>/replay', '<rootDir>/fuzz', '<rootDir>/bench'],
   testMatch: ['**/*.spec.ts'],
   reporters: ['default', ['<rootDir>/test/harness/totals-reporter.js', { name: 'unit' }]],
   testEnvironment: 'node',

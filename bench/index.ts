@@ -1,13 +1,14 @@
 // `npm run bench`: the floors, then every row beside its floor from the same run; prints the table and writes
 // bench/results.json (issue 13's contract: { floors, rows: [{ id, value, unit, floor, ratio }] }).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { killAll } from '../test/harness/apps';
+import { killAll, profileApps } from '../test/harness/apps';
 import { Stack } from '../test/harness/stack';
 import { measureFloors } from './floors';
 import { inProcessStackRows } from './inprocess-stack.bench';
 import { inProcessRows } from './inprocess.bench';
+import { printProfiles, summarizeProfiles } from './profiles';
 import { progress } from './progress';
 import { replayRows } from './replay.bench';
 import { restNoopRows } from './rest.bench';
@@ -28,8 +29,25 @@ function stageFilter(argv: string[]): ((stage: string) => boolean) | null {
   return (stage) => prefixes.some((p) => stage.startsWith(p) || p.startsWith(stage));
 }
 
+/**
+ * `--profile <dir>`: the spawned apps run with `--cpu-prof` into <dir>, summed up after the table (profiles.ts).
+ * Profiling slows what it measures: results.json is then not written.
+ */
+function profileDir(argv: string[]): string | null {
+  const i = argv.indexOf('--profile');
+  if (i < 0) return null;
+  const dir = argv[i + 1];
+  if (!dir || dir.startsWith('--')) throw new Error('--profile needs a directory');
+  return resolve(dir);
+}
+
 async function main(): Promise<void> {
   const filter = stageFilter(process.argv.slice(2));
+  const profiles = profileDir(process.argv.slice(2));
+  if (profiles) {
+    mkdirSync(profiles, { recursive: true });
+    profileApps(profiles);
+  }
   const only = filter ?? ((): boolean => true);
   const rows: BenchRow[] = [];
   // The stages, each measured whole; the bar moves between them.
@@ -68,7 +86,8 @@ async function main(): Promise<void> {
   }
   console.log(note);
   printTable(floors, rows);
-  if (filter) return;
+  if (profiles) printProfiles(profiles, summarizeProfiles(profiles));
+  if (filter || profiles) return;
   writeResults(RESULTS, floors, rows);
   console.log(`wrote ${RESULTS}`);
 }

@@ -19,6 +19,16 @@ export const ENTRY: Record<AppName, string> = {
 
 const TAIL_LINES = 40;
 const live = new Set<AppProcess>();
+/** Where every app spawned from now on writes its V8 CPU profile (`npm run bench -- --profile <dir>`), or null. */
+let cpuProfileDir: string | null = null;
+
+/**
+ * Spawns every later app with `--cpu-prof` into `dir`. Node writes a profile when the process exits normally, so
+ * killAll then stops the apps with SIGTERM (their graceful shutdown) before it kills what is left.
+ */
+export function profileApps(dir: string): void {
+  cpuProfileDir = dir;
+}
 
 /** A built app running as its own process group, on a port it chose itself (PORT=0). */
 export class AppProcess {
@@ -96,7 +106,8 @@ function collect(stream: NodeJS.ReadableStream | null, into: string[]): void {
  * sleeps) for its `READY {"app","port"}` line and then for `/health` to answer.
  */
 export async function spawnApp(name: AppName, env: Record<string, string>, deadlineMs = 30_000): Promise<AppProcess> {
-  const child = spawn(process.execPath, [ENTRY[name]], {
+  const profile = cpuProfileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`];
+  const child = spawn(process.execPath, [...profile, ENTRY[name]], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -141,6 +152,7 @@ export async function spawnApp(name: AppName, env: Record<string, string>, deadl
 /** Kills every app process group still alive (used at the end of every test file, pass or fail). */
 export async function killAll(): Promise<void> {
   const all = [...live];
+  if (cpuProfileDir !== null) await Promise.all(all.map((a) => a.stop('SIGTERM')));
   for (const app of all) app.signal('SIGKILL');
   await Promise.all(all.map((a) => a.exited));
 }
