@@ -1,7 +1,7 @@
 // The three apps as spawned processes on free ports (test/harness/apps.ts), as a replay transport: requests over
 // HTTP carrying the operator's Lamport clock, external events caused for real (SIGKILL, a restart on the same
 // data dir, a guest app spawned) and recorded first in the operator's journal (a database in the data dir).
-// Quiet means: two polls of every live journal in a row found nothing new.
+// Quiet means: two polls of every live journal in a row, 15 ms apart, found nothing new.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -190,8 +190,13 @@ export class RestTransport implements Transport {
     for (const app of this.apps.values()) if (app.running) await this.http(app.url, 'GET', '/health');
   }
 
-  /** Polls every live journal until two rounds in a row bring nothing new. */
+  /**
+   * Polls every live journal until two rounds in a row, POLL_MS apart, bring nothing new. The first poll is at
+   * once: it fetches what the last answered request wrote (committed before its answer), which a first round after
+   * a wait would only have found later; the two quiet rounds are then counted from it.
+   */
   async quiesce(): Promise<void> {
+    await this.poll();
     for (let quiet = 0; quiet < 2; ) {
       await new Promise((r) => setTimeout(r, POLL_MS));
       quiet = (await this.poll()) ? 0 : quiet + 1;
