@@ -14,6 +14,7 @@ import { hwOps } from '../../apps/host-kernel/src/ops';
 import { vmmState, type VmmState } from '../../apps/vmm/src/vmm-state';
 import type { InProcessStack } from '../../stack/in-process-stack';
 import type { StackRequest, StackResponse } from '../../stack/door/door';
+import { plainCopy } from './plain';
 import type { Snapshot } from './types';
 
 export interface StateSource {
@@ -26,7 +27,7 @@ export interface StateSource {
 }
 
 /** Plain data, as it would cross the wire (no reference into a live object survives into a snapshot). */
-const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+const plain = plainCopy;
 
 export class InProcessSource implements StateSource {
   readonly kind = 'in-process' as const;
