@@ -9,8 +9,8 @@ export function plainCopy<T>(v: T): T {
   return copy(v, '') as T;
 }
 
-/** `v` as JSON would give it back; `key` is its key in its holder (what JSON hands a toJSON method). */
-function copy(v: unknown, key: string): unknown {
+/** `v` as JSON would give it back; `key` is its key in its holder (what JSON hands a toJSON method, as a string). */
+function copy(v: unknown, key: string | number): unknown {
   if (v === null) return null;
   switch (typeof v) {
     case 'string':
@@ -29,23 +29,32 @@ function copy(v: unknown, key: string): unknown {
   }
 }
 
-function copyArray(a: unknown[], key: string): unknown {
+// Both loops copy a number in place (most of a snapshot: frame numbers, pin counts) and recurse for the rest.
+
+function copyArray(a: unknown[], key: string | number): unknown {
   if (Object.getPrototypeOf(a) !== Array.prototype || typeof (a as { toJSON?: unknown }).toJSON === 'function') return viaJson(a, key);
   const out = new Array<unknown>(a.length);
   for (let i = 0; i < a.length; i++) {
-    const x = copy(a[i], String(i));
-    out[i] = x === undefined ? null : x; // a hole, undefined, a function: null in an array
+    const v = a[i];
+    if (typeof v === 'number') out[i] = Number.isFinite(v) ? v + 0 : null;
+    else {
+      const x = copy(v, i);
+      out[i] = x === undefined ? null : x; // a hole, undefined, a function: null in an array
+    }
   }
   return out;
 }
 
-function copyObject(o: Record<string, unknown>, key: string): unknown {
+function copyObject(o: Record<string, unknown>, key: string | number): unknown {
   const proto = Object.getPrototypeOf(o) as unknown;
   if ((proto !== Object.prototype && proto !== null) || typeof o.toJSON === 'function') return viaJson(o, key);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o)) {
-    const x = copy(o[k], k);
-    if (x !== undefined) own(out, k, x);
+    const v = o[k];
+    const x = typeof v === 'number' ? (Number.isFinite(v) ? v + 0 : null) : copy(v, k);
+    if (x === undefined) continue;
+    if (k === '__proto__') own(out, k, x);
+    else out[k] = x;
   }
   return out;
 }
@@ -57,9 +66,10 @@ function own(out: Record<string, unknown>, k: string, x: unknown): void {
 }
 
 /** JSON's own answer for `v`, held under `key` as it was (toJSON gets that key). */
-function viaJson(v: unknown, key: string): unknown {
+function viaJson(v: unknown, key: string | number): unknown {
+  const k = String(key);
   const holder: Record<string, unknown> = {};
-  own(holder, key, v);
+  own(holder, k, v);
   const parsed = JSON.parse(JSON.stringify(holder)) as Record<string, unknown>;
-  return Object.prototype.hasOwnProperty.call(parsed, key) ? parsed[key] : undefined;
+  return Object.prototype.hasOwnProperty.call(parsed, k) ? parsed[k] : undefined;
 }
