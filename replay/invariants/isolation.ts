@@ -91,7 +91,7 @@ function framesOf(s: KernelState, stack: NonNullable<Parameters<Check['run']>[0]
   return owners;
 }
 
-/** Room for frame `pfn` (twice as many slots, or up to it): the stamps carry over, so this observation's hold. */
+/** Room for frame `pfn` (twice as many slots, or up to it): the stamps carry over, so the observation being built keeps its own. */
 function grow(a: { first: Int32Array; stamp: Int32Array }, pfn: number): void {
   const n = Math.max(pfn + 1, 2 * a.stamp.length);
   const first = new Int32Array(n);
