@@ -150,14 +150,15 @@ export class GuestTenant {
     const gva = m ? (g.vars.get(m.v) as { gva?: number } | undefined)?.gva : undefined;
     const noPid = 900 + rng.int(100);
     const unbound = this.life.vrids().filter((x) => !p.bound.includes(x));
+    const anyVrid = (): number => rng.pick(this.life.vrids().length ? this.life.vrids() : [8]);
     const kinds: Array<[number, () => [string, ReturnType<typeof step>]]> = [
       [2, () => ['mmap-length', this.console('POST', `/v1/processes/${pid}/mmap`, { length: rng.pick([0, -4096, 1.5, (64 << 20) + 1]) })]],
       [1, () => ['mmap-no-process', this.console('POST', `/v1/processes/${noPid}/mmap`, { length: PAGE_SIZE })]],
       [1, () => ['mmap-unknown-field', this.console('POST', `/v1/processes/${pid}/mmap`, { length: PAGE_SIZE, prot: 7 })]],
       [1, () => ['bind-no-device', this.console('POST', '/v1/sva/bind', { pid, vrid: rng.pick([0x99, 0x7f]) })]],
-      [1, () => ['bind-no-process', this.console('POST', '/v1/sva/bind', { pid: noPid, vrid: rng.pick(this.life.vrids().length ? this.life.vrids() : [8]) })]],
+      [1, () => ['bind-no-process', this.console('POST', '/v1/sva/bind', { pid: noPid, vrid: anyVrid() })]],
       [unbound.length ? 1 : 0, () => ['unbind-not-bound', this.console('POST', '/v1/sva/unbind', { pid, vrid: rng.pick(unbound) })]],
-      [1, () => ['submit-bad-descriptor', this.console('POST', `/v1/processes/${pid}/submit`, { vrid: rng.pick(this.life.vrids().length ? this.life.vrids() : [8]), descriptor: rng.pick([{ op: 'bogus' }, { op: 'memmove', src: -1, dst: 0, length: PAGE_SIZE }, { op: 'fill', dst: 0, length: PAGE_SIZE, pattern: 'x' }]) })]],
+      [1, () => ['submit-bad-descriptor', this.console('POST', `/v1/processes/${pid}/submit`, { vrid: anyVrid(), descriptor: rng.pick([{ op: 'bogus' }, { op: 'memmove', src: -1, dst: 0, length: PAGE_SIZE }, { op: 'fill', dst: 0, length: PAGE_SIZE, pattern: 'x' }]) })]],
       [1, () => ['submit-no-device', this.console('POST', `/v1/processes/${pid}/submit`, { vrid: 0x99, descriptor: { op: 'noop' } })]],
     ];
     if (m && gva !== undefined) {

@@ -17,7 +17,7 @@ function copy(v: unknown, key: string | number): unknown {
     case 'boolean':
       return v;
     case 'number':
-      return Number.isFinite(v) ? v + 0 : null; // -0 + 0 is 0, as JSON writes it
+      return num(v);
     case 'object':
       return Array.isArray(v) ? copyArray(v, key) : copyObject(v as Record<string, unknown>, key);
     case 'undefined':
@@ -29,6 +29,9 @@ function copy(v: unknown, key: string | number): unknown {
   }
 }
 
+/** A number as JSON writes it: a non-finite one is null, and -0 + 0 is 0. */
+const num = (v: number): number | null => (Number.isFinite(v) ? v + 0 : null);
+
 // Both loops copy a number in place (most of a snapshot: frame numbers, pin counts) and recurse for the rest.
 
 function copyArray(a: unknown[], key: string | number): unknown {
@@ -36,7 +39,7 @@ function copyArray(a: unknown[], key: string | number): unknown {
   const out = new Array<unknown>(a.length);
   for (let i = 0; i < a.length; i++) {
     const v = a[i];
-    if (typeof v === 'number') out[i] = Number.isFinite(v) ? v + 0 : null;
+    if (typeof v === 'number') out[i] = num(v);
     else {
       const x = copy(v, i);
       out[i] = x === undefined ? null : x; // a hole, undefined, a function: null in an array
@@ -51,7 +54,7 @@ function copyObject(o: Record<string, unknown>, key: string | number): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o)) {
     const v = o[k];
-    const x = typeof v === 'number' ? (Number.isFinite(v) ? v + 0 : null) : copy(v, k);
+    const x = typeof v === 'number' ? num(v) : copy(v, k);
     if (x === undefined) continue;
     if (k === '__proto__') own(out, k, x);
     else out[k] = x;

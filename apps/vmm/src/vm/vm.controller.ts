@@ -9,18 +9,18 @@ import { GuestReadQuery, GuestWriteDto, WrmsrDto } from '@app/shared/nest/shared
 import { AUDIT_PEERS } from '@app/shared/nest/tokens';
 import { IntParamPipe } from '@app/shared/nest/validation';
 import { decodePayload, encodePayload } from '@app/shared/payload';
+import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import type { Machine } from '../machine/machine';
 import { Caller } from '../caller.decorator';
 import type { VmmCaller } from '../vmm-caller';
 import { VmHardware } from './vm-hardware';
 import { VmManager, type VmView } from './vm-manager';
-import { BDF_PATTERN } from '@app/shared/pci/pci.constants';
 import { CreateVmDto, GuestRamHandle, VcpuEnqcmdDto, VcpuEnqcmdsDto } from './vm.dto';
 
-/** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
 // CreateVmDto.devices in the OpenAPI document: each a BDF (the DTO's @Matches, which the Swagger plugin cannot copy).
 ApiProperty({ items: { type: 'string', pattern: BDF_PATTERN.source } })(CreateVmDto.prototype, 'devices');
 
+/** VM management (VMM admin token) and the virtual hardware a guest sees (its VM token only). */
 @ApiTags('vms')
 @ApiBearerAuth()
 @Controller({ path: 'vms', version: '1' })

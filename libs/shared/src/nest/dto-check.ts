@@ -35,6 +35,12 @@ export function checkRequestShape(value: unknown, kind: 'body' | 'query'): void 
   checkKeys(value);
 }
 
+/** A body the DTO's compiled validator accepts, built as the pipe builds it; null: the full pipe must judge it. */
+export function compiledBody(dto: unknown, value: unknown): Record<string, unknown> | null {
+  const accept = compiledBodyValidator(dto);
+  return accept ? accept(value) : null;
+}
+
 /**
  * A body or query as the route's handler gets it over REST: the shape rule, then the DTO instance (a body the
  * compiled validator accepts is built at once, as the pipe does), or the EINVAL the pipe would answer. `value` is
@@ -43,11 +49,8 @@ export function checkRequestShape(value: unknown, kind: 'body' | 'query'): void 
  */
 export function checkedRequest<T extends object>(dto: new () => T, value: unknown, kind: 'body' | 'query'): T {
   checkRequestShape(value, kind);
-  if (kind === 'body') {
-    const accept = compiledBodyValidator(dto);
-    const built = accept ? accept(value) : null;
-    if (built) return built as T;
-  }
+  const built = kind === 'body' ? compiledBody(dto, value) : null;
+  if (built) return built as T;
   const entity = plainToInstance(dto, value ?? {}, TRANSFORM_OPTIONS) as T;
   const errors = validateSync(entity, { ...VALIDATOR_OPTIONS, validationError: { target: false } });
   if (errors.length > 0) throw invalidRequest(errors);

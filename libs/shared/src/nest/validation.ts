@@ -1,8 +1,7 @@
 import { type ArgumentMetadata, Injectable, type PipeTransform, ValidationPipe } from '@nestjs/common';
 import { KernelError } from '../errno';
 import { checkJsonDepth } from '../json-guard';
-import { compiledBodyValidator } from './compiled-dto';
-import { checkRequestShape, invalidRequest, TRANSFORM_OPTIONS, VALIDATOR_OPTIONS } from './dto-check';
+import { checkRequestShape, compiledBody, invalidRequest, TRANSFORM_OPTIONS, VALIDATOR_OPTIONS } from './dto-check';
 
 const VALIDATION = {
   ...VALIDATOR_OPTIONS,
@@ -22,12 +21,8 @@ const VALIDATION = {
  */
 class CompiledValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    if (metadata.type === 'body') {
-      const accept = compiledBodyValidator(metadata.metatype);
-      const built = accept ? accept(value) : null;
-      if (built) return built;
-    }
-    return super.transform(value, metadata);
+    const built = metadata.type === 'body' ? compiledBody(metadata.metatype, value) : null;
+    return built ?? super.transform(value, metadata);
   }
 
   protected override transformPrimitive(value: unknown, metadata: ArgumentMetadata): unknown {
