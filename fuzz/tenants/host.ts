@@ -16,6 +16,8 @@ interface IoasidRef {
   fd: string;
   kind: 'none' | 'mm' | 'iova' | 'nested';
   maps: Array<{ iova: number; length: number }>;
+  /** Allowed on a device by this tenant's last allow or disallow of it (what KVM's map-pasid wants: a hint, not state). */
+  allowed: boolean;
 }
 
 export class HostTenant implements Tenant {
@@ -27,7 +29,8 @@ export class HostTenant implements Tenant {
   private ioasids: IoasidRef[] = [];
   private queues: Array<{ v: string; fd: string; read?: string }> = [];
   private devices: Array<{ v: string; bdf: string }> = [];
-  private kvms: Array<{ v: string; vcpus: number }> = [];
+  /** slot: the length of the memslot at GPA 0 once one was made (0: none yet); translation: PASID translation's last setting. */
+  private kvms: Array<{ v: string; vcpus: number; slot: number; translation: boolean }> = [];
 
   constructor(readonly id: string) {}
 
@@ -79,7 +82,7 @@ export class HostTenant implements Tenant {
       [this.devices.length < 2 ? 3 : 0, () => this.openDevice(g)],
       [this.devices.length && this.ioasids.some((i) => i.kind !== 'none') ? 7 : 0, () => this.allow(g)],
       [this.devices.length && this.ioasids.length ? 3 : 0, () => this.disallow(g)],
-      [this.kvms.length === 0 ? 2 : 0, () => this.simple(g, 'host/kvm-create', 'POST', '/v1/kvm/vms', {}, (v) => this.kvms.push({ v, vcpus: 0 }))],
+      [this.kvms.length === 0 ? 2 : 0, () => this.simple(g, 'host/kvm-create', 'POST', '/v1/kvm/vms', {}, (v) => this.kvms.push({ v, vcpus: 0, slot: 0, translation: false }))],
       [this.kvms.length ? 4 : 0, () => this.kvm(g)],
       [bound('mm').length && this.devices.length && this.mmaps.length ? 6 : 0, () => this.enqcmd(g)],
       [this.fds.length + this.devices.length + this.kvms.length ? 2 : 0, () => this.close(g)],
@@ -138,7 +141,7 @@ export class HostTenant implements Tenant {
     const steps = names.map((v) => this.host('POST', `/v1/ioasid/${ref(fd, 'fd')}/ioasids`, {}, v));
     return op(n > 1 ? 'host/alloc-flood' : 'host/alloc', this.id, steps, (as) =>
       as.forEach((a, i) => {
-        if (ok(a)) this.ioasids.push({ v: names[i], fd, kind: 'none', maps: [] });
+        if (ok(a)) this.ioasids.push({ v: names[i], fd, kind: 'none', maps: [], allowed: false });
       }),
     );
   }
@@ -225,30 +228,54 @@ export class HostTenant implements Tenant {
     const d = g.rng.pick(this.devices);
     const i = g.rng.pick(this.ioasids.filter((x) => x.kind !== 'none'));
     const mode = g.rng.chance(0.7) ? 'pasid' : 'rid';
-    return op(`host/allow-${mode}`, this.id, [this.host('POST', `/v1/vfio/${ref(d.v, 'fd')}/allow-ioasid`, { ioasidFd: ref(i.fd, 'fd'), ioasid: ref(i.v, 'ioasid'), mode })]);
+    return op(`host/allow-${mode}`, this.id, [this.host('POST', `/v1/vfio/${ref(d.v, 'fd')}/allow-ioasid`, { ioasidFd: ref(i.fd, 'fd'), ioasid: ref(i.v, 'ioasid'), mode })], ([a]) => {
+      if (ok(a)) i.allowed = true;
+    });
   }
 
   private disallow(g: GenContext): FuzzOp {
     const d = g.rng.pick(this.devices);
     const i = g.rng.pick(this.ioasids);
-    return op('host/disallow', this.id, [this.host('POST', `/v1/vfio/${ref(d.v, 'fd')}/disallow-ioasid`, { ioasidFd: ref(i.fd, 'fd'), ioasid: ref(i.v, 'ioasid') })]);
+    return op('host/disallow', this.id, [this.host('POST', `/v1/vfio/${ref(d.v, 'fd')}/disallow-ioasid`, { ioasidFd: ref(i.fd, 'fd'), ioasid: ref(i.v, 'ioasid') })], ([a]) => {
+      if (ok(a)) i.allowed = false;
+    });
   }
 
   private kvm(g: GenContext): FuzzOp {
     const k = g.rng.pick(this.kvms);
     const at = `/v1/kvm/${ref(k.v, 'fd')}`;
-    const i = this.ioasids.length ? g.rng.pick(this.ioasids) : null;
+    const allowed = this.ioasids.filter((x) => x.allowed);
+    const i = allowed.length && g.rng.chance(0.8) ? g.rng.pick(allowed) : this.ioasids.length ? g.rng.pick(this.ioasids) : null;
     const vpasid = g.rng.chance(0.9) ? g.rng.range(1, 8) : g.rng.pick([0, 2 ** 20, -1]);
     const m = this.mmaps.length ? g.rng.pick(this.mmaps) : null;
-    const what = g.rng.weighted<string>([[m ? 2 : 0, 'memslot'], [k.vcpus < 2 ? 2 : 0, 'vcpu'], [2, 'translation'], [i ? 5 : 0, 'map'], [3, 'unmap'], [k.vcpus ? 3 : 0, 'wrmsr'], [k.vcpus ? 2 : 0, 'enqcmd']]) as string;
-    if (what === 'memslot') return op('host/kvm-memslot', this.id, [this.host('POST', `${at}/memslots`, { gpa: 0, size: m?.length, hva: ref((m as Mapping).v, 'hva') })]);
+    const what = g.rng.weighted<string>([[m ? (k.slot ? 1 : 4) : 0, 'memslot'], [k.slot ? 3 : m ? 1 : 0, 'write'], [k.vcpus < 2 ? 2 : 0, 'vcpu'], [k.translation ? 1 : 3, 'translation'], [i ? (k.translation ? 5 : 1) : 0, 'map'], [3, 'unmap'], [k.vcpus ? 3 : 0, 'wrmsr'], [k.vcpus ? 2 : 0, 'enqcmd']]) as string;
+    if (what === 'memslot') {
+      const size = (m as Mapping).length;
+      return op('host/kvm-memslot', this.id, [this.host('POST', `${at}/memslots`, { gpa: 0, size, hva: ref((m as Mapping).v, 'hva') })], ([a]) => void (ok(a) && (k.slot ||= size)));
+    }
+    if (what === 'write') return this.writeGuest(g, at, k.slot || (m as Mapping).length);
     if (what === 'vcpu') return op('host/kvm-vcpu', this.id, [this.host('POST', `${at}/vcpus`, {})], ([a]) => void (ok(a) && k.vcpus++));
-    if (what === 'translation') return op('host/kvm-pasid-translation', this.id, [this.host('POST', `${at}/pasid-translation`, { enabled: g.rng.chance(0.8) })]);
+    if (what === 'translation') {
+      const enabled = g.rng.chance(0.8);
+      return op('host/kvm-pasid-translation', this.id, [this.host('POST', `${at}/pasid-translation`, { enabled })], ([a]) => void (ok(a) && (k.translation = enabled)));
+    }
     if (what === 'map') return op('host/kvm-map-pasid', this.id, [this.host('POST', `${at}/map-pasid`, { vpasid, ioasidFd: ref((i as IoasidRef).fd, 'fd'), ioasid: ref((i as IoasidRef).v, 'ioasid') })]);
     if (what === 'unmap') return op('host/kvm-unmap-pasid', this.id, [this.host('POST', `${at}/unmap-pasid`, { vpasid })]);
     if (what === 'wrmsr') return op('host/kvm-wrmsr', this.id, [this.host('POST', `${at}/vcpus/0/wrmsr`, { msr: 'IA32_PASID', value: (IA32_PASID_VALID | Math.max(0, vpasid)) >>> 0 })]);
     const dev = this.devices.length ? ref(g.rng.pick(this.devices).v, 'fd') : 3;
     return op('host/kvm-enqcmd', this.id, [this.host('POST', `${at}/vcpus/0/enqcmd`, { deviceFd: dev, descriptor: { op: 'noop', completion: g.rng.int(64) * 32 } })]);
+  }
+
+  /**
+   * KVM's guest-memory write (what a VMM does through its own mapping of guest RAM): this process's canary inside
+   * the VM's memslot at GPA 0 (`size` bytes; with no slot yet, a mapping's length: EFAULT), now and then one that
+   * runs a page past its end or starts beyond it (EFAULT, nothing written).
+   */
+  private writeGuest(g: GenContext, at: string, size: number): FuzzOp {
+    const gpa = g.rng.chance(0.05) ? g.rng.pick([size, 2 ** 32]) : g.rng.int(size / PAGE_SIZE) * PAGE_SIZE;
+    const length = g.rng.chance(0.1) && gpa < size ? size - gpa + PAGE_SIZE : g.rng.range(1, PAGE_SIZE);
+    const data = canary({ kind: 'host', pid: this.pidOf(g) }, length).toString('base64');
+    return op('host/kvm-write-guest', this.id, [this.host('PUT', `${at}/memory`, { gpa, data })]);
   }
 
   /** Host SVA: IA32_PASID = an mm-bound ioasid of this process, then ENQCMD on an open device (page requests answered by the kernel). */
@@ -298,13 +325,14 @@ export class HostTenant implements Tenant {
   private hostile(g: GenContext): FuzzOp {
     const others = g.tenants.filter((t) => t !== this).flatMap((t) => t.exposed());
     const fd = others.length && g.rng.chance(0.6) ? g.rng.pick(others) : g.rng.range(0, 40);
-    const which = g.rng.int(7);
+    const which = g.rng.int(8);
     if (which === 0) return op('hostile/foreign-fd-alloc', this.id, [this.host('POST', `/v1/ioasid/${fd}/ioasids`, {})]);
     if (which === 1) return op('hostile/foreign-fd-close', this.id, [this.host('DELETE', `/v1/fds/${fd}`, null)]);
     if (which === 2) return op('hostile/foreign-fd-allow', this.id, [this.host('POST', `/v1/vfio/${fd}/allow-ioasid`, { ioasidFd: fd, ioasid: g.rng.range(1, 40), mode: 'pasid' })]);
     if (which === 3) return op('hostile/other-pid', this.id, [this.host('POST', `/v1/processes/${g.rng.range(100, 140)}/mmap`, { length: PAGE_SIZE })]);
     if (which === 4) return op('hostile/garbage-token', this.id, [this.host('POST', '/v1/ioasid', {}, undefined, 'garbage')]);
     if (which === 5) return op('hostile/admin-route', this.id, [this.host('GET', '/v1/hw/pasids', null)]);
+    if (which === 6) return op('hostile/foreign-kvm-write', this.id, [this.host('PUT', `/v1/kvm/${fd}/memory`, { gpa: 0, data: canary({ kind: 'host', pid: this.pidOf(g) }, 64).toString('base64') })]);
     return op('hostile/foreign-map-pasid', this.id, [this.host('POST', `/v1/kvm/${fd}/map-pasid`, { vpasid: 1, ioasidFd: fd, ioasid: g.rng.range(1, 40) })]);
   }
 }
