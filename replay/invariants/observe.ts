@@ -29,6 +29,22 @@ export interface StateSource {
 /** Plain data, as it would cross the wire (no reference into a live object survives into a snapshot). */
 const plain = plainCopy;
 
+const NO_PINS: KernelState['pins'] = Object.freeze([]);
+
+/**
+ * The kernel's state as plain data. Its pins (thousands of [pfn, count] pairs) are the kernel's own frozen array,
+ * not copied: numbers only, so it is what JSON would give, and the kernel answers the same array until a count
+ * changes (most steps change none), which the checks that compare two snapshots see at once.
+ */
+function hostState(k: InProcessStack['host']['kernel']): KernelState {
+  const state = kernelState(k);
+  const pins = state.pins;
+  state.pins = NO_PINS;
+  const host = plain(state);
+  host.pins = pins;
+  return host;
+}
+
 export class InProcessSource implements StateSource {
   readonly kind = 'in-process' as const;
   private readonly cursors = new Map<string, number>();
@@ -48,7 +64,7 @@ export class InProcessSource implements StateSource {
     const guests = new Map<number, GuestAppStatus>();
     for (const [id, g] of [...stack.guests].sort(([a], [b]) => a - b)) guests.set(id, plain(g.status()));
     return {
-      host: plain(kernelState(k)),
+      host: hostState(k),
       views: plain({ pasids: pasids as PasidPool, limits, pageRequests: pageRequests as PageRequestQueueView }),
       vmm: stack.down.has('vmm') ? null : plain(vmmState(stack.vmm)),
       guests,

@@ -9,6 +9,7 @@ import { IoasidContext } from './ioasid/ioasid-context';
 import type { Kernel } from './kernel';
 import { KvmVm } from './kvm/kvm-vm';
 import type { Memslot } from './kvm/memslots';
+import type { PinnedFrames } from './memory/physical-memory';
 import type { FdKind } from './process/fd-table';
 
 export interface KernelState {
@@ -36,7 +37,7 @@ export interface KernelState {
     /** The iova ioasid a nested one sits on (it holds a child reference there). */
     parent: number | null;
   }[];
-  pins: [number, number][];
+  pins: PinnedFrames;
   allocatedFrames: number;
   routes: RouteInfo[];
   /** Each device, who opened it, and the work queued on it (pending: a stalled engine's descriptors). */

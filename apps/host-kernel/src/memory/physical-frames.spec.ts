@@ -1,4 +1,5 @@
 import { errnoOf, PAGE } from '../kernel.testing';
+import { Tx } from '../fault-injection';
 import { FrameBytes, firstDifference, PhysicalMemory, SECTION_FRAMES } from './physical-memory';
 
 const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13 + seed) & 0xff));
@@ -118,5 +119,36 @@ describe('FrameBytes (each frame a page of a 32 MiB section)', () => {
     const expected = Buffer.alloc(PAGE);
     expected[8] = 1;
     expect(mem.read(pfn * PAGE, PAGE)).toEqual(expected);
+  });
+});
+
+describe('PhysicalMemory pins', () => {
+  it('lists [pfn, count] by frame number, one frozen answer until a count changes (a rollback is a change too)', () => {
+    const mem = new PhysicalMemory(1);
+    const [a, b] = [mem.allocFrameNow(), mem.allocFrameNow()];
+    const tx = new Tx();
+    mem.pin(tx, b);
+    mem.pin(tx, a);
+    mem.pin(tx, b);
+    tx.commit();
+    const first = mem.pinnedFrames();
+    expect(first).toEqual([[a, 1], [b, 2]]);
+    expect(Object.isFrozen(first) && first.every((pair) => Object.isFrozen(pair))).toBe(true);
+    expect(mem.pinnedFrames()).toBe(first);
+
+    const undone = new Tx();
+    mem.unpin(undone, b);
+    const during = mem.pinnedFrames();
+    expect(during).toEqual([[a, 1], [b, 1]]);
+    undone.rollback();
+    const after = mem.pinnedFrames();
+    expect(after).not.toBe(during);
+    expect(after).toEqual(first);
+    // Unpinned to 0, a frame leaves the list; one more unpin of it is refused (RangeError) and changes nothing.
+    const tx2 = new Tx();
+    mem.unpin(tx2, a);
+    expect(() => mem.unpin(tx2, a)).toThrow(RangeError);
+    tx2.commit();
+    expect(mem.pinnedFrames()).toEqual([[b, 2]]);
   });
 });

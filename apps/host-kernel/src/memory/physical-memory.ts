@@ -3,6 +3,9 @@ import { Tx } from '../fault-injection';
 import { IdAllocator } from '../lib/id-allocator';
 import { FRAMES_PER_MIB, PAGE_SIZE, pageIndex, pageOffset } from './memory.constants';
 
+/** Pinned frames as [pfn, pin count], by frame number. */
+export type PinnedFrames = readonly (readonly [pfn: number, count: number])[];
+
 /** What a frame that was never written holds. */
 const ZERO_FRAME = Buffer.alloc(PAGE_SIZE);
 
@@ -88,6 +91,8 @@ export class PhysicalMemory {
   private readonly frames: IdAllocator;
   private readonly bytes: FrameBytes;
   private readonly pins = new Map<number, number>();
+  /** pinnedFrames()'s answer until a pin count changes (most audits see none change: a fuzz step reads it each time). */
+  private pinned: PinnedFrames | null = null;
 
   constructor(memoryMiB: number) {
     if (!Number.isInteger(memoryMiB) || memoryMiB < 1) throw new KernelError('EINVAL', `memoryMiB must be a positive integer, got ${memoryMiB}`);
@@ -163,9 +168,12 @@ export class PhysicalMemory {
     return this.pins.get(pfn) ?? 0;
   }
 
-  /** Every pinned frame and its pin count, by frame number (for audits and tests): fresh pairs, one pass. */
-  pinnedFrames(): [number, number][] {
-    return [...this.pins].sort((a, b) => a[0] - b[0]);
+  /**
+   * Every pinned frame and its pin count, by frame number (for audits and tests). Frozen, so one answer serves
+   * every call until a count changes: the same array then, which a caller may compare by identity.
+   */
+  pinnedFrames(): PinnedFrames {
+    return (this.pinned ??= Object.freeze([...this.pins].sort((a, b) => a[0] - b[0]).map((pair) => Object.freeze(pair))));
   }
 
   /** Bytes at [hpa, hpa + length); never-written bytes read as zero. */
@@ -302,6 +310,7 @@ export class PhysicalMemory {
     if (count < 0) throw new RangeError(`frame ${pfn} unpinned more than pinned`);
     if (count === 0) this.pins.delete(pfn);
     else this.pins.set(pfn, count);
+    this.pinned = null;
   }
 
   private checkRange(hpa: number, length: number): void {
