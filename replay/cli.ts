@@ -1,5 +1,5 @@
 // `npm run replay -- <recording-dir> [--in-process]` (DESIGN §9), with time travel
-// (`--until <journal>:<seq> --state`, `--until A --diff B`) and `--export <data-dir> <recording-dir>`.
+// (`--until <journal>:<seq> --state`, `--until A --diff B`, `--watch <path>`) and `--export <data-dir> <recording-dir>`.
 // Exit 0: no divergence; 1: a divergence; 2: a recording it cannot read (or bad arguments).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,12 +9,14 @@ import { exportDataDir } from './export';
 import { readRecording, type Recording, RecordingError, type StackConfig } from './recording';
 import { renderReport } from './report';
 import { refName, replay, type RowRef } from './replayer';
-import { diffStates } from './state';
+import { diffStates, parseStatePath, type StatePath, StatePathError } from './state';
+import { watchValue } from './watch';
 
 const USAGE = `usage:
   npm run replay -- <recording-dir> [--in-process] [--invariants (on by itself for a fuzzer's recording)] [--devices <file.json>] [--quota <n>] [--seed <n>]
   npm run replay -- <recording-dir> --until <journal>:<seq> --state
   npm run replay -- <recording-dir> --until <journal>:<seq> --diff <journal>:<seq>
+  npm run replay -- <recording-dir> --watch <path>   (host.pool.parked, host.ioasids[id=5].state, vmm.vms[id=1].shadow)
   npm run replay -- --export <data-dir> <recording-dir>
 journals: host-kernel, vmm, guest-<vm> (or guest when there is one), operator`;
 
@@ -28,7 +30,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
-  const valued = new Set(['--until', '--diff', '--devices', '--quota', '--seed']);
+  const valued = new Set(['--until', '--diff', '--watch', '--devices', '--quota', '--seed']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (valued.has(a)) {
@@ -79,6 +81,22 @@ async function main(argv: string[]): Promise<number> {
   }
   if (positional.length !== 1) throw new UsageError('give one recording directory');
   const rec = readRecording(positional[0]);
+  const watched = flags.get('--watch');
+  if (typeof watched === 'string') {
+    let path: StatePath;
+    try {
+      path = parseStatePath(watched);
+    } catch (err) {
+      throw err instanceof StatePathError ? new UsageError(err.message) : err;
+    }
+    const { result, initial, changes } = await watchValue(rec, path, overrides(flags));
+    if (result.divergence) {
+      console.log(renderReport(rec, result));
+      return 1;
+    }
+    console.log(JSON.stringify({ watch: path.text, inputs: result.inputs, initial: initial ?? null, changes }, null, 2));
+    return 0;
+  }
   const until = flags.get('--until');
   if (typeof until === 'string') {
     const from = parseRef(until, rec);

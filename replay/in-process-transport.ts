@@ -24,8 +24,8 @@ export class InProcessTransport implements Transport {
 
   constructor(
     readonly config: StackConfig,
-    /** Told after every committed write of every journal (time travel). */
-    private readonly onWrite: ((journal: string, lastSeq: number) => void) | null = null,
+    /** Told after every committed write of every journal (time travel): its last row, and its first row's seq and operation. */
+    private readonly onWrite: ((journal: string, lastSeq: number, first: { seq: number; operation: string }) => void) | null = null,
   ) {}
 
   adminToken(app: 'host-kernel' | 'vmm'): string {
@@ -44,7 +44,7 @@ export class InProcessTransport implements Transport {
     for (const [name, j] of this.stack.streams()) {
       if (this.hooked.has(j)) continue;
       this.hooked.add(j);
-      j.store.afterWrite = (seq) => this.onWrite?.(name, seq);
+      j.store.afterWrite = (seq, rows) => this.onWrite?.(name, seq, { seq: seq - rows.length + 1, operation: rows[0].operation });
     }
   }
 

@@ -1,10 +1,14 @@
 // Replay on the in-process stack: a recording replays clean; a row edited in it is named exactly; a behaviour
-// change (a shallower work queue) shows at the first row it changes; time travel around a DESTROY.
+// change (a shallower work queue) shows at the first row it changes; time travel around a DESTROY; a value
+// watched through a replay.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RECORDING_FILE, readRecording, type RecordedRow, RecordingError } from './recording';
+import { replayMain } from './cli';
 import { replay } from './replayer';
+import { parseStatePath, StatePathError, valueAt } from './state';
+import { watchValue } from './watch';
 import { parseScenario } from './scenario/parse';
 import { runScenario } from './scenario/runner';
 
@@ -67,6 +71,56 @@ describe('replay, in process', () => {
     expect(at(before)?.refs).toBe(2); // the owning fd and the device attachment
     expect(at(after)).toMatchObject({ state: 'destroyed', holders: { devices: ['0000:6a:01.0/pasid'] }, refs: 1 });
     expect(result.states.get(`host-kernel:${after.seq}`)?.host.pool).toEqual(expect.objectContaining({ parked: 1 }));
+  });
+
+  it('watch: an ioasid followed from ALLOC to its free, each change at the commit of the call that made it', async () => {
+    const dir = await record('destroy-with-holders');
+    const rec = readRecording(dir);
+    const host = rec.journals.get('host-kernel') as RecordedRow[];
+    const destroy = host.find((r) => r.operation === 'ioasid.destroy') as RecordedRow;
+    const ioasid = Number((destroy.object as string).split(':')[1]);
+    const state = await watchValue(rec, parseStatePath(`host.ioasids[id=${ioasid}].state`));
+    expect(state.result.divergence).toBeNull();
+    expect(state.initial).toBeUndefined(); // no ioasid before the first input
+    expect(state.changes.map((c) => [c.operation, c.before, c.after])).toEqual([
+      ['ioasid.alloc', undefined, 'allocated'],
+      ['ioasid.bind_pgtbl', 'allocated', 'bound'],
+      ['ioasid.destroy', 'bound', 'destroyed'],
+      // Parked until its last holder, the device, lets go: then it is gone.
+      ['vfio.disallow_ioasid', 'destroyed', undefined],
+    ]);
+    expect(state.changes[2].at).toBe(`host-kernel:${destroy.seq}`);
+    const disallow = host.find((r) => r.operation === 'vfio.disallow_ioasid' && r.seq > destroy.seq) as RecordedRow;
+    expect(state.changes[3].at).toBe(`host-kernel:${disallow.seq}`);
+    // The pool, read the same way: the PASID is parked at the DESTROY and freed at the DISALLOW.
+    const parked = await watchValue(rec, parseStatePath('$.host.pool.parked'));
+    expect(parked.initial).toBe(0);
+    expect(parked.changes.map((c) => [c.at, c.before, c.after])).toEqual([
+      [`host-kernel:${destroy.seq}`, 0, 1],
+      [`host-kernel:${disallow.seq}`, 1, 0],
+    ]);
+    // The CLI prints the same as JSON; a path it cannot read is a usage error before anything is replayed.
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      expect(await replayMain([dir, '--watch', 'host.pool.parked'])).toBe(0);
+      expect(JSON.parse(log.mock.calls[0][0] as string)).toEqual({ watch: 'host.pool.parked', inputs: rec.rows.filter((r) => r.input).length, initial: 0, changes: parked.changes });
+      await expect(replayMain([dir, '--watch', 'guest.processes'])).rejects.toThrow(/must start with host or vmm/);
+      expect(log).toHaveBeenCalledTimes(1);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
+  it('watch paths: keys, indexes and [key=value] selectors; a malformed path or another root is refused', () => {
+    const part = { ioasids: [{ id: 3, state: 'bound' }, { id: 5, state: 'destroyed', holders: { devices: ['a'] } }] };
+    expect(valueAt(part, parseStatePath('host.ioasids[id=5].holders.devices[0]'))).toBe('a');
+    expect(valueAt(part, parseStatePath('host.ioasids[1].state'))).toBe('destroyed');
+    expect(valueAt(part, parseStatePath('host.ioasids[id=7].state'))).toBeUndefined();
+    expect(valueAt(part, parseStatePath('host.ioasids.length'))).toBe(2); // how many: an array's own length
+    expect(parseStatePath('vmm.vms[id=1].shadow').root).toBe('vmm');
+    expect(() => parseStatePath('host.ioasids[id=5')).toThrow(new StatePathError('watch path "host.ioasids[id=5": cannot read "[id=5" (steps are .key, [n] or [key=value])'));
+    expect(() => parseStatePath('guest.processes')).toThrow(/must start with host or vmm/);
+    expect(() => parseStatePath('')).toThrow(StatePathError);
   });
 
   it('a truncated or corrupt recording.jsonl is refused naming the line', async () => {

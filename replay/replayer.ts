@@ -13,6 +13,7 @@ import { toRecorded } from './recording';
 import { RestTransport } from './rest-transport';
 import { type StackState, stackState } from './state';
 import type { Transport } from './transport';
+import type { InProcessStack } from '../stack/in-process-stack';
 
 export interface RowRef {
   journal: string;
@@ -26,6 +27,13 @@ export interface ReplayOptions {
   onProgress?: (inputsDone: number, inputs: number) => void;
   /** Time travel: capture the stack's state right after each of these rows is written (in-process only). */
   watch?: RowRef[];
+  /**
+   * Time travel: told right after every commit of every journal, with the commit's first row (the call's: its seq
+   * and operation) and the stack as the commit left it (in process).
+   */
+  afterCommit?: (journal: string, first: { seq: number; operation: string }, stack: InProcessStack) => void;
+  /** Told once the fresh stack has started and gone quiet, before the first input (in process: with the stack). */
+  afterStart?: (stack: InProcessStack | null) => void;
   /** Check the invariants of DESIGN §11 after every input (replay/invariants); the first violation stops the replay. */
   invariants?: boolean;
 }
@@ -51,13 +59,15 @@ export async function replay(rec: Recording, opts: ReplayOptions): Promise<Repla
   const states = new Map<string, StackState>();
   const watch = opts.watch ?? [];
   let transport: Transport;
-  if (watch.length) {
-    const t: InProcessTransport = new InProcessTransport(config, (journal, last) => {
+  const afterCommit = opts.afterCommit;
+  if (watch.length || afterCommit) {
+    const t: InProcessTransport = new InProcessTransport(config, (journal, last, first) => {
       for (const w of watch) {
         if (w.journal !== journal || last < w.seq || states.has(refName(w))) continue;
         states.set(refName(w), stackState(t.stack)); // placeholder, replaced once the commit has finished
         queueMicrotask(() => states.set(refName(w), stackState(t.stack)));
       }
+      if (afterCommit) queueMicrotask(() => afterCommit(journal, first, t.stack));
     });
     transport = t;
   } else transport = opts.inProcess ? new InProcessTransport(config) : new RestTransport(config);
@@ -98,6 +108,7 @@ export async function replay(rec: Recording, opts: ReplayOptions): Promise<Repla
     await transport.start();
     await transport.quiesce();
     startMs = performance.now() - t0;
+    opts.afterStart?.(transport instanceof InProcessTransport ? transport.stack : null);
     divergence = await check(-1);
     // The checks read the state directly (in process) or after the stack went quiet (REST): they move no clock.
     const monitor = opts.invariants ? new InvariantMonitor(sourceFor(transport)) : null;

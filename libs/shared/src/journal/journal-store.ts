@@ -51,8 +51,11 @@ const JOURNAL_COLUMNS: Array<keyof Row> = [
 ];
 
 export class JournalStore {
-  /** Told the seq of the last row of every committed write (time travel stops the world right after one). */
-  afterWrite: ((lastSeq: number) => void) | null = null;
+  /**
+   * Told the seq of the last row of every committed write, and its rows (time travel stops the world right after
+   * one; a write's rows take consecutive seqs, so its first is lastSeq - rows.length + 1).
+   */
+  afterWrite: ((lastSeq: number, rows: readonly Pick<JournalRow, 'operation'>[]) => void) | null = null;
   private raw: RawDb | null | undefined;
   private readonly statements = new Map<string, RawStatement>();
   private readonly listeners: RowsListener[] = [];
@@ -125,7 +128,7 @@ export class JournalStore {
 
   private written(rows: readonly Row[], lastSeq: number): void {
     for (const l of this.listeners) l(rows);
-    if (rows.length) this.afterWrite?.(lastSeq);
+    if (rows.length) this.afterWrite?.(lastSeq, rows);
   }
 
   /** Writes state outside any journaled operation (recovery bookkeeping), under the same lock. */
