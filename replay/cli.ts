@@ -94,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(renderReport(rec, result));
       return 1;
     }
-    console.log(JSON.stringify({ watch: path.text, inputs: result.inputs, initial: initial ?? null, changes }, null, 2));
+    // initial is left out where the path led nowhere at the start, as before/after are in a change.
+    console.log(JSON.stringify({ watch: path.text, inputs: result.inputs, ...(initial === undefined ? {} : { initial }), changes }, null, 2));
     return 0;
   }
   const until = flags.get('--until');
