@@ -29,8 +29,11 @@ export class HostTenant implements Tenant {
   private ioasids: IoasidRef[] = [];
   private queues: Array<{ v: string; fd: string; read?: string }> = [];
   private devices: Array<{ v: string; bdf: string }> = [];
-  /** slot: the length of the memslot at GPA 0 once one was made (0: none yet); translation: PASID translation's last setting. */
-  private kvms: Array<{ v: string; vcpus: number; slot: number; translation: boolean }> = [];
+  /**
+   * slot: the length of the memslot at GPA 0 once one was made (0: none yet); translation: PASID translation's last
+   * setting; mapped: the vPASIDs its maps made and its unmaps have not undone (hints: a destroy or close may end one).
+   */
+  private kvms: Array<{ v: string; vcpus: number; slot: number; translation: boolean; mapped: number[] }> = [];
 
   constructor(readonly id: string) {}
 
@@ -82,7 +85,7 @@ export class HostTenant implements Tenant {
       [this.devices.length < 2 ? 3 : 0, () => this.openDevice(g)],
       [this.devices.length && this.ioasids.some((i) => i.kind !== 'none') ? 7 : 0, () => this.allow(g)],
       [this.devices.length && this.ioasids.length ? 3 : 0, () => this.disallow(g)],
-      [this.kvms.length === 0 ? 2 : 0, () => this.simple(g, 'host/kvm-create', 'POST', '/v1/kvm/vms', {}, (v) => this.kvms.push({ v, vcpus: 0, slot: 0, translation: false }))],
+      [this.kvms.length === 0 ? 2 : 0, () => this.simple(g, 'host/kvm-create', 'POST', '/v1/kvm/vms', {}, (v) => this.kvms.push({ v, vcpus: 0, slot: 0, translation: false, mapped: [] }))],
       [this.kvms.length ? 4 : 0, () => this.kvm(g)],
       [bound('mm').length && this.devices.length && this.mmaps.length ? 6 : 0, () => this.enqcmd(g)],
       [this.fds.length + this.devices.length + this.kvms.length ? 2 : 0, () => this.close(g)],
@@ -247,8 +250,9 @@ export class HostTenant implements Tenant {
     const allowed = this.ioasids.filter((x) => x.allowed);
     const i = allowed.length && g.rng.chance(0.8) ? g.rng.pick(allowed) : this.ioasids.length ? g.rng.pick(this.ioasids) : null;
     const vpasid = g.rng.chance(0.9) ? g.rng.range(1, 8) : g.rng.pick([0, 2 ** 20, -1]);
+    const unmapped = k.mapped.length && g.rng.chance(0.7) ? g.rng.pick(k.mapped) : vpasid;
     const m = this.mmaps.length ? g.rng.pick(this.mmaps) : null;
-    const what = g.rng.weighted<string>([[m ? (k.slot ? 1 : 4) : 0, 'memslot'], [k.slot ? 3 : m ? 1 : 0, 'write'], [k.vcpus < 2 ? 2 : 0, 'vcpu'], [k.translation ? 1 : 3, 'translation'], [i ? (k.translation ? 5 : 1) : 0, 'map'], [3, 'unmap'], [k.vcpus ? 3 : 0, 'wrmsr'], [k.vcpus ? 2 : 0, 'enqcmd']]) as string;
+    const what = g.rng.weighted<string>([[m ? (k.slot ? 1 : 4) : 0, 'memslot'], [k.slot ? 3 : m ? 1 : 0, 'write'], [k.vcpus < 2 ? 2 : 0, 'vcpu'], [k.translation ? 1 : 3, 'translation'], [i ? (k.translation ? 5 : 1) : 0, 'map'], [k.mapped.length ? 4 : 1, 'unmap'], [k.vcpus ? 3 : 0, 'wrmsr'], [k.vcpus ? 2 : 0, 'enqcmd']]) as string;
     if (what === 'memslot') {
       const size = (m as Mapping).length;
       return op('host/kvm-memslot', this.id, [this.host('POST', `${at}/memslots`, { gpa: 0, size, hva: ref((m as Mapping).v, 'hva') })], ([a]) => void (ok(a) && (k.slot ||= size)));
@@ -259,8 +263,13 @@ export class HostTenant implements Tenant {
       const enabled = g.rng.chance(0.8);
       return op('host/kvm-pasid-translation', this.id, [this.host('POST', `${at}/pasid-translation`, { enabled })], ([a]) => void (ok(a) && (k.translation = enabled)));
     }
-    if (what === 'map') return op('host/kvm-map-pasid', this.id, [this.host('POST', `${at}/map-pasid`, { vpasid, ioasidFd: ref((i as IoasidRef).fd, 'fd'), ioasid: ref((i as IoasidRef).v, 'ioasid') })]);
-    if (what === 'unmap') return op('host/kvm-unmap-pasid', this.id, [this.host('POST', `${at}/unmap-pasid`, { vpasid })]);
+    if (what === 'map') {
+      const body = { vpasid, ioasidFd: ref((i as IoasidRef).fd, 'fd'), ioasid: ref((i as IoasidRef).v, 'ioasid') };
+      return op('host/kvm-map-pasid', this.id, [this.host('POST', `${at}/map-pasid`, body)], ([a]) => void (ok(a) && k.mapped.push(vpasid)));
+    }
+    if (what === 'unmap') {
+      return op('host/kvm-unmap-pasid', this.id, [this.host('POST', `${at}/unmap-pasid`, { vpasid: unmapped })], () => void (k.mapped = k.mapped.filter((v) => v !== unmapped)));
+    }
     if (what === 'wrmsr') return op('host/kvm-wrmsr', this.id, [this.host('POST', `${at}/vcpus/0/wrmsr`, { msr: 'IA32_PASID', value: (IA32_PASID_VALID | Math.max(0, vpasid)) >>> 0 })]);
     const dev = this.devices.length ? ref(g.rng.pick(this.devices).v, 'fd') : 3;
     return op('host/kvm-enqcmd', this.id, [this.host('POST', `${at}/vcpus/0/enqcmd`, { deviceFd: dev, descriptor: { op: 'noop', completion: g.rng.int(64) * 32 } })]);
