@@ -3,9 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Journal, JournalEvent } from '@app/shared/journal/journal';
-import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { InProcessStack } from '../stack/in-process-stack';
 import { advance, kill, quiesce, recordEvent, restartVmm } from '../stack/stack-events';
+import { JournalReader } from './journal-reader';
 import type { StackConfig } from './recording';
 import type { StackRequest, StackResponse, Transport } from './transport';
 
@@ -16,7 +16,7 @@ interface RawHandle {
 export class InProcessTransport implements Transport {
   readonly kind = 'in-process' as const;
   stack!: InProcessStack;
-  private readonly cursors = new Map<string, number>();
+  private readonly journals = new JournalReader();
   private readonly hooked = new Set<Journal>();
   readonly backgroundAnswers: StackResponse[] = [];
   /** Bumped when an app is killed or restarted: a background answer from an earlier incarnation never arrives. */
@@ -89,14 +89,8 @@ export class InProcessTransport implements Transport {
     return quiesce(this.stack);
   }
 
-  async newRows(): Promise<Map<string, JournalEvent[]>> {
-    const out = new Map<string, JournalEvent[]>();
-    for (const [name, j] of this.stack.streams()) {
-      const rows = await allJournalEvents(j, { afterSeq: this.cursors.get(name) ?? 0 });
-      if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
-      out.set(name, rows);
-    }
-    return out;
+  newRows(): Promise<Map<string, JournalEvent[]>> {
+    return this.journals.newRows(this.stack.streams());
   }
 
   async saveDatabases(dir: string): Promise<void> {

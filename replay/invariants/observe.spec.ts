@@ -1,5 +1,6 @@
-// The in-process source's journal reads: every new row of every journal once, and no read of a journal nothing
-// was written to since it was last read (a campaign keeps the journal of every VM it ever ran).
+// The in-process source's journal reads (replay/journal-reader.ts, which the in-process transport uses too): every
+// new row of every journal once, and no read of a journal nothing was written to since it was last read (a campaign
+// keeps the journal of every VM it ever ran).
 import * as pages from '@app/shared/journal/journal-pages';
 import { InProcessStack } from '../../stack/in-process-stack';
 import { InProcessSource } from './observe';

@@ -4,7 +4,7 @@
 // every app and the admin routes (after a quiesce the operator's clock is already every app's: reading moves
 // nothing). Each source also reads the rows every journal wrote since it last looked, with its own cursors.
 import type { PageRequestQueueView, PasidPool } from '@app/shared/contract/host-kernel';
-import type { Journal, JournalEvent, JournalFilter } from '@app/shared/journal/journal';
+import type { JournalEvent, JournalFilter } from '@app/shared/journal/journal';
 import { allJournalEvents } from '@app/shared/journal/journal-pages';
 import { PASID_BITS } from '@app/shared/vtd/vtd.constants';
 import type { GuestAppStatus } from '../../apps/guest/src/guest.app';
@@ -14,6 +14,7 @@ import { hwOps } from '../../apps/host-kernel/src/ops';
 import { vmmState, type VmmState } from '../../apps/vmm/src/vmm-state';
 import type { InProcessStack } from '../../stack/in-process-stack';
 import type { StackRequest, StackResponse } from '../../stack/door/door';
+import { JournalReader } from '../journal-reader';
 import { plainCopy } from './plain';
 import type { Snapshot } from './types';
 
@@ -47,14 +48,8 @@ function hostState(k: InProcessStack['host']['kernel']): KernelState {
 
 export class InProcessSource implements StateSource {
   readonly kind = 'in-process' as const;
-  private readonly cursors = new Map<string, number>();
-  /**
-   * The journals written since their last read, told by each journal's store (every committed write of journal rows
-   * tells its listeners), so a read skips the quiet ones: a campaign keeps the journal of every VM it ever ran, and
-   * reading each after every step grew to a fifth of a step's time by 40,000 operations.
-   */
-  private readonly written = new Set<string>();
-  private readonly heard = new WeakSet<Journal>();
+  /** Each journal's new rows (the operator's are the fuzzer's own, not the stack's). */
+  private readonly journals = new JournalReader();
 
   constructor(private readonly current: () => InProcessStack) {}
 
@@ -79,24 +74,8 @@ export class InProcessSource implements StateSource {
     };
   }
 
-  async newRows(): Promise<Map<string, JournalEvent[]>> {
-    const out = new Map<string, JournalEvent[]>();
-    for (const [name, j] of this.stack.streams()) {
-      if (name === 'operator') continue;
-      // A journal object seen for the first time (a fresh app, a restarted one) is read from the cursor once.
-      if (!this.heard.has(j)) {
-        this.heard.add(j);
-        j.store.onRows(() => this.written.add(name));
-      } else if (!this.written.has(name)) {
-        out.set(name, []);
-        continue;
-      }
-      this.written.delete(name);
-      const rows = await allJournalEvents(j, { afterSeq: this.cursors.get(name) ?? 0 });
-      if (rows.length) this.cursors.set(name, rows[rows.length - 1].seq);
-      out.set(name, rows);
-    }
-    return out;
+  newRows(): Promise<Map<string, JournalEvent[]>> {
+    return this.journals.newRows(this.stack.streams(), 'operator');
   }
 }
 
