@@ -33,9 +33,9 @@ export class Coverage {
   /** The fuzzer's operations by name → outcome of their last step → count. */
   readonly repertoire = new Map<string, Outcomes>();
 
-  private bump(m: Map<string, Outcomes>, key: string, outcome: string): void {
+  private bump(m: Map<string, Outcomes>, key: string, outcome: string, n = 1): void {
     const o = m.get(key) ?? new Map<string, number>();
-    o.set(outcome, (o.get(outcome) ?? 0) + 1);
+    o.set(outcome, (o.get(outcome) ?? 0) + n);
     m.set(key, o);
   }
 
@@ -74,6 +74,16 @@ export class Coverage {
     const ok = CONTRACT[app].filter((o) => (ops.get(o)?.get('ok') ?? 0) > 0);
     const errnos = new Set([...ops.values()].flatMap((o) => [...o.keys()].filter((k) => k !== 'ok')));
     return { any, ok, errnos };
+  }
+
+  /** Adds another run's counts to these (a campaign of several runs reports what all of them reached). */
+  merge(other: Coverage): void {
+    for (const [app, ops] of other.contract) {
+      const mine = this.contract.get(app) ?? new Map<string, Outcomes>();
+      this.contract.set(app, mine);
+      for (const [operation, outcomes] of ops) for (const [outcome, n] of outcomes) this.bump(mine, operation, outcome, n);
+    }
+    for (const [name, outcomes] of other.repertoire) for (const [outcome, n] of outcomes) this.bump(this.repertoire, name, outcome, n);
   }
 
   outcomes(app: string, operation: string): Outcomes {

@@ -1,15 +1,18 @@
 // The fuzzer on the in-process stack: a short fixed-seed campaign holds every invariant of DESIGN §11 and leaks
 // nothing; and a real defect planted in the host kernel (a device's reference to an ioasid never dropped) stops a
-// campaign, which writes a minimized scenario and a recording that both show the same failure again.
+// campaign, which writes a minimized scenario and a recording that both show the same failure again. A campaign of
+// several runs (--runs, --for) runs consecutive seeds and sums them.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { JournalEvent } from '@app/shared/journal/journal';
 import { IoasidLayer } from '../apps/host-kernel/src/ioasid/ioasid-layer';
 import { readRecording } from '../replay/recording';
 import { replay } from '../replay/replayer';
 import { parseScenario } from '../replay/scenario/parse';
 import { runScenario } from '../replay/scenario/runner';
-import { CONTRACT } from './coverage';
+import { fuzzMain } from './cli';
+import { CONTRACT, Coverage } from './coverage';
 import { fuzz } from './fuzzer';
 import { CHECKS } from '../replay/invariants';
 import { VIOLATION_FILE, writeArtifacts } from './report';
@@ -40,6 +43,46 @@ describe('the stateful fuzzer (in process)', () => {
     expect(host.errnos.size).toBeGreaterThan(0);
     for (const app of Object.keys(CONTRACT) as Array<keyof typeof CONTRACT>) expect(r.coverage.reached(app).ok.length).toBeGreaterThan(0);
   }, 60_000);
+
+  it('a campaign of several runs: consecutive seeds, each on a fresh stack, the totals their sums, until --runs or --for', async () => {
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await fuzzMain(['--seed', '11', '--ops', '40', '--in-process', '--tenants', '3', '--runs', '2'])).toBe(0);
+      const text = log.mock.calls.map((c) => String(c[0])).join('\n');
+      const perSeed = [...text.matchAll(/^seed (\d+): (\d+) operations \((\d+) steps\).*, 0 violations, 0 5xx, 0 leaks$/gm)];
+      expect(perSeed.map((m) => Number(m[1]))).toEqual([11, 12]);
+      const sum = (i: number): number => perSeed.reduce((n, m) => n + Number(m[i]), 0);
+      expect(text).toContain('fuzz campaign, seeds 11–12 in-process, 3 tenants, 40 operations each');
+      expect(text).toMatch(new RegExp(`^  runs +2$`, 'm'));
+      expect(text).toMatch(new RegExp(`^  operations +${sum(2)} \\(${sum(3)} steps\\)`, 'm'));
+      // --for 0: the first run always starts, and none after it.
+      log.mockClear();
+      expect(await fuzzMain(['--seed', '13', '--ops', '20', '--in-process', '--tenants', '3', '--for', '0'])).toBe(0);
+      expect(log.mock.calls.map((c) => String(c[0])).filter((l) => /^seed \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual(['seed 13']);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+    }
+  }, 60_000);
+
+  it("Coverage.merge adds another run's counts, operation by operation and outcome by outcome", () => {
+    const a = new Coverage();
+    const b = new Coverage();
+    const row = (operation: string, errno: string | null): JournalEvent => ({ operation, errno }) as JournalEvent; // what rows() reads of one
+    a.rows(new Map([['host-kernel', [row('ioasid.alloc', null), row('ioasid.alloc', 'ENOSPC')]]]));
+    b.rows(new Map([['host-kernel', [row('ioasid.alloc', null)]], ['guest-3', [row('sva.bind', 'ENODEV')]]]));
+    a.op('host/alloc', 'ok');
+    b.op('host/alloc', 'ok');
+    b.op('guest/bind', 'ENODEV');
+    a.merge(b);
+    expect(Object.fromEntries(a.outcomes('host-kernel', 'ioasid.alloc'))).toEqual({ ok: 2, ENOSPC: 1 });
+    expect(Object.fromEntries(a.outcomes('guest', 'sva.bind'))).toEqual({ ENODEV: 1 });
+    expect(Object.fromEntries(a.repertoire.get('host/alloc') ?? [])).toEqual({ ok: 2 });
+    expect(Object.fromEntries(a.repertoire.get('guest/bind') ?? [])).toEqual({ ENODEV: 1 });
+    // b is unchanged.
+    expect(Object.fromEntries(b.outcomes('host-kernel', 'ioasid.alloc'))).toEqual({ ok: 1 });
+  });
 
   it('stops at a planted defect and writes a minimized scenario and a recording that show the same violation', async () => {
     // The defect: dropping a device's (or a KVM entry's) reference to an ioasid forgets to drop it. A child's still goes.

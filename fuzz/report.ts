@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { CONTRACT } from './coverage';
+import { CONTRACT, type Coverage } from './coverage';
 import type { FuzzOutcome } from './fuzzer';
 import { KNOWN_DEFECTS } from './known';
 import { minimize, type MinimizeOptions, trial } from './minimize';
@@ -79,16 +79,21 @@ export function summaryText(r: FuzzOutcome, opts: { inProcess: boolean; tenants:
     `  known defects     ${known.length ? known.join('; ') : 0}`,
     `  5xx               ${r.run.fiveXX} (507/501 with their errnos are the contract's, not counted)`,
     `  leaks             ${r.violations.length ? 'not checked (stopped at the violation)' : r.leaks}`,
-    'coverage (operations of the contract reached, with success; errnos seen):',
   ];
+  return [...lines, ...coverageLines(r.coverage)].join('\n');
+}
+
+/** The coverage table: each app's operations of the contract reached, with success, and the errnos seen. */
+export function coverageLines(coverage: Coverage): string[] {
+  const lines = ['coverage (operations of the contract reached, with success; errnos seen):'];
   for (const app of Object.keys(CONTRACT) as Array<keyof typeof CONTRACT>) {
-    const c = r.coverage.reached(app);
+    const c = coverage.reached(app);
     const missing = CONTRACT[app].filter((o) => !c.any.includes(o));
     lines.push(`  ${app.padEnd(12)} ${pct(c.any.length, CONTRACT[app].length)} reached, ${c.ok.length} with success; errnos ${[...c.errnos].sort().join(' ') || 'none'}`);
     if (missing.length) lines.push(`  ${''.padEnd(12)} not reached: ${missing.join(' ')}`);
   }
-  const rep = [...r.coverage.repertoire];
+  const rep = [...coverage.repertoire];
   const refused = rep.filter(([, o]) => [...o.keys()].some((k) => k !== 'ok')).length;
   lines.push(`  fuzzer ops   ${rep.length} kinds run, ${refused} of them refused at least once`);
-  return lines.join('\n');
+  return lines;
 }
