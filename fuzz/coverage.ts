@@ -76,8 +76,8 @@ export class Coverage {
     return { any, ok, errnos };
   }
 
-  /** Adds another run's counts to these (a campaign of several runs reports what all of them reached). */
-  merge(other: Coverage): void {
+  /** Adds another run's counts to these (a campaign reports what all its runs reached; a worker's come as plain maps). */
+  merge(other: Pick<Coverage, 'contract' | 'repertoire'>): void {
     for (const [app, ops] of other.contract) {
       const mine = this.contract.get(app) ?? new Map<string, Outcomes>();
       this.contract.set(app, mine);

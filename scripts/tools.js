@@ -33,7 +33,7 @@ if (!TOOLS[tool]) {
   process.exit(2);
 }
 const entry = join(ROOT, TOOLS[tool]);
-const spawns = !args.includes('--in-process') && !args.includes('--export') && !args.includes('--until') && !args.includes('--help');
+const spawns = !args.includes('--in-process') && !args.includes('--export') && !args.includes('--until') && !args.includes('--watch') && !args.includes('--help');
 if (spawns && stale(APPS, ['apps', 'libs'])) execSync('npm run build', { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 if (stale([entry], ['apps', 'libs', 'stack', 'replay', 'fuzz', 'test/harness'])) {
   process.stderr.write('compiling the replay tools (tsc -p replay/tsconfig.json)…\n');
