@@ -18,15 +18,20 @@ export interface RunOptions {
   minimizeSeconds: number;
 }
 
-/** What a run of a campaign tells it (plain data: it crosses from a worker thread by structured clone). */
-export interface RunReport {
-  seed: number;
+/** What a run counts, and a campaign adds up. */
+interface RunCounts {
   ops: number;
   steps: number;
   checks: number;
   violations: number;
   fiveXX: number;
   leaks: number;
+}
+const COUNTS: ReadonlyArray<keyof RunCounts> = ['ops', 'steps', 'checks', 'violations', 'fiveXX', 'leaks'];
+
+/** What a run of a campaign tells it (plain data: it crosses from a worker thread by structured clone). */
+export interface RunReport extends RunCounts {
+  seed: number;
   elapsedMs: number;
   coverage: Pick<Coverage, 'contract' | 'repertoire'>;
   /** The lines to print for it: one, or that one, the summary and the violation with its artifacts. */
@@ -61,14 +66,8 @@ export async function runReport(seed: number, o: RunOptions, onOp?: (done: numbe
     summary, seed, ops: r.ops.length, steps: r.run.steps, checks, violations: v, fiveXX: r.run.fiveXX, leaks: v ? 0 : r.leaks, elapsedMs: r.elapsedMs, coverage: { contract: r.coverage.contract, repertoire: r.coverage.repertoire }, lines };
 }
 
-export interface CampaignTotals {
+export interface CampaignTotals extends RunCounts {
   runs: number;
-  ops: number;
-  steps: number;
-  checks: number;
-  violations: number;
-  fiveXX: number;
-  leaks: number;
   /** Wall time of the whole campaign. */
   ms: number;
   coverage: Coverage;
@@ -88,12 +87,7 @@ export async function runCampaign(first: number, runs: number, until: number, jo
   const more = (): boolean => t.violations === 0 && next - first < runs && (next === first || Date.now() < until);
   const take = (r: RunReport): void => {
     t.runs++;
-    t.ops += r.ops;
-    t.steps += r.steps;
-    t.checks += r.checks;
-    t.violations += r.violations;
-    t.fiveXX += r.fiveXX;
-    t.leaks += r.leaks;
+    for (const k of COUNTS) t[k] += r[k];
     t.coverage.merge(r.coverage);
     t.seeds.push(r.seed);
     for (const l of r.lines) print(l);
