@@ -33,8 +33,8 @@ export function scenarioYaml(o: { name: string; description: string; config: Min
   o.ops.forEach((op, i) => {
     op.steps.forEach((s, j) => {
       const out = o.outcomes[i]?.[j];
-      if (!out || !('res' in out)) return;
-      const expect = !s.background && out.res.status >= 300 ? { status: out.res.status } : undefined;
+      if (!out || !('status' in out)) return;
+      const expect = !s.background && out.status >= 300 ? { status: out.status } : undefined;
       steps.push({ [s.kind]: s.spec, ...(s.as ? { as: s.as } : {}), ...(s.background ? { background: true } : {}), ...(expect ? { expect } : {}) });
     });
   });

@@ -16,7 +16,11 @@ import { knownDefect } from './known';
 import type { FuzzOp } from './op';
 
 /** What happened to one step: its answer, or why it did not run (`skipped`: a name it uses was never saved). */
-export type StepOutcome = { res: StackResponse } | { skipped: string } | { error: string };
+/**
+ * How a step ended: its answer's status and errno (all a scenario and the coverage need of it: a run keeps one per
+ * step, and a whole answer, a read's bytes included, was 40% of a long run's heap growth), or why it did not run.
+ */
+export type StepOutcome = { status: number; errno: string | null } | { skipped: string } | { error: string };
 
 export class FuzzRun {
   readonly transport: Transport;
@@ -71,7 +75,7 @@ export class FuzzRun {
       try {
         const { res } = await this.session.step(step);
         this.steps++;
-        outcomes.push({ res });
+        outcomes.push({ status: res.status, errno: (res.body as { errno?: string } | null)?.errno ?? null });
         answers.push(step.background ? null : res);
         if (this.session.background.length === 1) background = this.session.background[0];
         const m = this.session.monitor;
@@ -94,7 +98,7 @@ export class FuzzRun {
     // A background step's answer is the one that came back meanwhile (a race has exactly one).
     op.learn?.(op.steps.map((s, i) => (s.background ? background : (answers[i] ?? null))));
     const last = outcomes.at(-1);
-    const outcome = !last ? 'none' : 'res' in last ? (last.res.status < 300 ? 'ok' : ((last.res.body as { errno?: string } | null)?.errno ?? String(last.res.status))) : 'skipped' in last ? 'skipped' : 'error';
+    const outcome = !last ? 'none' : 'status' in last ? (last.status < 300 ? 'ok' : (last.errno ?? String(last.status))) : 'skipped' in last ? 'skipped' : 'error';
     this.coverage?.op(op.name, outcome);
     this.outcomes.push(outcomes);
     return this.session.violations.slice(before);
