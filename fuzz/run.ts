@@ -15,10 +15,10 @@ import type { Violation } from '../replay/invariants/types';
 import { knownDefect } from './known';
 import type { FuzzOp } from './op';
 
-/** What happened to one step: its answer, or why it did not run (`skipped`: a name it uses was never saved). */
 /**
  * How a step ended: its answer's status and errno (all a scenario and the coverage need of it: a run keeps one per
- * step, and a whole answer, a read's bytes included, was 40% of a long run's heap growth), or why it did not run.
+ * step, and a whole answer, a read's bytes included, was 40% of a long run's heap growth), or why it did not run
+ * (`skipped`: a name it uses was never saved).
  */
 export type StepOutcome = { status: number; errno: string | null } | { skipped: string } | { error: string };
 
