@@ -63,7 +63,18 @@ export async function runReport(seed: number, o: RunOptions, onOp?: (done: numbe
   const summary = summaryText(r, o);
   const lines = v ? [line, summary, ...(await violationLines(r, o, o.outDir(seed)))] : [line];
   return {
-    summary, seed, ops: r.ops.length, steps: r.run.steps, checks, violations: v, fiveXX: r.run.fiveXX, leaks: v ? 0 : r.leaks, elapsedMs: r.elapsedMs, coverage: { contract: r.coverage.contract, repertoire: r.coverage.repertoire }, lines };
+    seed,
+    ops: r.ops.length,
+    steps: r.run.steps,
+    checks,
+    violations: v,
+    fiveXX: r.run.fiveXX,
+    leaks: v ? 0 : r.leaks,
+    elapsedMs: r.elapsedMs,
+    coverage: { contract: r.coverage.contract, repertoire: r.coverage.repertoire },
+    lines,
+    summary,
+  };
 }
 
 export interface CampaignTotals extends RunCounts {

@@ -37,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     minimizeSeconds: flag(argv, '--minimize-seconds', inProcess ? 60 : 180),
   };
   if (!argv.includes('--runs') && !argv.includes('--for')) {
+    if (argv.includes('--jobs')) throw new Error('--jobs runs the seeds of a campaign at once: give --runs <r> or --for <seconds> too');
     const bar = new SingleBar({ format: 'fuzz [{bar}] {value}/{total} ops | {rate} ops/s | {checks} checks', stream: process.stderr, hideCursor: true, noTTYOutput: true, notTTYSchedule: 5000 });
     const t0 = Date.now();
     bar.start(o.ops, 0, { rate: '0', checks: 0 });

@@ -61,6 +61,10 @@ describe('the stateful fuzzer (in process)', () => {
       log.mockClear();
       expect(await fuzzMain(['--seed', '13', '--ops', '20', '--in-process', '--tenants', '3', '--for', '0'])).toBe(0);
       expect(log.mock.calls.map((c) => String(c[0])).filter((l) => /^seed \d+:/.test(l)).map((l) => l.split(':')[0])).toEqual(['seed 13']);
+      // --jobs alone names no campaign: refused before anything runs.
+      log.mockClear();
+      await expect(fuzzMain(['--seed', '13', '--ops', '20', '--in-process', '--jobs', '2'])).rejects.toThrow(/give --runs <r> or --for <seconds> too/);
+      expect(log).not.toHaveBeenCalled();
     } finally {
       log.mockRestore();
       err.mockRestore();
