@@ -162,6 +162,23 @@ describe('invariant checks at their edges', () => {
     expect(mirrored.run(input({ now: state(20, [rid, other]), fold }))).toEqual(unmirrored);
   });
 
+  it('frames-and-pins-accounted: the pins the frames carry against the charges of running processes, for each list it is given', () => {
+    const accounted = checkNamed('frames-and-pins-accounted');
+    const host = (pins: KernelState['pins'], charged: number): Snapshot =>
+      ({ host: { processes: [{ pid: 101, state: 'running', residentPages: 2, usage: { pinnedPages: charged } }], allocatedFrames: 2, pins }, vmm: null, guests: new Map() }) as unknown as Snapshot;
+    const run = (pins: KernelState['pins'], charged: number): string[] => accounted.run(input({ now: host(pins, charged) }));
+    // A frozen list (the in-process kernel's own) is summed once; another frozen list is summed on its own.
+    const frozen = Object.freeze([Object.freeze([10, 2] as const), Object.freeze([11, 1] as const)]);
+    expect(run(frozen, 3)).toEqual([]);
+    expect(run(frozen, 2)).toEqual(['frames carry 3 pins, running processes are charged 2']);
+    expect(run(Object.freeze([Object.freeze([10, 2] as const)]), 3)).toEqual(['frames carry 2 pins, running processes are charged 3']);
+    // A list that is not frozen (a JSON answer) may change in place: it is summed each time.
+    const open: Array<[number, number]> = [[10, 2]];
+    expect(run(open, 2)).toEqual([]);
+    open.push([11, 4]);
+    expect(run(open, 2)).toEqual(['frames carry 6 pins, running processes are charged 2']);
+  });
+
   it('exited-process-holds-nothing: a process the host reaped (no longer listed) holds nothing either', () => {
     const holds = checkNamed('exited-process-holds-nothing');
     const host = (owner: number, listed: number[]): Snapshot =>
