@@ -221,6 +221,6 @@ export class IoasidLayer {
 
   /** Every allocated or parked ioasid, in id order (audits, tests). */
   all(): Ioasid[] {
-    return [...this.ioasids.values()];
+    return this.ioasids.values();
   }
 }

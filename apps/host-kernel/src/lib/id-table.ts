@@ -8,12 +8,15 @@ const MASK = CHUNK - 1;
 
 export class IdTable<T> {
   private readonly chunks: Array<Array<T | undefined> | undefined>;
+  /** How many values each chunk holds: values() reads a chunk only up to its last one. */
+  private readonly counts: Uint16Array;
   private count = 0;
 
   /** Ids in [0, capacity). */
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 31) throw new RangeError(`IdTable capacity ${capacity}`);
     this.chunks = new Array<Array<T | undefined> | undefined>(Math.ceil(capacity / CHUNK)).fill(undefined);
+    this.counts = new Uint16Array(this.chunks.length);
   }
 
   /** How many ids hold a value. */
@@ -32,7 +35,10 @@ export class IdTable<T> {
     if (id >>> 0 !== id || id >= this.capacity) throw new RangeError(`id ${id} is outside [0, ${this.capacity})`);
     let chunk = this.chunks[id >>> SHIFT];
     if (chunk === undefined) chunk = this.chunks[id >>> SHIFT] = new Array<T | undefined>(CHUNK).fill(undefined);
-    if (chunk[id & MASK] === undefined) this.count++;
+    if (chunk[id & MASK] === undefined) {
+      this.count++;
+      this.counts[id >>> SHIFT]++;
+    }
     chunk[id & MASK] = value;
   }
 
@@ -42,14 +48,28 @@ export class IdTable<T> {
     if (chunk === undefined || chunk[id & MASK] === undefined) return false;
     chunk[id & MASK] = undefined;
     this.count--;
+    this.counts[id >>> SHIFT]--;
     return true;
   }
 
-  /** Every value, in id order. */
-  *values(): IterableIterator<T> {
-    for (const chunk of this.chunks) {
+  /**
+   * Every value, in id order, as a new array. Each chunk is read up to its last value (ids are handed out lowest
+   * first, so that is where the live ones are): a generator over whole chunks took 20 µs for 59 ioasids, and the
+   * fuzzer's checks list every ioasid at every step.
+   */
+  values(): T[] {
+    const out: T[] = [];
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c];
+      let left = this.counts[c];
       if (chunk === undefined) continue;
-      for (const value of chunk) if (value !== undefined) yield value;
+      for (let i = 0; left > 0; i++) {
+        const value = chunk[i];
+        if (value === undefined) continue;
+        out.push(value);
+        left--;
+      }
     }
+    return out;
   }
 }
