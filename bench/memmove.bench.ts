@@ -1,8 +1,11 @@
-import { decodeCompletion } from '@app/shared/dsa/descriptor';
-import { CompletionStatus } from '@app/shared/dsa/dsa.constants';
+import type { Descriptor as DescriptorJson } from '@app/shared/contract/host-kernel';
+import { decodeCompletion, encodeCompletionScratch, encodeDescriptorInto, newDescriptor } from '@app/shared/dsa/descriptor';
+import { decodeDescriptorWordsInto, descriptorWords } from '@app/shared/dsa/descriptor-decode';
+import { COMPLETION_RECORD_SIZE, CompletionStatus, DESCRIPTOR_SIZE } from '@app/shared/dsa/dsa.constants';
 import { PAGE_SIZE } from '@app/shared/x86/pte';
+import { WQ_MAX_TRANSFER_SIZE } from '../apps/host-kernel/src/devices/devices.constants';
 import type { TestKernel } from '../apps/host-kernel/src/kernel.testing';
-import { BENCH_DSA, benchKernel, GVA_DONE, GVA_DST, GVA_SRC, hostSvaWorld, memmove4k, nestedWorld, pattern } from './inprocess.setup';
+import { BENCH_DSA, benchKernel, GVA_DONE, GVA_DST, GVA_SRC, hostSvaWorld, memmove4k, type NestedWorld, nestedWorld, pattern } from './inprocess.setup';
 import { copy4kFloor } from './floors';
 import { type BenchRow, timeSync } from './table';
 
@@ -10,8 +13,8 @@ import { type BenchRow, timeSync } from './table';
 // completion record. One process's rows; memmove.processes.ts runs them in several fresh processes.
 
 interface MemmovePath {
-  /** ENQCMD of the 4 KiB memmove descriptor (must be accepted). */
-  submit(): void;
+  /** One 4 KiB memmove, done: an ENQCMD of the descriptor (must be accepted) and the engine's step. */
+  run(): void;
   /** Completion record and destination bytes after the last descriptor. */
   record(): Buffer;
   dst(): Buffer;
@@ -32,9 +35,11 @@ export function memmoveRows(copy4k: number, n: number): BenchRow[] {
   k.writeGuestMemory(w.pid, w.vm, w.src, payload);
   // The guest's descriptor, built once (what a caller pays to build its JSON is not the kernel's; nothing keeps it).
   const guestDescriptor = memmove4k(GVA_SRC, GVA_DST, GVA_DONE);
+  const engine = k.accelerators.accelerator(BENCH_DSA);
   const nested: MemmovePath = {
-    submit: () => {
+    run: () => {
       if (k.vcpuEnqcmd(w.pid, w.vm, 0, w.dev, guestDescriptor).result !== 'accepted') throw new Error('nested ENQCMD not accepted');
+      if (!engine.step()) throw new Error('engine had nothing to run');
     },
     record: () => k.readGuestMemory(w.pid, w.vm, w.done, 32),
     dst: () => k.readGuestMemory(w.pid, w.vm, w.dst, PAGE_SIZE),
@@ -44,6 +49,7 @@ export function memmoveRows(copy4k: number, n: number): BenchRow[] {
     },
   };
   rows.push(memmoveRow(k, nested, payload, n, floor, 'inproc.memmove4k.hit', 'memmove 4 KiB, nested (guest SVA), IOTLB hit', null));
+  rows.push(memmoveRow(k, { ...nested, run: workAlone(k, w, guestDescriptor) }, payload, n, floor, 'inproc.memmove4k.work', "the hit row's own work alone, no layers (not a kernel path)", null));
   const flushInvUs = timeSync(n, () => k.invalidate(w.pid, w.fd, w.ppasid)).perOpUs;
   rows.push(
     memmoveRow(k, nested, payload, Math.ceil(n / 2), floor, 'inproc.memmove4k.miss1d', 'memmove 4 KiB, nested, IOTLB miss (INVALIDATE nested)', {
@@ -65,9 +71,11 @@ export function memmoveRows(copy4k: number, n: number): BenchRow[] {
   const h = hostSvaWorld(k2);
   k2.writeMemory(h.pid, h.buf, payload);
   const hostDescriptor = memmove4k(h.buf, h.buf + PAGE_SIZE, h.buf + 2 * PAGE_SIZE);
+  const engine2 = k2.accelerators.accelerator(BENCH_DSA);
   const sva: MemmovePath = {
-    submit: () => {
+    run: () => {
       if (k2.enqcmd(h.pid, h.dev, hostDescriptor).result !== 'accepted') throw new Error('host SVA ENQCMD not accepted');
+      if (!engine2.step()) throw new Error('engine had nothing to run');
     },
     record: () => k2.readMemory(h.pid, h.buf + 2 * PAGE_SIZE, 32),
     dst: () => k2.readMemory(h.pid, h.buf + PAGE_SIZE, PAGE_SIZE),
@@ -79,6 +87,35 @@ export function memmoveRows(copy4k: number, n: number): BenchRow[] {
   rows.splice(1, 0, memmoveRow(k2, sva, payload, n, floor, 'inproc.memmove4k.sva', 'memmove 4 KiB, host SVA (mm), IOTLB hit', null));
   for (const kernel of [k, k2]) if (kernel.faults().length !== 0) throw new Error(`memmove benchmarks faulted: ${JSON.stringify(kernel.faults()[0])}`);
   return rows;
+}
+
+/**
+ * The hit row's own work and nothing else: the kernel's own descriptor encoder and decoder, IOMMU (route, IOTLB),
+ * frames and completion-record encoder, called one after another from this one function. Left out are the layers
+ * the row's descriptor goes through: the call's permit and fd checks and its transaction, the vCPU's IA32_PASID and
+ * PASID translation, the portal, the work queue and the engine's dispatch. It is not a path of the kernel and no
+ * goal: it says what the hit row would cost if every layer cost nothing (docs/performance.md, twelfth pass).
+ */
+function workAlone(k: TestKernel, w: NestedWorld, json: DescriptorJson): () => void {
+  const memory = k.memory;
+  const iommu = k.iommu;
+  const portal = Buffer.alloc(DESCRIPTOR_SIZE);
+  const slot = Buffer.alloc(DESCRIPTOR_SIZE);
+  const words = descriptorWords(slot);
+  const d = newDescriptor();
+  const ppasid = w.ppasid;
+  return () => {
+    encodeDescriptorInto(json, portal, ppasid, false);
+    slot.set(portal);
+    if (decodeDescriptorWordsInto(words, WQ_MAX_TRANSFER_SIZE, d) !== null || d.completion === null) throw new Error('the memmove descriptor does not decode');
+    const src = iommu.translatePage(BENCH_DSA, ppasid, d.src, false, false);
+    const dst = iommu.translatePage(BENCH_DSA, ppasid, d.dst, true, false);
+    if (src < 0 || dst < 0) throw new Error('the memmove faulted');
+    memory.copy(src, dst, d.length);
+    const record = iommu.translatePage(BENCH_DSA, ppasid, d.completion, true, false);
+    if (record < 0) throw new Error('the completion record faulted');
+    memory.writeFrom(record, encodeCompletionScratch(CompletionStatus.success, 0, 0, d.length, 0), 0, COMPLETION_RECORD_SIZE);
+  };
 }
 
 /**
@@ -104,11 +141,7 @@ function memmoveRow(
    */
   miss: { flush: () => void; what: string } & ({ flushUs: number; apart?: false } | { apart: true }) | null,
 ): BenchRow {
-  const engine = k.accelerators.accelerator(BENCH_DSA);
-  const descriptor = (): void => {
-    path.submit();
-    if (!engine.step()) throw new Error('engine had nothing to run');
-  };
+  const descriptor = path.run;
   const one = (): void => {
     miss?.flush();
     descriptor();
