@@ -212,7 +212,11 @@ export class RestTransport implements Transport {
       if (rows.length === 0) continue;
       any = true;
       this.cursors.set(name, rows[rows.length - 1].seq);
-      this.pending.set(name, [...(this.pending.get(name) ?? []), ...rows]);
+      // Appended in place: a run that never takes them (the fuzzer reads rows through its own source) copied
+      // every row fetched so far at every poll that brought one.
+      const list = this.pending.get(name);
+      if (list) for (const row of rows) list.push(row);
+      else this.pending.set(name, rows);
     }
     return any;
   }
