@@ -10,10 +10,11 @@ import { copy4kFloor } from './floors';
 import { type BenchRow, timeSync } from './table';
 
 // The ENQCMD memmove rows of 4 KiB, run synchronously on a stalled engine: submit + translate + copy +
-// completion record. One process's rows; memmove.processes.ts runs them in several fresh processes.
+// completion record, and beside them the hit row's own work without the layers (workAlone). One process's rows;
+// memmove.processes.ts runs them in several fresh processes.
 
 interface MemmovePath {
-  /** One 4 KiB memmove, done: an ENQCMD of the descriptor (must be accepted) and the engine's step. */
+  /** One 4 KiB memmove, done: on the kernel's rows an ENQCMD of the descriptor (must be accepted), then the engine's step. */
   run(): void;
   /** Completion record and destination bytes after the last descriptor. */
   record(): Buffer;
