@@ -51,7 +51,9 @@ export class RestTransport implements Transport {
   /**
    * Keep-alive connections to every app, through undici's own request API: built-in fetch is the same undici under
    * WHATWG streams, and cost this process about 0.5 ms of CPU per call (issue 13; the apps' RestClient moved off
-   * it for the same reason). A quiesce alone is three polls of every journal.
+   * it for the same reason). A quiesce alone is three polls of every journal. Not RestClient itself: that turns
+   * answers into KernelErrors and keeps its pools for the whole process, while the operator needs every answer as
+   * it came and connections that go with this stack (close() destroys them; the next run's apps get new ports).
    */
   private readonly agent = new Agent();
   private operatorDs!: DataSource;
